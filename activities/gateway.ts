@@ -1,0 +1,110 @@
+// Device-facing activities, run inside the API node that holds the device's socket (task
+// queue `device-gateway.<nodeId>`): send a step to the PC and wait for its answer.
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { Logger } from '../src/logger.ts';
+import { DeviceDisconnectedError, type DeviceSessions, type StepOutcome } from '../src/ws/device-sessions.ts';
+import type { LiveBus } from '../src/ws/live-bus.ts';
+import {
+  FailureType,
+  type ControlStepInput,
+  type DispatchStepInput,
+  type GatewayActivities,
+} from './types.ts';
+
+export interface GatewayDeps {
+  sessions: DeviceSessions;
+  live: LiveBus;
+  logger: Logger;
+  /** How often a dispatch heartbeats to Temporal while the device works. */
+  heartbeatEveryMs?: number;
+}
+
+function disconnected(message: string): ApplicationFailure {
+  return ApplicationFailure.create({ type: FailureType.DeviceDisconnected, message, nonRetryable: true });
+}
+
+function outcomeOrThrow(outcome: StepOutcome): unknown {
+  if (outcome.ok) return outcome.output ?? null;
+  throw ApplicationFailure.create({
+    type: FailureType.StepError,
+    message: `${outcome.error.code}: ${outcome.error.message}`,
+    details: [outcome.error],
+    nonRetryable: true,
+  });
+}
+
+export function createGatewayActivities({ sessions, live, logger, heartbeatEveryMs = 2000 }: GatewayDeps): GatewayActivities {
+  return {
+    async dispatchStep(input: DispatchStepInput): Promise<unknown> {
+      const ctx = Context.current();
+      const session = sessions.get(input.deviceId);
+      if (!session || session.closed) throw disconnected(`device ${input.deviceId} is not connected to this node`);
+
+      // The device finished this key after its last dispatch was gone: use that answer.
+      const late = sessions.takeLate(input.deviceId, input.key);
+      if (late) return outcomeOrThrow(late);
+
+      sessions.rememberDispatch(input.deviceId, input.key);
+      let lastProgress: { percent?: number; message?: string } = {};
+      const pending = session.dispatch(
+        {
+          task_id: input.taskId,
+          step_id: input.stepId,
+          attempt: input.attempt,
+          key: input.key,
+          type: input.type,
+          params: input.params,
+          timeout_ms: input.timeoutMs,
+        },
+        (p) => {
+          lastProgress = p;
+          ctx.heartbeat(p);
+          live.publish({
+            userId: session.userId,
+            event: {
+              task_id: input.taskId,
+              kind: 'step.progress',
+              at: Date.now(),
+              data: { step_id: input.stepId, key: input.key, attempt: input.attempt, ...p },
+            },
+          });
+        },
+      );
+
+      const beat = setInterval(() => ctx.heartbeat(lastProgress), heartbeatEveryMs);
+      const timeout = setTimeout(() => {
+        session.send({ type: 'step/abort', payload: { key: input.key, reason: 'timeout' } });
+        pending.cancel(
+          ApplicationFailure.create({
+            type: FailureType.StepError,
+            message: `step timed out after ${input.timeoutMs} ms`,
+            details: [{ code: 'STEP_TIMEOUT', message: `step timed out after ${input.timeoutMs} ms` }],
+            nonRetryable: true,
+          }),
+        );
+      }, input.timeoutMs);
+      // Temporal delivers cancellation through heartbeats: abort the step on the device.
+      ctx.cancelled.catch((err) => {
+        session.send({ type: 'step/abort', payload: { key: input.key, reason: 'cancelled' } });
+        pending.cancel(err);
+      });
+      try {
+        return outcomeOrThrow(await pending.outcome);
+      } catch (err) {
+        if (err instanceof DeviceDisconnectedError) throw disconnected(err.message);
+        throw err;
+      } finally {
+        clearInterval(beat);
+        clearTimeout(timeout);
+        logger.debug({ key: input.key }, 'step dispatch finished');
+      }
+    },
+
+    async controlStep({ deviceId, key, action, reason }: ControlStepInput): Promise<boolean> {
+      const session = sessions.get(deviceId);
+      if (!session || session.closed) return false;
+      session.send({ type: `step/${action}`, payload: { key, ...(reason ? { reason } : {}) } });
+      return true;
+    },
+  };
+}

@@ -1,0 +1,55 @@
+// Activity contracts shared by the workflow (type-only imports) and the implementations.
+import type { RunEvent } from '../workflows/api.ts';
+
+export interface RecordEventsInput {
+  taskId: string;
+  events: RunEvent[];
+}
+
+export interface DeviceLocation {
+  online: boolean;
+  nodeId: string | null;
+}
+
+export interface DispatchStepInput {
+  taskId: string;
+  deviceId: string;
+  stepId: string;
+  name?: string;
+  type: string;
+  attempt: number;
+  key: string;
+  params: unknown;
+  timeoutMs: number;
+}
+
+export interface ControlStepInput {
+  deviceId: string;
+  key: string;
+  action: 'pause' | 'resume' | 'abort';
+  reason?: string;
+}
+
+/** Failure types the gateway raises; the workflow branches on them. */
+export const FailureType = {
+  /** The device's socket is gone (or was never on this node): dispatch again when it is back. */
+  DeviceDisconnected: 'DeviceDisconnected',
+  /** The device ran the step and reported an error. details[0] = { code, message, retryable }. */
+  StepError: 'StepError',
+} as const;
+
+export interface StepErrorDetails {
+  code: string;
+  message: string;
+  retryable?: boolean;
+}
+
+export interface PersistenceActivities {
+  recordRunEvents(input: RecordEventsInput): Promise<void>;
+  locateDevice(deviceId: string): Promise<DeviceLocation>;
+}
+
+export interface GatewayActivities {
+  dispatchStep(input: DispatchStepInput): Promise<unknown>;
+  controlStep(input: ControlStepInput): Promise<boolean>;
+}

@@ -1,0 +1,6 @@
+// Every migration, in order. Listed explicitly so the migrator needs no file discovery.
+import { Migration20261123000001_initial } from './Migration20261123000001_initial.ts';
+
+export const MIGRATIONS = [
+  { name: 'Migration20261123000001_initial', class: Migration20261123000001_initial },
+];

@@ -1,0 +1,64 @@
+// One-time set-up run before `npm start` and `npm test`: builds the Temporal CLI (which
+// carries the dev server and its UI) from the Go module proxy into a cache outside the
+// clone, then links it into .tools/bin/temporal. A no-op once the binary is there.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, rmSync, symlinkSync, readlinkSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+const ROOT = resolve(import.meta.dirname, '..');
+// v1.5.1 embeds server 1.29 and UI 2.42; v1.6+ cannot be `go install`ed. Older tags are fallbacks.
+const VERSIONS = ['v1.5.1', 'v1.5.0', 'v1.4.1'];
+const cacheRoot = process.env.JARVIS_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'jarvis');
+const link = join(ROOT, '.tools', 'bin', 'temporal');
+
+function log(msg: string) {
+  process.stderr.write(`[setup] ${msg}\n`);
+}
+
+function cachedBinary(version: string) {
+  return join(cacheRoot, `temporal-cli-${version}`, 'temporal');
+}
+
+function build(version: string): string | undefined {
+  const dir = join(cacheRoot, `temporal-cli-${version}`);
+  mkdirSync(dir, { recursive: true });
+  log(`building the Temporal CLI ${version} with go install (a few minutes, once per machine) into ${dir}`);
+  const res = spawnSync('go', ['install', `github.com/temporalio/cli/cmd/temporal@${version}`], {
+    env: { ...process.env, GOBIN: dir, CGO_ENABLED: process.env.CGO_ENABLED ?? '0' },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  if (res.error) log(`go install failed to start: ${res.error.message} (is Go installed and on PATH?)`);
+  const bin = cachedBinary(version);
+  if (res.status === 0 && existsSync(bin)) return bin;
+  log(`go install of ${version} failed (exit ${res.status})`);
+  return undefined;
+}
+
+function ensureTemporal(): string {
+  for (const v of VERSIONS) if (existsSync(cachedBinary(v))) return cachedBinary(v);
+  for (const v of VERSIONS) {
+    const bin = build(v);
+    if (bin) return bin;
+  }
+  throw new Error('could not build the Temporal CLI from any of ' + VERSIONS.join(', ') +
+    '; set TEMPORAL_ADDRESS to use an existing Temporal server instead');
+}
+
+function linkInto(bin: string) {
+  mkdirSync(join(ROOT, '.tools', 'bin'), { recursive: true });
+  let current: string | undefined;
+  try { current = readlinkSync(link); } catch { current = undefined; }
+  if (current === bin) return;
+  rmSync(link, { force: true });
+  symlinkSync(bin, link);
+}
+
+if (process.env.TEMPORAL_ADDRESS && process.env.JARVIS_SETUP_FORCE !== '1') {
+  log(`TEMPORAL_ADDRESS is set (${process.env.TEMPORAL_ADDRESS}): no local Temporal server needed`);
+} else {
+  const bin = ensureTemporal();
+  linkInto(bin);
+  const version = execFileSync(link, ['--version'], { encoding: 'utf8' }).trim();
+  log(`${version} at .tools/bin/temporal`);
+}

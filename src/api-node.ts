@@ -1,0 +1,88 @@
+// An API node: Koa REST + the ws gateway + a Temporal worker for the device-facing
+// activities on `device-gateway.<NODE_ID>` (the devices whose sockets this node holds).
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Client } from '@temporalio/client';
+import { Worker, type NativeConnection } from '@temporalio/worker';
+import { createGatewayActivities } from '../activities/gateway.ts';
+import { gatewayQueue } from '../workflows/api.ts';
+import type { Config } from './config.ts';
+import type { Orm } from './db/orm.ts';
+import { Device } from './db/entities.ts';
+import type { Logger } from './logger.ts';
+import { AccessTokens } from './domain/tokens.ts';
+import { createApp } from './http/app.ts';
+import { DeviceSessions } from './ws/device-sessions.ts';
+import { Gateway } from './ws/gateway.ts';
+import { HistoryStreams } from './ws/history-stream.ts';
+import { LocalLiveBus, type LiveBus } from './ws/live-bus.ts';
+
+export interface ApiNodeDeps {
+  config: Config;
+  logger: Logger;
+  orm: Orm;
+  temporal: Client;
+  workerConnection: NativeConnection;
+  live?: LiveBus;
+}
+
+export interface ApiNode {
+  url: string;
+  port: number;
+  server: Server;
+  gateway: Gateway;
+  streams: HistoryStreams;
+  sessions: DeviceSessions;
+  stop(): Promise<void>;
+}
+
+export async function startApiNode(deps: ApiNodeDeps): Promise<ApiNode> {
+  const { config, logger, orm, temporal } = deps;
+  const tokens = new AccessTokens(config.JWT_SECRET, config.ACCESS_TOKEN_TTL_S);
+  const sessions = new DeviceSessions();
+  const live = deps.live ?? new LocalLiveBus();
+  const streams = new HistoryStreams(temporal, config.TEMPORAL_NAMESPACE, logger.child({ component: 'history' }));
+  const gateway = new Gateway({ config, logger: logger.child({ component: 'ws' }), orm, temporal, tokens, sessions, live, streams });
+  const app = createApp({ config, logger, orm, temporal, tokens, sockets: gateway });
+
+  const worker = await Worker.create({
+    connection: deps.workerConnection,
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueue: gatewayQueue(config.NODE_ID),
+    activities: createGatewayActivities({ sessions, live, logger: logger.child({ component: 'gateway' }) }),
+    // Device steps mostly wait on sockets: many may be in flight at once.
+    maxConcurrentActivityTaskExecutions: 2000,
+    shutdownGraceTime: '10s',
+  });
+  const workerRun = worker.run();
+
+  const server = createServer(app.callback());
+  server.keepAliveTimeout = 65_000;
+  gateway.attach(server);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.PORT, config.HOST, () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  const url = config.PUBLIC_URL ?? `http://${config.HOST}:${port}`;
+  logger.info({ url, nodeId: config.NODE_ID }, 'API node listening');
+
+  let stopping: Promise<void> | undefined;
+  return {
+    url, port, server, gateway, streams, sessions,
+    stop() {
+      stopping ??= (async () => {
+        await gateway.close();
+        streams.close();
+        await new Promise<void>((r) => server.close(() => r()));
+        server.closeAllConnections();
+        if (worker.getState() === 'RUNNING') worker.shutdown();
+        await workerRun.catch((err) => logger.error({ err }, 'gateway worker failed'));
+        // Sockets on this node are gone: devices are offline until they reconnect elsewhere.
+        await orm.em.fork().nativeUpdate(Device, { nodeId: config.NODE_ID }, { isOnline: false, nodeId: null, sessionId: null });
+        await live.close();
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,118 @@
+// Reference monitor client: watches runs over /ws with a user access token and resumes each
+// subscription after a drop with `after_seq`, so it sees every durable event exactly once.
+import WebSocket from 'ws';
+import type { TaskEventPayload } from '../ws/protocol.ts';
+
+export interface MonitorClientOptions {
+  url: string;
+  token: string;
+  reconnect?: boolean;
+  onEvent?: (ev: TaskEventPayload) => void;
+  onFrame?: (frame: { type: string; re?: string; payload: Record<string, unknown> }) => void;
+}
+
+export class MonitorClient {
+  private readonly opts: MonitorClientOptions;
+  private ws?: WebSocket;
+  private heartbeat?: NodeJS.Timeout;
+  private stopped = false;
+  /** Last durable seq seen per subscribed task. */
+  readonly cursors = new Map<string, number>();
+  readonly events: TaskEventPayload[] = [];
+  readonly frames: { type: string; re?: string; payload: Record<string, unknown> }[] = [];
+  private readonly waiters: { test: () => boolean; resolve: () => void }[] = [];
+
+  constructor(opts: MonitorClientOptions) {
+    this.opts = opts;
+  }
+
+  start(): Promise<void> {
+    this.stopped = false;
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(this.opts.url, { headers: { Authorization: `Bearer ${this.opts.token}` } });
+      this.ws = ws;
+      ws.on('unexpected-response', (_req, res) => reject(new Error(`monitor connection refused: HTTP ${res.statusCode}`)));
+      ws.on('error', reject);
+      ws.on('message', (raw) => {
+        const msg = JSON.parse(raw.toString()) as { type: string; re?: string; payload: Record<string, unknown> };
+        this.frames.push(msg);
+        this.opts.onFrame?.(msg);
+        if (msg.type === 'hello') {
+          const every = Math.max(200, Math.floor(Number(msg.payload.heartbeat_ms) / 3));
+          this.heartbeat = setInterval(() => this.send('ping', {}), every);
+          // Resume every subscription where it left off.
+          for (const [taskId, seq] of this.cursors) this.send('subscribe', { task_id: taskId, after_seq: seq });
+          resolve();
+        } else if (msg.type === 'task/event') {
+          const ev = msg.payload as unknown as TaskEventPayload;
+          if (ev.seq !== undefined) {
+            const last = this.cursors.get(ev.task_id) ?? 0;
+            if (ev.seq <= last) return; // never hand a durable event out twice
+            this.cursors.set(ev.task_id, ev.seq);
+          }
+          this.events.push(ev);
+          this.opts.onEvent?.(ev);
+        }
+        this.check();
+      });
+      ws.on('close', () => {
+        clearInterval(this.heartbeat);
+        this.check();
+        if (!this.stopped && this.opts.reconnect) setTimeout(() => this.start().catch(() => undefined), 200);
+      });
+    });
+  }
+
+  send(type: string, payload: unknown): string {
+    const id = crypto.randomUUID();
+    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify({ id, type, ts: Date.now(), payload }));
+    return id;
+  }
+
+  subscribe(taskId: string, afterSeq = 0): string {
+    if (!this.cursors.has(taskId)) this.cursors.set(taskId, afterSeq);
+    return this.send('subscribe', { task_id: taskId, after_seq: afterSeq });
+  }
+
+  /** Resolves when `test` holds (checked on every frame), or rejects after timeoutMs. */
+  waitFor(test: () => boolean, timeoutMs = 30_000, what = 'condition'): Promise<void> {
+    if (test()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const w = { test, resolve: () => { clearTimeout(t); resolve(); } };
+      const t = setTimeout(() => {
+        this.waiters.splice(this.waiters.indexOf(w), 1);
+        reject(new Error(`timed out waiting for ${what}; events: ${this.events.map((e) => e.kind).join(', ')}`));
+      }, timeoutMs);
+      this.waiters.push(w);
+    });
+  }
+
+  eventsOf(taskId: string): TaskEventPayload[] {
+    return this.events.filter((e) => e.task_id === taskId);
+  }
+
+  drop(): void {
+    this.ws?.terminate();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.heartbeat);
+    const ws = this.ws;
+    if (ws && ws.readyState !== WebSocket.CLOSED) {
+      await new Promise<void>((r) => {
+        ws.once('close', () => r());
+        ws.close(1000);
+      });
+    }
+  }
+
+  private check(): void {
+    for (const w of [...this.waiters]) {
+      if (w.test()) {
+        this.waiters.splice(this.waiters.indexOf(w), 1);
+        w.resolve();
+      }
+    }
+  }
+}

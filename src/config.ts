@@ -1,0 +1,68 @@
+// Settings come from the environment, validated once at boot. Everything else reads `Config`.
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+
+const DEV_JWT_SECRET = 'jarvis-dev-secret-change-me-in-production-0123456789';
+
+const bool = z
+  .enum(['true', 'false', '1', '0'])
+  .transform((v) => v === 'true' || v === '1');
+
+const schema = z
+  .object({
+    NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+    HOST: z.string().default('127.0.0.1'),
+    PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+    /** URL people use to reach this API node; printed at start, used in links. */
+    PUBLIC_URL: z.url().optional(),
+    DATABASE_URL: z.url().default('postgres://postgres@127.0.0.1:5432/jarvis'),
+    /** When set, use that Temporal server and spawn none. */
+    TEMPORAL_ADDRESS: z.string().min(1).optional(),
+    TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+    TEMPORAL_UI_URL: z.url().default('http://127.0.0.1:8233'),
+    TEMPORAL_UI_PORT: z.coerce.number().int().min(1).max(65535).default(8233),
+    TEMPORAL_PORT: z.coerce.number().int().min(1).max(65535).default(7233),
+    /** Task queue of the task workers (workflows + persistence activities). */
+    TASK_QUEUE: z.string().min(1).default('task-runs'),
+    /** This API node's id; its device-facing activities run on `device-gateway.<NODE_ID>`. */
+    NODE_ID: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).optional(),
+    JWT_SECRET: z.string().min(32, 'JWT_SECRET must be at least 32 characters').optional(),
+    ACCESS_TOKEN_TTL_S: z.coerce.number().int().min(30).default(900),
+    REFRESH_TOKEN_TTL_S: z.coerce.number().int().min(60).default(30 * 24 * 3600),
+    WS_HEARTBEAT_MS: z.coerce.number().int().min(1000).default(30_000),
+    /** How long a run waits for an offline device before it fails. */
+    DEVICE_OFFLINE_TIMEOUT_MS: z.coerce.number().int().min(1000).default(24 * 3600 * 1000),
+    MIGRATE_ON_BOOT: bool.default(false),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  })
+  .superRefine((env, ctx) => {
+    if (env.NODE_ENV === 'production' && !env.JWT_SECRET) {
+      ctx.addIssue({ code: 'custom', path: ['JWT_SECRET'], message: 'JWT_SECRET is required in production' });
+    }
+  });
+
+export type Config = Omit<z.infer<typeof schema>, 'JWT_SECRET' | 'NODE_ID'> & {
+  JWT_SECRET: string;
+  NODE_ID: string;
+};
+
+export class ConfigError extends Error {}
+
+/** Parses settings; throws ConfigError naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`Invalid settings in the environment:\n${lines.join('\n')}`);
+  }
+  const c = parsed.data;
+  return {
+    ...c,
+    JWT_SECRET: c.JWT_SECRET ?? DEV_JWT_SECRET,
+    NODE_ID: c.NODE_ID ?? `node-${randomUUID().slice(0, 8)}`,
+  };
+}
+
+export function publicUrl(config: Config, port = config.PORT): string {
+  return config.PUBLIC_URL ?? `http://${config.HOST}:${port}`;
+}

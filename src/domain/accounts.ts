@@ -1,0 +1,45 @@
+// People: registration, login, profile. Passwords are argon2id hashes.
+import { hash, verify } from '@node-rs/argon2';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { User } from '../db/entities.ts';
+import { AppError, ErrorCode, errors } from '../http/errors.ts';
+import type { AccessTokens } from './tokens.ts';
+
+// A real hash to compare against when the email is unknown, so timing does not reveal accounts.
+const DUMMY_HASH = '$argon2id$v=19$m=19456,t=2,p=1$MTzPuFJW+kQieUthNOlYZg$uV00WuMw7Sc6N+ni2pKZhYHv+M1t7uZZWlYI8J8pzgQ';
+
+export class Accounts {
+  private readonly tokens: AccessTokens;
+
+  constructor(tokens: AccessTokens) {
+    this.tokens = tokens;
+  }
+
+  async register(em: EntityManager, input: { email: string; password: string; name?: string }): Promise<User> {
+    const email = input.email.trim().toLowerCase();
+    const taken = await em.count(User, { email });
+    if (taken) throw new AppError(409, ErrorCode.InvalidParams, 'email already registered', { errors: [{ path: 'email', message: 'already registered' }] });
+    const user = em.create(User, {
+      id: crypto.randomUUID(),
+      email,
+      passwordHash: await hash(input.password),
+      name: input.name ?? null,
+    });
+    try {
+      await em.flush();
+    } catch (err) {
+      if ((err as { code?: string }).code === '23505') {
+        throw new AppError(409, ErrorCode.InvalidParams, 'email already registered', { errors: [{ path: 'email', message: 'already registered' }] });
+      }
+      throw err;
+    }
+    return user;
+  }
+
+  async login(em: EntityManager, input: { email: string; password: string }) {
+    const user = await em.findOne(User, { email: input.email.trim().toLowerCase() });
+    const ok = await verify(user?.passwordHash ?? DUMMY_HASH, input.password);
+    if (!user || !ok) throw errors.unauthenticated('email or password is wrong');
+    return { user, access_token: await this.tokens.issue(user.id), expires_in: this.tokens.ttl };
+  }
+}

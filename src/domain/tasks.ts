@@ -1,0 +1,174 @@
+// Task runs: submission (idempotent), control (pause / resume / cancel as signals), reads.
+import type { Client } from '@temporalio/client';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { Device, FINISHED_STATUSES, Task, TaskStep, Workflow, type Priority, type TaskStatus } from '../db/entities.ts';
+import type { OwnedRepos } from '../db/owned.ts';
+import { errors } from '../http/errors.ts';
+import { PRIORITY_RANK, SA } from '../temporal/search-attributes.ts';
+import {
+  TASK_RUN_WORKFLOW,
+  cancelSignal,
+  deviceOnlineSignal,
+  pauseSignal,
+  resumeSignal,
+  workflowIdForTask,
+  type ControlRequest,
+  type TaskRunInput,
+} from '../../workflows/api.ts';
+import type { taskRunWorkflow } from '../../workflows/task-run.ts';
+import type { Definition } from '../../workflows/definition.ts';
+import { validateDefinition } from './definition-schema.ts';
+import { currentVersion } from './workflows.ts';
+
+export interface TaskEngine {
+  temporal: Client;
+  taskQueue: string;
+  offlineTimeoutMs: number;
+}
+
+export interface SubmitInput {
+  workflow_id: string;
+  device_id: string;
+  parameters?: Record<string, unknown>;
+  priority?: Priority;
+  idempotency_key?: string;
+}
+
+/** Creates the task row, then starts its run (workflow id `task-<id>`). Same key: same task. */
+export async function submitTask(
+  repos: OwnedRepos,
+  engine: TaskEngine,
+  input: SubmitInput,
+): Promise<{ task: Task; created: boolean }> {
+  if (input.idempotency_key) {
+    const existing = await repos.find(Task, { idempotencyKey: input.idempotency_key });
+    if (existing[0]) return { task: existing[0], created: false };
+  }
+  const wf = await repos.get(Workflow, input.workflow_id, 'workflow');
+  const device = await repos.get(Device, input.device_id, 'device');
+  if (wf.isArchived) throw errors.conflict('workflow is archived');
+  const version = await currentVersion(repos.em, wf);
+  // Validated on write too; checked again because the validator may have grown stricter since.
+  const { definition, errors: problems } = validateDefinition(version.definition);
+  if (!definition) throw errors.invalid('the workflow definition is not valid any more', problems);
+
+  const id = crypto.randomUUID();
+  const task = repos.create(Task, {
+    id,
+    workflowId: wf.id,
+    workflowVersionId: version.id,
+    deviceId: device.id,
+    status: 'pending',
+    statusReason: 'queued',
+    priority: input.priority ?? 'medium',
+    parameters: input.parameters ?? {},
+    idempotencyKey: input.idempotency_key ?? null,
+    temporalWorkflowId: workflowIdForTask(id),
+    progress: 0,
+    lastSeq: 0,
+  });
+  try {
+    await repos.em.flush();
+  } catch (err) {
+    // Two submissions with one key raced: the other one won.
+    if ((err as { code?: string }).code === '23505' && input.idempotency_key) {
+      const fresh = repos.em.fork();
+      const [winner] = await fresh.find(Task, { userId: repos.userId, idempotencyKey: input.idempotency_key });
+      if (winner) return { task: winner, created: false };
+    }
+    throw err;
+  }
+
+  const runInput: TaskRunInput = {
+    taskId: id,
+    userId: repos.userId,
+    deviceId: device.id,
+    workflowId: wf.id,
+    workflowVersionId: version.id,
+    workflowName: wf.name,
+    definition: definition as Definition,
+    parameters: task.parameters,
+    priority: task.priority,
+    offlineTimeoutMs: engine.offlineTimeoutMs,
+    taskQueue: engine.taskQueue,
+  };
+  try {
+    const handle = await engine.temporal.workflow.start<typeof taskRunWorkflow>(TASK_RUN_WORKFLOW, {
+      taskQueue: engine.taskQueue,
+      workflowId: task.temporalWorkflowId,
+      args: [runInput],
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      typedSearchAttributes: [
+        { key: SA.TaskId, value: id },
+        { key: SA.UserId, value: repos.userId },
+        { key: SA.DeviceId, value: device.id },
+        { key: SA.WorkflowDefinitionId, value: wf.id },
+        { key: SA.TaskStatus, value: 'pending' },
+        { key: SA.TaskPriority, value: PRIORITY_RANK[task.priority] },
+      ],
+      memo: { workflowName: wf.name, deviceName: device.deviceName },
+      staticSummary: `${wf.name} (v${version.version}) on ${device.deviceName}`,
+    });
+    task.temporalRunId = handle.firstExecutionRunId;
+    await repos.em.flush();
+  } catch (err) {
+    // Nothing runs without its workflow: remove the row so the same key can be submitted again.
+    await repos.em.nativeDelete(Task, { id });
+    throw errors.unavailable(`could not start the run: ${(err as Error).message}`);
+  }
+  return { task, created: true };
+}
+
+export async function taskWithSteps(repos: OwnedRepos, id: string) {
+  const task = await repos.get(Task, id, 'task');
+  const steps = await repos.em.find(TaskStep, { taskId: task.id }, { orderBy: { startedAt: 'asc', attempt: 'asc' } });
+  return { task, steps };
+}
+
+export type ControlAction = 'pause' | 'resume' | 'cancel';
+
+const ALLOWED: Record<ControlAction, readonly TaskStatus[]> = {
+  pause: ['pending', 'running'],
+  resume: ['paused'],
+  cancel: ['pending', 'running', 'paused'],
+};
+const RESULTING: Record<ControlAction, TaskStatus> = { pause: 'paused', resume: 'running', cancel: 'cancelled' };
+const SIGNALS = { pause: pauseSignal, resume: resumeSignal, cancel: cancelSignal };
+
+/** Sends the control signal when the task's state allows it; 409 code 3001 otherwise. */
+export async function controlTask(
+  repos: OwnedRepos,
+  temporal: Client,
+  id: string,
+  action: ControlAction,
+  who: ControlRequest,
+): Promise<{ task: Task; status: TaskStatus }> {
+  const task = await repos.get(Task, id, 'task');
+  if (!ALLOWED[action].includes(task.status)) {
+    throw errors.conflict(`cannot ${action} a task that is ${task.status}`, { status: task.status });
+  }
+  try {
+    await temporal.workflow.getHandle(task.temporalWorkflowId).signal(SIGNALS[action], who);
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) {
+      throw errors.conflict(`cannot ${action}: the run has already ended`, { status: task.status });
+    }
+    throw errors.unavailable(`could not reach the run: ${(err as Error).message}`);
+  }
+  return { task, status: RESULTING[action] };
+}
+
+export function isFinished(status: TaskStatus): boolean {
+  return FINISHED_STATUSES.includes(status);
+}
+
+/** Wakes the runs waiting for a device that just connected. */
+export async function signalDeviceOnline(em: EntityManager, temporal: Client, deviceId: string, nodeId: string) {
+  const waiting = await em.find(Task, { deviceId, status: { $in: ['pending', 'running', 'paused'] } }, { fields: ['id', 'temporalWorkflowId'] });
+  await Promise.all(
+    waiting.map((t) =>
+      temporal.workflow.getHandle(t.temporalWorkflowId).signal(deviceOnlineSignal, { nodeId }).catch(() => undefined),
+    ),
+  );
+}

@@ -1,0 +1,70 @@
+// Access tokens (JWT, HS256) for people; opaque random tokens for devices and refresh.
+import { createHash, randomBytes } from 'node:crypto';
+import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
+
+export interface AccessClaims {
+  userId: string;
+  jti: string;
+}
+
+export class TokenError extends Error {}
+
+export class AccessTokens {
+  private readonly key: Uint8Array;
+  private readonly ttlS: number;
+
+  constructor(secret: string, ttlS: number) {
+    this.key = new TextEncoder().encode(secret);
+    this.ttlS = ttlS;
+  }
+
+  get ttl(): number {
+    return this.ttlS;
+  }
+
+  async issue(userId: string, ttlS = this.ttlS): Promise<string> {
+    return new SignJWT({ typ: 'access' })
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+      .setSubject(userId)
+      .setIssuedAt()
+      .setJti(randomBytes(12).toString('base64url'))
+      .setIssuer('jarvis')
+      .setAudience('jarvis-api')
+      .setExpirationTime(Math.floor(Date.now() / 1000) + ttlS)
+      .sign(this.key);
+  }
+
+  /** Verifies signature, algorithm (HS256 only: never `none`), issuer, audience and expiry. */
+  async verify(token: string): Promise<AccessClaims> {
+    try {
+      const { payload } = await jwtVerify(token, this.key, {
+        algorithms: ['HS256'],
+        issuer: 'jarvis',
+        audience: 'jarvis-api',
+      });
+      if (payload.typ !== 'access' || typeof payload.sub !== 'string' || typeof payload.jti !== 'string') {
+        throw new TokenError('not an access token');
+      }
+      return { userId: payload.sub, jti: payload.jti };
+    } catch (err) {
+      if (err instanceof TokenError) throw err;
+      if (err instanceof joseErrors.JWTExpired) throw new TokenError('token expired');
+      throw new TokenError('token invalid');
+    }
+  }
+}
+
+/** A new opaque token with a readable prefix (`dev_`, `rt_`) and its SHA-256 for storage. */
+export function newOpaqueToken(prefix: string): { token: string; hash: string } {
+  const token = `${prefix}${randomBytes(32).toString('base64url')}`;
+  return { token, hash: hashToken(token) };
+}
+
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
+
+/** JWTs have three dot-separated parts; device tokens start with `dev_`. */
+export function looksLikeJwt(token: string): boolean {
+  return token.split('.').length === 3;
+}

@@ -1,0 +1,115 @@
+// The Koa app: middleware in order (errors first), health, and the /api/v1 routes.
+import Koa, { type Context } from 'koa';
+import Router from '@koa/router';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { Client } from '@temporalio/client';
+import type { Config } from '../config.ts';
+import type { Orm } from '../db/orm.ts';
+import { OwnedRepos } from '../db/owned.ts';
+import { User } from '../db/entities.ts';
+import type { Logger } from '../logger.ts';
+import { Accounts } from '../domain/accounts.ts';
+import { looksLikeJwt, TokenError, type AccessTokens } from '../domain/tokens.ts';
+import type { TaskEngine } from '../domain/tasks.ts';
+import { errors } from './errors.ts';
+import { accessLog, envelope, errorHandler, jsonBody, requestId, securityHeaders } from './middleware.ts';
+import { mount, type RouteSpec } from './route.ts';
+import { authRoutes } from './routes/auth.ts';
+import { deviceRoutes, type DeviceSockets } from './routes/devices.ts';
+import { taskRoutes } from './routes/tasks.ts';
+import { workflowRoutes } from './routes/workflows.ts';
+
+declare module 'koa' {
+  interface DefaultState {
+    requestId: string;
+    body: unknown;
+    em: EntityManager;
+    userId: string;
+    repos: OwnedRepos;
+  }
+}
+
+export const API_PREFIX = '/api/v1';
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+export interface AppDeps {
+  config: Config;
+  logger: Logger;
+  orm: Orm;
+  temporal: Client;
+  tokens: AccessTokens;
+  sockets: DeviceSockets;
+}
+
+/** Every /api/v1 route, as data (the OpenAPI document is generated from this list). */
+export function apiRoutes(deps: Pick<AppDeps, 'config' | 'temporal' | 'tokens' | 'sockets'>): RouteSpec[] {
+  const engine: TaskEngine = {
+    temporal: deps.temporal,
+    taskQueue: deps.config.TASK_QUEUE,
+    offlineTimeoutMs: deps.config.DEVICE_OFFLINE_TIMEOUT_MS,
+  };
+  return [
+    ...authRoutes(new Accounts(deps.tokens)),
+    ...deviceRoutes(deps.sockets),
+    ...workflowRoutes(),
+    ...taskRoutes({ engine, temporalUiUrl: deps.config.TEMPORAL_UI_URL, namespace: deps.config.TEMPORAL_NAMESPACE }),
+  ];
+}
+
+export function createApp(deps: AppDeps): Koa {
+  const { logger, orm, tokens } = deps;
+  const app = new Koa({ proxy: false });
+
+  app.use(requestId());
+  app.use(errorHandler(logger));
+  app.use(securityHeaders());
+  app.use(accessLog(logger.child({ component: 'http' })));
+  app.use(jsonBody(MAX_BODY_BYTES));
+  app.use(async (ctx, next) => {
+    // One EntityManager (identity map, unit of work) per request.
+    ctx.state.em = orm.em.fork() as EntityManager;
+    await next();
+  });
+
+  const authenticate = async (ctx: Context) => {
+    const header = ctx.get('Authorization');
+    const m = /^Bearer (.+)$/i.exec(header);
+    if (!m) throw errors.unauthenticated('missing bearer token');
+    const token = m[1].trim();
+    if (!looksLikeJwt(token)) throw errors.unauthenticated('token invalid');
+    try {
+      const { userId } = await tokens.verify(token);
+      const exists = await ctx.state.em.count(User, { id: userId });
+      if (!exists) throw new TokenError('user no longer exists');
+      ctx.state.userId = userId;
+      ctx.state.repos = new OwnedRepos(ctx.state.em, userId);
+    } catch (err) {
+      if (err instanceof TokenError) throw errors.unauthenticated(err.message);
+      throw err;
+    }
+  };
+
+  const health = new Router();
+  health.get('/healthz', (ctx) => envelope(ctx, { status: 'ok' }));
+  health.get('/readyz', async (ctx) => {
+    const [postgres, temporal] = await Promise.all([
+      orm.em.fork().getConnection().execute('select 1').then(() => true, () => false),
+      deps.temporal.connection
+        .withDeadline(Date.now() + 3000, () => deps.temporal.workflowService.getSystemInfo({}))
+        .then(() => true, () => false),
+    ]);
+    if (!postgres || !temporal) {
+      ctx.status = 503;
+      ctx.body = { code: 5000, message: 'not ready', data: { postgres, temporal }, request_id: ctx.state.requestId };
+      return;
+    }
+    envelope(ctx, { postgres, temporal });
+  });
+  app.use(health.routes());
+
+  const api = new Router({ prefix: API_PREFIX });
+  mount(api, apiRoutes(deps), authenticate);
+  app.use(api.routes());
+  app.use(api.allowedMethods());
+  return app;
+}

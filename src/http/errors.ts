@@ -1,0 +1,46 @@
+// The contract's error codes, each with its HTTP status, and factories for them.
+export const ErrorCode = {
+  InvalidParams: 1001,
+  Unauthenticated: 1002,
+  Forbidden: 1003,
+  NotFound: 2001,
+  NotExecutable: 3001,
+  RateLimited: 4029,
+  ServerError: 5000,
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export interface FieldError {
+  path: string;
+  message: string;
+}
+
+export class AppError extends Error {
+  readonly status: number;
+  readonly code: ErrorCode;
+  readonly data: unknown;
+  readonly headers: Record<string, string>;
+
+  constructor(status: number, code: ErrorCode, message: string, data?: unknown, headers: Record<string, string> = {}) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.data = data ?? null;
+    this.headers = headers;
+  }
+}
+
+export const errors = {
+  invalid: (message: string, fieldErrors: FieldError[] = []) =>
+    new AppError(400, ErrorCode.InvalidParams, message, { errors: fieldErrors }),
+  unauthenticated: (message = 'not authenticated') => new AppError(401, ErrorCode.Unauthenticated, message),
+  forbidden: (message = 'forbidden') => new AppError(403, ErrorCode.Forbidden, message),
+  notFound: (what = 'resource') => new AppError(404, ErrorCode.NotFound, `${what} not found`),
+  conflict: (message: string, data?: unknown) => new AppError(409, ErrorCode.NotExecutable, message, data),
+  payloadTooLarge: (message = 'request body too large') => new AppError(413, ErrorCode.InvalidParams, message),
+  unsupportedMediaType: (message = 'content type must be application/json') =>
+    new AppError(415, ErrorCode.InvalidParams, message),
+  rateLimited: (retryAfterS: number) =>
+    new AppError(429, ErrorCode.RateLimited, 'too many requests', null, { 'Retry-After': String(retryAfterS) }),
+  unavailable: (message: string) => new AppError(503, ErrorCode.ServerError, message),
+};

@@ -1,0 +1,55 @@
+// A route is data: method, path, schemas, auth and handler. The router mounts it
+// (validate -> authenticate -> handler), and the OpenAPI document is generated from the same
+// schemas that validate requests.
+import type Router from '@koa/router';
+import type { Context } from 'koa';
+import { z } from 'zod';
+import { parse } from './validate.ts';
+
+export type Auth = 'none' | 'user';
+
+export interface RouteInput<B, Q, P> {
+  body: B;
+  query: Q;
+  params: P;
+}
+
+export interface RouteSpec<B = unknown, Q = unknown, P = unknown> {
+  method: 'get' | 'post' | 'put' | 'delete' | 'patch';
+  /** Koa path, e.g. `/tasks/:id`. */
+  path: string;
+  summary: string;
+  tag: string;
+  auth: Auth;
+  body?: z.ZodType<B>;
+  query?: z.ZodType<Q>;
+  params?: z.ZodType<P>;
+  /** Success status and what it returns (described in OpenAPI). */
+  success: { status: number; description: string };
+  /** Other statuses this route may answer with. */
+  errors?: number[];
+  handler(ctx: Context, input: RouteInput<B, Q, P>): Promise<void>;
+}
+
+export function defineRoute<B = undefined, Q = undefined, P = undefined>(spec: RouteSpec<B, Q, P>): RouteSpec {
+  return spec as unknown as RouteSpec;
+}
+
+export type Authenticate = (ctx: Context) => Promise<void>;
+
+export function mount(router: Router, routes: RouteSpec[], authenticate: Authenticate): void {
+  for (const r of routes) {
+    router[r.method](r.path, async (ctx: Context) => {
+      if (r.auth === 'user') await authenticate(ctx);
+      const input = {
+        params: r.params ? parse(r.params, ctx.params, 'path parameter') : undefined,
+        query: r.query ? parse(r.query, ctx.query, 'query') : undefined,
+        body: r.body ? parse(r.body, ctx.state.body ?? {}, 'body') : undefined,
+      };
+      await r.handler(ctx, input);
+    });
+  }
+}
+
+/** Path parameter `:id` as a UUID (a bad id is a 400, never a database error). */
+export const idParams = z.object({ id: z.uuid({ message: 'must be a UUID' }) });

@@ -1,0 +1,60 @@
+import { z } from 'zod';
+import { User } from '../../db/entities.ts';
+import type { Accounts } from '../../domain/accounts.ts';
+import { envelope } from '../middleware.ts';
+import { presentUser } from '../presenters.ts';
+import { defineRoute } from '../route.ts';
+
+const email = z.email().max(254);
+const password = z.string().min(8, 'at least 8 characters').max(200);
+
+export const registerBody = z.object({ email, password, name: z.string().trim().min(1).max(100).optional() }).strict();
+export const loginBody = z.object({ email: z.string().max(254), password: z.string().max(200) }).strict();
+export const profileBody = z.object({ name: z.string().trim().min(1).max(100) }).strict();
+
+export function authRoutes(accounts: Accounts) {
+  return [
+    defineRoute<z.infer<typeof registerBody>>({
+      method: 'post', path: '/auth/register', tag: 'auth', auth: 'none', summary: 'Create an account',
+      body: registerBody, success: { status: 201, description: '{user}' }, errors: [400, 409],
+      async handler(ctx, { body }) {
+        const user = await accounts.register(ctx.state.em, body);
+        envelope(ctx, { user: presentUser(user) }, 201);
+      },
+    }),
+    defineRoute<z.infer<typeof loginBody>>({
+      method: 'post', path: '/auth/login', tag: 'auth', auth: 'none', summary: 'Log in with email and password',
+      body: loginBody, success: { status: 200, description: '{access_token, expires_in, user}' }, errors: [400, 401],
+      async handler(ctx, { body }) {
+        const { user, ...tokens } = await accounts.login(ctx.state.em, body);
+        envelope(ctx, { ...tokens, token_type: 'Bearer', user: presentUser(user) });
+      },
+    }),
+    defineRoute({
+      method: 'get', path: '/auth/me', tag: 'auth', auth: 'user', summary: 'The current user',
+      success: { status: 200, description: '{user}' }, errors: [401],
+      async handler(ctx) {
+        const user = await ctx.state.em.findOneOrFail(User, { id: ctx.state.userId });
+        envelope(ctx, { user: presentUser(user) });
+      },
+    }),
+    defineRoute({
+      method: 'get', path: '/users/profile', tag: 'users', auth: 'user', summary: 'The current user\'s profile',
+      success: { status: 200, description: '{user}' }, errors: [401],
+      async handler(ctx) {
+        const user = await ctx.state.em.findOneOrFail(User, { id: ctx.state.userId });
+        envelope(ctx, { user: presentUser(user) });
+      },
+    }),
+    defineRoute<z.infer<typeof profileBody>>({
+      method: 'put', path: '/users/profile', tag: 'users', auth: 'user', summary: 'Update the profile',
+      body: profileBody, success: { status: 200, description: '{user}' }, errors: [400, 401],
+      async handler(ctx, { body }) {
+        const user = await ctx.state.em.findOneOrFail(User, { id: ctx.state.userId });
+        user.name = body.name;
+        await ctx.state.em.flush();
+        envelope(ctx, { user: presentUser(user) });
+      },
+    }),
+  ];
+}

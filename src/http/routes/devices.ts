@@ -1,0 +1,83 @@
+import { z } from 'zod';
+import { Device } from '../../db/entities.ts';
+import { registerDevice } from '../../domain/devices.ts';
+import { envelope } from '../middleware.ts';
+import { presentDevice } from '../presenters.ts';
+import { defineRoute, idParams } from '../route.ts';
+
+const short = (max: number) => z.string().trim().min(1).max(max);
+
+export const deviceBody = z.object({
+  device_id: short(255),
+  device_name: short(255),
+  os_type: short(50).optional(),
+  os_version: short(50).optional(),
+  app_version: short(50).optional(),
+  capabilities: z.array(short(100)).max(100).optional(),
+}).strict();
+
+export const deviceUpdateBody = z.object({
+  device_name: short(255).optional(),
+  app_version: short(50).optional(),
+  os_version: short(50).optional(),
+  capabilities: z.array(short(100)).max(100).optional(),
+}).strict();
+
+/** What the gateway offers routes: closing a device's live socket. */
+export interface DeviceSockets {
+  closeDevice(deviceId: string, code: number, reason: string): void;
+}
+
+export function deviceRoutes(sockets: DeviceSockets) {
+  return [
+    defineRoute({
+      method: 'get', path: '/users/devices', tag: 'devices', auth: 'user', summary: 'List my devices with presence',
+      success: { status: 200, description: '{list, total}' }, errors: [401],
+      async handler(ctx) {
+        const list = await ctx.state.repos.find(Device, {}, { orderBy: { createdAt: 'asc' } });
+        envelope(ctx, { list: list.map(presentDevice), total: list.length });
+      },
+    }),
+    defineRoute<z.infer<typeof deviceBody>>({
+      method: 'post', path: '/users/devices', tag: 'devices', auth: 'user',
+      summary: 'Register a device; its token is shown once', body: deviceBody,
+      success: { status: 201, description: '{device, device_token}' }, errors: [400, 401, 409],
+      async handler(ctx, { body }) {
+        const { device, token } = await registerDevice(ctx.state.repos, body);
+        envelope(ctx, { device: presentDevice(device), device_token: token }, 201);
+      },
+    }),
+    defineRoute<undefined, undefined, z.infer<typeof idParams>>({
+      method: 'get', path: '/users/devices/:id', tag: 'devices', auth: 'user', summary: 'One device',
+      params: idParams, success: { status: 200, description: '{device}' }, errors: [400, 401, 404],
+      async handler(ctx, { params }) {
+        const device = await ctx.state.repos.get(Device, params.id, 'device');
+        envelope(ctx, { device: presentDevice(device) });
+      },
+    }),
+    defineRoute<z.infer<typeof deviceUpdateBody>, undefined, z.infer<typeof idParams>>({
+      method: 'put', path: '/users/devices/:id', tag: 'devices', auth: 'user', summary: 'Rename or update a device',
+      params: idParams, body: deviceUpdateBody, success: { status: 200, description: '{device}' }, errors: [400, 401, 404],
+      async handler(ctx, { params, body }) {
+        const device = await ctx.state.repos.get(Device, params.id, 'device');
+        if (body.device_name !== undefined) device.deviceName = body.device_name;
+        if (body.app_version !== undefined) device.appVersion = body.app_version;
+        if (body.os_version !== undefined) device.osVersion = body.os_version;
+        if (body.capabilities !== undefined) device.capabilities = body.capabilities;
+        await ctx.state.em.flush();
+        envelope(ctx, { device: presentDevice(device) });
+      },
+    }),
+    defineRoute<undefined, undefined, z.infer<typeof idParams>>({
+      method: 'delete', path: '/users/devices/:id', tag: 'devices', auth: 'user',
+      summary: 'Unbind a device (its live session is closed)', params: idParams,
+      success: { status: 200, description: '{deleted: true}' }, errors: [400, 401, 404],
+      async handler(ctx, { params }) {
+        const device = await ctx.state.repos.get(Device, params.id, 'device');
+        await ctx.state.em.remove(device).flush();
+        sockets.closeDevice(device.id, 4401, 'device unbound');
+        envelope(ctx, { deleted: true });
+      },
+    }),
+  ];
+}

@@ -1,0 +1,140 @@
+import { z } from 'zod';
+import { PRIORITIES, Task, TaskEvent, TaskStep, TASK_STATUSES } from '../../db/entities.ts';
+import { controlTask, isFinished, submitTask, taskWithSteps, type ControlAction, type TaskEngine } from '../../domain/tasks.ts';
+import { errors } from '../errors.ts';
+import { envelope } from '../middleware.ts';
+import { presentTask } from '../presenters.ts';
+import { defineRoute, idParams } from '../route.ts';
+import { pageOf, pageQuery } from '../paging.ts';
+
+export const taskBody = z.object({
+  workflow_id: z.uuid(),
+  device_id: z.uuid(),
+  parameters: z.record(z.string(), z.unknown()).optional(),
+  priority: z.enum(PRIORITIES).optional(),
+  idempotency_key: z.string().trim().min(1).max(255).optional(),
+}).strict();
+
+export const taskListQuery = pageQuery.extend({
+  status: z.enum(TASK_STATUSES).optional(),
+  device_id: z.uuid().optional(),
+  workflow_id: z.uuid().optional(),
+  from: z.iso.datetime({ offset: true }).optional(),
+  to: z.iso.datetime({ offset: true }).optional(),
+}).strict();
+
+export const controlBody = z.object({ reason: z.string().max(500).optional() }).strict();
+export const statusBody = z.object({ status: z.enum(['paused', 'running', 'cancelled']), reason: z.string().max(500).optional() }).strict();
+export const eventsQuery = z.object({
+  after_seq: z.coerce.number().int().min(0).default(0),
+  limit: z.coerce.number().int().min(1).max(1000).default(500),
+}).strict();
+
+export interface TaskRouteDeps {
+  engine: TaskEngine;
+  temporalUiUrl: string;
+  namespace: string;
+}
+
+/** Where the request came from, recorded with control actions. */
+function clientOf(ctx: { get(h: string): string }): string {
+  return ctx.get('X-Client').slice(0, 50) || ctx.get('User-Agent').slice(0, 50) || 'api';
+}
+
+export function taskRoutes({ engine, temporalUiUrl, namespace }: TaskRouteDeps) {
+  const present = (t: Task, steps?: TaskStep[]) =>
+    presentTask(t, { steps, temporalUiUrl, namespace });
+
+  const control = (action: ControlAction) =>
+    defineRoute<z.infer<typeof controlBody>, undefined, z.infer<typeof idParams>>({
+      method: 'post', path: `/tasks/:id/${action}`, tag: 'tasks', auth: 'user',
+      summary: `${action[0].toUpperCase()}${action.slice(1)} a run`, params: idParams, body: controlBody,
+      success: { status: 202, description: '{task_id, status}' }, errors: [400, 401, 404, 409],
+      async handler(ctx, { params, body }) {
+        const { task, status } = await controlTask(ctx.state.repos, engine.temporal, params.id, action, {
+          by: ctx.state.userId, client: clientOf(ctx), reason: body.reason,
+        });
+        envelope(ctx, { task_id: task.id, status, action }, 202, 'accepted');
+      },
+    });
+
+  return [
+    defineRoute<z.infer<typeof taskBody>>({
+      method: 'post', path: '/tasks', tag: 'tasks', auth: 'user',
+      summary: 'Start a run of a workflow on a device (same idempotency_key: same task)', body: taskBody,
+      success: { status: 201, description: '{task}; 200 when the idempotency key matched an existing task' },
+      errors: [400, 401, 404, 409, 503],
+      async handler(ctx, { body }) {
+        const { task, created } = await submitTask(ctx.state.repos, engine, body);
+        envelope(ctx, { task: present(task) }, created ? 201 : 200);
+      },
+    }),
+    defineRoute<undefined, z.infer<typeof taskListQuery>>({
+      method: 'get', path: '/tasks', tag: 'tasks', auth: 'user', summary: 'List my tasks, newest first',
+      query: taskListQuery, success: { status: 200, description: 'page of tasks' }, errors: [400, 401],
+      async handler(ctx, { query }) {
+        const where: Record<string, unknown> = {};
+        if (query.status) where.status = query.status;
+        if (query.device_id) where.deviceId = query.device_id;
+        if (query.workflow_id) where.workflowId = query.workflow_id;
+        if (query.from || query.to) {
+          where.createdAt = { ...(query.from ? { $gte: new Date(query.from) } : {}), ...(query.to ? { $lt: new Date(query.to) } : {}) };
+        }
+        const [rows, total] = await ctx.state.repos.findAndCount(Task, where, {
+          orderBy: { createdAt: 'desc', id: 'desc' },
+          limit: query.page_size,
+          offset: (query.page - 1) * query.page_size,
+        });
+        envelope(ctx, pageOf(rows.map((t) => present(t)), total, query));
+      },
+    }),
+    defineRoute<undefined, undefined, z.infer<typeof idParams>>({
+      method: 'get', path: '/tasks/:id', tag: 'tasks', auth: 'user',
+      summary: 'A task with its steps, current node, progress, result and error', params: idParams,
+      success: { status: 200, description: '{task}' }, errors: [400, 401, 404],
+      async handler(ctx, { params }) {
+        const { task, steps } = await taskWithSteps(ctx.state.repos, params.id);
+        envelope(ctx, { task: present(task, steps) });
+      },
+    }),
+    control('pause'),
+    control('resume'),
+    control('cancel'),
+    defineRoute<z.infer<typeof statusBody>, undefined, z.infer<typeof idParams>>({
+      method: 'put', path: '/tasks/:id/status', tag: 'tasks', auth: 'user',
+      summary: 'Seed compatibility: paused | running | cancelled map to pause, resume, cancel',
+      params: idParams, body: statusBody, success: { status: 202, description: '{task_id, status}' },
+      errors: [400, 401, 404, 409],
+      async handler(ctx, { params, body }) {
+        const action: ControlAction = body.status === 'paused' ? 'pause' : body.status === 'running' ? 'resume' : 'cancel';
+        const { task, status } = await controlTask(ctx.state.repos, engine.temporal, params.id, action, {
+          by: ctx.state.userId, client: clientOf(ctx), reason: body.reason,
+        });
+        envelope(ctx, { task_id: task.id, status, action }, 202, 'accepted');
+      },
+    }),
+    defineRoute<undefined, z.infer<typeof eventsQuery>, z.infer<typeof idParams>>({
+      method: 'get', path: '/tasks/:id/events', tag: 'tasks', auth: 'user',
+      summary: 'The run\'s durable events so far, paged by after_seq', params: idParams, query: eventsQuery,
+      success: { status: 200, description: '{list, next_after_seq}' }, errors: [400, 401, 404],
+      async handler(ctx, { params, query }) {
+        const task = await ctx.state.repos.get(Task, params.id, 'task');
+        const rows = await ctx.state.em.find(TaskEvent, { taskId: task.id, seq: { $gt: query.after_seq } }, {
+          orderBy: { seq: 'asc' }, limit: query.limit,
+        });
+        const list = rows.map((e) => ({ task_id: e.taskId, seq: e.seq, kind: e.kind, at: e.at.getTime(), data: e.data }));
+        envelope(ctx, { list, next_after_seq: list.length ? list[list.length - 1].seq : query.after_seq });
+      },
+    }),
+    defineRoute<undefined, undefined, z.infer<typeof idParams>>({
+      method: 'delete', path: '/tasks/:id', tag: 'tasks', auth: 'user', summary: 'Delete a finished task',
+      params: idParams, success: { status: 200, description: '{deleted: true}' }, errors: [400, 401, 404, 409],
+      async handler(ctx, { params }) {
+        const task = await ctx.state.repos.get(Task, params.id, 'task');
+        if (!isFinished(task.status)) throw errors.conflict(`cannot delete a task that is ${task.status}`, { status: task.status });
+        await ctx.state.em.remove(task).flush();
+        envelope(ctx, { deleted: true });
+      },
+    }),
+  ];
+}

@@ -1,0 +1,85 @@
+import { z } from 'zod';
+import { FINISHED_STATUSES, Task, Workflow } from '../../db/entities.ts';
+import { errors } from '../errors.ts';
+import { createWorkflow, currentVersion, updateWorkflow } from '../../domain/workflows.ts';
+import { envelope } from '../middleware.ts';
+import { presentWorkflow } from '../presenters.ts';
+import { defineRoute, idParams } from '../route.ts';
+import { pageQuery, pageOf } from '../paging.ts';
+
+const tags = z.array(z.string().trim().min(1).max(50)).max(20);
+
+export const workflowBody = z.object({
+  name: z.string().trim().min(1).max(255),
+  description: z.string().max(5000).nullable().optional(),
+  category: z.string().trim().min(1).max(50).nullable().optional(),
+  tags: tags.optional(),
+  definition: z.record(z.string(), z.unknown()),
+  parameters: z.record(z.string(), z.unknown()).nullable().optional(),
+}).strict();
+
+export const workflowUpdateBody = workflowBody.partial().extend({ is_archived: z.boolean().optional() }).strict();
+
+export const workflowListQuery = pageQuery.extend({
+  category: z.string().max(50).optional(),
+  tag: z.string().max(50).optional(),
+  q: z.string().max(200).optional(),
+  archived: z.enum(['true', 'false']).optional(),
+}).strict();
+
+export function workflowRoutes() {
+  return [
+    defineRoute<undefined, z.infer<typeof workflowListQuery>>({
+      method: 'get', path: '/workflows', tag: 'workflows', auth: 'user', summary: 'List my workflows',
+      query: workflowListQuery, success: { status: 200, description: 'page of workflows' }, errors: [400, 401],
+      async handler(ctx, { query }) {
+        const where: Record<string, unknown> = { isArchived: query.archived === 'true' };
+        if (query.category) where.category = query.category;
+        if (query.tag) where.tags = { $contains: [query.tag] };
+        if (query.q) where.name = { $ilike: `%${query.q.replace(/[\\%_]/g, (c) => '\\' + c)}%` };
+        const [rows, total] = await ctx.state.repos.findAndCount(Workflow, where, {
+          orderBy: { updatedAt: 'desc', id: 'desc' },
+          limit: query.page_size,
+          offset: (query.page - 1) * query.page_size,
+        });
+        envelope(ctx, pageOf(rows.map((w) => presentWorkflow(w)), total, query));
+      },
+    }),
+    defineRoute<z.infer<typeof workflowBody>>({
+      method: 'post', path: '/workflows', tag: 'workflows', auth: 'user', summary: 'Create a workflow (version 1)',
+      body: workflowBody, success: { status: 201, description: '{workflow}' }, errors: [400, 401],
+      async handler(ctx, { body }) {
+        const { workflow, version } = await createWorkflow(ctx.state.repos, body);
+        envelope(ctx, { workflow: presentWorkflow(workflow, version) }, 201);
+      },
+    }),
+    defineRoute<undefined, undefined, z.infer<typeof idParams>>({
+      method: 'get', path: '/workflows/:id', tag: 'workflows', auth: 'user', summary: 'A workflow with its current definition',
+      params: idParams, success: { status: 200, description: '{workflow}' }, errors: [400, 401, 404],
+      async handler(ctx, { params }) {
+        const wf = await ctx.state.repos.get(Workflow, params.id, 'workflow');
+        envelope(ctx, { workflow: presentWorkflow(wf, await currentVersion(ctx.state.em, wf)) });
+      },
+    }),
+    defineRoute<z.infer<typeof workflowUpdateBody>, undefined, z.infer<typeof idParams>>({
+      method: 'put', path: '/workflows/:id', tag: 'workflows', auth: 'user',
+      summary: 'Update a workflow; a new definition makes a new immutable version',
+      params: idParams, body: workflowUpdateBody, success: { status: 200, description: '{workflow}' }, errors: [400, 401, 404],
+      async handler(ctx, { params, body }) {
+        const { workflow, version } = await updateWorkflow(ctx.state.repos, params.id, body);
+        envelope(ctx, { workflow: presentWorkflow(workflow, version) });
+      },
+    }),
+    defineRoute<undefined, undefined, z.infer<typeof idParams>>({
+      method: 'delete', path: '/workflows/:id', tag: 'workflows', auth: 'user', summary: 'Delete a workflow',
+      params: idParams, success: { status: 200, description: '{deleted: true}' }, errors: [400, 401, 404, 409],
+      async handler(ctx, { params }) {
+        const wf = await ctx.state.repos.get(Workflow, params.id, 'workflow');
+        const active = await ctx.state.repos.count(Task, { workflowId: wf.id, status: { $nin: FINISHED_STATUSES } });
+        if (active) throw errors.conflict(`workflow has ${active} unfinished task(s); cancel them first`);
+        await ctx.state.em.remove(wf).flush();
+        envelope(ctx, { deleted: true });
+      },
+    }),
+  ];
+}

@@ -1,0 +1,47 @@
+// A task worker: runs the workflows and the persistence activities on the task queue.
+import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
+import { createPersistenceActivities } from '../activities/persistence.ts';
+import type { Config } from './config.ts';
+import type { Orm } from './db/orm.ts';
+import type { Logger } from './logger.ts';
+
+export const WORKFLOWS_PATH = new URL('../workflows/index.ts', import.meta.url).pathname;
+
+export interface TaskWorkerDeps {
+  config: Config;
+  logger: Logger;
+  orm: Orm;
+  connection: NativeConnection;
+  /** A pre-built bundle (tests build it once); default: bundle workflows/ at start. */
+  workflowBundle?: WorkerOptions['workflowBundle'];
+}
+
+export interface TaskWorker {
+  worker: Worker;
+  stop(): Promise<void>;
+}
+
+export async function startTaskWorker(deps: TaskWorkerDeps): Promise<TaskWorker> {
+  const { config, logger, orm } = deps;
+  const worker = await Worker.create({
+    connection: deps.connection,
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueue: config.TASK_QUEUE,
+    ...(deps.workflowBundle ? { workflowBundle: deps.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
+    activities: createPersistenceActivities({ orm, presenceStaleMs: config.WS_HEARTBEAT_MS * 3 }),
+    shutdownGraceTime: '10s',
+  });
+  const run = worker.run();
+  logger.info({ taskQueue: config.TASK_QUEUE }, 'task worker running');
+  let stopping: Promise<void> | undefined;
+  return {
+    worker,
+    stop() {
+      stopping ??= (async () => {
+        if (worker.getState() === 'RUNNING') worker.shutdown();
+        await run.catch((err) => logger.error({ err }, 'task worker failed'));
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,25 @@
+// Routes the Temporal SDK's own logs (worker state, activity failures, native core) into our
+// pino logger at its level, instead of raw console output.
+import { DefaultLogger, Runtime, type LogLevel } from '@temporalio/worker';
+import type { Logger } from '../logger.ts';
+
+const LEVELS: Record<string, LogLevel> = {
+  trace: 'TRACE', debug: 'DEBUG', info: 'INFO', warn: 'WARN', error: 'ERROR', fatal: 'ERROR', silent: 'ERROR',
+};
+
+export function installTemporalRuntime(logger: Logger): void {
+  const level = LEVELS[logger.level] ?? 'WARN';
+  const sdk = logger.child({ component: 'temporal' });
+  try {
+    Runtime.install({
+      logger: new DefaultLogger(level, (entry) => {
+        const fn = entry.level === 'ERROR' ? 'error' : entry.level === 'WARN' ? 'warn' : entry.level === 'INFO' ? 'info' : 'debug';
+        if (logger.level === 'silent') return;
+        sdk[fn]({ ...(entry.meta ?? {}) }, entry.message);
+      }),
+      telemetryOptions: { logging: { filter: { core: level === 'TRACE' ? 'DEBUG' : level, other: 'ERROR' }, forward: {} } },
+    });
+  } catch {
+    // Installed already (one per process): keep the first.
+  }
+}

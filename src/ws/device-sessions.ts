@@ -1,0 +1,177 @@
+// Live device sessions on this API node, and the steps each one has in flight.
+import type { WebSocket } from 'ws';
+import { frame, type ServerMessage, type StepDispatchPayload } from './protocol.ts';
+
+export type StepOutcome =
+  | { ok: true; output: unknown }
+  | { ok: false; error: { code: string; message: string; retryable?: boolean } };
+
+export interface StepProgress {
+  percent?: number;
+  message?: string;
+}
+
+interface Waiter {
+  taskId: string;
+  resolve(outcome: StepOutcome): void;
+  reject(err: unknown): void;
+  onProgress(p: StepProgress): void;
+  accepted: boolean;
+}
+
+/** The socket went away while a step was in flight. */
+export class DeviceDisconnectedError extends Error {}
+
+export class DeviceSession {
+  readonly deviceId: string;
+  readonly userId: string;
+  readonly sessionId: string;
+  readonly socket: WebSocket;
+  private readonly waiters = new Map<string, Waiter>();
+  closed = false;
+
+  constructor(deviceId: string, userId: string, sessionId: string, socket: WebSocket) {
+    this.deviceId = deviceId;
+    this.userId = userId;
+    this.sessionId = sessionId;
+    this.socket = socket;
+  }
+
+  send(msg: ServerMessage, re?: string): void {
+    if (this.closed || this.socket.readyState !== this.socket.OPEN) return;
+    this.socket.send(frame(msg, re));
+  }
+
+  /** Sends `step/dispatch` and waits for the device's `step/result` or `step/error`. */
+  dispatch(payload: StepDispatchPayload, onProgress: (p: StepProgress) => void): {
+    outcome: Promise<StepOutcome>;
+    cancel(err: unknown): void;
+  } {
+    if (this.closed) throw new DeviceDisconnectedError('device session is closed');
+    const { key } = payload;
+    // A second dispatch of a key still in flight (a workflow retry) replaces the first waiter.
+    this.waiters.get(key)?.reject(new DeviceDisconnectedError('superseded by a new dispatch of the same key'));
+    let waiter!: Waiter;
+    const outcome = new Promise<StepOutcome>((resolve, reject) => {
+      waiter = { taskId: payload.task_id, resolve, reject, onProgress, accepted: false };
+    });
+    this.waiters.set(key, waiter);
+    this.send({ type: 'step/dispatch', payload });
+    return {
+      outcome,
+      cancel: (err) => {
+        if (this.waiters.get(key) === waiter) this.waiters.delete(key);
+        waiter.reject(err);
+      },
+    };
+  }
+
+  /** The task a key in flight belongs to, or undefined when this device has no such step. */
+  taskOf(key: string): string | undefined {
+    return this.waiters.get(key)?.taskId;
+  }
+
+  accept(key: string): boolean {
+    const w = this.waiters.get(key);
+    if (w) w.accepted = true;
+    return !!w;
+  }
+
+  progress(key: string, p: StepProgress): boolean {
+    const w = this.waiters.get(key);
+    if (w) w.onProgress(p);
+    return !!w;
+  }
+
+  /** Settles a step; false when no step with this key is in flight on this session. */
+  settle(key: string, outcome: StepOutcome): boolean {
+    const w = this.waiters.get(key);
+    if (!w) return false;
+    this.waiters.delete(key);
+    w.resolve(outcome);
+    return true;
+  }
+
+  inFlight(): number {
+    return this.waiters.size;
+  }
+
+  /** Fails every step in flight: each is dispatched again, same key, when the device is back. */
+  dropAll(reason: string): void {
+    this.closed = true;
+    for (const w of this.waiters.values()) w.reject(new DeviceDisconnectedError(reason));
+    this.waiters.clear();
+  }
+}
+
+/** deviceId -> its one live session on this node (a newer connection replaces an older one). */
+export class DeviceSessions {
+  private readonly byDevice = new Map<string, DeviceSession>();
+  /** Answers that arrived after their dispatch was gone, kept briefly for the re-dispatch. */
+  private readonly lateOutcomes = new Map<string, { deviceId: string; outcome: StepOutcome; at: number }>();
+  private static readonly LATE_TTL_MS = 10 * 60 * 1000;
+  private static readonly LATE_MAX = 10_000;
+
+  get(deviceId: string): DeviceSession | undefined {
+    return this.byDevice.get(deviceId);
+  }
+
+  /** Registers a session; returns the session it replaces, if any. */
+  add(session: DeviceSession): DeviceSession | undefined {
+    const old = this.byDevice.get(session.deviceId);
+    this.byDevice.set(session.deviceId, session);
+    return old;
+  }
+
+  /** Removes the session if it is still the current one; true when it was. */
+  remove(session: DeviceSession): boolean {
+    if (this.byDevice.get(session.deviceId) !== session) return false;
+    this.byDevice.delete(session.deviceId);
+    return true;
+  }
+
+  all(): DeviceSession[] {
+    return [...this.byDevice.values()];
+  }
+
+  get size(): number {
+    return this.byDevice.size;
+  }
+
+  /** Keys dispatched to each device recently: only those may be answered late. */
+  private readonly dispatched = new Map<string, { deviceId: string; at: number }>();
+
+  rememberDispatch(deviceId: string, key: string): void {
+    prune(this.dispatched, DeviceSessions.LATE_TTL_MS, DeviceSessions.LATE_MAX);
+    this.dispatched.set(key, { deviceId, at: Date.now() });
+  }
+
+  wasDispatchedTo(deviceId: string, key: string): boolean {
+    const d = this.dispatched.get(key);
+    return !!d && d.deviceId === deviceId && Date.now() - d.at < DeviceSessions.LATE_TTL_MS;
+  }
+
+  /** Keeps an answer that came after its dispatch was gone; false when the key is not this device's. */
+  keepLate(deviceId: string, key: string, outcome: StepOutcome): boolean {
+    if (!this.wasDispatchedTo(deviceId, key)) return false;
+    prune(this.lateOutcomes, DeviceSessions.LATE_TTL_MS, DeviceSessions.LATE_MAX);
+    this.lateOutcomes.set(key, { deviceId, outcome, at: Date.now() });
+    return true;
+  }
+
+  takeLate(deviceId: string, key: string): StepOutcome | undefined {
+    const v = this.lateOutcomes.get(key);
+    if (!v || v.deviceId !== deviceId || Date.now() - v.at > DeviceSessions.LATE_TTL_MS) return undefined;
+    this.lateOutcomes.delete(key);
+    return v.outcome;
+  }
+}
+
+/** Drops expired entries (oldest first, Maps keep insertion order) and keeps the map bounded. */
+function prune<V extends { at: number }>(map: Map<string, V>, ttlMs: number, max: number): void {
+  const now = Date.now();
+  for (const [k, v] of map) {
+    if (now - v.at < ttlMs && map.size < max) break;
+    map.delete(k);
+  }
+}

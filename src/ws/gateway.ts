@@ -1,0 +1,332 @@
+// The WebSocket gateway at /ws: authenticates the upgrade, then runs a device session or a
+// monitor session over the protocol in protocol.ts.
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import type { Client } from '@temporalio/client';
+import type { Config } from '../config.ts';
+import type { Orm } from '../db/orm.ts';
+import { Task, User } from '../db/entities.ts';
+import type { Logger } from '../logger.ts';
+import { deviceForToken, markOffline, markOnline, touchPresence } from '../domain/devices.ts';
+import { signalDeviceOnline } from '../domain/tasks.ts';
+import { looksLikeJwt, type AccessTokens } from '../domain/tokens.ts';
+import { DeviceSession, type DeviceSessions } from './device-sessions.ts';
+import type { HistoryStreams } from './history-stream.ts';
+import type { LiveBus } from './live-bus.ts';
+import {
+  CloseCode,
+  MAX_FRAME_BYTES,
+  PROTOCOL_VERSION,
+  WsErrorCode,
+  deviceMessageSchema,
+  frame,
+  monitorMessageSchema,
+  parseFrame,
+  type DeviceMessage,
+  type MonitorMessage,
+  type ServerMessage,
+  type TaskEventPayload,
+} from './protocol.ts';
+
+type Identity = { role: 'device'; deviceId: string; userId: string } | { role: 'monitor'; userId: string };
+
+/** Live-only frames are dropped past this much unsent data; durable ones past the next limit close 1013. */
+const LIVE_DROP_BYTES = 256 * 1024;
+const OVERLOAD_CLOSE_BYTES = 4 * 1024 * 1024;
+
+export interface GatewayDeps {
+  config: Config;
+  logger: Logger;
+  orm: Orm;
+  temporal: Client;
+  tokens: AccessTokens;
+  sessions: DeviceSessions;
+  live: LiveBus;
+  streams: HistoryStreams;
+}
+
+interface Conn {
+  ws: WebSocket;
+  sessionId: string;
+  lastSeen: number;
+}
+
+export class Gateway {
+  private readonly deps: GatewayDeps;
+  private readonly wss: WebSocketServer;
+  private readonly conns = new Set<Conn>();
+  private sweeper?: NodeJS.Timeout;
+  private monitorCount = 0;
+
+  constructor(deps: GatewayDeps) {
+    this.deps = deps;
+    // ws closes a connection with 1009 when a frame is larger than maxPayload.
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, clientTracking: false });
+  }
+
+  get counts() {
+    return { devices: this.deps.sessions.size, monitors: this.monitorCount };
+  }
+
+  attach(server: Server): void {
+    server.on('upgrade', (req, socket, head) => {
+      this.upgrade(req, socket, head).catch((err) => {
+        this.deps.logger.error({ err }, 'websocket upgrade failed');
+        refuse(socket, 500, 'Internal Server Error');
+      });
+    });
+    const hb = this.deps.config.WS_HEARTBEAT_MS;
+    this.sweeper = setInterval(() => this.sweep(), Math.max(250, Math.floor(hb / 4)));
+    this.sweeper.unref();
+  }
+
+  /** Closes a device's live session (unbound, token rotated). */
+  closeDevice(deviceId: string, code: number, reason: string): void {
+    this.deps.sessions.get(deviceId)?.socket.close(code, reason);
+  }
+
+  /** Closes every socket with "going away": clients reconnect (to another node). */
+  async close(): Promise<void> {
+    clearInterval(this.sweeper);
+    for (const c of this.conns) c.ws.close(CloseCode.GoingAway, 'server shutting down; reconnect');
+    const deadline = Date.now() + 2000;
+    while (this.conns.size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    for (const c of this.conns) c.ws.terminate();
+  }
+
+  private sweep(): void {
+    const limit = this.deps.config.WS_HEARTBEAT_MS * 1.5;
+    const now = Date.now();
+    for (const c of this.conns) {
+      if (now - c.lastSeen > limit) c.ws.close(CloseCode.HeartbeatMissed, 'heartbeat missed');
+    }
+  }
+
+  private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (url.pathname !== '/ws') return refuse(socket, 404, 'Not Found');
+    const header = /^Bearer (.+)$/i.exec(req.headers.authorization ?? '')?.[1];
+    const token = (header ?? url.searchParams.get('token') ?? '').trim();
+    const identity = token ? await this.identify(token) : null;
+    if (!identity) return refuse(socket, 401, 'Unauthorized');
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      if (identity.role === 'device') this.runDevice(ws, identity);
+      else this.runMonitor(ws, identity);
+    });
+  }
+
+  private async identify(token: string): Promise<Identity | null> {
+    const em = this.deps.orm.em.fork();
+    if (token.startsWith('dev_')) {
+      const device = await deviceForToken(em, token);
+      return device ? { role: 'device', deviceId: device.id, userId: device.userId } : null;
+    }
+    if (!looksLikeJwt(token)) return null;
+    try {
+      const { userId } = await this.deps.tokens.verify(token);
+      return (await em.count(User, { id: userId })) ? { role: 'monitor', userId } : null;
+    } catch {
+      return null;
+    }
+  }
+
+  private open(ws: WebSocket, role: 'device' | 'monitor'): Conn {
+    const conn: Conn = { ws, sessionId: crypto.randomUUID(), lastSeen: Date.now() };
+    this.conns.add(conn);
+    ws.on('close', () => this.conns.delete(conn));
+    ws.on('error', (err) => this.deps.logger.debug({ err }, 'websocket error'));
+    send(ws, {
+      type: 'hello',
+      payload: { role, session_id: conn.sessionId, heartbeat_ms: this.deps.config.WS_HEARTBEAT_MS, protocol: PROTOCOL_VERSION },
+    });
+    return conn;
+  }
+
+  // ---- devices -------------------------------------------------------------------------------
+
+  private runDevice(ws: WebSocket, id: { deviceId: string; userId: string }): void {
+    const { sessions, orm, logger, config, temporal } = this.deps;
+    const conn = this.open(ws, 'device');
+    const session = new DeviceSession(id.deviceId, id.userId, conn.sessionId, ws);
+    const replaced = sessions.add(session);
+    if (replaced) {
+      replaced.dropAll('replaced by a newer session');
+      replaced.socket.close(CloseCode.Replaced, 'replaced by a newer session');
+    }
+    const log = logger.child({ deviceId: id.deviceId, session: conn.sessionId });
+    let lastTouch = Date.now();
+    // Presence first, then wake the runs waiting for this device.
+    const ready = (async () => {
+      await markOnline(orm.em.fork(), id.deviceId, config.NODE_ID, conn.sessionId);
+      await signalDeviceOnline(orm.em.fork(), temporal, id.deviceId, config.NODE_ID);
+    })().catch((err) => log.error({ err }, 'could not record device presence'));
+
+    ws.on('message', (data, isBinary) => {
+      conn.lastSeen = Date.now();
+      const parsed = decode(ws, data, isBinary, deviceMessageSchema);
+      if (!parsed) return;
+      const { envelope, message } = parsed;
+      this.onDeviceMessage(session, message, envelope.id);
+      if (message.type === 'ping' && Date.now() - lastTouch > config.WS_HEARTBEAT_MS / 2) {
+        lastTouch = Date.now();
+        touchPresence(orm.em.fork(), id.deviceId, conn.sessionId).catch((err) => log.warn({ err }, 'presence update failed'));
+      }
+    });
+    ws.on('close', (code) => {
+      session.dropAll('device disconnected');
+      if (sessions.remove(session)) {
+        void ready.then(() => markOffline(orm.em.fork(), id.deviceId, conn.sessionId)).catch((err) =>
+          log.error({ err }, 'could not record device offline'));
+      }
+      log.debug({ code }, 'device disconnected');
+    });
+  }
+
+  private onDeviceMessage(session: DeviceSession, msg: DeviceMessage, re: string): void {
+    const { sessions, live } = this.deps;
+    switch (msg.type) {
+      case 'ping':
+        session.send({ type: 'pong', payload: {} }, re);
+        return;
+      case 'step/accept':
+        if (!session.accept(msg.payload.key)) unknownKey(session, re, msg.payload.key);
+        return;
+      case 'step/progress':
+        if (!session.progress(msg.payload.key, { percent: msg.payload.percent, message: msg.payload.message })) {
+          unknownKey(session, re, msg.payload.key);
+        }
+        return;
+      case 'step/result':
+      case 'step/error': {
+        const outcome = msg.type === 'step/result'
+          ? { ok: true as const, output: msg.payload.output ?? null }
+          : { ok: false as const, error: msg.payload.error };
+        const key = msg.payload.key;
+        if (session.settle(key, outcome)) return;
+        // Its dispatch is gone (socket replaced, activity retried): keep it for the re-dispatch.
+        if (!sessions.keepLate(session.deviceId, key, outcome)) unknownKey(session, re, key);
+        return;
+      }
+      case 'log': {
+        const taskId = msg.payload.task_id ?? (msg.payload.key ? session.taskOf(msg.payload.key) : undefined);
+        if (!taskId) return;
+        live.publish({
+          userId: session.userId,
+          event: {
+            task_id: taskId, kind: 'log', at: Date.now(),
+            data: { level: msg.payload.level, message: msg.payload.message, key: msg.payload.key ?? null, details: msg.payload.details ?? null },
+          },
+        });
+        return;
+      }
+      case 'device/status':
+        return;
+    }
+  }
+
+  // ---- monitors ------------------------------------------------------------------------------
+
+  private runMonitor(ws: WebSocket, id: { userId: string }): void {
+    const conn = this.open(ws, 'monitor');
+    this.monitorCount++;
+    const subs = new Map<string, () => void>();
+    const deliver = (ev: TaskEventPayload) => {
+      const durable = ev.seq !== undefined;
+      if (ws.bufferedAmount > OVERLOAD_CLOSE_BYTES && durable) {
+        // Too far behind: the monitor resumes with after_seq once it reconnects.
+        ws.close(CloseCode.Overloaded, 'too far behind; resubscribe with after_seq');
+        return;
+      }
+      if (!durable && ws.bufferedAmount > LIVE_DROP_BYTES) return;
+      send(ws, { type: 'task/event', payload: ev });
+    };
+    const unlive = this.deps.live.subscribe((e) => {
+      if (e.userId === id.userId && subs.has(e.event.task_id)) deliver(e.event);
+    });
+    ws.on('message', (data, isBinary) => {
+      conn.lastSeen = Date.now();
+      const parsed = decode(ws, data, isBinary, monitorMessageSchema);
+      if (!parsed) return;
+      this.onMonitorMessage(ws, id.userId, subs, deliver, parsed.message, parsed.envelope.id).catch((err) => {
+        this.deps.logger.error({ err }, 'monitor message failed');
+        send(ws, { type: 'error', payload: { code: WsErrorCode.ServerError, message: 'internal error' } }, parsed.envelope.id);
+      });
+    });
+    ws.on('close', () => {
+      this.monitorCount--;
+      unlive();
+      for (const detach of subs.values()) detach();
+      subs.clear();
+    });
+  }
+
+  private async onMonitorMessage(
+    ws: WebSocket,
+    userId: string,
+    subs: Map<string, () => void>,
+    deliver: (ev: TaskEventPayload) => void,
+    msg: MonitorMessage,
+    re: string,
+  ): Promise<void> {
+    switch (msg.type) {
+      case 'ping':
+        send(ws, { type: 'pong', payload: {} }, re);
+        return;
+      case 'subscribe': {
+        const { task_id: taskId, after_seq: afterSeq = 0 } = msg.payload;
+        const task = await this.deps.orm.em.fork().findOne(Task, { id: taskId, userId }, { fields: ['id', 'status'] });
+        if (!task) {
+          send(ws, { type: 'error', payload: { code: WsErrorCode.NotFound, message: 'task not found' } }, re);
+          return;
+        }
+        if (ws.readyState !== ws.OPEN) return;
+        subs.get(taskId)?.();
+        send(ws, { type: 'subscribed', payload: { task_id: taskId, status: task.status } }, re);
+        subs.set(taskId, this.deps.streams.watch(taskId, deliver, afterSeq));
+        return;
+      }
+      case 'unsubscribe': {
+        subs.get(msg.payload.task_id)?.();
+        subs.delete(msg.payload.task_id);
+        send(ws, { type: 'unsubscribed', payload: { task_id: msg.payload.task_id } }, re);
+        return;
+      }
+    }
+  }
+}
+
+function send(ws: WebSocket, msg: ServerMessage, re?: string): void {
+  if (ws.readyState === ws.OPEN) ws.send(frame(msg, re));
+}
+
+function unknownKey(session: DeviceSession, re: string, key: string): void {
+  session.send({ type: 'error', payload: { code: WsErrorCode.NotFound, message: `no step in flight with key ${key} on this device` } }, re);
+}
+
+/** Parses a frame; answers `error` (with `re`) for a bad one and keeps the connection. */
+function decode<T>(ws: WebSocket, data: RawData, isBinary: boolean, schema: Parameters<typeof parseFrame<T>>[1]) {
+  if (isBinary) {
+    send(ws, { type: 'error', payload: { code: WsErrorCode.InvalidFrame, message: 'binary frames are not supported; send JSON text' } });
+    return null;
+  }
+  const res = parseFrame(rawToString(data), schema);
+  if (!res.ok) {
+    send(ws, { type: 'error', payload: { code: res.code, message: res.message, ...(res.errors ? { errors: res.errors } : {}) } }, res.re);
+    return null;
+  }
+  return res;
+}
+
+function rawToString(data: RawData): string {
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
+  if (data instanceof ArrayBuffer) return Buffer.from(data).toString('utf8');
+  return data.toString('utf8');
+}
+
+function refuse(socket: Duplex, status: number, text: string): void {
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${text.length}\r\n\r\n${text}`);
+  }
+  socket.destroy();
+}

@@ -1,0 +1,221 @@
+// Streams a run's durable events out of its Temporal workflow history: one long-poll per task
+// per API node, however many monitors watch it.
+import type { Client } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
+import type { temporal } from '@temporalio/proto';
+import type { Logger } from '../logger.ts';
+import { RECORD_EVENTS_ACTIVITY, workflowIdForTask, type RunEvent } from '../../workflows/api.ts';
+import type { TaskEventPayload } from './protocol.ts';
+
+type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
+
+/**
+ * Maps one history event to run events. The workflow records each event as the input of a
+ * `recordRunEvents` activity, so its seq is in history; a run that ended without running our
+ * code (terminated, timed out) gets a terminal event after the last one.
+ */
+export function mapHistoryEvent(e: HistoryEvent, lastSeq: number, sawTerminal: boolean): RunEvent[] {
+  const scheduled = e.activityTaskScheduledEventAttributes;
+  if (scheduled) {
+    if (scheduled.activityType?.name !== RECORD_EVENTS_ACTIVITY) return [];
+    const payload = scheduled.input?.payloads?.[0];
+    if (!payload) return [];
+    const input = defaultPayloadConverter.fromPayload<{ events?: RunEvent[] }>(payload as never);
+    return (input.events ?? []).filter((ev) => ev.seq > lastSeq);
+  }
+  if (sawTerminal) return [];
+  const at = eventTime(e);
+  const end = (kind: RunEvent['kind'], data: Record<string, unknown>): RunEvent[] => [
+    { seq: lastSeq + 1, kind, at, data },
+  ];
+  if (e.workflowExecutionTerminatedEventAttributes) {
+    const a = e.workflowExecutionTerminatedEventAttributes;
+    return end('run.cancelled', { by: a.identity || 'operator', client: 'temporal', reason: a.reason || 'terminated' });
+  }
+  if (e.workflowExecutionTimedOutEventAttributes) {
+    return end('run.failed', { error: { code: 'RUN_TIMED_OUT', message: 'the run exceeded its execution timeout' } });
+  }
+  if (e.workflowExecutionFailedEventAttributes) {
+    const msg = e.workflowExecutionFailedEventAttributes.failure?.message ?? 'workflow failed';
+    return end('run.failed', { error: { code: 'RUN_FAILED', message: msg } });
+  }
+  if (e.workflowExecutionCanceledEventAttributes) {
+    return end('run.cancelled', { by: 'operator', client: 'temporal', reason: 'cancelled in Temporal' });
+  }
+  return [];
+}
+
+function eventTime(e: HistoryEvent): number {
+  const t = e.eventTime;
+  if (!t) return Date.now();
+  return Number(t.seconds ?? 0) * 1000 + Math.floor((t.nanos ?? 0) / 1e6);
+}
+
+const TERMINAL = new Set(['run.completed', 'run.failed', 'run.cancelled']);
+
+function isClose(e: HistoryEvent): boolean {
+  return !!(
+    e.workflowExecutionCompletedEventAttributes || e.workflowExecutionFailedEventAttributes ||
+    e.workflowExecutionTimedOutEventAttributes || e.workflowExecutionTerminatedEventAttributes ||
+    e.workflowExecutionCanceledEventAttributes || e.workflowExecutionContinuedAsNewEventAttributes
+  );
+}
+
+type Listener = (ev: TaskEventPayload) => void;
+
+/** One task's history poller and everything it has read so far. */
+export class TaskHistoryStream {
+  readonly taskId: string;
+  readonly events: TaskEventPayload[] = [];
+  private readonly listeners = new Set<Listener>();
+  private readonly abort = new AbortController();
+  private sawTerminal = false;
+  closed = false;
+  /** Long-polls made; a benchmark and tests read it. */
+  polls = 0;
+  private readonly client: Client;
+  private readonly namespace: string;
+  private readonly logger: Logger;
+
+  constructor(taskId: string, client: Client, namespace: string, logger: Logger) {
+    this.taskId = taskId;
+    this.client = client;
+    this.namespace = namespace;
+    this.logger = logger;
+  }
+
+  get lastSeq(): number {
+    return this.events.length ? (this.events[this.events.length - 1].seq ?? 0) : 0;
+  }
+
+  /** Replays every event after `afterSeq`, then delivers new ones as they come. */
+  attach(fn: Listener, afterSeq = 0): () => void {
+    for (const ev of this.events) if ((ev.seq ?? 0) > afterSeq) fn(ev);
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  get watchers(): number {
+    return this.listeners.size;
+  }
+
+  start(): void {
+    void this.run();
+  }
+
+  stop(): void {
+    this.abort.abort();
+  }
+
+  private push(ev: RunEvent): void {
+    const payload: TaskEventPayload = { task_id: this.taskId, seq: ev.seq, kind: ev.kind, at: ev.at, data: ev.data };
+    this.events.push(payload);
+    if (TERMINAL.has(ev.kind)) this.sawTerminal = true;
+    for (const fn of this.listeners) fn(payload);
+  }
+
+  private async run(): Promise<void> {
+    const svc = this.client.workflowService;
+    let token: Uint8Array | undefined;
+    let backoff = 200;
+    while (!this.abort.signal.aborted) {
+      try {
+        this.polls++;
+        const res = await this.client.connection.withAbortSignal(this.abort.signal, () =>
+          svc.getWorkflowExecutionHistory({
+            namespace: this.namespace,
+            execution: { workflowId: workflowIdForTask(this.taskId) },
+            nextPageToken: token,
+            waitNewEvent: true,
+            maximumPageSize: 1000,
+          }),
+        );
+        backoff = 200;
+        let ended = false;
+        for (const e of res.history?.events ?? []) {
+          for (const ev of mapHistoryEvent(e, this.lastSeq, this.sawTerminal)) this.push(ev);
+          if (isClose(e)) ended = true;
+        }
+        if (res.nextPageToken?.length) {
+          token = res.nextPageToken;
+        } else if (ended || !token) {
+          // Closed and fully read: nothing more will come.
+          if (ended) break;
+          token = undefined;
+        }
+      } catch (err) {
+        if (this.abort.signal.aborted) break;
+        const notFound = (err as { code?: number }).code === 5;
+        if (notFound) {
+          // Started a moment ago, or deleted; poll gently.
+          this.logger.debug({ taskId: this.taskId }, 'history not found yet');
+        } else {
+          this.logger.warn({ err, taskId: this.taskId }, 'history poll failed; retrying');
+        }
+        await new Promise((r) => setTimeout(r, backoff));
+        backoff = Math.min(backoff * 2, 5000);
+      }
+    }
+    this.closed = true;
+  }
+}
+
+/** Per-node registry: one stream per watched task, stopped when its last watcher leaves. */
+export class HistoryStreams {
+  private readonly streams = new Map<string, TaskHistoryStream>();
+  private readonly idleTimers = new Map<string, NodeJS.Timeout>();
+  private readonly client: Client;
+  private readonly namespace: string;
+  private readonly logger: Logger;
+  private readonly idleMs: number;
+
+  constructor(client: Client, namespace: string, logger: Logger, idleMs = 30_000) {
+    this.client = client;
+    this.namespace = namespace;
+    this.logger = logger;
+    this.idleMs = idleMs;
+  }
+
+  /** Watches a task: replay after `afterSeq`, then live. Returns the detach function. */
+  watch(taskId: string, fn: Listener, afterSeq = 0): () => void {
+    clearTimeout(this.idleTimers.get(taskId));
+    this.idleTimers.delete(taskId);
+    let stream = this.streams.get(taskId);
+    if (!stream) {
+      stream = new TaskHistoryStream(taskId, this.client, this.namespace, this.logger);
+      this.streams.set(taskId, stream);
+      stream.start();
+    }
+    const detach = stream.attach(fn, afterSeq);
+    const s = stream;
+    return () => {
+      detach();
+      if (s.watchers === 0 && !this.idleTimers.has(taskId)) {
+        // Keep the stream a while: monitors that reconnect resume from memory.
+        const t = setTimeout(() => {
+          this.idleTimers.delete(taskId);
+          if (s.watchers === 0) {
+            s.stop();
+            this.streams.delete(taskId);
+          }
+        }, this.idleMs);
+        t.unref();
+        this.idleTimers.set(taskId, t);
+      }
+    };
+  }
+
+  stream(taskId: string): TaskHistoryStream | undefined {
+    return this.streams.get(taskId);
+  }
+
+  get size(): number {
+    return this.streams.size;
+  }
+
+  close(): void {
+    for (const t of this.idleTimers.values()) clearTimeout(t);
+    for (const s of this.streams.values()) s.stop();
+    this.streams.clear();
+  }
+}

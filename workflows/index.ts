@@ -1,0 +1,2 @@
+// Entry point bundled for the task workers: every workflow type they run.
+export { taskRunWorkflow } from './task-run.ts';

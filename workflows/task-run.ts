@@ -1,0 +1,489 @@
+// taskRunWorkflow: one run of a workflow definition on one PC device.
+// Deterministic code only: no Node APIs, no I/O; time and timers come from the SDK.
+import {
+  ActivityCancellationType,
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  TimeoutFailure,
+  condition,
+  isCancellation,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  sleep,
+  upsertSearchAttributes,
+} from '@temporalio/workflow';
+import {
+  FailureType,
+  type GatewayActivities,
+  type PersistenceActivities,
+  type StepErrorDetails,
+} from '../activities/types.ts';
+import { SA } from '../src/temporal/search-attributes.ts';
+import {
+  cancelSignal,
+  deviceOnlineSignal,
+  gatewayQueue,
+  pauseSignal,
+  resumeSignal,
+  stateQuery,
+  stepKey,
+  type ControlRequest,
+  type EventKind,
+  type RunError,
+  type RunEvent,
+  type RunState,
+  type RunStatus,
+  type StepState,
+  type TaskRunInput,
+  type TaskRunResult,
+} from './api.ts';
+import {
+  isDeviceStep,
+  nextNodeId,
+  render,
+  type DefinitionNode,
+  type RetrySpec,
+} from './definition.ts';
+
+const DEFAULT_STEP_TIMEOUT_MS = 10 * 60 * 1000;
+const DEFAULT_RETRY: Required<Omit<RetrySpec, 'retryableCodes'>> = {
+  maxAttempts: 3,
+  initialIntervalMs: 1000,
+  backoffCoefficient: 2,
+  maxIntervalMs: 60_000,
+};
+/** How often a run waiting for its device re-checks presence, in case a signal was missed. */
+const PRESENCE_RECHECK_MS = 60_000;
+
+/** The run ends `cancelled` (a cancel signal was honoured). */
+class RunCancelled extends Error {}
+
+/** The run ends `failed` with this error. */
+class RunFailed extends Error {
+  readonly error: RunError;
+  constructor(error: RunError) {
+    super(error.message);
+    this.error = error;
+  }
+}
+
+/** A device step whose socket (or API node) was lost: dispatch it again, same key. */
+class DeviceLost extends Error {}
+
+interface InFlight {
+  key: string;
+  gatewayNode: string;
+  scope: CancellationScope;
+}
+
+export async function taskRunWorkflow(input: TaskRunInput): Promise<TaskRunResult> {
+  return new TaskRun(input).execute();
+}
+
+class TaskRun {
+  private readonly input: TaskRunInput;
+  private readonly nodes: Map<string, DefinitionNode>;
+  private readonly persist: PersistenceActivities;
+  private readonly state: RunState = {
+    status: 'pending',
+    reason: 'queued',
+    currentNode: null,
+    progress: 0,
+    paused: false,
+    cancelRequested: false,
+    steps: [],
+    lastSeq: 0,
+  };
+  private readonly outputs: Record<string, unknown> = {};
+  private pending: RunEvent[] = [];
+  private recorder: Promise<void> = Promise.resolve();
+  private readonly background: Promise<unknown>[] = [];
+  private inflight: InFlight | null = null;
+  private deviceSignalled = false;
+  private cancelledBy: ControlRequest | null = null;
+  private readonly totalSteps: number;
+  private completedSteps = 0;
+
+  constructor(input: TaskRunInput) {
+    this.input = input;
+    this.nodes = new Map(input.definition.nodes.map((n) => [n.id, n]));
+    this.totalSteps = input.definition.nodes.filter(isDeviceStep).length;
+    this.persist = proxyActivities<PersistenceActivities>({
+      taskQueue: input.taskQueue,
+      startToCloseTimeout: '30s',
+      // PostgreSQL may be briefly away: keep trying, the events are in history already.
+      retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '30s' },
+    });
+  }
+
+  async execute(): Promise<TaskRunResult> {
+    this.registerHandlers();
+    this.emit('run.pending', { reason: 'queued' });
+    try {
+      await this.walk();
+      this.setStatus('completed', null);
+      this.emit('run.completed', { outputs: this.outputs });
+      await this.settle();
+      return { status: 'completed', outputs: this.outputs };
+    } catch (err) {
+      if (err instanceof RunFailed) {
+        this.setStatus('failed', err.error.code);
+        this.emit('run.failed', { error: err.error });
+        await this.settle();
+        return { status: 'failed', outputs: this.outputs, error: err.error };
+      }
+      if (err instanceof RunCancelled || isCancellation(err)) {
+        // Cancelled from the Temporal UI / API (workflow cancellation) or by our cancel signal:
+        // clean up in a scope that cannot itself be cancelled.
+        const byOperator = !(err instanceof RunCancelled);
+        await CancellationScope.nonCancellable(async () => {
+          this.abortInFlight('cancelled');
+          this.setStatus('cancelled', byOperator ? 'cancelled_in_temporal' : 'cancelled');
+          this.emit('run.cancelled', {
+            by: this.cancelledBy?.by ?? 'operator',
+            client: this.cancelledBy?.client ?? 'temporal',
+            reason: this.cancelledBy?.reason ?? null,
+          });
+          await this.settle();
+        });
+        if (byOperator) throw err;
+        return { status: 'cancelled', outputs: this.outputs };
+      }
+      throw err; // a bug: fail the workflow task so a fixed worker can carry on
+    }
+  }
+
+  // ---- the step graph -------------------------------------------------------------------
+
+  private async walk(): Promise<void> {
+    const start = this.input.definition.nodes.find((n) => n.type === 'start');
+    if (!start) throw new RunFailed({ code: 'INVALID_DEFINITION', message: 'definition has no start node' });
+    let node: DefinitionNode | undefined = start;
+    while (node) {
+      await this.boundary();
+      let branch: string | undefined;
+      if (node.type === 'end') return;
+      if (isDeviceStep(node)) {
+        this.outputs[node.id] = await this.runDeviceStep(node);
+      } else if (node.type !== 'start') {
+        throw new RunFailed({
+          code: 'UNSUPPORTED_NODE',
+          message: `node type "${node.type}" is not supported by this engine version`,
+          step_id: node.id,
+        });
+      }
+      const next = nextNodeId(this.input.definition, node.id, branch);
+      node = next === undefined ? undefined : this.nodes.get(next);
+    }
+  }
+
+  /** Step boundary: pause holds the run here; cancel ends it. */
+  private async boundary(): Promise<void> {
+    if (this.state.cancelRequested) throw new RunCancelled();
+    if (this.state.paused) {
+      await this.flush();
+      await condition(() => !this.state.paused || this.state.cancelRequested);
+      if (this.state.cancelRequested) throw new RunCancelled();
+    }
+  }
+
+  private scope(): Record<string, unknown> {
+    return { params: this.input.parameters, ...this.outputs };
+  }
+
+  private async runDeviceStep(node: DefinitionNode): Promise<unknown> {
+    const retry = { ...DEFAULT_RETRY, ...node.retry };
+    const params = render(node.params ?? {}, this.scope());
+    for (let attempt = 1; ; attempt++) {
+      const key = stepKey(this.input.taskId, node.id, attempt);
+      let failure: StepErrorDetails;
+      try {
+        return await this.dispatchUntilAnswered(node, attempt, key, params);
+      } catch (err) {
+        if (!(err instanceof StepErrorSignal)) throw err;
+        failure = err.details;
+      }
+      const retryable = retry.retryableCodes
+        ? retry.retryableCodes.includes(failure.code)
+        : failure.retryable === true;
+      const willRetry = retryable && attempt < retry.maxAttempts;
+      const error: RunError = { code: failure.code, message: failure.message, step_id: node.id };
+      this.markStep(key, 'failed', { error });
+      this.emit('step.failed', { step_id: node.id, attempt, key, error, will_retry: willRetry });
+      if (!willRetry) throw new RunFailed(error);
+      await this.flush();
+      const delay = Math.min(
+        retry.initialIntervalMs * Math.pow(retry.backoffCoefficient, attempt - 1),
+        retry.maxIntervalMs,
+      );
+      await sleep(delay);
+      await this.boundary();
+    }
+  }
+
+  /** Dispatches one attempt, again with the same key whenever the device is lost mid-step. */
+  private async dispatchUntilAnswered(
+    node: DefinitionNode,
+    attempt: number,
+    key: string,
+    params: unknown,
+  ): Promise<unknown> {
+    for (let delivery = 1; ; delivery++) {
+      const gatewayNode = await this.awaitDevice();
+      await this.boundary();
+      this.beginStep(node, attempt, key, delivery);
+      await this.flush();
+      try {
+        const output = await this.dispatch(node, gatewayNode, attempt, key, params);
+        this.inflight = null;
+        this.completedSteps++;
+        this.state.progress = this.totalSteps ? Math.round((this.completedSteps / this.totalSteps) * 100) : 100;
+        this.markStep(key, 'completed', { output });
+        this.emit('step.completed', { step_id: node.id, attempt, key, output, progress: this.state.progress });
+        return output;
+      } catch (err) {
+        this.inflight = null;
+        if (err instanceof DeviceLost) {
+          this.deviceSignalled = false;
+          continue;
+        }
+        throw err;
+      }
+    }
+  }
+
+  private beginStep(node: DefinitionNode, attempt: number, key: string, delivery: number): void {
+    this.state.currentNode = node.id;
+    const step: StepState = { step_id: node.id, name: node.name, type: node.type, attempt, key, status: 'running' };
+    const existing = this.state.steps.findIndex((s) => s.key === key);
+    if (existing >= 0) this.state.steps[existing] = step;
+    else this.state.steps.push(step);
+    this.emit('step.dispatched', {
+      step_id: node.id, name: node.name ?? null, type: node.type, attempt, key, delivery,
+    });
+    this.details();
+  }
+
+  private markStep(key: string, status: StepState['status'], patch: Partial<StepState>): void {
+    const step = this.state.steps.find((s) => s.key === key);
+    if (step) Object.assign(step, { status, ...patch });
+  }
+
+  private async dispatch(
+    node: DefinitionNode,
+    gatewayNode: string,
+    attempt: number,
+    key: string,
+    params: unknown,
+  ): Promise<unknown> {
+    const timeoutMs = node.timeoutMs ?? DEFAULT_STEP_TIMEOUT_MS;
+    const gateway = proxyActivities<GatewayActivities>({
+      taskQueue: gatewayQueue(gatewayNode),
+      // The node holding the socket is gone if nobody picks the task up: locate the device again.
+      scheduleToStartTimeout: '15s',
+      // The gateway enforces the step timeout itself (and aborts the step); this is a backstop.
+      startToCloseTimeout: timeoutMs + 30_000,
+      heartbeatTimeout: '20s',
+      retry: { maximumAttempts: 1 },
+      cancellationType: ActivityCancellationType.TRY_CANCEL,
+      summary: `${node.name ?? node.id} · ${node.type} · attempt ${attempt}`,
+    });
+    const scope = new CancellationScope();
+    this.inflight = { key, gatewayNode, scope };
+    try {
+      return await scope.run(() =>
+        gateway.dispatchStep({
+          taskId: this.input.taskId,
+          deviceId: this.input.deviceId,
+          stepId: node.id,
+          name: node.name,
+          type: node.type,
+          attempt,
+          key,
+          params,
+          timeoutMs,
+        }),
+      );
+    } catch (err) {
+      if (isCancellation(err)) {
+        if (this.state.cancelRequested) throw new RunCancelled();
+        throw err;
+      }
+      if (err instanceof ActivityFailure) {
+        const cause = err.cause;
+        if (cause instanceof ApplicationFailure && cause.type === FailureType.DeviceDisconnected) {
+          throw new DeviceLost();
+        }
+        if (cause instanceof TimeoutFailure) {
+          if (cause.timeoutType === 'START_TO_CLOSE') {
+            throw new StepErrorSignal({ code: 'STEP_TIMEOUT', message: `step timed out after ${timeoutMs} ms` });
+          }
+          throw new DeviceLost(); // heartbeat or schedule-to-start: the API node is gone
+        }
+        if (cause instanceof ApplicationFailure && cause.type === FailureType.StepError) {
+          const d = (cause.details?.[0] ?? {}) as Partial<StepErrorDetails>;
+          throw new StepErrorSignal({
+            code: typeof d.code === 'string' ? d.code : 'STEP_ERROR',
+            message: typeof d.message === 'string' ? d.message : cause.message,
+            retryable: d.retryable === true,
+          });
+        }
+        throw new StepErrorSignal({ code: 'DISPATCH_FAILED', message: cause?.message ?? err.message });
+      }
+      throw err;
+    }
+  }
+
+  // ---- the device ----------------------------------------------------------------------
+
+  /** Resolves with the API node holding the device's socket; waits durably while it is offline. */
+  private async awaitDevice(): Promise<string> {
+    const deadline = Date.now() + this.input.offlineTimeoutMs;
+    for (;;) {
+      if (this.state.cancelRequested) throw new RunCancelled();
+      await this.flush();
+      const where = await this.persist.locateDevice(this.input.deviceId);
+      if (where.online && where.nodeId) {
+        if (this.state.status === 'pending') {
+          this.setStatus('running', null);
+          this.emit('run.started', this.state.reason === 'device_offline' ? { after: 'device_offline' } : {});
+        }
+        return where.nodeId;
+      }
+      if (this.state.status !== 'paused' && this.state.reason !== 'device_offline') {
+        this.setStatus('pending', 'device_offline');
+        this.emit('run.pending', { reason: 'device_offline' });
+        await this.flush();
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw new RunFailed({
+          code: 'DEVICE_OFFLINE_TIMEOUT',
+          message: `device stayed offline for ${Math.round(this.input.offlineTimeoutMs / 1000)} s`,
+        });
+      }
+      this.deviceSignalled = false;
+      await condition(() => this.deviceSignalled || this.state.cancelRequested, Math.min(left, PRESENCE_RECHECK_MS));
+    }
+  }
+
+  /** Forwards a control action to the device for the step in flight (best effort). */
+  private control(action: 'pause' | 'resume' | 'abort', reason?: string): void {
+    const f = this.inflight;
+    if (!f) return;
+    const gateway = proxyActivities<GatewayActivities>({
+      taskQueue: gatewayQueue(f.gatewayNode),
+      scheduleToCloseTimeout: '10s',
+      retry: { maximumAttempts: 2 },
+      summary: `step/${action} ${f.key}`,
+    });
+    this.track(gateway.controlStep({ deviceId: this.input.deviceId, key: f.key, action, reason }));
+  }
+
+  private abortInFlight(reason: string): void {
+    const f = this.inflight;
+    if (!f) return;
+    this.control('abort', reason);
+    this.markStep(f.key, 'cancelled', {});
+    f.scope.cancel();
+    this.inflight = null;
+  }
+
+  // ---- signals ---------------------------------------------------------------------------
+
+  private registerHandlers(): void {
+    setHandler(stateQuery, () => this.state);
+    setHandler(deviceOnlineSignal, () => {
+      this.deviceSignalled = true;
+    });
+    setHandler(pauseSignal, (req) => {
+      if (this.finished() || this.state.paused || this.state.cancelRequested) return;
+      this.state.paused = true;
+      this.setStatus('paused', 'paused_by_user');
+      this.emit('run.paused', { by: req.by, client: req.client ?? null, reason: req.reason ?? null });
+      this.control('pause', req.reason);
+      this.track(this.flush());
+    });
+    setHandler(resumeSignal, (req) => {
+      if (this.finished() || !this.state.paused || this.state.cancelRequested) return;
+      this.state.paused = false;
+      this.setStatus(this.inflight || this.state.currentNode ? 'running' : 'pending', null);
+      this.emit('run.resumed', { by: req.by, client: req.client ?? null });
+      this.control('resume');
+      this.track(this.flush());
+    });
+    setHandler(cancelSignal, (req) => {
+      if (this.finished() || this.state.cancelRequested) return;
+      this.state.cancelRequested = true;
+      this.cancelledBy = req;
+      this.emit('run.cancel_requested', { by: req.by, client: req.client ?? null, reason: req.reason ?? null });
+      this.abortInFlight(req.reason ?? 'cancelled');
+      this.track(this.flush());
+    });
+  }
+
+  private finished(): boolean {
+    return this.state.status === 'completed' || this.state.status === 'failed' || this.state.status === 'cancelled';
+  }
+
+  // ---- status, events, persistence ----------------------------------------------------------
+
+  private setStatus(status: RunStatus, reason: string | null): void {
+    const changed = this.state.status !== status;
+    this.state.status = status;
+    this.state.reason = reason;
+    if (changed) upsertSearchAttributes([{ key: SA.TaskStatus, value: status }]);
+    this.details();
+  }
+
+  /** What operators read on the run's page in the Temporal UI. */
+  private details(): void {
+    const s = this.state;
+    const step = s.steps.find((x) => x.key && x.status === 'running');
+    const lines = [`**${s.status}**${s.reason ? ` (${s.reason})` : ''} · progress ${s.progress}%`];
+    if (step) lines.push(`step \`${step.step_id}\` (${step.type}) attempt ${step.attempt}`);
+    setCurrentDetails(lines.join('\n\n'));
+  }
+
+  private emit(kind: EventKind, data: Record<string, unknown>): void {
+    this.state.lastSeq += 1;
+    this.pending.push({ seq: this.state.lastSeq, kind, at: Date.now(), data });
+  }
+
+  /**
+   * Writes buffered events through the persistence activity, in order. Its scheduled input is
+   * what the monitor bridge reads from history, so each event is durable once flushed.
+   */
+  private flush(): Promise<void> {
+    if (this.pending.length > 0) {
+      const events = this.pending;
+      this.pending = [];
+      this.recorder = this.recorder.then(() =>
+        CancellationScope.nonCancellable(() => this.persist.recordRunEvents({ taskId: this.input.taskId, events })),
+      );
+    }
+    return this.recorder;
+  }
+
+  private track(p: Promise<unknown>): void {
+    // Best-effort work must not fail the workflow task with an unhandled rejection.
+    this.background.push(p.catch(() => undefined));
+  }
+
+  /** Flushes every event and waits for best-effort work before the run ends. */
+  private async settle(): Promise<void> {
+    await this.flush();
+    await Promise.all(this.background);
+  }
+}
+
+/** A device's answer was an error (or the step timed out). */
+class StepErrorSignal extends Error {
+  readonly details: StepErrorDetails;
+  constructor(details: StepErrorDetails) {
+    super(details.message);
+    this.details = details;
+  }
+}
