@@ -1,17 +1,28 @@
 // Persistence activities, run by the task workers: the PostgreSQL mirror of each run.
 import { LockMode } from '@mikro-orm/core';
+import type { Client } from '@temporalio/client';
+import {
+  DEVICE_LANE_WORKFLOW,
+  laneAcquireSignal,
+  laneReleaseSignal,
+  laneWorkflowId,
+} from '../workflows/api.ts';
+import type { deviceLaneWorkflow } from '../workflows/device-lane.ts';
 import type { Orm } from '../src/db/orm.ts';
 import { Device, Task, TaskStep } from '../src/db/entities.ts';
 import { applyEvents } from '../src/domain/task-mirror.ts';
-import type { DeviceLocation, PersistenceActivities, RecordEventsInput } from './types.ts';
+import type { DeviceLocation, LaneCall, PersistenceActivities, RecordEventsInput } from './types.ts';
 
 export interface PersistenceDeps {
   orm: Orm;
+  temporal: Client;
+  /** The task workers' queue, where lanes run too. */
+  taskQueue: string;
   /** A device whose socket has not been seen for this long counts as offline. */
   presenceStaleMs: number;
 }
 
-export function createPersistenceActivities({ orm, presenceStaleMs }: PersistenceDeps): PersistenceActivities {
+export function createPersistenceActivities({ orm, temporal, taskQueue, presenceStaleMs }: PersistenceDeps): PersistenceActivities {
   return {
     async recordRunEvents({ taskId, events }: RecordEventsInput): Promise<void> {
       const em = orm.em.fork();
@@ -66,6 +77,26 @@ export function createPersistenceActivities({ orm, presenceStaleMs }: Persistenc
       const seen = device.lastOnlineAt?.getTime() ?? 0;
       if (Date.now() - seen > presenceStaleMs) return { online: false, nodeId: null };
       return { online: true, nodeId: device.nodeId };
+    },
+
+    async acquireLane({ deviceId, ...request }: LaneCall): Promise<void> {
+      await temporal.workflow.signalWithStart<typeof deviceLaneWorkflow, [typeof request]>(DEVICE_LANE_WORKFLOW, {
+        workflowId: laneWorkflowId(deviceId),
+        taskQueue,
+        args: [{ deviceId }],
+        signal: laneAcquireSignal,
+        signalArgs: [request],
+        staticSummary: `device lane of ${deviceId}`,
+      });
+    },
+
+    async releaseLane({ deviceId, taskId }): Promise<void> {
+      try {
+        await temporal.workflow.getHandle(laneWorkflowId(deviceId)).signal(laneReleaseSignal, { taskId });
+      } catch (err) {
+        // No lane running: nothing is held.
+        if ((err as Error).name !== 'WorkflowNotFoundError') throw err;
+      }
     },
   };
 }

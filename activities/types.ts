@@ -44,9 +44,20 @@ export interface StepErrorDetails {
   retryable?: boolean;
 }
 
+export interface LaneCall {
+  deviceId: string;
+  taskId: string;
+  workflowId: string;
+  priorityRank: number;
+  submittedAt: number;
+}
+
 export interface PersistenceActivities {
   recordRunEvents(input: RecordEventsInput): Promise<void>;
   locateDevice(deviceId: string): Promise<DeviceLocation>;
+  /** Queues the run on its device's lane (starting the lane if needed). */
+  acquireLane(input: LaneCall): Promise<void>;
+  releaseLane(input: { deviceId: string; taskId: string }): Promise<void>;
 }
 
 export interface GatewayActivities {

@@ -1,4 +1,5 @@
 // A task worker: runs the workflows and the persistence activities on the task queue.
+import type { Client } from '@temporalio/client';
 import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import { createPersistenceActivities } from '../activities/persistence.ts';
 import type { Config } from './config.ts';
@@ -12,6 +13,8 @@ export interface TaskWorkerDeps {
   logger: Logger;
   orm: Orm;
   connection: NativeConnection;
+  /** Client for what activities start or signal (the device lanes). */
+  temporal: Client;
   /** A pre-built bundle (tests build it once); default: bundle workflows/ at start. */
   workflowBundle?: WorkerOptions['workflowBundle'];
 }
@@ -28,7 +31,12 @@ export async function startTaskWorker(deps: TaskWorkerDeps): Promise<TaskWorker>
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TASK_QUEUE,
     ...(deps.workflowBundle ? { workflowBundle: deps.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
-    activities: createPersistenceActivities({ orm, presenceStaleMs: config.WS_HEARTBEAT_MS * 3 }),
+    activities: createPersistenceActivities({
+      orm,
+      temporal: deps.temporal,
+      taskQueue: config.TASK_QUEUE,
+      presenceStaleMs: config.WS_HEARTBEAT_MS * 3,
+    }),
     shutdownGraceTime: '10s',
   });
   const run = worker.run();

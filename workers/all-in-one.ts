@@ -38,7 +38,7 @@ if (applied.length) logger.info({ applied }, 'migrations applied');
 const temporal = await connectClient(address, cfg.TEMPORAL_NAMESPACE);
 const workerConnection = await connectWorker(address);
 const node = await startApiNode({ config: cfg, logger, orm, temporal, workerConnection });
-const worker = await startTaskWorker({ config: cfg, logger, orm, connection: workerConnection });
+const worker = await startTaskWorker({ config: cfg, logger, orm, connection: workerConnection, temporal });
 
 process.stdout.write(`
   Jarvis Orchestrator is running

@@ -2,7 +2,7 @@
 import { bootConfig, onShutdown } from '../src/boot.ts';
 import { installTemporalRuntime } from '../src/temporal/runtime.ts';
 import { openOrm } from '../src/db/orm.ts';
-import { connectWorker } from '../src/temporal/client.ts';
+import { connectClient, connectWorker } from '../src/temporal/client.ts';
 import { startTaskWorker } from '../src/task-worker.ts';
 
 const { config, logger } = bootConfig();
@@ -10,9 +10,11 @@ installTemporalRuntime(logger);
 const address = config.TEMPORAL_ADDRESS ?? `127.0.0.1:${config.TEMPORAL_PORT}`;
 const orm = await openOrm(config.DATABASE_URL);
 const connection = await connectWorker(address);
-const worker = await startTaskWorker({ config, logger, orm, connection });
+const temporal = await connectClient(address, config.TEMPORAL_NAMESPACE);
+const worker = await startTaskWorker({ config, logger, orm, connection, temporal });
 onShutdown(logger, async () => {
   await worker.stop();
   await connection.close();
+  await temporal.connection.close();
   await orm.close();
 });

@@ -20,6 +20,10 @@ export interface TaskRunInput {
   offlineTimeoutMs: number;
   /** Task queue of the persistence activities (the task workers' queue). */
   taskQueue: string;
+  /** Epoch ms the task was submitted: the lane orders equal priorities by it. */
+  submittedAt: number;
+  /** A retry "from the failed step": start at this node with these earlier outputs. */
+  resumeFrom?: { nodeId: string; outputs: Record<string, unknown> };
 }
 
 export interface RunError {
@@ -44,7 +48,8 @@ export interface ControlRequest {
 
 export const EVENT_KINDS = [
   'run.pending', 'run.started', 'step.dispatched', 'step.progress', 'step.completed', 'step.failed',
-  'run.paused', 'run.resumed', 'run.waiting_approval', 'run.cancel_requested',
+  'run.paused', 'run.resumed', 'run.waiting_approval', 'run.approval_decided',
+  'run.cancel_requested',
   'run.completed', 'run.failed', 'run.cancelled', 'log',
 ] as const;
 export type EventKind = (typeof EVENT_KINDS)[number];
@@ -87,10 +92,49 @@ export const cancelSignal = defineSignal<[ControlRequest]>('cancel');
 export const deviceOnlineSignal = defineSignal<[{ nodeId: string }]>('deviceOnline');
 export const stateQuery = defineQuery<RunState>('state');
 
+export interface ApprovalDecision {
+  approved: boolean;
+  comment?: string;
+  by: string;
+  client?: string;
+}
+/** The decision for the approval node the run waits at (from REST or the phone). */
+export const approvalSignal = defineSignal<[ApprovalDecision]>('approval');
+
+// ---- the device lane ----------------------------------------------------------------------
+
+export interface LaneRequest {
+  taskId: string;
+  workflowId: string;
+  /** high 3, medium 2, low 1. */
+  priorityRank: number;
+  submittedAt: number;
+  /** Order of arrival at the lane (tie-breaker). */
+  arrival: number;
+  /** Whether the holder was sent laneGranted. */
+  notified: boolean;
+}
+
+export interface LaneState {
+  holder: LaneRequest | null;
+  queue: LaneRequest[];
+}
+
+export const laneAcquireSignal = defineSignal<[Omit<LaneRequest, 'arrival' | 'notified'>]>('acquire');
+export const laneReleaseSignal = defineSignal<[{ taskId: string }]>('release');
+export const laneStateQuery = defineQuery<LaneState>('lane');
+/** Sent by the lane to the run it grants the device to. */
+export const laneGrantedSignal = defineSignal<[{ deviceId: string }]>('laneGranted');
+
+export const DEVICE_LANE_WORKFLOW = 'deviceLaneWorkflow';
+export const laneWorkflowId = (deviceId: string) => `device-${deviceId}`;
+
 export const TASK_RUN_WORKFLOW = 'taskRunWorkflow';
 /** The activity whose scheduled inputs carry the run's durable events in history. */
 export const RECORD_EVENTS_ACTIVITY = 'recordRunEvents';
 
 export const workflowIdForTask = (taskId: string) => `task-${taskId}`;
 export const gatewayQueue = (nodeId: string) => `device-gateway.${nodeId}`;
-export const stepKey = (taskId: string, nodeId: string, attempt: number) => `${taskId}:${nodeId}:${attempt}`;
+/** A step's idempotency key; a node visited again (in a loop) carries its visit number. */
+export const stepKey = (taskId: string, nodeId: string, attempt: number, visit = 1) =>
+  visit === 1 ? `${taskId}:${nodeId}:${attempt}` : `${taskId}:${nodeId}.${visit}:${attempt}`;

@@ -11,8 +11,8 @@ import {
   proxyActivities,
   setCurrentDetails,
   setHandler,
-  sleep,
   upsertSearchAttributes,
+  workflowInfo,
 } from '@temporalio/workflow';
 import {
   FailureType,
@@ -20,15 +20,18 @@ import {
   type PersistenceActivities,
   type StepErrorDetails,
 } from '../activities/types.ts';
-import { SA } from '../src/temporal/search-attributes.ts';
+import { PRIORITY_RANK, SA } from '../src/temporal/search-attributes.ts';
 import {
+  approvalSignal,
   cancelSignal,
   deviceOnlineSignal,
+  laneGrantedSignal,
   gatewayQueue,
   pauseSignal,
   resumeSignal,
   stateQuery,
   stepKey,
+  type ApprovalDecision,
   type ControlRequest,
   type EventKind,
   type RunError,
@@ -42,10 +45,12 @@ import {
 import {
   isDeviceStep,
   nextNodeId,
+  outgoing,
   render,
   type DefinitionNode,
   type RetrySpec,
 } from './definition.ts';
+import { evaluate, type Expr } from './expression.ts';
 
 const DEFAULT_STEP_TIMEOUT_MS = 10 * 60 * 1000;
 const DEFAULT_RETRY: Required<Omit<RetrySpec, 'retryableCodes'>> = {
@@ -56,6 +61,9 @@ const DEFAULT_RETRY: Required<Omit<RetrySpec, 'retryableCodes'>> = {
 };
 /** How often a run waiting for its device re-checks presence, in case a signal was missed. */
 const PRESENCE_RECHECK_MS = 60_000;
+/** A lane grant normally arrives within this; later, the run says it waits for a busy device. */
+const LANE_GRACE_MS = 1000;
+const DEFAULT_LOOP_MAX = 1000;
 
 /** The run ends `cancelled` (a cancel signal was honoured). */
 class RunCancelled extends Error {}
@@ -105,10 +113,18 @@ class TaskRun {
   private cancelledBy: ControlRequest | null = null;
   private readonly totalSteps: number;
   private completedSteps = 0;
+  /** How often each node has run (a loop visits a node again; the visit is part of its key). */
+  private readonly visits = new Map<string, number>();
+  private readonly loops = new Map<string, { index: number; items: unknown[] | null; total: number }>();
+  private loopScope: { node: string; index: number; item: unknown; count: number } | null = null;
+  private laneAsked = false;
+  private laneGranted = false;
+  private approval: { nodeId: string; decision: ApprovalDecision | null } | null = null;
 
   constructor(input: TaskRunInput) {
     this.input = input;
     this.nodes = new Map(input.definition.nodes.map((n) => [n.id, n]));
+    if (input.resumeFrom) Object.assign(this.outputs, input.resumeFrom.outputs);
     this.totalSteps = input.definition.nodes.filter(isDeviceStep).length;
     this.persist = proxyActivities<PersistenceActivities>({
       taskQueue: input.taskQueue,
@@ -122,6 +138,7 @@ class TaskRun {
     this.registerHandlers();
     this.emit('run.pending', { reason: 'queued' });
     try {
+      await this.acquireLane();
       await this.walk();
       this.setStatus('completed', null);
       this.emit('run.completed', { outputs: this.outputs });
@@ -130,7 +147,7 @@ class TaskRun {
     } catch (err) {
       if (err instanceof RunFailed) {
         this.setStatus('failed', err.error.code);
-        this.emit('run.failed', { error: err.error });
+        this.emit('run.failed', { error: err.error, outputs: this.outputs });
         await this.settle();
         return { status: 'failed', outputs: this.outputs, error: err.error };
       }
@@ -145,6 +162,7 @@ class TaskRun {
             by: this.cancelledBy?.by ?? 'operator',
             client: this.cancelledBy?.client ?? 'temporal',
             reason: this.cancelledBy?.reason ?? null,
+            outputs: this.outputs,
           });
           await this.settle();
         });
@@ -158,25 +176,126 @@ class TaskRun {
   // ---- the step graph -------------------------------------------------------------------
 
   private async walk(): Promise<void> {
-    const start = this.input.definition.nodes.find((n) => n.type === 'start');
-    if (!start) throw new RunFailed({ code: 'INVALID_DEFINITION', message: 'definition has no start node' });
-    let node: DefinitionNode | undefined = start;
+    const from = this.input.resumeFrom?.nodeId;
+    let node = from ? this.nodes.get(from) : this.input.definition.nodes.find((n) => n.type === 'start');
+    if (!node) throw new RunFailed({ code: 'INVALID_DEFINITION', message: `no node to start from (${from ?? 'start'})` });
     while (node) {
       await this.boundary();
-      let branch: string | undefined;
       if (node.type === 'end') return;
-      if (isDeviceStep(node)) {
-        this.outputs[node.id] = await this.runDeviceStep(node);
-      } else if (node.type !== 'start') {
+      const branch = await this.runNode(node);
+      const next = nextNodeId(this.input.definition, node.id, branch);
+      node = next === undefined ? undefined : this.nodes.get(next);
+    }
+  }
+
+  /** Runs one node; returns the branch label to follow, if the node branches. */
+  private async runNode(node: DefinitionNode): Promise<string | undefined> {
+    const visit = (this.visits.get(node.id) ?? 0) + 1;
+    this.visits.set(node.id, visit);
+    if (isDeviceStep(node)) {
+      this.outputs[node.id] = await this.runDeviceStep(node, visit);
+      return undefined;
+    }
+    const params = (node.params ?? {}) as Record<string, unknown>;
+    switch (node.type) {
+      case 'start':
+        return undefined;
+      case 'condition': {
+        const result = evaluate(params.if as Expr, this.scope());
+        this.outputs[node.id] = { result };
+        return String(result);
+      }
+      case 'wait': {
+        const ms = Number(render(params.durationMs, this.scope()) ?? 0);
+        this.state.currentNode = node.id;
+        this.details();
+        // A durable timer that cancel interrupts.
+        await condition(() => this.state.cancelRequested, Math.max(0, ms));
+        if (this.state.cancelRequested) throw new RunCancelled();
+        this.outputs[node.id] = { waited_ms: ms };
+        return undefined;
+      }
+      case 'approval':
+        return this.runApproval(node, params);
+      case 'loop':
+        return this.runLoop(node, params);
+      default:
         throw new RunFailed({
           code: 'UNSUPPORTED_NODE',
           message: `node type "${node.type}" is not supported by this engine version`,
           step_id: node.id,
         });
-      }
-      const next = nextNodeId(this.input.definition, node.id, branch);
-      node = next === undefined ? undefined : this.nodes.get(next);
     }
+  }
+
+  /** Waits for approve / reject (REST, the phone) or the timeout; follows the decision's edge. */
+  private async runApproval(node: DefinitionNode, params: Record<string, unknown>): Promise<string | undefined> {
+    const timeoutMs = typeof params.timeoutMs === 'number' ? params.timeoutMs : 24 * 3600 * 1000;
+    const onTimeout = (params.onTimeout as 'approve' | 'reject' | 'fail' | undefined) ?? 'reject';
+    this.approval = { nodeId: node.id, decision: null };
+    this.state.currentNode = node.id;
+    this.setStatus(this.state.paused ? 'paused' : 'running', 'waiting_approval');
+    this.emit('run.waiting_approval', {
+      step_id: node.id, name: node.name ?? null,
+      message: render(params.message ?? null, this.scope()), timeout_ms: timeoutMs,
+    });
+    await this.flush();
+    const decided = await condition(() => this.approval?.decision !== null || this.state.cancelRequested, timeoutMs);
+    const decision = this.approval?.decision ?? null;
+    this.approval = null;
+    if (this.state.cancelRequested) throw new RunCancelled();
+    let approved: boolean;
+    if (decided && decision) {
+      approved = decision.approved;
+      this.emit('run.approval_decided', {
+        step_id: node.id, approved, by: decision.by, client: decision.client ?? null,
+        comment: decision.comment ?? null, timed_out: false,
+      });
+    } else {
+      if (onTimeout === 'fail') {
+        throw new RunFailed({ code: 'APPROVAL_TIMEOUT', message: `no decision within ${timeoutMs} ms`, step_id: node.id });
+      }
+      approved = onTimeout === 'approve';
+      this.emit('run.approval_decided', { step_id: node.id, approved, by: 'timeout', client: null, comment: null, timed_out: true });
+    }
+    if (this.state.status === 'running') this.setStatus('running', null);
+    this.outputs[node.id] = { approved, comment: decision?.comment ?? null, by: decision?.by ?? 'timeout', timed_out: !decided };
+    const labels = outgoing(this.input.definition, node.id).map((e) => e.when);
+    if (approved) return labels.includes('approved') ? 'approved' : undefined;
+    if (labels.includes('rejected')) return 'rejected';
+    throw new RunFailed({
+      code: decided ? 'APPROVAL_REJECTED' : 'APPROVAL_TIMEOUT',
+      message: decided ? `rejected by ${decision?.by}${decision?.comment ? `: ${decision.comment}` : ''}` : 'approval timed out',
+      step_id: node.id,
+    });
+  }
+
+  /** A bounded repeat (`count`) or for-each (`items`); `{{loop.index}}`, `{{loop.item}}` inside. */
+  private runLoop(node: DefinitionNode, params: Record<string, unknown>): string {
+    let st = this.loops.get(node.id);
+    if (!st) {
+      const max = typeof params.maxIterations === 'number' ? params.maxIterations : DEFAULT_LOOP_MAX;
+      const rendered = params.items !== undefined ? render(params.items, this.scope()) : null;
+      if (rendered !== null && !Array.isArray(rendered)) {
+        throw new RunFailed({ code: 'LOOP_ITEMS_NOT_A_LIST', message: 'loop items did not resolve to a list', step_id: node.id });
+      }
+      const items = rendered as unknown[] | null;
+      const total = items ? items.length : Number(render(params.count, this.scope()) ?? 0);
+      if (!Number.isInteger(total) || total < 0 || total > max) {
+        throw new RunFailed({ code: 'LOOP_BOUND', message: `loop would run ${total} times (allowed 0 to ${max})`, step_id: node.id });
+      }
+      st = { index: 0, items, total };
+      this.loops.set(node.id, st);
+    }
+    if (st.index < st.total) {
+      this.loopScope = { node: node.id, index: st.index, item: st.items ? st.items[st.index] : st.index, count: st.total };
+      st.index++;
+      return 'body';
+    }
+    this.loops.delete(node.id);
+    this.outputs[node.id] = { iterations: st.total };
+    this.loopScope = null;
+    return 'done';
   }
 
   /** Step boundary: pause holds the run here; cancel ends it. */
@@ -190,14 +309,14 @@ class TaskRun {
   }
 
   private scope(): Record<string, unknown> {
-    return { params: this.input.parameters, ...this.outputs };
+    return { ...this.outputs, params: this.input.parameters, loop: this.loopScope };
   }
 
-  private async runDeviceStep(node: DefinitionNode): Promise<unknown> {
+  private async runDeviceStep(node: DefinitionNode, visit: number): Promise<unknown> {
     const retry = { ...DEFAULT_RETRY, ...node.retry };
     const params = render(node.params ?? {}, this.scope());
     for (let attempt = 1; ; attempt++) {
-      const key = stepKey(this.input.taskId, node.id, attempt);
+      const key = stepKey(this.input.taskId, node.id, attempt, visit);
       let failure: StepErrorDetails;
       try {
         return await this.dispatchUntilAnswered(node, attempt, key, params);
@@ -218,7 +337,8 @@ class TaskRun {
         retry.initialIntervalMs * Math.pow(retry.backoffCoefficient, attempt - 1),
         retry.maxIntervalMs,
       );
-      await sleep(delay);
+      // Backoff that cancel interrupts.
+      await condition(() => this.state.cancelRequested, delay);
       await this.boundary();
     }
   }
@@ -338,6 +458,27 @@ class TaskRun {
 
   // ---- the device ----------------------------------------------------------------------
 
+  /** Queues the run on its device's lane and waits for its turn: one run per PC at a time. */
+  private async acquireLane(): Promise<void> {
+    this.laneAsked = true;
+    await this.persist.acquireLane({
+      deviceId: this.input.deviceId,
+      taskId: this.input.taskId,
+      workflowId: workflowInfo().workflowId,
+      priorityRank: PRIORITY_RANK[this.input.priority],
+      submittedAt: this.input.submittedAt,
+    });
+    if (await condition(() => this.laneGranted || this.state.cancelRequested, LANE_GRACE_MS)) {
+      if (this.state.cancelRequested) throw new RunCancelled();
+      return;
+    }
+    if (this.state.status !== 'paused') this.setStatus('pending', 'device_busy');
+    this.emit('run.pending', { reason: 'device_busy' });
+    await this.flush();
+    await condition(() => this.laneGranted || this.state.cancelRequested);
+    if (this.state.cancelRequested) throw new RunCancelled();
+  }
+
   /** Resolves with the API node holding the device's socket; waits durably while it is offline. */
   private async awaitDevice(): Promise<string> {
     const deadline = Date.now() + this.input.offlineTimeoutMs;
@@ -352,8 +493,9 @@ class TaskRun {
         }
         return where.nodeId;
       }
-      if (this.state.status !== 'paused' && this.state.reason !== 'device_offline') {
-        this.setStatus('pending', 'device_offline');
+      if (this.state.reason !== 'device_offline') {
+        if (this.state.status === 'paused') this.state.reason = 'device_offline';
+        else this.setStatus('pending', 'device_offline');
         this.emit('run.pending', { reason: 'device_offline' });
         await this.flush();
       }
@@ -397,6 +539,13 @@ class TaskRun {
     setHandler(stateQuery, () => this.state);
     setHandler(deviceOnlineSignal, () => {
       this.deviceSignalled = true;
+    });
+    setHandler(laneGrantedSignal, () => {
+      this.laneGranted = true;
+    });
+    setHandler(approvalSignal, (decision) => {
+      // Only the approval the run waits at now; a late or duplicate decision is ignored.
+      if (this.approval && this.approval.decision === null) this.approval.decision = decision;
     });
     setHandler(pauseSignal, (req) => {
       if (this.finished() || this.state.paused || this.state.cancelRequested) return;
@@ -475,6 +624,10 @@ class TaskRun {
   /** Flushes every event and waits for best-effort work before the run ends. */
   private async settle(): Promise<void> {
     await this.flush();
+    if (this.laneAsked) {
+      await CancellationScope.nonCancellable(() =>
+        this.persist.releaseLane({ deviceId: this.input.deviceId, taskId: this.input.taskId }));
+    }
     await Promise.all(this.background);
   }
 }

@@ -6,7 +6,9 @@ import {
   isDeviceStep,
   templatePaths,
   type Definition,
+  type DefinitionNode,
 } from '../../workflows/definition.ts';
+import { COMPARISON_OPS, type Expr } from '../../workflows/expression.ts';
 import type { FieldError } from '../http/errors.ts';
 
 const nodeId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'node id: 1-64 letters, digits, "_" or "-"');
@@ -47,10 +49,60 @@ export const definitionSchema = z
   })
   .strict();
 
+const varPath = z.string().regex(/^[A-Za-z0-9_.-]{1,200}$/, 'a dotted path like "s1.ok" or "params.limit"');
+
+/** Condition expressions (workflows/expression.ts), recursive. */
+export const exprSchema: z.ZodType<Expr> = z.lazy(() =>
+  z.union([
+    z.boolean(),
+    z.object({ all: z.array(exprSchema).min(1).max(50) }).strict(),
+    z.object({ any: z.array(exprSchema).min(1).max(50) }).strict(),
+    z.object({ not: exprSchema }).strict(),
+    z.object({ var: varPath, ...Object.fromEntries(COMPARISON_OPS.map((op) => [op, z.unknown().optional()])) }).strict(),
+  ]),
+) as z.ZodType<Expr>;
+
+const templated = (inner: z.ZodType) => z.union([inner, z.string().regex(/^\{\{\s*[A-Za-z0-9_.-]+\s*\}\}$/, 'a number or one {{template}}')]);
+
+/** Params of the control nodes the engine runs itself. */
+const controlParams: Record<string, z.ZodType> = {
+  start: z.object({}).strict(),
+  end: z.object({}).strict(),
+  condition: z.object({ if: exprSchema }).strict(),
+  wait: z.object({ durationMs: templated(z.number().int().min(0).max(30 * 86_400_000)) }).strict(),
+  approval: z.object({
+    message: z.string().max(2000).optional(),
+    timeoutMs: z.number().int().min(1000).max(30 * 86_400_000).optional(),
+    onTimeout: z.enum(['approve', 'reject', 'fail']).optional(),
+  }).strict(),
+  loop: z.object({
+    count: templated(z.number().int().min(0).max(100_000)).optional(),
+    items: z.union([z.array(z.unknown()).max(10_000), z.string().regex(/^\{\{\s*[A-Za-z0-9_.-]+\s*\}\}$/)]).optional(),
+    maxIterations: z.number().int().min(1).max(100_000).optional(),
+  }).strict().refine((p) => (p.count === undefined) !== (p.items === undefined), 'a loop has either count or items'),
+};
+
+/** Deepest nesting allowed anywhere in a definition (stops hostile deep JSON early). */
+export const MAX_DEPTH = 32;
+
+function depth(value: unknown, limit: number, level = 0): number {
+  if (level > limit) return level;
+  if (!value || typeof value !== 'object') return level;
+  let max = level;
+  for (const v of Object.values(value)) {
+    max = Math.max(max, depth(v, limit, level + 1));
+    if (max > limit) break;
+  }
+  return max;
+}
+
 /** Max JSON size of a definition: big enough for real automations, small enough for history. */
 export const MAX_DEFINITION_BYTES = 512 * 1024;
 
 export function validateDefinition(input: unknown, prefix = 'definition'): { definition?: Definition; errors: FieldError[] } {
+  if (depth(input, MAX_DEPTH) > MAX_DEPTH) {
+    return { errors: [{ path: prefix, message: `nested deeper than ${MAX_DEPTH} levels` }] };
+  }
   const parsed = definitionSchema.safeParse(input);
   if (!parsed.success) {
     return {
@@ -72,8 +124,14 @@ export function validateDefinition(input: unknown, prefix = 'definition'): { def
     else ids.set(n.id, i);
     // Prototype keys would shadow the run's scope ({{params}}, {{<node>.x}}).
     if (['params', '__proto__', 'constructor', 'prototype'].includes(n.id)) at(`node id "${n.id}" is reserved`, `nodes.${i}.id`);
-    if (!isDeviceStep(n) && (n.retry || n.timeoutMs) && n.type !== 'approval' && n.type !== 'wait') {
-      at(`node "${n.id}": retry and timeoutMs apply to device steps only`, `nodes.${i}`);
+    if (!isDeviceStep(n)) {
+      if (n.retry || n.timeoutMs) at(`node "${n.id}": retry and timeoutMs apply to device steps only`, `nodes.${i}`);
+      const res = controlParams[n.type].safeParse(n.params ?? {});
+      if (!res.success) {
+        for (const issue of res.error.issues) {
+          at(`node "${n.id}" (${n.type}): ${issue.message}`, ['nodes', i, 'params', ...issue.path.map(String)].join('.'));
+        }
+      }
     }
   });
 
@@ -95,19 +153,8 @@ export function validateDefinition(input: unknown, prefix = 'definition'): { def
     const edges = def.edges.filter((e) => e.from === n.id);
     if (n.type === 'end' && edges.length) at(`end node "${n.id}" has outgoing edges`, `nodes.${i}`);
     if (n.type !== 'end' && edges.length === 0) at(`node "${n.id}" has no outgoing edge (add an edge to an end node)`, `nodes.${i}`);
-    if (n.type === 'condition') {
-      const labels = edges.map((e) => e.when);
-      if (!labels.includes('true') || !labels.includes('false')) {
-        at(`condition node "${n.id}" needs edges with when "true" and when "false"`, `nodes.${i}`);
-      }
-    } else if (n.type === 'loop') {
-      const labels = edges.map((e) => e.when);
-      if (!labels.includes('body') || !labels.includes('done')) {
-        at(`loop node "${n.id}" needs edges with when "body" and when "done"`, `nodes.${i}`);
-      }
-    } else if (edges.length > 1) {
-      at(`node "${n.id}" has ${edges.length} outgoing edges; only condition and loop nodes branch`, `nodes.${i}`);
-    }
+    const problem = branchProblem(n, edges.map((e) => e.when));
+    if (problem) at(problem, `nodes.${i}`);
   });
   if (errors.length) return { errors };
 
@@ -146,15 +193,59 @@ export function validateDefinition(input: unknown, prefix = 'definition'): { def
     at(`cycle through node "${cycleAt}" that does not pass a loop node`, `nodes.${ids.get(cycleAt)}`);
   }
 
-  // Templates refer to parameters or to earlier nodes.
+  // Templates refer to parameters, the loop, or nodes that run before (can reach this node).
+  const reaches = (fromId: string, toId: string): boolean => {
+    const seenR = new Set<string>();
+    const todo = [...(out.get(fromId) ?? [])];
+    while (todo.length) {
+      const id = todo.pop()!;
+      if (id === toId) return true;
+      if (seenR.has(id)) continue;
+      seenR.add(id);
+      todo.push(...(out.get(id) ?? []));
+    }
+    return false;
+  };
   def.nodes.forEach((n, i) => {
     for (const path of templatePaths(n.params ?? {})) {
       const head = path.split('.')[0];
-      if (head !== 'params' && head !== 'loop' && !ids.has(head)) {
-        at(`template "{{${path}}}" refers to unknown node "${head}"`, `nodes.${i}.params`);
-      }
+      if (head === 'params' || head === 'loop') continue;
+      if (!ids.has(head)) at(`template "{{${path}}}" refers to unknown node "${head}"`, `nodes.${i}.params`);
+      else if (!reaches(head, n.id)) at(`template "{{${path}}}": node "${head}" does not run before "${n.id}"`, `nodes.${i}.params`);
     }
   });
 
   return errors.length ? { errors } : { definition: def, errors: [] };
+}
+
+/** Which outgoing edge labels each node type takes. */
+const BRANCHES: Record<string, { required: string[]; optional: string[] }> = {
+  condition: { required: ['true', 'false'], optional: [] },
+  loop: { required: ['body', 'done'], optional: [] },
+  approval: { required: [], optional: ['approved', 'rejected'] },
+};
+
+function branchProblem(n: DefinitionNode, labels: (string | undefined)[]): string | null {
+  const rule = BRANCHES[n.type];
+  const dup = labels.find((l, i) => labels.indexOf(l) !== i);
+  if (dup !== undefined || (labels.length > 1 && labels.includes(undefined))) {
+    return `node "${n.id}" has ambiguous outgoing edges (${labels.map((l) => l ?? '(none)').join(', ')})`;
+  }
+  if (!rule) {
+    if (labels.length > 1) return `node "${n.id}" has ${labels.length} outgoing edges; only condition, loop and approval nodes branch`;
+    if (labels[0] !== undefined) return `node "${n.id}": edge label "${labels[0]}" only applies to branching nodes`;
+    return null;
+  }
+  for (const r of rule.required) {
+    if (!labels.includes(r)) return `${n.type} node "${n.id}" needs an edge with when "${r}"`;
+  }
+  for (const l of labels) {
+    if (l !== undefined && !rule.required.includes(l) && !rule.optional.includes(l)) {
+      return `${n.type} node "${n.id}": unknown edge label "${l}" (use ${[...rule.required, ...rule.optional].join(', ')})`;
+    }
+  }
+  if (n.type === 'approval' && labels.includes(undefined) && labels.length > 1) {
+    return `approval node "${n.id}": label every edge (approved, rejected) or use one unlabeled edge`;
+  }
+  return null;
 }

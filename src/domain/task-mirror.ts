@@ -58,6 +58,10 @@ export function applyEvents(task: TaskMirror, events: RunEvent[]): StepWrite[] {
         break;
       case 'run.waiting_approval':
         task.statusReason = 'waiting_approval';
+        task.currentNode = str(d.step_id);
+        break;
+      case 'run.approval_decided':
+        if (task.statusReason === 'waiting_approval') task.statusReason = null;
         break;
       case 'step.dispatched':
         task.currentNode = str(d.step_id);
@@ -84,10 +88,9 @@ export function applyEvents(task: TaskMirror, events: RunEvent[]): StepWrite[] {
       case 'run.cancelled': {
         task.status = ev.kind === 'run.completed' ? 'completed' : ev.kind === 'run.failed' ? 'failed' : 'cancelled';
         task.statusReason = ev.kind === 'run.cancelled' ? str(d.reason) : null;
-        if (ev.kind === 'run.completed') {
-          task.result = d.outputs ?? null;
-          task.progress = 100;
-        }
+        // Outputs so far, also for failed and cancelled runs (a retry from the failed step uses them).
+        task.result = d.outputs ?? task.result ?? null;
+        if (ev.kind === 'run.completed') task.progress = 100;
         if (ev.kind === 'run.failed') task.error = (d.error as TaskMirror['error']) ?? null;
         task.finishedAt = at;
         task.durationMs = at.getTime() - (task.startedAt ?? task.createdAt).getTime();

@@ -2,17 +2,21 @@
 import type { Client } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { Device, FINISHED_STATUSES, Task, TaskStep, Workflow, type Priority, type TaskStatus } from '../db/entities.ts';
+import { Device, FINISHED_STATUSES, Task, TaskStep, Workflow, WorkflowVersion, type Priority, type TaskStatus } from '../db/entities.ts';
 import type { OwnedRepos } from '../db/owned.ts';
 import { errors } from '../http/errors.ts';
 import { PRIORITY_RANK, SA } from '../temporal/search-attributes.ts';
 import {
   TASK_RUN_WORKFLOW,
+  approvalSignal,
   cancelSignal,
+  laneStateQuery,
+  laneWorkflowId,
   deviceOnlineSignal,
   pauseSignal,
   resumeSignal,
   workflowIdForTask,
+  type ApprovalDecision,
   type ControlRequest,
   type TaskRunInput,
 } from '../../workflows/api.ts';
@@ -36,10 +40,18 @@ export interface SubmitInput {
 }
 
 /** Creates the task row, then starts its run (workflow id `task-<id>`). Same key: same task. */
+export interface SubmitOptions {
+  /** Run this version instead of the workflow's current one (retries). */
+  version?: WorkflowVersion;
+  resumeFrom?: TaskRunInput['resumeFrom'];
+  retryOf?: string;
+}
+
 export async function submitTask(
   repos: OwnedRepos,
   engine: TaskEngine,
   input: SubmitInput,
+  options: SubmitOptions = {},
 ): Promise<{ task: Task; created: boolean }> {
   if (input.idempotency_key) {
     const existing = await repos.find(Task, { idempotencyKey: input.idempotency_key });
@@ -47,8 +59,8 @@ export async function submitTask(
   }
   const wf = await repos.get(Workflow, input.workflow_id, 'workflow');
   const device = await repos.get(Device, input.device_id, 'device');
-  if (wf.isArchived) throw errors.conflict('workflow is archived');
-  const version = await currentVersion(repos.em, wf);
+  if (wf.isArchived && !options.version) throw errors.conflict('workflow is archived');
+  const version = options.version ?? (await currentVersion(repos.em, wf));
   // Validated on write too; checked again because the validator may have grown stricter since.
   const { definition, errors: problems } = validateDefinition(version.definition);
   if (!definition) throw errors.invalid('the workflow definition is not valid any more', problems);
@@ -92,6 +104,8 @@ export async function submitTask(
     priority: task.priority,
     offlineTimeoutMs: engine.offlineTimeoutMs,
     taskQueue: engine.taskQueue,
+    submittedAt: task.createdAt.getTime(),
+    ...(options.resumeFrom ? { resumeFrom: options.resumeFrom } : {}),
   };
   try {
     const handle = await engine.temporal.workflow.start<typeof taskRunWorkflow>(TASK_RUN_WORKFLOW, {
@@ -107,7 +121,7 @@ export async function submitTask(
         { key: SA.TaskStatus, value: 'pending' },
         { key: SA.TaskPriority, value: PRIORITY_RANK[task.priority] },
       ],
-      memo: { workflowName: wf.name, deviceName: device.deviceName },
+      memo: { workflowName: wf.name, deviceName: device.deviceName, ...(options.retryOf ? { retryOf: options.retryOf } : {}) },
       staticSummary: `${wf.name} (v${version.version}) on ${device.deviceName}`,
     });
     task.temporalRunId = handle.firstExecutionRunId;
@@ -124,6 +138,61 @@ export async function taskWithSteps(repos: OwnedRepos, id: string) {
   const task = await repos.get(Task, id, 'task');
   const steps = await repos.em.find(TaskStep, { taskId: task.id }, { orderBy: { startedAt: 'asc', attempt: 'asc' } });
   return { task, steps };
+}
+
+/** Where a pending run stands in its device's queue (0: it holds the device). */
+export async function queuePosition(temporal: Client, task: Task): Promise<number | null> {
+  if (task.status !== 'pending' && task.status !== 'paused') return null;
+  try {
+    const lane = await temporal.connection.withDeadline(Date.now() + 1500, () =>
+      temporal.workflow.getHandle(laneWorkflowId(task.deviceId)).query(laneStateQuery));
+    if (lane.holder?.taskId === task.id) return 0;
+    const i = lane.queue.findIndex((r) => r.taskId === task.id);
+    return i >= 0 ? i + 1 : null;
+  } catch {
+    return null; // no lane yet, or no worker to answer: position unknown
+  }
+}
+
+/** Sends the approval decision to a run waiting at an approval node. */
+export async function decideApproval(repos: OwnedRepos, temporal: Client, id: string, decision: ApprovalDecision) {
+  const task = await repos.get(Task, id, 'task');
+  if (task.statusReason !== 'waiting_approval' || isFinished(task.status)) {
+    throw errors.conflict('the task is not waiting for an approval', { status: task.status });
+  }
+  try {
+    await temporal.workflow.getHandle(task.temporalWorkflowId).signal(approvalSignal, decision);
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) throw errors.conflict('the run has already ended', { status: task.status });
+    throw errors.unavailable(`could not reach the run: ${(err as Error).message}`);
+  }
+  return task;
+}
+
+/**
+ * A new task from a failed or cancelled one: the same workflow version, device, parameters
+ * and priority. `fromFailedStep` starts at the node that failed, with earlier outputs kept.
+ */
+export async function retryTask(repos: OwnedRepos, engine: TaskEngine, id: string, fromFailedStep: boolean) {
+  const old = await repos.get(Task, id, 'task');
+  if (old.status !== 'failed' && old.status !== 'cancelled') {
+    throw errors.conflict(`only a failed or cancelled task can be retried (this one is ${old.status})`, { status: old.status });
+  }
+  let resumeFrom: TaskRunInput['resumeFrom'];
+  if (fromFailedStep) {
+    const nodeId = (old.error as { step_id?: string } | null)?.step_id ?? old.currentNode;
+    if (!nodeId) throw errors.conflict('the task has no failed step to start from');
+    const outputs = { ...((old.result as Record<string, unknown> | null) ?? {}) };
+    delete outputs[nodeId];
+    resumeFrom = { nodeId, outputs };
+  }
+  const version = await repos.em.findOneOrFail(WorkflowVersion, { id: old.workflowVersionId });
+  return submitTask(repos, engine, {
+    workflow_id: old.workflowId,
+    device_id: old.deviceId,
+    parameters: old.parameters,
+    priority: old.priority,
+  }, { version, resumeFrom, retryOf: old.id });
 }
 
 export type ControlAction = 'pause' | 'resume' | 'cancel';

@@ -67,7 +67,7 @@ export async function startSystem(opts: SystemOptions = {}): Promise<System> {
     api: new Api(nodes[0].url),
     async startWorker() {
       system.worker = await startTaskWorker({
-        config, logger, orm, connection: workerConnection,
+        config, logger, orm, connection: workerConnection, temporal,
         workflowBundle: { codePath: testEnv.workflowBundle },
       });
       return system.worker;

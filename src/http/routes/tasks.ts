@@ -1,6 +1,9 @@
 import { z } from 'zod';
 import { PRIORITIES, Task, TaskEvent, TaskStep, TASK_STATUSES } from '../../db/entities.ts';
-import { controlTask, isFinished, submitTask, taskWithSteps, type ControlAction, type TaskEngine } from '../../domain/tasks.ts';
+import {
+  controlTask, decideApproval, isFinished, queuePosition, retryTask, submitTask, taskWithSteps,
+  type ControlAction, type TaskEngine,
+} from '../../domain/tasks.ts';
 import { errors } from '../errors.ts';
 import { envelope } from '../middleware.ts';
 import { presentTask } from '../presenters.ts';
@@ -25,6 +28,8 @@ export const taskListQuery = pageQuery.extend({
 
 export const controlBody = z.object({ reason: z.string().max(500).optional() }).strict();
 export const statusBody = z.object({ status: z.enum(['paused', 'running', 'cancelled']), reason: z.string().max(500).optional() }).strict();
+export const approvalBody = z.object({ approved: z.boolean(), comment: z.string().max(2000).optional() }).strict();
+export const retryBody = z.object({ from_failed_step: z.boolean().optional() }).strict();
 export const eventsQuery = z.object({
   after_seq: z.coerce.number().int().min(0).default(0),
   limit: z.coerce.number().int().min(1).max(1000).default(500),
@@ -94,7 +99,8 @@ export function taskRoutes({ engine, temporalUiUrl, namespace }: TaskRouteDeps) 
       success: { status: 200, description: '{task}' }, errors: [400, 401, 404],
       async handler(ctx, { params }) {
         const { task, steps } = await taskWithSteps(ctx.state.repos, params.id);
-        envelope(ctx, { task: present(task, steps) });
+        const position = await queuePosition(engine.temporal, task);
+        envelope(ctx, { task: { ...present(task, steps), queue_position: position } });
       },
     }),
     control('pause'),
@@ -111,6 +117,26 @@ export function taskRoutes({ engine, temporalUiUrl, namespace }: TaskRouteDeps) 
           by: ctx.state.userId, client: clientOf(ctx), reason: body.reason,
         });
         envelope(ctx, { task_id: task.id, status, action }, 202, 'accepted');
+      },
+    }),
+    defineRoute<z.infer<typeof approvalBody>, undefined, z.infer<typeof idParams>>({
+      method: 'post', path: '/tasks/:id/approval', tag: 'tasks', auth: 'user',
+      summary: 'Approve or reject the run waiting at an approval node', params: idParams, body: approvalBody,
+      success: { status: 202, description: '{task_id, approved}' }, errors: [400, 401, 404, 409],
+      async handler(ctx, { params, body }) {
+        const task = await decideApproval(ctx.state.repos, engine.temporal, params.id, {
+          approved: body.approved, comment: body.comment, by: ctx.state.userId, client: clientOf(ctx),
+        });
+        envelope(ctx, { task_id: task.id, approved: body.approved }, 202, 'accepted');
+      },
+    }),
+    defineRoute<z.infer<typeof retryBody>, undefined, z.infer<typeof idParams>>({
+      method: 'post', path: '/tasks/:id/retry', tag: 'tasks', auth: 'user',
+      summary: 'A new task from a failed or cancelled one, optionally from the failed step with earlier outputs kept',
+      params: idParams, body: retryBody, success: { status: 201, description: '{task}' }, errors: [400, 401, 404, 409, 503],
+      async handler(ctx, { params, body }) {
+        const { task } = await retryTask(ctx.state.repos, engine, params.id, body.from_failed_step ?? false);
+        envelope(ctx, { task: present(task), retry_of: params.id }, 201);
       },
     }),
     defineRoute<undefined, z.infer<typeof eventsQuery>, z.infer<typeof idParams>>({
