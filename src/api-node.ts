@@ -16,6 +16,7 @@ import { DeviceSessions } from './ws/device-sessions.ts';
 import { Gateway } from './ws/gateway.ts';
 import { HistoryStreams } from './ws/history-stream.ts';
 import { LocalLiveBus, type LiveBus } from './ws/live-bus.ts';
+import { startReconciler } from './reconciler.ts';
 
 export interface ApiNodeDeps {
   config: Config;
@@ -55,6 +56,7 @@ export async function startApiNode(deps: ApiNodeDeps): Promise<ApiNode> {
     shutdownGraceTime: '10s',
   });
   const workerRun = worker.run();
+  const reconciler = startReconciler({ temporal, orm, logger: logger.child({ component: 'reconciler' }) });
 
   const server = createServer(app.callback());
   server.keepAliveTimeout = 65_000;
@@ -72,10 +74,13 @@ export async function startApiNode(deps: ApiNodeDeps): Promise<ApiNode> {
     url, port, server, gateway, streams, sessions,
     stop() {
       stopping ??= (async () => {
+        reconciler.stop();
+        const closed = new Promise<void>((r) => server.close(() => r()));
+        server.closeIdleConnections();
         await gateway.close();
         streams.close();
-        await new Promise<void>((r) => server.close(() => r()));
         server.closeAllConnections();
+        await closed;
         if (worker.getState() === 'RUNNING') worker.shutdown();
         await workerRun.catch((err) => logger.error({ err }, 'gateway worker failed'));
         // Sockets on this node are gone: devices are offline until they reconnect elsewhere.

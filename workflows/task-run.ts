@@ -488,8 +488,9 @@ class TaskRun {
       const where = await this.persist.locateDevice(this.input.deviceId);
       if (where.online && where.nodeId) {
         if (this.state.status === 'pending') {
+          const after = this.state.reason === 'device_offline' ? { after: 'device_offline' } : {};
           this.setStatus('running', null);
-          this.emit('run.started', this.state.reason === 'device_offline' ? { after: 'device_offline' } : {});
+          this.emit('run.started', after);
         }
         return where.nodeId;
       }

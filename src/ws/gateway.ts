@@ -58,6 +58,8 @@ export class Gateway {
   private readonly conns = new Set<Conn>();
   private sweeper?: NodeJS.Timeout;
   private monitorCount = 0;
+  /** Set by close(): the node marks all its devices offline itself. */
+  private closing = false;
 
   constructor(deps: GatewayDeps) {
     this.deps = deps;
@@ -88,6 +90,7 @@ export class Gateway {
 
   /** Closes every socket with "going away": clients reconnect (to another node). */
   async close(): Promise<void> {
+    this.closing = true;
     clearInterval(this.sweeper);
     for (const c of this.conns) c.ws.close(CloseCode.GoingAway, 'server shutting down; reconnect');
     const deadline = Date.now() + 2000;
@@ -175,7 +178,7 @@ export class Gateway {
     });
     ws.on('close', (code) => {
       session.dropAll('device disconnected');
-      if (sessions.remove(session)) {
+      if (sessions.remove(session) && !this.closing) {
         void ready.then(() => markOffline(orm.em.fork(), id.deviceId, conn.sessionId)).catch((err) =>
           log.error({ err }, 'could not record device offline'));
       }

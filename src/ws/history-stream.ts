@@ -45,6 +45,21 @@ export function mapHistoryEvent(e: HistoryEvent, lastSeq: number, sawTerminal: b
   return [];
 }
 
+/** Every run event in a (closed or open) run's history, read once without waiting. */
+export async function readRunEvents(client: Client, taskId: string): Promise<RunEvent[]> {
+  const history = await client.workflow.getHandle(workflowIdForTask(taskId)).fetchHistory();
+  const events: RunEvent[] = [];
+  let terminal = false;
+  for (const e of history.events ?? []) {
+    const last = events.length ? events[events.length - 1].seq : 0;
+    for (const ev of mapHistoryEvent(e, last, terminal)) {
+      events.push(ev);
+      if (TERMINAL.has(ev.kind)) terminal = true;
+    }
+  }
+  return events;
+}
+
 function eventTime(e: HistoryEvent): number {
   const t = e.eventTime;
   if (!t) return Date.now();
