@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { MonitorClient } from '../../src/clients/monitor-client.ts';
 import { addDevice, addWorkflow, eventually, linear, signup } from '../helpers/api.ts';
 import { connectTestDevice, type TestDevice } from '../helpers/devices.ts';
+import { recordHistory } from '../helpers/histories.ts';
 import { startSystem, type System } from '../helpers/system.ts';
 
 let sys: System;
@@ -40,6 +41,7 @@ async function submit(deviceId: string, definition: unknown, extra: Record<strin
   return taskId;
 }
 
+const record = (taskId: string, name: string) => recordHistory(`task-${taskId}`, name);
 const kinds = (taskId: string) => monitor.eventsOf(taskId).filter((e) => e.seq !== undefined).map((e) => e.kind);
 const isEnded = (taskId: string) => kinds(taskId).some((k) => k === 'run.completed' || k === 'run.failed' || k === 'run.cancelled');
 const waitEnd = (taskId: string, ms = 30_000) => monitor.waitFor(() => isEnded(taskId), ms, `end of ${taskId}`);
@@ -69,6 +71,7 @@ describe('device lanes', () => {
     expect(positions[2].status_reason).toBe('device_busy');
 
     for (const t of [blocker, low, medium, high]) await waitEnd(t);
+    await record(low, 'lane-queued');
     const order = dev!.dispatches().map((d) => d.task_id).filter((t) => [blocker, low, medium, high].includes(t));
     expect(order).toEqual([blocker, high, medium, low]);
     // Never two at once: each run starts its step after the previous run completed.
@@ -127,6 +130,7 @@ describe('control nodes', () => {
     const result = (await mirrored(yes, 'completed')).result;
     expect(result.each).toEqual({ iterations: 3 });
     expect(result.pause).toEqual({ waited_ms: 300 });
+    await record(yes, 'loop-condition-wait');
 
     const no = await submit(id, definition, { parameters: { go: false, items: [] } });
     await waitEnd(no);
@@ -158,6 +162,7 @@ describe('control nodes', () => {
     await waitEnd(approved);
     expect(event(approved, 'run.approval_decided')!.data).toMatchObject({ approved: true, by: user.userId, comment: 'go', timed_out: false });
     expect(dev!.dispatches(approved).map((d) => d.step_id)).toEqual(['send']);
+    await record(approved, 'approval-approved');
 
     const rejected = await submit(id, { ...approvalFlow, nodes: approvalFlow.nodes.map((n) => n.id === 'ask' ? { ...n, params: { ...n.params, timeoutMs: 60_000 } } : n) });
     await monitor.waitFor(() => kinds(rejected).includes('run.waiting_approval'), 15_000);
@@ -177,6 +182,7 @@ describe('control nodes', () => {
     await waitEnd(timedOut);
     expect(event(timedOut, 'run.approval_decided')!.data).toMatchObject({ approved: false, timed_out: true });
     expect(dev!.dispatches(timedOut).map((d) => d.step_id)).toEqual(['skip']);
+    await record(timedOut, 'approval-timeout');
 
     const failing = await submit(id, {
       nodes: [{ id: 'start', type: 'start' }, { id: 'ask', type: 'approval', params: { timeoutMs: 1000, onTimeout: 'fail' } }, { id: 'end', type: 'end' }],
@@ -201,6 +207,7 @@ describe('retries', () => {
     expect(dev!.dispatches(taskId).map((d) => d.key)).toEqual([1, 2, 3].map((a) => `${taskId}:s1:${a}`));
     const task = await mirrored(taskId, 'completed');
     expect(task.steps.map((s: { attempt: number; status: string }) => [s.attempt, s.status])).toEqual([[1, 'failed'], [2, 'failed'], [3, 'completed']]);
+    await record(taskId, 'step-retried');
   });
 
   it('does not retry an error the device marks permanent', async () => {
@@ -228,6 +235,7 @@ describe('retries', () => {
     expect(kinds(again).at(-1)).toBe('run.completed');
     expect(dev!.dispatches(again).map((d) => d.step_id)).toEqual(['s2', 's3']);
     expect(dev!.dispatches(again)[1].params).toEqual({ from: 1 });
+    await record(again, 'retry-from-failed-step');
     const notAllowed = await sys.api.post(`/tasks/${again}/retry`, {}, user.token);
     expect(notAllowed.status).toBe(409);
   });
@@ -265,6 +273,7 @@ describe('devices coming and going', () => {
     const s1 = (await mirrored(taskId, 'completed')).steps.filter((s: { step_id: string }) => s.step_id === 's1');
     expect(s1).toHaveLength(1);
     expect(s1[0].output).toEqual({ slept_ms: 1200 });
+    await record(taskId, 'device-reconnect');
   });
 });
 

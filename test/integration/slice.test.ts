@@ -5,6 +5,7 @@ import { DeviceClient, abortableSleep, demoHandlers, type DeviceClientEvent } fr
 import { MonitorClient } from '../../src/clients/monitor-client.ts';
 import { SA } from '../../src/temporal/search-attributes.ts';
 import { addDevice, addWorkflow, eventually, linear, signup } from '../helpers/api.ts';
+import { recordHistory } from '../helpers/histories.ts';
 import { startSystem, type System } from '../helpers/system.ts';
 
 let sys: System;
@@ -91,6 +92,7 @@ describe('the slice', () => {
     // Events are mirrored in PostgreSQL with the same seq.
     const events = await sys.api.get(`/tasks/${taskId}/events?after_seq=2`, user.token);
     expect(events.body.data.list.map((e: { seq: number }) => e.seq)).toEqual([3, 4, 5, 6, 7, 8, 9]);
+    await recordHistory(`task-${taskId}`, 'linear-completed');
   });
 
   it('sets the search attributes operators find runs by', async () => {
@@ -139,6 +141,7 @@ describe('the slice', () => {
     expect(deviceEvents.some((e) => e.type === 'control' && e.action === 'resume')).toBe(true);
     const paused = monitor.eventsOf(taskId).find((e) => e.kind === 'run.paused')!;
     expect(paused.data.by).toBe(user.userId);
+    await recordHistory(`task-${taskId}`, 'paused-resumed');
   });
 
   it('pause holds the run at the next step boundary even when the device finishes its step', async () => {
@@ -180,6 +183,7 @@ describe('the slice', () => {
     const again = await sys.api.post(`/tasks/${taskId}/cancel`, {}, user.token);
     expect(again.status).toBe(409);
     expect(again.body.code).toBe(3001);
+    await recordHistory(`task-${taskId}`, 'cancelled-mid-step');
   });
 
   it('a step error from the device fails the run with the device\'s code and message', async () => {
@@ -191,6 +195,7 @@ describe('the slice', () => {
       return t.status === 'failed' && t;
     }, 10_000, 'mirror failed');
     expect(task.error).toMatchObject({ code: 'WINDOW_NOT_FOUND', message: 'no Notepad window', step_id: 's1' });
+    await recordHistory(`task-${taskId}`, 'step-failed');
   });
 });
 
