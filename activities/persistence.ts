@@ -6,6 +6,7 @@ import type { Orm } from '../src/db/orm.ts';
 import { Device } from '../src/db/entities.ts';
 import { releaseLane } from '../src/domain/lanes.ts';
 import { applyRunEvents } from '../src/domain/run-mirror.ts';
+import { submitForSchedule } from '../src/domain/schedules.ts';
 import type { DeviceLocation, LaneCall, PersistenceActivities, RecordEventsInput } from './types.ts';
 
 export interface PersistenceDeps {
@@ -15,9 +16,11 @@ export interface PersistenceDeps {
   taskQueue: string;
   /** A device whose socket has not been seen for this long counts as offline. */
   presenceStaleMs: number;
+  /** How long scheduled runs wait for an offline device. */
+  offlineTimeoutMs: number;
 }
 
-export function createPersistenceActivities({ orm, temporal, taskQueue, presenceStaleMs }: PersistenceDeps): PersistenceActivities {
+export function createPersistenceActivities({ orm, temporal, taskQueue, presenceStaleMs, offlineTimeoutMs }: PersistenceDeps): PersistenceActivities {
   return {
     async recordRunEvents({ taskId, events }: RecordEventsInput): Promise<void> {
       await applyRunEvents(orm, taskId, events);
@@ -45,6 +48,10 @@ export function createPersistenceActivities({ orm, temporal, taskQueue, presence
 
     async releaseLane({ deviceId, taskId }): Promise<void> {
       await releaseLane(temporal, deviceId, taskId);
+    },
+
+    async submitScheduledTask({ scheduleId, firingId }) {
+      return submitForSchedule(orm, { temporal, taskQueue, offlineTimeoutMs }, scheduleId, firingId);
     },
   };
 }

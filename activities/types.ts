@@ -58,6 +58,8 @@ export interface PersistenceActivities {
   /** Queues the run on its device's lane (starting the lane if needed). */
   acquireLane(input: LaneCall): Promise<void>;
   releaseLane(input: { deviceId: string; taskId: string }): Promise<void>;
+  /** Submits the task a schedule fired for (once per firing); null when the schedule is gone. */
+  submitScheduledTask(input: { scheduleId: string; firingId: string }): Promise<{ taskId: string | null }>;
 }
 
 export interface GatewayActivities {

@@ -36,6 +36,7 @@ export async function startTaskWorker(deps: TaskWorkerDeps): Promise<TaskWorker>
       temporal: deps.temporal,
       taskQueue: config.TASK_QUEUE,
       presenceStaleMs: config.WS_HEARTBEAT_MS * 3,
+      offlineTimeoutMs: config.DEVICE_OFFLINE_TIMEOUT_MS,
     }),
     shutdownGraceTime: '10s',
   });

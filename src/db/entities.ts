@@ -145,4 +145,26 @@ export const TaskEvent = defineEntity({
 });
 export type TaskEvent = InferEntity<typeof TaskEvent>;
 
-export const ENTITIES = [User, Device, Workflow, WorkflowVersion, Task, TaskStep, TaskEvent];
+export const Schedule = defineEntity({
+  name: 'Schedule',
+  tableName: 'schedules',
+  properties: {
+    id: p.uuid().primary(),
+    userId: p.uuid(),
+    workflowId: p.uuid(),
+    deviceId: p.uuid(),
+    name: p.string().nullable(),
+    parameters: p.json<Record<string, unknown>>(),
+    priority: p.enum(PRIORITIES),
+    cron: p.string().nullable(),
+    intervalSeconds: p.integer().nullable(),
+    timezone: p.string().nullable(),
+    paused: p.boolean().default(false),
+    temporalScheduleId: p.string(),
+    createdAt: p.datetime().onCreate(now),
+    updatedAt: p.datetime().onCreate(now).onUpdate(now),
+  },
+});
+export type Schedule = InferEntity<typeof Schedule>;
+
+export const ENTITIES = [User, Device, Workflow, WorkflowVersion, Task, TaskStep, TaskEvent, Schedule];

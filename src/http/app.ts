@@ -13,9 +13,11 @@ import { looksLikeJwt, TokenError, type AccessTokens } from '../domain/tokens.ts
 import type { TaskEngine } from '../domain/tasks.ts';
 import { errors } from './errors.ts';
 import { accessLog, envelope, errorHandler, jsonBody, requestId, securityHeaders } from './middleware.ts';
-import { mount, type RouteSpec } from './route.ts';
+import { docsRouter } from './openapi.ts';
+import { API_PREFIX, mount, type RouteSpec } from './route.ts';
 import { authRoutes } from './routes/auth.ts';
 import { deviceRoutes, type DeviceSockets } from './routes/devices.ts';
+import { scheduleRoutes } from './routes/schedules.ts';
 import { taskRoutes } from './routes/tasks.ts';
 import { workflowRoutes } from './routes/workflows.ts';
 
@@ -29,7 +31,7 @@ declare module 'koa' {
   }
 }
 
-export const API_PREFIX = '/api/v1';
+export { API_PREFIX };
 export const MAX_BODY_BYTES = 1024 * 1024;
 
 export interface AppDeps {
@@ -53,6 +55,7 @@ export function apiRoutes(deps: Pick<AppDeps, 'config' | 'temporal' | 'tokens' |
     ...deviceRoutes(deps.sockets),
     ...workflowRoutes(),
     ...taskRoutes({ engine, temporalUiUrl: deps.config.TEMPORAL_UI_URL, namespace: deps.config.TEMPORAL_NAMESPACE }),
+    ...scheduleRoutes(engine),
   ];
 }
 
@@ -107,8 +110,12 @@ export function createApp(deps: AppDeps): Koa {
   });
   app.use(health.routes());
 
+  const routes = apiRoutes(deps);
+  // GET /api/v1/openapi.json and GET /docs: the document is built once, here, from `routes`.
+  app.use(docsRouter(routes, { serverUrl: deps.config.PUBLIC_URL }).routes());
+
   const api = new Router({ prefix: API_PREFIX });
-  mount(api, apiRoutes(deps), authenticate);
+  mount(api, routes, authenticate);
   app.use(api.routes());
   app.use(api.allowedMethods());
   return app;

@@ -6,6 +6,9 @@ import type { Context } from 'koa';
 import { z } from 'zod';
 import { parse } from './validate.ts';
 
+/** Prefix of the REST routes (here so app.ts and openapi.ts share it without a cycle). */
+export const API_PREFIX = '/api/v1';
+
 export type Auth = 'none' | 'user';
 
 export interface RouteInput<B, Q, P> {

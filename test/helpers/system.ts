@@ -77,8 +77,12 @@ export async function startSystem(opts: SystemOptions = {}): Promise<System> {
       system.worker = null;
     },
     async stop() {
+      const t = Date.now();
+      const step = (what: string) => process.env.TEST_DEBUG_STOP && console.log(`stop: ${what} at ${Date.now() - t} ms`);
       await system.stopWorker();
+      step('task worker');
       for (const n of nodes) await n.stop();
+      step('api nodes');
       await workerConnection.close();
       await temporal.connection.close();
       await orm.close();

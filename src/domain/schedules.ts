@@ -1,0 +1,130 @@
+// Recurring runs as Temporal Schedules. The schedule fires scheduledRunWorkflow, which submits
+// an ordinary task; the `schedules` row owns the schedule for its user.
+import { ScheduleNotFoundError, type Client } from '@temporalio/client';
+import type { Orm } from '../db/orm.ts';
+import { Device, Schedule, Workflow, type Priority } from '../db/entities.ts';
+import { OwnedRepos } from '../db/owned.ts';
+import { errors } from '../http/errors.ts';
+import type { scheduledRunWorkflow } from '../../workflows/scheduled-run.ts';
+import { submitTask, type TaskEngine } from './tasks.ts';
+
+export const SCHEDULED_RUN_WORKFLOW = 'scheduledRunWorkflow';
+
+export interface ScheduleInput {
+  workflow_id: string;
+  device_id: string;
+  name?: string;
+  parameters?: Record<string, unknown>;
+  priority?: Priority;
+  cron?: string;
+  interval_seconds?: number;
+  timezone?: string;
+  paused?: boolean;
+}
+
+export async function createSchedule(repos: OwnedRepos, engine: TaskEngine, input: ScheduleInput): Promise<Schedule> {
+  await repos.get(Workflow, input.workflow_id, 'workflow');
+  await repos.get(Device, input.device_id, 'device');
+  const id = crypto.randomUUID();
+  const schedule = repos.create(Schedule, {
+    id,
+    workflowId: input.workflow_id,
+    deviceId: input.device_id,
+    name: input.name ?? null,
+    parameters: input.parameters ?? {},
+    priority: input.priority ?? 'medium',
+    cron: input.cron ?? null,
+    intervalSeconds: input.interval_seconds ?? null,
+    timezone: input.timezone ?? null,
+    paused: input.paused ?? false,
+    temporalScheduleId: `schedule-${id}`,
+  });
+  await repos.em.flush();
+  try {
+    await engine.temporal.schedule.create<typeof scheduledRunWorkflow>({
+      scheduleId: schedule.temporalScheduleId,
+      spec: {
+        ...(schedule.cron ? { cronExpressions: [schedule.cron] } : {}),
+        ...(schedule.intervalSeconds ? { intervals: [{ every: `${schedule.intervalSeconds}s` }] } : {}),
+        ...(schedule.timezone ? { timezone: schedule.timezone } : {}),
+      },
+      action: {
+        type: 'startWorkflow',
+        workflowType: SCHEDULED_RUN_WORKFLOW,
+        workflowId: `schedule-${id}-run`,
+        taskQueue: engine.taskQueue,
+        args: [{ scheduleId: id, taskQueue: engine.taskQueue }],
+      },
+      state: { paused: schedule.paused, note: schedule.paused ? 'created paused' : undefined },
+      memo: { userId: repos.userId, name: schedule.name ?? undefined },
+    });
+  } catch (err) {
+    await repos.em.nativeDelete(Schedule, { id });
+    const msg = (err as Error).message;
+    // The client turns INVALID_ARGUMENT on the spec (bad cron, unknown time zone) into a TypeError.
+    const code = (err as { code?: number }).code ?? (err as { cause?: { code?: number } }).cause?.code;
+    if (err instanceof TypeError || code === 3) {
+      throw errors.invalid('invalid schedule', [{ path: input.cron ? 'cron' : 'timezone', message: msg }]);
+    }
+    throw errors.unavailable(`could not create the schedule: ${msg}`);
+  }
+  return schedule;
+}
+
+/** Next fire times and recent actions from Temporal; null when it cannot be reached. */
+export async function describeSchedule(temporal: Client, s: Schedule) {
+  try {
+    const d = await temporal.connection.withDeadline(Date.now() + 3000, () =>
+      temporal.schedule.getHandle(s.temporalScheduleId).describe());
+    return {
+      next_runs: d.info.nextActionTimes.slice(0, 5).map((t) => t.toISOString()),
+      recent_runs: d.info.recentActions.slice(-5).map((a) => ({
+        scheduled_at: a.scheduledAt.toISOString(),
+        workflow_id: a.action.workflow.workflowId,
+      })),
+      paused: d.state.paused,
+    };
+  } catch {
+    return null;
+  }
+}
+
+export async function setSchedulePaused(repos: OwnedRepos, temporal: Client, id: string, paused: boolean) {
+  const s = await repos.get(Schedule, id, 'schedule');
+  const handle = temporal.schedule.getHandle(s.temporalScheduleId);
+  try {
+    if (paused) await handle.pause(`paused by ${repos.userId}`);
+    else await handle.unpause(`resumed by ${repos.userId}`);
+  } catch (err) {
+    if (!(err instanceof ScheduleNotFoundError)) throw errors.unavailable(`could not reach the schedule: ${(err as Error).message}`);
+  }
+  s.paused = paused;
+  await repos.em.flush();
+  return s;
+}
+
+export async function deleteSchedule(repos: OwnedRepos, temporal: Client, id: string) {
+  const s = await repos.get(Schedule, id, 'schedule');
+  try {
+    await temporal.schedule.getHandle(s.temporalScheduleId).delete();
+  } catch (err) {
+    if (!(err instanceof ScheduleNotFoundError)) throw errors.unavailable(`could not delete the schedule: ${(err as Error).message}`);
+  }
+  await repos.em.remove(s).flush();
+}
+
+/** Called once per firing (by the scheduledRunWorkflow activity): submits the run. */
+export async function submitForSchedule(orm: Orm, engine: TaskEngine, scheduleId: string, firingId: string) {
+  const em = orm.em.fork();
+  const s = await em.findOne(Schedule, { id: scheduleId });
+  if (!s) return { taskId: null };
+  const repos = new OwnedRepos(em, s.userId);
+  const { task } = await submitTask(repos, engine, {
+    workflow_id: s.workflowId,
+    device_id: s.deviceId,
+    parameters: s.parameters,
+    priority: s.priority,
+    idempotency_key: `schedule:${firingId}`,
+  });
+  return { taskId: task.id };
+}
