@@ -3,16 +3,16 @@ import { hash, verify } from '@node-rs/argon2';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { User } from '../db/entities.ts';
 import { AppError, ErrorCode, errors } from '../http/errors.ts';
-import type { AccessTokens } from './tokens.ts';
+import type { Sessions } from './sessions.ts';
 
 // A real hash to compare against when the email is unknown, so timing does not reveal accounts.
 const DUMMY_HASH = '$argon2id$v=19$m=19456,t=2,p=1$MTzPuFJW+kQieUthNOlYZg$uV00WuMw7Sc6N+ni2pKZhYHv+M1t7uZZWlYI8J8pzgQ';
 
 export class Accounts {
-  private readonly tokens: AccessTokens;
+  private readonly sessions: Sessions;
 
-  constructor(tokens: AccessTokens) {
-    this.tokens = tokens;
+  constructor(sessions: Sessions) {
+    this.sessions = sessions;
   }
 
   async register(em: EntityManager, input: { email: string; password: string; name?: string }): Promise<User> {
@@ -36,10 +36,10 @@ export class Accounts {
     return user;
   }
 
-  async login(em: EntityManager, input: { email: string; password: string }) {
+  async login(em: EntityManager, input: { email: string; password: string }, client: string | null) {
     const user = await em.findOne(User, { email: input.email.trim().toLowerCase() });
     const ok = await verify(user?.passwordHash ?? DUMMY_HASH, input.password);
     if (!user || !ok) throw errors.unauthenticated('email or password is wrong');
-    return { user, access_token: await this.tokens.issue(user.id), expires_in: this.tokens.ttl };
+    return { user, tokens: await this.sessions.open(em, user.id, client) };
   }
 }

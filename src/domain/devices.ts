@@ -36,6 +36,15 @@ export async function registerDevice(repos: OwnedRepos, input: DeviceInput) {
   return { device, token };
 }
 
+/** A new token for the device; the old one stops working at once. */
+export async function rotateDeviceToken(repos: OwnedRepos, id: string) {
+  const device = await repos.get(Device, id, 'device');
+  const { token, hash } = newOpaqueToken('dev_');
+  device.tokenHash = hash;
+  await repos.em.flush();
+  return { device, token };
+}
+
 /** The device a device token belongs to, or null. */
 export async function deviceForToken(em: EntityManager, token: string): Promise<Device | null> {
   if (!token.startsWith('dev_') || token.length > 200) return null;

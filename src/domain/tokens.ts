@@ -4,7 +4,11 @@ import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
 
 export interface AccessClaims {
   userId: string;
+  /** The login session the token belongs to (revoked by logout or refresh-token reuse). */
+  sessionId: string;
   jti: string;
+  /** Expiry, epoch seconds. */
+  exp: number;
 }
 
 export class TokenError extends Error {}
@@ -22,8 +26,8 @@ export class AccessTokens {
     return this.ttlS;
   }
 
-  async issue(userId: string, ttlS = this.ttlS): Promise<string> {
-    return new SignJWT({ typ: 'access' })
+  async issue(userId: string, sessionId: string, ttlS = this.ttlS): Promise<string> {
+    return new SignJWT({ typ: 'access', sid: sessionId })
       .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
       .setSubject(userId)
       .setIssuedAt()
@@ -42,10 +46,11 @@ export class AccessTokens {
         issuer: 'jarvis',
         audience: 'jarvis-api',
       });
-      if (payload.typ !== 'access' || typeof payload.sub !== 'string' || typeof payload.jti !== 'string') {
+      if (payload.typ !== 'access' || typeof payload.sub !== 'string' || typeof payload.jti !== 'string' ||
+        typeof payload.sid !== 'string' || typeof payload.exp !== 'number') {
         throw new TokenError('not an access token');
       }
-      return { userId: payload.sub, jti: payload.jti };
+      return { userId: payload.sub, sessionId: payload.sid, jti: payload.jti, exp: payload.exp };
     } catch (err) {
       if (err instanceof TokenError) throw err;
       if (err instanceof joseErrors.JWTExpired) throw new TokenError('token expired');

@@ -6,9 +6,9 @@ import type { Client } from '@temporalio/client';
 import type { Config } from '../config.ts';
 import type { Orm } from '../db/orm.ts';
 import { OwnedRepos } from '../db/owned.ts';
-import { User } from '../db/entities.ts';
 import type { Logger } from '../logger.ts';
 import { Accounts } from '../domain/accounts.ts';
+import { Sessions } from '../domain/sessions.ts';
 import { looksLikeJwt, TokenError, type AccessTokens } from '../domain/tokens.ts';
 import type { TaskEngine } from '../domain/tasks.ts';
 import { errors } from './errors.ts';
@@ -27,6 +27,7 @@ declare module 'koa' {
     body: unknown;
     em: EntityManager;
     userId: string;
+    sessionId: string;
     repos: OwnedRepos;
   }
 }
@@ -50,8 +51,9 @@ export function apiRoutes(deps: Pick<AppDeps, 'config' | 'temporal' | 'tokens' |
     taskQueue: deps.config.TASK_QUEUE,
     offlineTimeoutMs: deps.config.DEVICE_OFFLINE_TIMEOUT_MS,
   };
+  const sessions = new Sessions(deps.tokens, deps.config.REFRESH_TOKEN_TTL_S);
   return [
-    ...authRoutes(new Accounts(deps.tokens)),
+    ...authRoutes(new Accounts(sessions), sessions, (sid) => deps.sockets.closeSession(sid, 4401, 'logged out')),
     ...deviceRoutes(deps.sockets),
     ...workflowRoutes(),
     ...taskRoutes({ engine, temporalUiUrl: deps.config.TEMPORAL_UI_URL, namespace: deps.config.TEMPORAL_NAMESPACE }),
@@ -61,6 +63,7 @@ export function apiRoutes(deps: Pick<AppDeps, 'config' | 'temporal' | 'tokens' |
 
 export function createApp(deps: AppDeps): Koa {
   const { logger, orm, tokens } = deps;
+  const sessions = new Sessions(tokens, deps.config.REFRESH_TOKEN_TTL_S);
   const app = new Koa({ proxy: false });
 
   app.use(requestId());
@@ -81,10 +84,11 @@ export function createApp(deps: AppDeps): Koa {
     const token = m[1].trim();
     if (!looksLikeJwt(token)) throw errors.unauthenticated('token invalid');
     try {
-      const { userId } = await tokens.verify(token);
-      const exists = await ctx.state.em.count(User, { id: userId });
-      if (!exists) throw new TokenError('user no longer exists');
+      const { userId, sessionId } = await tokens.verify(token);
+      // Logout and refresh-token reuse revoke the session, and every access token of it.
+      if (!(await sessions.isOpen(ctx.state.em, userId, sessionId))) throw new TokenError('token revoked');
       ctx.state.userId = userId;
+      ctx.state.sessionId = sessionId;
       ctx.state.repos = new OwnedRepos(ctx.state.em, userId);
     } catch (err) {
       if (err instanceof TokenError) throw errors.unauthenticated(err.message);

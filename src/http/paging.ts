@@ -9,3 +9,33 @@ export const pageQuery = z.object({
 export function pageOf<T>(list: T[], total: number, q: { page: number; page_size: number }, nextCursor: string | null = null) {
   return { list, total, page: q.page, page_size: q.page_size, next_cursor: nextCursor };
 }
+
+/** Keyset cursor over (created_at desc, id desc): stable under inserts, unlike offsets. */
+export interface Cursor {
+  at: Date;
+  id: string;
+}
+
+export function encodeCursor(c: Cursor): string {
+  return Buffer.from(JSON.stringify([c.at.toISOString(), c.id])).toString('base64url');
+}
+
+/** Parses a cursor from a query string; undefined when absent, null when malformed. */
+export function decodeCursor(raw: string | undefined): Cursor | null | undefined {
+  if (raw === undefined) return undefined;
+  try {
+    const [at, id] = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8')) as [string, string];
+    const date = new Date(at);
+    if (Number.isNaN(date.getTime()) || typeof id !== 'string' || !/^[0-9a-f-]{36}$/i.test(id)) return null;
+    return { at: date, id };
+  } catch {
+    return null;
+  }
+}
+
+/** The filter for rows after a cursor in (created_at desc, id desc) order. */
+export function afterCursor(c: Cursor) {
+  return { $or: [{ createdAt: { $lt: c.at } }, { createdAt: c.at, id: { $lt: c.id } }] };
+}
+
+export const cursorParam = z.string().max(200).optional();

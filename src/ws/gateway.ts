@@ -6,7 +6,8 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../config.ts';
 import type { Orm } from '../db/orm.ts';
-import { Task, User } from '../db/entities.ts';
+import { Task } from '../db/entities.ts';
+import { Sessions } from '../domain/sessions.ts';
 import type { Logger } from '../logger.ts';
 import { deviceForToken, markOffline, markOnline, touchPresence } from '../domain/devices.ts';
 import { signalDeviceOnline } from '../domain/tasks.ts';
@@ -29,7 +30,9 @@ import {
   type TaskEventPayload,
 } from './protocol.ts';
 
-type Identity = { role: 'device'; deviceId: string; userId: string } | { role: 'monitor'; userId: string };
+type Identity =
+  | { role: 'device'; deviceId: string; userId: string }
+  | { role: 'monitor'; userId: string; sessionId: string; exp: number };
 
 /** Live-only frames are dropped past this much unsent data; durable ones past the next limit close 1013. */
 const LIVE_DROP_BYTES = 256 * 1024;
@@ -58,11 +61,15 @@ export class Gateway {
   private readonly conns = new Set<Conn>();
   private sweeper?: NodeJS.Timeout;
   private monitorCount = 0;
+  private readonly monitorsBySession = new Map<string, Set<WebSocket>>();
   /** Set by close(): the node marks all its devices offline itself. */
   private closing = false;
 
+  private readonly sessions: Sessions;
+
   constructor(deps: GatewayDeps) {
     this.deps = deps;
+    this.sessions = new Sessions(deps.tokens, deps.config.REFRESH_TOKEN_TTL_S);
     // ws closes a connection with 1009 when a frame is larger than maxPayload.
     this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, clientTracking: false });
   }
@@ -86,6 +93,10 @@ export class Gateway {
   /** Closes a device's live session (unbound, token rotated). */
   closeDevice(deviceId: string, code: number, reason: string): void {
     this.deps.sessions.get(deviceId)?.socket.close(code, reason);
+  }
+
+  closeSession(sessionId: string, code: number, reason: string): void {
+    for (const ws of this.monitorsBySession.get(sessionId) ?? []) ws.close(code, reason);
   }
 
   /** Closes every socket with "going away": clients reconnect (to another node). */
@@ -127,8 +138,8 @@ export class Gateway {
     }
     if (!looksLikeJwt(token)) return null;
     try {
-      const { userId } = await this.deps.tokens.verify(token);
-      return (await em.count(User, { id: userId })) ? { role: 'monitor', userId } : null;
+      const { userId, sessionId, exp } = await this.deps.tokens.verify(token);
+      return (await this.sessions.isOpen(em, userId, sessionId)) ? { role: 'monitor', userId, sessionId, exp } : null;
     } catch {
       return null;
     }
@@ -230,9 +241,15 @@ export class Gateway {
 
   // ---- monitors ------------------------------------------------------------------------------
 
-  private runMonitor(ws: WebSocket, id: { userId: string }): void {
+  private runMonitor(ws: WebSocket, id: { userId: string; sessionId: string; exp: number }): void {
     const conn = this.open(ws, 'monitor');
     this.monitorCount++;
+    // Logout closes this socket (closeSession); so does the token's expiry.
+    const peers = this.monitorsBySession.get(id.sessionId) ?? new Set<WebSocket>();
+    peers.add(ws);
+    this.monitorsBySession.set(id.sessionId, peers);
+    const expiry = setTimeout(() => ws.close(CloseCode.TokenInvalid, 'token expired'), Math.max(0, id.exp * 1000 - Date.now()));
+    expiry.unref();
     const subs = new Map<string, () => void>();
     const deliver = (ev: TaskEventPayload) => {
       const durable = ev.seq !== undefined;
@@ -258,6 +275,9 @@ export class Gateway {
     });
     ws.on('close', () => {
       this.monitorCount--;
+      clearTimeout(expiry);
+      peers.delete(ws);
+      if (peers.size === 0) this.monitorsBySession.delete(id.sessionId);
       unlive();
       for (const detach of subs.values()) detach();
       subs.clear();

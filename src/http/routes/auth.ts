@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { User } from '../../db/entities.ts';
 import type { Accounts } from '../../domain/accounts.ts';
+import type { Sessions } from '../../domain/sessions.ts';
 import { envelope } from '../middleware.ts';
 import { presentUser } from '../presenters.ts';
 import { defineRoute } from '../route.ts';
@@ -11,8 +12,12 @@ const password = z.string().min(8, 'at least 8 characters').max(200);
 export const registerBody = z.object({ email, password, name: z.string().trim().min(1).max(100).optional() }).strict();
 export const loginBody = z.object({ email: z.string().max(254), password: z.string().max(200) }).strict();
 export const profileBody = z.object({ name: z.string().trim().min(1).max(100) }).strict();
+export const refreshBody = z.object({ refresh_token: z.string().min(1).max(200) }).strict();
 
-export function authRoutes(accounts: Accounts) {
+/** What a client calls itself (recorded with its session). */
+const clientName = (ctx: { get(h: string): string }) => (ctx.get('X-Client') || ctx.get('User-Agent')).slice(0, 100) || null;
+
+export function authRoutes(accounts: Accounts, sessions: Sessions, onLogout?: (sessionId: string) => void) {
   return [
     defineRoute<z.infer<typeof registerBody>>({
       method: 'post', path: '/auth/register', tag: 'auth', auth: 'none', summary: 'Create an account',
@@ -24,10 +29,28 @@ export function authRoutes(accounts: Accounts) {
     }),
     defineRoute<z.infer<typeof loginBody>>({
       method: 'post', path: '/auth/login', tag: 'auth', auth: 'none', summary: 'Log in with email and password',
-      body: loginBody, success: { status: 200, description: '{access_token, expires_in, user}' }, errors: [400, 401],
+      body: loginBody, success: { status: 200, description: '{access_token, expires_in, refresh_token, user}' }, errors: [400, 401],
       async handler(ctx, { body }) {
-        const { user, ...tokens } = await accounts.login(ctx.state.em, body);
-        envelope(ctx, { ...tokens, token_type: 'Bearer', user: presentUser(user) });
+        const { user, tokens } = await accounts.login(ctx.state.em, body, clientName(ctx));
+        envelope(ctx, { ...tokens, user: presentUser(user) });
+      },
+    }),
+    defineRoute<z.infer<typeof refreshBody>>({
+      method: 'post', path: '/auth/refresh', tag: 'auth', auth: 'none',
+      summary: 'Spend a refresh token for a new pair (reusing a spent one revokes the session)',
+      body: refreshBody, success: { status: 200, description: '{access_token, expires_in, refresh_token}' }, errors: [400, 401],
+      async handler(ctx, { body }) {
+        envelope(ctx, await sessions.refresh(ctx.state.em, body.refresh_token));
+      },
+    }),
+    defineRoute({
+      method: 'post', path: '/auth/logout', tag: 'auth', auth: 'user',
+      summary: 'Revoke this session: its refresh tokens and access tokens stop working',
+      success: { status: 200, description: '{logged_out: true}' }, errors: [401],
+      async handler(ctx) {
+        await sessions.revoke(ctx.state.em, ctx.state.sessionId, 'logout');
+        onLogout?.(ctx.state.sessionId);
+        envelope(ctx, { logged_out: true });
       },
     }),
     defineRoute({

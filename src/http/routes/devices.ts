@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { Device } from '../../db/entities.ts';
-import { registerDevice } from '../../domain/devices.ts';
+import { registerDevice, rotateDeviceToken } from '../../domain/devices.ts';
 import { envelope } from '../middleware.ts';
 import { presentDevice } from '../presenters.ts';
 import { defineRoute, idParams } from '../route.ts';
@@ -23,9 +23,11 @@ export const deviceUpdateBody = z.object({
   capabilities: z.array(short(100)).max(100).optional(),
 }).strict();
 
-/** What the gateway offers routes: closing a device's live socket. */
+/** What the gateway offers routes: closing live sockets whose credentials changed. */
 export interface DeviceSockets {
   closeDevice(deviceId: string, code: number, reason: string): void;
+  /** Closes the monitor sockets opened with access tokens of this login session. */
+  closeSession(sessionId: string, code: number, reason: string): void;
 }
 
 export function deviceRoutes(sockets: DeviceSockets) {
@@ -66,6 +68,16 @@ export function deviceRoutes(sockets: DeviceSockets) {
         if (body.capabilities !== undefined) device.capabilities = body.capabilities;
         await ctx.state.em.flush();
         envelope(ctx, { device: presentDevice(device) });
+      },
+    }),
+    defineRoute<undefined, undefined, z.infer<typeof idParams>>({
+      method: 'post', path: '/users/devices/:id/token', tag: 'devices', auth: 'user',
+      summary: 'Rotate the device token: the old one stops working and its live session is closed (4401)',
+      params: idParams, success: { status: 200, description: '{device, device_token}' }, errors: [400, 401, 404],
+      async handler(ctx, { params }) {
+        const { device, token } = await rotateDeviceToken(ctx.state.repos, params.id);
+        sockets.closeDevice(device.id, 4401, 'device token rotated');
+        envelope(ctx, { device: presentDevice(device), device_token: token });
       },
     }),
     defineRoute<undefined, undefined, z.infer<typeof idParams>>({

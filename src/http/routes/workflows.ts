@@ -20,6 +20,15 @@ export const workflowBody = z.object({
 
 export const workflowUpdateBody = workflowBody.partial().extend({ is_archived: z.boolean().optional() }).strict();
 
+/** The portable document of GET /workflows/:id/export and POST /workflows/import. */
+export const EXPORT_FORMAT = 'jarvis.workflow';
+export const workflowDocument = z.object({
+  format: z.literal(EXPORT_FORMAT),
+  format_version: z.literal(1),
+  exported_at: z.iso.datetime({ offset: true }).optional(),
+  workflow: workflowBody.omit({}).extend({ version: z.number().int().min(1).optional() }).strict(),
+}).strict();
+
 export const workflowListQuery = pageQuery.extend({
   category: z.string().max(50).optional(),
   tag: z.string().max(50).optional(),
@@ -68,6 +77,34 @@ export function workflowRoutes() {
       async handler(ctx, { params, body }) {
         const { workflow, version } = await updateWorkflow(ctx.state.repos, params.id, body);
         envelope(ctx, { workflow: presentWorkflow(workflow, version) });
+      },
+    }),
+    defineRoute<undefined, undefined, z.infer<typeof idParams>>({
+      method: 'get', path: '/workflows/:id/export', tag: 'workflows', auth: 'user',
+      summary: 'The workflow as one portable JSON document (no ids)', params: idParams,
+      success: { status: 200, description: '{format, format_version, exported_at, workflow}' }, errors: [400, 401, 404],
+      async handler(ctx, { params }) {
+        const wf = await ctx.state.repos.get(Workflow, params.id, 'workflow');
+        const v = await currentVersion(ctx.state.em, wf);
+        envelope(ctx, {
+          format: EXPORT_FORMAT,
+          format_version: 1,
+          exported_at: new Date().toISOString(),
+          workflow: {
+            name: wf.name, description: wf.description ?? null, category: wf.category ?? null, tags: wf.tags,
+            version: wf.currentVersion, definition: v.definition, parameters: v.parameters ?? null,
+          },
+        });
+      },
+    }),
+    defineRoute<z.infer<typeof workflowDocument>>({
+      method: 'post', path: '/workflows/import', tag: 'workflows', auth: 'user',
+      summary: 'Create a workflow from an exported document (validated; ids in the file are never used)',
+      body: workflowDocument, success: { status: 201, description: '{workflow}' }, errors: [400, 401],
+      async handler(ctx, { body }) {
+        const { version: _ignored, ...input } = body.workflow;
+        const { workflow, version } = await createWorkflow(ctx.state.repos, input);
+        envelope(ctx, { workflow: presentWorkflow(workflow, version) }, 201);
       },
     }),
     defineRoute<undefined, undefined, z.infer<typeof idParams>>({
