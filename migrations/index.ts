@@ -2,9 +2,11 @@
 import { Migration20261123000001_initial } from './Migration20261123000001_initial.ts';
 import { Migration20261123000002_schedules } from './Migration20261123000002_schedules.ts';
 import { Migration20261123000004_sessions } from './Migration20261123000004_sessions.ts';
+import { Migration20261123000005_device_presence } from './Migration20261123000005_device_presence.ts';
 
 export const MIGRATIONS = [
   { name: 'Migration20261123000001_initial', class: Migration20261123000001_initial },
   { name: 'Migration20261123000002_schedules', class: Migration20261123000002_schedules },
   { name: 'Migration20261123000004_sessions', class: Migration20261123000004_sessions },
+  { name: 'Migration20261123000005_device_presence', class: Migration20261123000005_device_presence },
 ];

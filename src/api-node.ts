@@ -15,7 +15,8 @@ import { createApp } from './http/app.ts';
 import { DeviceSessions } from './ws/device-sessions.ts';
 import { Gateway } from './ws/gateway.ts';
 import { HistoryStreams } from './ws/history-stream.ts';
-import { LocalLiveBus, type LiveBus } from './ws/live-bus.ts';
+import { PgBus } from './ws/pg-bus.ts';
+import { UserFeeds } from './ws/user-feed.ts';
 import { startReconciler } from './reconciler.ts';
 
 export interface ApiNodeDeps {
@@ -24,7 +25,6 @@ export interface ApiNodeDeps {
   orm: Orm;
   temporal: Client;
   workerConnection: NativeConnection;
-  live?: LiveBus;
 }
 
 export interface ApiNode {
@@ -41,9 +41,13 @@ export async function startApiNode(deps: ApiNodeDeps): Promise<ApiNode> {
   const { config, logger, orm, temporal } = deps;
   const tokens = new AccessTokens(config.JWT_SECRET, config.ACCESS_TOKEN_TTL_S);
   const sessions = new DeviceSessions();
-  const live = deps.live ?? new LocalLiveBus();
+  // LISTEN/NOTIFY fan-out: live progress and user feeds reach monitors on every node.
+  const live = new PgBus(config.DATABASE_URL, config.NODE_ID, logger.child({ component: 'pg-bus' }));
+  await live.start();
+  const feeds = new UserFeeds(orm, logger.child({ component: 'user-feed' }));
+  live.onTaskEvents((n) => feeds.onNotice(n));
   const streams = new HistoryStreams(temporal, config.TEMPORAL_NAMESPACE, logger.child({ component: 'history' }));
-  const gateway = new Gateway({ config, logger: logger.child({ component: 'ws' }), orm, temporal, tokens, sessions, live, streams });
+  const gateway = new Gateway({ config, logger: logger.child({ component: 'ws' }), orm, temporal, tokens, sessions, live, streams, feeds });
   const app = createApp({ config, logger, orm, temporal, tokens, sockets: gateway });
 
   const worker = await Worker.create({

@@ -26,8 +26,14 @@ export class MonitorClient {
     this.opts = opts;
   }
 
+  private retryTimer?: NodeJS.Timeout;
+
   start(): Promise<void> {
     this.stopped = false;
+    return this.connect();
+  }
+
+  private connect(): Promise<void> {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(this.opts.url, { headers: { Authorization: `Bearer ${this.opts.token}` } });
       this.ws = ws;
@@ -58,7 +64,9 @@ export class MonitorClient {
       ws.on('close', () => {
         clearInterval(this.heartbeat);
         this.check();
-        if (!this.stopped && this.opts.reconnect) setTimeout(() => this.start().catch(() => undefined), 200);
+        if (!this.stopped && this.opts.reconnect) {
+          this.retryTimer = setTimeout(() => this.connect().catch(() => undefined), 200);
+        }
       });
     });
   }
@@ -97,6 +105,7 @@ export class MonitorClient {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    clearTimeout(this.retryTimer);
     clearInterval(this.heartbeat);
     const ws = this.ws;
     if (ws && ws.readyState !== WebSocket.CLOSED) {

@@ -42,6 +42,8 @@ export const Device = defineEntity({
     /** API node holding the live socket; null when offline. */
     nodeId: p.string().nullable(),
     sessionId: p.string().nullable(),
+    /** When the current session started: an older session's late write never wins. */
+    sessionStartedAt: p.datetime().nullable(),
     lastOnlineAt: p.datetime().nullable(),
     createdAt: p.datetime().onCreate(now),
     updatedAt: p.datetime().onCreate(now).onUpdate(now),

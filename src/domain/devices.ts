@@ -51,9 +51,17 @@ export async function deviceForToken(em: EntityManager, token: string): Promise<
   return em.findOne(Device, { tokenHash: hashToken(token) });
 }
 
-/** Presence mirror: this node holds the device's socket now. */
-export async function markOnline(em: EntityManager, deviceId: string, nodeId: string, sessionId: string): Promise<void> {
-  await em.nativeUpdate(Device, { id: deviceId }, { isOnline: true, nodeId, sessionId, lastOnlineAt: new Date() });
+/**
+ * Presence mirror: this node holds the device's socket now, unless a newer session (on any
+ * node) already wrote its own presence. Returns whether this session is the current one.
+ */
+export async function markOnline(em: EntityManager, deviceId: string, nodeId: string, sessionId: string, startedAt: Date): Promise<boolean> {
+  const n = await em.nativeUpdate(
+    Device,
+    { id: deviceId, $or: [{ sessionStartedAt: null }, { sessionStartedAt: { $lte: startedAt } }] },
+    { isOnline: true, nodeId, sessionId, sessionStartedAt: startedAt, lastOnlineAt: new Date() },
+  );
+  return n > 0;
 }
 
 /** Refreshes last_online_at while the socket lives (locateDevice treats stale presence as offline). */

@@ -5,6 +5,7 @@ import type { Orm } from '../db/orm.ts';
 import { Task, TaskStep } from '../db/entities.ts';
 import type { RunEvent } from '../../workflows/api.ts';
 import { applyEvents } from './task-mirror.ts';
+import { EVENTS_CHANNEL } from '../ws/pg-bus.ts';
 
 export async function applyRunEvents(orm: Orm, taskId: string, events: RunEvent[]): Promise<void> {
   const em = orm.em.fork();
@@ -12,6 +13,7 @@ export async function applyRunEvents(orm: Orm, taskId: string, events: RunEvent[
     // Row lock: one writer per task, so retried or concurrent activities apply events once.
     const task = await tx.findOne(Task, { id: taskId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
     if (!task) return; // the task was deleted; nothing to mirror
+    const before = task.lastSeq;
     const steps = applyEvents(task, events);
     for (const ev of events) {
       await tx.execute(
@@ -39,6 +41,12 @@ export async function applyRunEvents(orm: Orm, taskId: string, events: RunEvent[
           existing.error = s.error ?? null;
         }
       }
+    }
+    if (task.lastSeq > before) {
+      // Delivered at commit: user-scope monitors on every API node read the new events.
+      await tx.execute('select pg_notify(?, ?)', [EVENTS_CHANNEL, JSON.stringify({
+        user_id: task.userId, task_id: taskId, from_seq: before + 1, seq: task.lastSeq,
+      })]);
     }
     if ((task.status === 'cancelled' || task.status === 'failed') && task.finishedAt) {
       // A step still marked running when the run ended was aborted with it.

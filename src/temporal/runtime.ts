@@ -7,7 +7,12 @@ const LEVELS: Record<string, LogLevel> = {
   trace: 'TRACE', debug: 'DEBUG', info: 'INFO', warn: 'WARN', error: 'ERROR', fatal: 'ERROR', silent: 'ERROR',
 };
 
-export function installTemporalRuntime(logger: Logger): void {
+/**
+ * `forwardCore`: route the native core's logs through pino too. It holds a native handle that
+ * keeps the process alive until exit, so tests (many files per process) leave it off; the
+ * core then prints its own errors to stderr.
+ */
+export function installTemporalRuntime(logger: Logger, { forwardCore = true } = {}): void {
   const level = LEVELS[logger.level] ?? 'WARN';
   const sdk = logger.child({ component: 'temporal' });
   try {
@@ -17,7 +22,11 @@ export function installTemporalRuntime(logger: Logger): void {
         if (logger.level === 'silent') return;
         sdk[fn]({ ...(entry.meta ?? {}) }, entry.message);
       }),
-      telemetryOptions: { logging: { filter: { core: level === 'TRACE' ? 'DEBUG' : level, other: 'ERROR' }, forward: {} } },
+      telemetryOptions: {
+        logging: forwardCore
+          ? { filter: { core: level === 'TRACE' ? 'DEBUG' : level, other: 'ERROR' }, forward: {} }
+          : { filter: { core: 'ERROR', other: 'ERROR' }, console: {} },
+      },
     });
   } catch {
     // Installed already (one per process): keep the first.

@@ -14,7 +14,8 @@ import { signalDeviceOnline } from '../domain/tasks.ts';
 import { looksLikeJwt, type AccessTokens } from '../domain/tokens.ts';
 import { DeviceSession, type DeviceSessions } from './device-sessions.ts';
 import type { HistoryStreams } from './history-stream.ts';
-import type { LiveBus } from './live-bus.ts';
+import type { PgBus } from './pg-bus.ts';
+import type { UserFeeds } from './user-feed.ts';
 import {
   CloseCode,
   MAX_FRAME_BYTES,
@@ -45,8 +46,9 @@ export interface GatewayDeps {
   temporal: Client;
   tokens: AccessTokens;
   sessions: DeviceSessions;
-  live: LiveBus;
+  live: PgBus;
   streams: HistoryStreams;
+  feeds: UserFeeds;
 }
 
 interface Conn {
@@ -88,6 +90,14 @@ export class Gateway {
     const hb = this.deps.config.WS_HEARTBEAT_MS;
     this.sweeper = setInterval(() => this.sweep(), Math.max(250, Math.floor(hb / 4)));
     this.sweeper.unref();
+    // One live session per device across all nodes: a newer one elsewhere replaces ours.
+    this.deps.live.onDeviceConnected(({ deviceId, sessionId }) => {
+      const s = this.deps.sessions.get(deviceId);
+      if (s && s.sessionId !== sessionId) {
+        s.dropAll('replaced by a newer session');
+        s.socket.close(CloseCode.Replaced, 'replaced by a newer session');
+      }
+    });
   }
 
   /** Closes a device's live session (unbound, token rotated). */
@@ -161,6 +171,7 @@ export class Gateway {
 
   private runDevice(ws: WebSocket, id: { deviceId: string; userId: string }): void {
     const { sessions, orm, logger, config, temporal } = this.deps;
+    const startedAt = new Date();
     const conn = this.open(ws, 'device');
     const session = new DeviceSession(id.deviceId, id.userId, conn.sessionId, ws);
     const replaced = sessions.add(session);
@@ -172,7 +183,12 @@ export class Gateway {
     let lastTouch = Date.now();
     // Presence first, then wake the runs waiting for this device.
     const ready = (async () => {
-      await markOnline(orm.em.fork(), id.deviceId, config.NODE_ID, conn.sessionId);
+      await this.deps.live.announceDevice(id.deviceId, conn.sessionId);
+      if (!(await markOnline(orm.em.fork(), id.deviceId, config.NODE_ID, conn.sessionId, startedAt))) {
+        // A newer session of this device exists elsewhere: this one is already replaced.
+        ws.close(CloseCode.Replaced, 'replaced by a newer session');
+        return;
+      }
       await signalDeviceOnline(orm.em.fork(), temporal, id.deviceId, config.NODE_ID);
     })().catch((err) => log.error({ err }, 'could not record device presence'));
 
@@ -250,25 +266,26 @@ export class Gateway {
     this.monitorsBySession.set(id.sessionId, peers);
     const expiry = setTimeout(() => ws.close(CloseCode.TokenInvalid, 'token expired'), Math.max(0, id.exp * 1000 - Date.now()));
     expiry.unref();
-    const subs = new Map<string, () => void>();
-    const deliver = (ev: TaskEventPayload) => {
+
+    const m: MonitorState = { ws, userId: id.userId, subs: new Map(), userFeed: null, deliver: () => undefined };
+    m.deliver = (ev: TaskEventPayload) => {
       const durable = ev.seq !== undefined;
-      if (ws.bufferedAmount > OVERLOAD_CLOSE_BYTES && durable) {
+      if (durable && ws.bufferedAmount > OVERLOAD_CLOSE_BYTES) {
         // Too far behind: the monitor resumes with after_seq once it reconnects.
         ws.close(CloseCode.Overloaded, 'too far behind; resubscribe with after_seq');
         return;
       }
-      if (!durable && ws.bufferedAmount > LIVE_DROP_BYTES) return;
+      if (!durable && ws.bufferedAmount > LIVE_DROP_BYTES) return; // live-only frames go first
       send(ws, { type: 'task/event', payload: ev });
     };
     const unlive = this.deps.live.subscribe((e) => {
-      if (e.userId === id.userId && subs.has(e.event.task_id)) deliver(e.event);
+      if (e.userId === id.userId && (m.subs.has(e.event.task_id) || m.userFeed)) m.deliver(e.event);
     });
     ws.on('message', (data, isBinary) => {
       conn.lastSeen = Date.now();
       const parsed = decode(ws, data, isBinary, monitorMessageSchema);
       if (!parsed) return;
-      this.onMonitorMessage(ws, id.userId, subs, deliver, parsed.message, parsed.envelope.id).catch((err) => {
+      this.onMonitorMessage(m, parsed.message, parsed.envelope.id).catch((err) => {
         this.deps.logger.error({ err }, 'monitor message failed');
         send(ws, { type: 'error', payload: { code: WsErrorCode.ServerError, message: 'internal error' } }, parsed.envelope.id);
       });
@@ -279,44 +296,67 @@ export class Gateway {
       peers.delete(ws);
       if (peers.size === 0) this.monitorsBySession.delete(id.sessionId);
       unlive();
-      for (const detach of subs.values()) detach();
-      subs.clear();
+      m.userFeed?.();
+      for (const detach of m.subs.values()) detach();
+      m.subs.clear();
     });
   }
 
-  private async onMonitorMessage(
-    ws: WebSocket,
-    userId: string,
-    subs: Map<string, () => void>,
-    deliver: (ev: TaskEventPayload) => void,
-    msg: MonitorMessage,
-    re: string,
-  ): Promise<void> {
+  private async onMonitorMessage(m: MonitorState, msg: MonitorMessage, re: string): Promise<void> {
+    const { ws } = m;
     switch (msg.type) {
       case 'ping':
         send(ws, { type: 'pong', payload: {} }, re);
         return;
       case 'subscribe': {
-        const { task_id: taskId, after_seq: afterSeq = 0 } = msg.payload;
-        const task = await this.deps.orm.em.fork().findOne(Task, { id: taskId, userId }, { fields: ['id', 'status'] });
+        if ('scope' in msg.payload) {
+          m.userFeed?.();
+          m.userFeed = this.deps.feeds.add(m.userId, {
+            event: (ev) => m.deliver(ev),
+            notify: (n) => send(ws, { type: 'notification', payload: n }),
+          });
+          send(ws, { type: 'subscribed', payload: { scope: 'user' } }, re);
+          return;
+        }
+        const { task_id: taskId, after_seq: afterSeq = 0, raw = false } = msg.payload;
+        const task = await this.deps.orm.em.fork().findOne(Task, { id: taskId, userId: m.userId }, { fields: ['id', 'status'] });
         if (!task) {
           send(ws, { type: 'error', payload: { code: WsErrorCode.NotFound, message: 'task not found' } }, re);
           return;
         }
         if (ws.readyState !== ws.OPEN) return;
-        subs.get(taskId)?.();
-        send(ws, { type: 'subscribed', payload: { task_id: taskId, status: task.status } }, re);
-        subs.set(taskId, this.deps.streams.watch(taskId, deliver, afterSeq));
+        m.subs.get(taskId)?.();
+        send(ws, { type: 'subscribed', payload: { task_id: taskId, status: task.status, ...(raw ? { raw } : {}) } }, re);
+        m.subs.set(taskId, raw
+          ? this.deps.streams.watchRaw(taskId, (ev) => send(ws, { type: 'history/event', payload: { task_id: taskId, ...ev } }), afterSeq)
+          : this.deps.streams.watch(taskId, m.deliver, afterSeq));
         return;
       }
       case 'unsubscribe': {
-        subs.get(msg.payload.task_id)?.();
-        subs.delete(msg.payload.task_id);
-        send(ws, { type: 'unsubscribed', payload: { task_id: msg.payload.task_id } }, re);
+        if ('scope' in msg.payload) {
+          m.userFeed?.();
+          m.userFeed = null;
+          send(ws, { type: 'unsubscribed', payload: { scope: 'user' } }, re);
+          return;
+        }
+        const taskId = msg.payload.task_id;
+        m.subs.get(taskId)?.();
+        m.subs.delete(taskId);
+        send(ws, { type: 'unsubscribed', payload: { task_id: taskId } }, re);
         return;
       }
     }
   }
+}
+
+interface MonitorState {
+  ws: WebSocket;
+  userId: string;
+  /** taskId -> detach from its history stream. */
+  subs: Map<string, () => void>;
+  /** Detach from the user feed, when subscribed to `{scope: "user"}`. */
+  userFeed: (() => void) | null;
+  deliver: (ev: TaskEventPayload) => void;
 }
 
 function send(ws: WebSocket, msg: ServerMessage, re?: string): void {

@@ -2,7 +2,7 @@
 // per API node, however many monitors watch it.
 import type { Client } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
-import type { temporal } from '@temporalio/proto';
+import { temporal } from '@temporalio/proto';
 import type { Logger } from '../logger.ts';
 import { RECORD_EVENTS_ACTIVITY, workflowIdForTask, type RunEvent } from '../../workflows/api.ts';
 import type { TaskEventPayload } from './protocol.ts';
@@ -77,12 +77,20 @@ function isClose(e: HistoryEvent): boolean {
 }
 
 type Listener = (ev: TaskEventPayload) => void;
+export interface RawHistoryEvent {
+  event_id: number;
+  event: unknown;
+}
+type RawListener = (ev: RawHistoryEvent) => void;
 
 /** One task's history poller and everything it has read so far. */
 export class TaskHistoryStream {
   readonly taskId: string;
   readonly events: TaskEventPayload[] = [];
   private readonly listeners = new Set<Listener>();
+  /** The history events themselves, for raw subscribers (JSON form). */
+  readonly raw: RawHistoryEvent[] = [];
+  private readonly rawListeners = new Set<RawListener>();
   private readonly abort = new AbortController();
   private sawTerminal = false;
   closed = false;
@@ -110,8 +118,14 @@ export class TaskHistoryStream {
     return () => this.listeners.delete(fn);
   }
 
+  attachRaw(fn: RawListener, afterEventId = 0): () => void {
+    for (const ev of this.raw) if (ev.event_id > afterEventId) fn(ev);
+    this.rawListeners.add(fn);
+    return () => this.rawListeners.delete(fn);
+  }
+
   get watchers(): number {
-    return this.listeners.size;
+    return this.listeners.size + this.rawListeners.size;
   }
 
   start(): void {
@@ -127,6 +141,19 @@ export class TaskHistoryStream {
     this.events.push(payload);
     if (TERMINAL.has(ev.kind)) this.sawTerminal = true;
     for (const fn of this.listeners) fn(payload);
+  }
+
+  private pushRaw(e: HistoryEvent): void {
+    const id = Number(e.eventId ?? 0);
+    if (this.raw.length && id <= this.raw[this.raw.length - 1].event_id) return;
+    const ev: RawHistoryEvent = {
+      event_id: id,
+      event: temporal.api.history.v1.HistoryEvent.toObject(e as temporal.api.history.v1.HistoryEvent, {
+        longs: String, enums: String, bytes: String,
+      }),
+    };
+    this.raw.push(ev);
+    for (const fn of this.rawListeners) fn(ev);
   }
 
   private async run(): Promise<void> {
@@ -148,6 +175,7 @@ export class TaskHistoryStream {
         backoff = 200;
         let ended = false;
         for (const e of res.history?.events ?? []) {
+          this.pushRaw(e);
           for (const ev of mapHistoryEvent(e, this.lastSeq, this.sawTerminal)) this.push(ev);
           if (isClose(e)) ended = true;
         }
@@ -193,6 +221,15 @@ export class HistoryStreams {
 
   /** Watches a task: replay after `afterSeq`, then live. Returns the detach function. */
   watch(taskId: string, fn: Listener, afterSeq = 0): () => void {
+    return this.attach(taskId, (s) => s.attach(fn, afterSeq));
+  }
+
+  /** Watches a task's raw history events after `afterEventId`. */
+  watchRaw(taskId: string, fn: RawListener, afterEventId = 0): () => void {
+    return this.attach(taskId, (s) => s.attachRaw(fn, afterEventId));
+  }
+
+  private attach(taskId: string, attachTo: (s: TaskHistoryStream) => () => void): () => void {
     clearTimeout(this.idleTimers.get(taskId));
     this.idleTimers.delete(taskId);
     let stream = this.streams.get(taskId);
@@ -201,7 +238,7 @@ export class HistoryStreams {
       this.streams.set(taskId, stream);
       stream.start();
     }
-    const detach = stream.attach(fn, afterSeq);
+    const detach = attachTo(stream);
     const s = stream;
     return () => {
       detach();

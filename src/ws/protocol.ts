@@ -82,9 +82,20 @@ export const monitorMessageSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('ping'), payload: z.object({}).loose() }),
   z.object({
     type: z.literal('subscribe'),
-    payload: z.object({ task_id: z.uuid(), after_seq: z.number().int().min(0).optional() }).strict(),
+    payload: z.union([
+      z.object({
+        task_id: z.uuid(),
+        after_seq: z.number().int().min(0).optional(),
+        /** Forward the Temporal history events themselves (`history/event`), for tools. */
+        raw: z.boolean().optional(),
+      }).strict(),
+      z.object({ scope: z.literal('user') }).strict(),
+    ]),
   }),
-  z.object({ type: z.literal('unsubscribe'), payload: z.object({ task_id: z.uuid() }).strict() }),
+  z.object({
+    type: z.literal('unsubscribe'),
+    payload: z.union([z.object({ task_id: z.uuid() }).strict(), z.object({ scope: z.literal('user') }).strict()]),
+  }),
 ]);
 export type MonitorMessage = z.infer<typeof monitorMessageSchema>;
 
@@ -121,7 +132,9 @@ export type ServerMessage =
   | { type: 'error'; payload: { code: number; message: string; errors?: { path: string; message: string }[] } }
   | { type: 'step/dispatch'; payload: StepDispatchPayload }
   | { type: 'step/pause' | 'step/resume' | 'step/abort'; payload: { key: string; reason?: string } }
-  | { type: 'subscribed'; payload: { task_id?: string; scope?: 'user'; status?: string } }
+  | { type: 'subscribed'; payload: { task_id?: string; scope?: 'user'; status?: string; raw?: boolean } }
+  | { type: 'history/event'; payload: { task_id: string; event_id: number; event: unknown } }
+  | { type: 'notification'; payload: { task_id: string; kind: string; title: string; at: number } }
   | { type: 'unsubscribed'; payload: { task_id?: string; scope?: 'user' } }
   | { type: 'task/event'; payload: TaskEventPayload };
 

@@ -49,7 +49,7 @@ export async function startSystem(opts: SystemOptions = {}): Promise<System> {
   };
   const config = loadConfig({ ...base, NODE_ID: `test-${randomUUID().slice(0, 8)}` });
   const logger = createLogger(config.LOG_LEVEL);
-  installTemporalRuntime(logger);
+  installTemporalRuntime(logger, { forwardCore: false });
   const orm = await openOrm(config.DATABASE_URL);
   const temporal = await connectClient(testEnv.temporalAddress, config.TEMPORAL_NAMESPACE);
   const workerConnection = await connectWorker(testEnv.temporalAddress);

@@ -1,0 +1,135 @@
+// Fan-out across API nodes through PostgreSQL LISTEN/NOTIFY (no extra broker):
+// - `jarvis_live`: live-only events (step progress, device logs) from the node holding the
+//   device to monitors on every node;
+// - `jarvis_events`: "task T of user U has durable events up to seq S", sent by the run
+//   mirror inside its transaction (so only committed events are announced), for monitors
+//   subscribed to a whole user (`{scope: "user"}`).
+import pg from 'pg';
+import type { Logger } from '../logger.ts';
+import type { LiveBus, LiveEvent } from './live-bus.ts';
+
+export const LIVE_CHANNEL = 'jarvis_live';
+export const EVENTS_CHANNEL = 'jarvis_events';
+/** "device D connected with session S": other nodes close their older session of D (4409). */
+export const DEVICES_CHANNEL = 'jarvis_devices';
+/** PostgreSQL rejects NOTIFY payloads of 8000 bytes or more. */
+const MAX_PAYLOAD = 7900;
+
+export interface TaskEventsNotice {
+  user_id: string;
+  task_id: string;
+  seq: number;
+}
+
+export class PgBus implements LiveBus {
+  private readonly databaseUrl: string;
+  private readonly nodeId: string;
+  private readonly logger: Logger;
+  private readonly pool: pg.Pool;
+  private listener?: pg.Client;
+  private readonly liveListeners = new Set<(e: LiveEvent) => void>();
+  private readonly noticeListeners = new Set<(n: TaskEventsNotice) => void>();
+  private readonly deviceListeners = new Set<(d: { deviceId: string; sessionId: string }) => void>();
+  private closed = false;
+  private retry = 200;
+
+  constructor(databaseUrl: string, nodeId: string, logger: Logger) {
+    this.databaseUrl = databaseUrl;
+    this.nodeId = nodeId;
+    this.logger = logger;
+    this.pool = new pg.Pool({ connectionString: databaseUrl, max: 2 });
+  }
+
+  async start(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.databaseUrl });
+    client.on('notification', (msg) => this.onNotification(msg.channel, msg.payload));
+    client.on('error', (err) => {
+      this.logger.warn({ err }, 'LISTEN connection lost; reconnecting');
+      void this.reconnect();
+    });
+    await client.connect();
+    await client.query(`listen ${LIVE_CHANNEL}`);
+    await client.query(`listen ${EVENTS_CHANNEL}`);
+    await client.query(`listen ${DEVICES_CHANNEL}`);
+    this.listener = client;
+    this.retry = 200;
+  }
+
+  private async reconnect(): Promise<void> {
+    if (this.closed) return;
+    this.listener?.removeAllListeners('notification');
+    await this.listener?.end().catch(() => undefined);
+    this.listener = undefined;
+    await new Promise((r) => setTimeout(r, this.retry));
+    this.retry = Math.min(this.retry * 2, 5000);
+    try {
+      await this.start();
+    } catch (err) {
+      this.logger.warn({ err }, 'LISTEN reconnect failed');
+      void this.reconnect();
+    }
+  }
+
+  private onNotification(channel: string, payload: string | undefined): void {
+    if (!payload) return;
+    try {
+      const msg = JSON.parse(payload);
+      if (channel === LIVE_CHANNEL) {
+        if (msg.origin === this.nodeId) return; // delivered locally already
+        for (const fn of this.liveListeners) fn(msg.event as LiveEvent);
+      } else if (channel === EVENTS_CHANNEL) {
+        for (const fn of this.noticeListeners) fn(msg as TaskEventsNotice);
+      } else if (channel === DEVICES_CHANNEL) {
+        if (msg.origin === this.nodeId) return;
+        for (const fn of this.deviceListeners) fn({ deviceId: msg.deviceId, sessionId: msg.sessionId });
+      }
+    } catch (err) {
+      this.logger.warn({ err, channel }, 'bad notification payload');
+    }
+  }
+
+  /** Delivers to this node's monitors at once, and to other nodes through NOTIFY. */
+  publish(e: LiveEvent): void {
+    for (const fn of this.liveListeners) fn(e);
+    let payload = JSON.stringify({ origin: this.nodeId, event: e });
+    if (Buffer.byteLength(payload) > MAX_PAYLOAD) {
+      // Live events are best effort: shorten what does not fit rather than drop the event.
+      const data = { ...e.event.data, message: String(e.event.data.message ?? '').slice(0, 1000), details: null, truncated: true };
+      payload = JSON.stringify({ origin: this.nodeId, event: { ...e, event: { ...e.event, data } } });
+      if (Buffer.byteLength(payload) > MAX_PAYLOAD) return;
+    }
+    this.pool.query('select pg_notify($1, $2)', [LIVE_CHANNEL, payload]).catch((err) =>
+      this.logger.warn({ err }, 'live NOTIFY failed'));
+  }
+
+  subscribe(fn: (e: LiveEvent) => void): () => void {
+    this.liveListeners.add(fn);
+    return () => this.liveListeners.delete(fn);
+  }
+
+  onTaskEvents(fn: (n: TaskEventsNotice) => void): () => void {
+    this.noticeListeners.add(fn);
+    return () => this.noticeListeners.delete(fn);
+  }
+
+  /** Tells the other nodes that this device has a new session here. */
+  announceDevice(deviceId: string, sessionId: string): Promise<void> {
+    return this.pool
+      .query('select pg_notify($1, $2)', [DEVICES_CHANNEL, JSON.stringify({ origin: this.nodeId, deviceId, sessionId })])
+      .then(() => undefined);
+  }
+
+  onDeviceConnected(fn: (d: { deviceId: string; sessionId: string }) => void): () => void {
+    this.deviceListeners.add(fn);
+    return () => this.deviceListeners.delete(fn);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.liveListeners.clear();
+    this.noticeListeners.clear();
+    this.deviceListeners.clear();
+    await this.listener?.end().catch(() => undefined);
+    await this.pool.end().catch(() => undefined);
+  }
+}

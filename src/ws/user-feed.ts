@@ -1,0 +1,72 @@
+// `{scope: "user"}` subscriptions: every durable event of every task of a user, new tasks
+// included, plus notifications when a run ends or needs an approval. Fed by the run mirror's
+// NOTIFY (committed events only) and read from task_events, once per notice per node however
+// many of the user's monitors listen.
+import type { Orm } from '../db/orm.ts';
+import { TaskEvent } from '../db/entities.ts';
+import type { Logger } from '../logger.ts';
+import type { TaskEventsNotice } from './pg-bus.ts';
+import type { TaskEventPayload } from './protocol.ts';
+
+export interface UserFeedListener {
+  event(ev: TaskEventPayload): void;
+  notify(n: { task_id: string; kind: string; title: string; at: number }): void;
+}
+
+const NOTIFY_KINDS: Record<string, (d: Record<string, unknown>) => string> = {
+  'run.completed': () => 'Run completed',
+  'run.failed': (d) => `Run failed: ${(d.error as { code?: string } | undefined)?.code ?? 'error'}`,
+  'run.cancelled': () => 'Run cancelled',
+  'run.waiting_approval': (d) => `Approval needed${d.message ? `: ${String(d.message)}` : ''}`,
+};
+
+export class UserFeeds {
+  private readonly byUser = new Map<string, Set<UserFeedListener>>();
+  /** Last seq delivered per task, for the tasks this node has seen notices of. */
+  private readonly cursors = new Map<string, number>();
+  private readonly orm: Orm;
+  private readonly logger: Logger;
+
+  constructor(orm: Orm, logger: Logger) {
+    this.orm = orm;
+    this.logger = logger;
+  }
+
+  add(userId: string, l: UserFeedListener): () => void {
+    const set = this.byUser.get(userId) ?? new Set();
+    set.add(l);
+    this.byUser.set(userId, set);
+    return () => {
+      set.delete(l);
+      if (set.size === 0) this.byUser.delete(userId);
+    };
+  }
+
+  get listeners(): number {
+    let n = 0;
+    for (const s of this.byUser.values()) n += s.size;
+    return n;
+  }
+
+  onNotice(n: TaskEventsNotice & { from_seq?: number }): void {
+    const listeners = this.byUser.get(n.user_id);
+    if (!listeners?.size) return;
+    const from = Math.max(this.cursors.get(n.task_id) ?? (n.from_seq ?? n.seq) - 1, 0);
+    if (n.seq <= from) return;
+    this.cursors.set(n.task_id, n.seq);
+    if (this.cursors.size > 100_000) this.cursors.clear();
+    this.orm.em.fork()
+      .find(TaskEvent, { taskId: n.task_id, seq: { $gt: from, $lte: n.seq } }, { orderBy: { seq: 'asc' } })
+      .then((rows) => {
+        for (const r of rows) {
+          const ev: TaskEventPayload = { task_id: r.taskId, seq: r.seq, kind: r.kind, at: r.at.getTime(), data: r.data };
+          const title = NOTIFY_KINDS[r.kind]?.(r.data);
+          for (const l of this.byUser.get(n.user_id) ?? []) {
+            l.event(ev);
+            if (title) l.notify({ task_id: r.taskId, kind: r.kind, title, at: ev.at });
+          }
+        }
+      })
+      .catch((err) => this.logger.warn({ err, taskId: n.task_id }, 'user feed read failed'));
+  }
+}
