@@ -71,7 +71,19 @@ export function createGatewayActivities({ sessions, live, logger, heartbeatEvery
         },
       );
 
-      const beat = setInterval(() => ctx.heartbeat(lastProgress), heartbeatEveryMs);
+      const beat = setInterval(() => {
+        ctx.heartbeat(lastProgress);
+        const last = session.lastActivity(input.key);
+        if (input.heartbeatTimeoutMs && last !== undefined && Date.now() - last > input.heartbeatTimeoutMs) {
+          // The device went quiet on this step: abort it; the workflow may try again.
+          const message = `no progress from the device for ${input.heartbeatTimeoutMs} ms`;
+          session.send({ type: 'step/abort', payload: { key: input.key, reason: 'heartbeat_timeout' } });
+          pending.cancel(ApplicationFailure.create({
+            type: FailureType.StepError, message, nonRetryable: true,
+            details: [{ code: 'STEP_HEARTBEAT_TIMEOUT', message, retryable: true }],
+          }));
+        }
+      }, Math.min(heartbeatEveryMs, Math.max(100, Math.floor((input.heartbeatTimeoutMs ?? heartbeatEveryMs) / 4))));
       const timeout = setTimeout(() => {
         session.send({ type: 'step/abort', payload: { key: input.key, reason: 'timeout' } });
         pending.cancel(

@@ -21,6 +21,8 @@ export interface DispatchStepInput {
   key: string;
   params: unknown;
   timeoutMs: number;
+  /** Fail the step (retryable) when the device shows no progress for this long. */
+  heartbeatTimeoutMs?: number;
 }
 
 export interface ControlStepInput {

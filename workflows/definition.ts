@@ -18,6 +18,8 @@ export interface DefinitionNode {
   params?: Record<string, unknown>;
   retry?: RetrySpec;
   timeoutMs?: number;
+  /** A device step fails (retryable) when the device reports no progress for this long. */
+  heartbeatTimeoutMs?: number;
 }
 
 export interface DefinitionEdge {

@@ -424,6 +424,8 @@ class TaskRun {
           key,
           params,
           timeoutMs,
+          // Only when set: an extra field in the activity input would change recorded histories.
+          ...(node.heartbeatTimeoutMs ? { heartbeatTimeoutMs: node.heartbeatTimeoutMs } : {}),
         }),
       );
     } catch (err) {

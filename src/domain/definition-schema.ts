@@ -31,6 +31,7 @@ const nodeSchema = z
     params: z.record(z.string(), z.unknown()).optional(),
     retry: retrySchema.optional(),
     timeoutMs: z.number().int().min(1000).max(7 * 86_400_000).optional(),
+    heartbeatTimeoutMs: z.number().int().min(1000).max(86_400_000).optional(),
   })
   .strict();
 
@@ -125,7 +126,7 @@ export function validateDefinition(input: unknown, prefix = 'definition'): { def
     // Prototype keys would shadow the run's scope ({{params}}, {{<node>.x}}).
     if (['params', '__proto__', 'constructor', 'prototype'].includes(n.id)) at(`node id "${n.id}" is reserved`, `nodes.${i}.id`);
     if (!isDeviceStep(n)) {
-      if (n.retry || n.timeoutMs) at(`node "${n.id}": retry and timeoutMs apply to device steps only`, `nodes.${i}`);
+      if (n.retry || n.timeoutMs || n.heartbeatTimeoutMs) at(`node "${n.id}": retry and timeouts apply to device steps only`, `nodes.${i}`);
       const res = controlParams[n.type].safeParse(n.params ?? {});
       if (!res.success) {
         for (const issue of res.error.issues) {

@@ -13,6 +13,8 @@ export interface StepProgress {
 
 interface Waiter {
   taskId: string;
+  /** Any sign of life from the device for this step (accept, progress). */
+  lastActivity: number;
   resolve(outcome: StepOutcome): void;
   reject(err: unknown): void;
   onProgress(p: StepProgress): void;
@@ -53,7 +55,7 @@ export class DeviceSession {
     this.waiters.get(key)?.reject(new DeviceDisconnectedError('superseded by a new dispatch of the same key'));
     let waiter!: Waiter;
     const outcome = new Promise<StepOutcome>((resolve, reject) => {
-      waiter = { taskId: payload.task_id, resolve, reject, onProgress, accepted: false };
+      waiter = { taskId: payload.task_id, lastActivity: Date.now(), resolve, reject, onProgress, accepted: false };
     });
     this.waiters.set(key, waiter);
     this.send({ type: 'step/dispatch', payload });
@@ -73,14 +75,25 @@ export class DeviceSession {
 
   accept(key: string): boolean {
     const w = this.waiters.get(key);
-    if (w) w.accepted = true;
+    if (w) {
+      w.accepted = true;
+      w.lastActivity = Date.now();
+    }
     return !!w;
   }
 
   progress(key: string, p: StepProgress): boolean {
     const w = this.waiters.get(key);
-    if (w) w.onProgress(p);
+    if (w) {
+      w.lastActivity = Date.now();
+      w.onProgress(p);
+    }
     return !!w;
+  }
+
+  /** Epoch ms of the device's last sign of life for a step in flight. */
+  lastActivity(key: string): number | undefined {
+    return this.waiters.get(key)?.lastActivity;
   }
 
   /** Settles a step; false when no step with this key is in flight on this session. */

@@ -17,6 +17,11 @@ export function testHandlers(): Record<string, StepHandler> {
       await abortableSleep(Number((params as { ms?: number }).ms ?? 500), ctx.signal);
       return { done: true };
     },
+    // Works without a sign of life (no progress) until aborted or `ms` passed.
+    'test.silent': async (params, ctx) => {
+      await abortableSleep(Number((params as { ms?: number }).ms ?? 60_000), ctx.signal);
+      return { silent: true };
+    },
     // Fails `times` times per step (or per `tag`, across tasks), retryable unless told; then succeeds.
     'test.flaky': async (params, ctx) => {
       const p = params as { times?: number; retryable?: boolean; code?: string; tag?: string };

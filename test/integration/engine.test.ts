@@ -210,6 +210,31 @@ describe('retries', () => {
     await record(taskId, 'step-retried');
   });
 
+  it('a device step that shows no progress for heartbeatTimeoutMs is aborted and retried', async () => {
+    const { id, dev } = await newDevice();
+    const taskId = await submit(id, {
+      nodes: [
+        { id: 'start', type: 'start' },
+        { id: 'quiet', type: 'test.silent', params: { ms: 30_000 }, heartbeatTimeoutMs: 1000, retry: { maxAttempts: 2, initialIntervalMs: 100 } },
+        { id: 'busy', type: 'demo.sleep', params: { ms: 2500 }, heartbeatTimeoutMs: 1000 },
+        { id: 'end', type: 'end' },
+      ],
+      edges: [{ from: 'start', to: 'quiet' }, { from: 'quiet', to: 'busy' }, { from: 'busy', to: 'end' }],
+    });
+    await waitEnd(taskId);
+    expect(kinds(taskId)).toEqual(['run.pending', 'run.started', 'step.dispatched', 'step.failed', 'step.dispatched', 'step.failed', 'run.failed']);
+    const failed = monitor.eventsOf(taskId).filter((e) => e.kind === 'step.failed');
+    expect(failed.map((e) => [(e.data.error as { code: string }).code, e.data.will_retry])).toEqual([
+      ['STEP_HEARTBEAT_TIMEOUT', true], ['STEP_HEARTBEAT_TIMEOUT', false],
+    ]);
+    expect(dev!.events.filter((e) => e.type === 'control' && e.action === 'abort')).toHaveLength(2);
+
+    // A step that reports progress more often than that is left alone.
+    const ok = await submit(id, linear([{ type: 'demo.sleep', params: { ms: 2500 }, heartbeatTimeoutMs: 1000 }]));
+    await waitEnd(ok);
+    expect(kinds(ok).at(-1)).toBe('run.completed');
+  });
+
   it('does not retry an error the device marks permanent', async () => {
     const { id, dev } = await newDevice();
     const taskId = await submit(id, linear([{ type: 'test.flaky', params: { times: 1, retryable: false, code: 'BAD_INPUT' } }]));
