@@ -54,6 +54,28 @@ function linkInto(bin: string) {
   symlinkSync(bin, link);
 }
 
+/**
+ * The page tests drive Debian's Chromium (browsers cannot be downloaded here). Installed with
+ * apt when missing and we are root; otherwise say what to run.
+ */
+function ensureChromium() {
+  const bin = '/usr/bin/chromium';
+  if (existsSync(bin)) return;
+  if (process.getuid?.() !== 0) {
+    log(`${bin} is missing: install it with "sudo apt-get install chromium" (the page tests need it)`);
+    return;
+  }
+  log('installing Chromium with apt-get for the page tests (once per machine)');
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const update = spawnSync('apt-get', ['update', '-qq'], { stdio: ['ignore', 'ignore', 'inherit'], env });
+  const install = update.status === 0
+    ? spawnSync('apt-get', ['install', '-y', '-qq', 'chromium'], { stdio: ['ignore', 'ignore', 'inherit'], env })
+    : update;
+  if (install.status !== 0 || !existsSync(bin)) log('could not install Chromium; the page tests will fail until it is installed');
+}
+
+if (process.argv.includes('--with-browser')) ensureChromium();
+
 if (process.env.TEMPORAL_ADDRESS && process.env.JARVIS_SETUP_FORCE !== '1') {
   log(`TEMPORAL_ADDRESS is set (${process.env.TEMPORAL_ADDRESS}): no local Temporal server needed`);
 } else {
