@@ -20,6 +20,8 @@ export function installTemporalRuntime(logger: Logger, { forwardCore = true } = 
       logger: new DefaultLogger(level, (entry) => {
         const fn = entry.level === 'ERROR' ? 'error' : entry.level === 'WARN' ? 'warn' : entry.level === 'INFO' ? 'info' : 'debug';
         if (logger.level === 'silent') return;
+        // API nodes' gateway workers run activities only, by design.
+        if (entry.message.startsWith('No workflows registered')) return;
         sdk[fn]({ ...(entry.meta ?? {}) }, entry.message);
       }),
       telemetryOptions: {

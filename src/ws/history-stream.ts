@@ -2,7 +2,10 @@
 // per API node, however many monitors watch it.
 import type { Client } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
-import { temporal } from '@temporalio/proto';
+import proto, { type temporal } from '@temporalio/proto';
+
+// CommonJS: its namespaces are not named exports under Node's ESM loader.
+const { HistoryEvent } = proto.temporal.api.history.v1;
 import type { Logger } from '../logger.ts';
 import { RECORD_EVENTS_ACTIVITY, workflowIdForTask, type RunEvent } from '../../workflows/api.ts';
 import type { TaskEventPayload } from './protocol.ts';
@@ -148,7 +151,7 @@ export class TaskHistoryStream {
     if (this.raw.length && id <= this.raw[this.raw.length - 1].event_id) return;
     const ev: RawHistoryEvent = {
       event_id: id,
-      event: temporal.api.history.v1.HistoryEvent.toObject(e as temporal.api.history.v1.HistoryEvent, {
+      event: HistoryEvent.toObject(e as temporal.api.history.v1.HistoryEvent, {
         longs: String, enums: String, bytes: String,
       }),
     };
