@@ -48,7 +48,7 @@ export async function startApiNode(deps: ApiNodeDeps): Promise<ApiNode> {
   live.onTaskEvents((n) => feeds.onNotice(n));
   const streams = new HistoryStreams(temporal, config.TEMPORAL_NAMESPACE, logger.child({ component: 'history' }));
   const gateway = new Gateway({ config, logger: logger.child({ component: 'ws' }), orm, temporal, tokens, sessions, live, streams, feeds });
-  const app = createApp({ config, logger, orm, temporal, tokens, sockets: gateway });
+  const app = createApp({ config, logger, orm, temporal, tokens, sockets: gateway, counts: () => gateway.counts });
 
   const worker = await Worker.create({
     connection: deps.workerConnection,

@@ -33,6 +33,16 @@ const schema = z
     /** How long a run waits for an offline device before it fails. */
     DEVICE_OFFLINE_TIMEOUT_MS: z.coerce.number().int().min(1000).default(24 * 3600 * 1000),
     MIGRATE_ON_BOOT: bool.default(false),
+    /** Requests per minute per client IP on /api/v1 (token bucket, per API node). */
+    RATE_LIMIT_IP_PER_MIN: z.coerce.number().int().min(1).default(600),
+    /** Requests per minute per signed-in user on authenticated routes (per API node). */
+    RATE_LIMIT_USER_PER_MIN: z.coerce.number().int().min(1).default(1200),
+    /** POST /auth/login and /auth/register per client IP per minute (brute force; per API node). */
+    RATE_LIMIT_AUTH_PER_MIN: z.coerce.number().int().min(1).default(20),
+    /** Behind a load balancer: take the client IP from the last X-Forwarded-For hop. */
+    TRUST_PROXY: bool.default(false),
+    /** When set, GET /metrics requires `Authorization: Bearer <METRICS_TOKEN>`. */
+    METRICS_TOKEN: z.string().min(16, 'METRICS_TOKEN must be at least 16 characters').optional(),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
   .superRefine((env, ctx) => {

@@ -13,7 +13,9 @@ import { looksLikeJwt, TokenError, type AccessTokens } from '../domain/tokens.ts
 import type { TaskEngine } from '../domain/tasks.ts';
 import { errors } from './errors.ts';
 import { accessLog, envelope, errorHandler, jsonBody, requestId, securityHeaders } from './middleware.ts';
+import { Metrics, type SocketCounts } from './metrics.ts';
 import { docsRouter } from './openapi.ts';
+import { RateLimits } from './rate-limit.ts';
 import { API_PREFIX, mount, type RouteSpec } from './route.ts';
 import { authRoutes } from './routes/auth.ts';
 import { deviceRoutes, type DeviceSockets } from './routes/devices.ts';
@@ -42,6 +44,8 @@ export interface AppDeps {
   temporal: Client;
   tokens: AccessTokens;
   sockets: DeviceSockets;
+  /** This node's WebSocket connections, for /metrics (the gateway's `counts`). */
+  counts?: () => SocketCounts;
 }
 
 /** Every /api/v1 route, as data (the OpenAPI document is generated from this list). */
@@ -64,12 +68,21 @@ export function apiRoutes(deps: Pick<AppDeps, 'config' | 'temporal' | 'tokens' |
 export function createApp(deps: AppDeps): Koa {
   const { logger, orm, tokens } = deps;
   const sessions = new Sessions(tokens, deps.config.REFRESH_TOKEN_TTL_S);
-  const app = new Koa({ proxy: false });
+  // Client IP: the socket's address; behind a load balancer (TRUST_PROXY) the last
+  // X-Forwarded-For hop, the one the balancer appended (earlier hops are the client's to forge).
+  const app = new Koa({ proxy: deps.config.TRUST_PROXY, maxIpsCount: 1 });
+  const routers: Router[] = [];
+  const metrics = new Metrics({
+    orm, logger, counts: deps.counts, token: deps.config.METRICS_TOKEN, routers: () => routers,
+  });
+  const limits = new RateLimits(deps.config, API_PREFIX);
 
   app.use(requestId());
+  app.use(metrics.middleware());
   app.use(errorHandler(logger));
   app.use(securityHeaders());
   app.use(accessLog(logger.child({ component: 'http' })));
+  app.use(limits.middleware());
   app.use(jsonBody(MAX_BODY_BYTES));
   app.use(async (ctx, next) => {
     // One EntityManager (identity map, unit of work) per request.
@@ -113,13 +126,19 @@ export function createApp(deps: AppDeps): Koa {
     envelope(ctx, { postgres, temporal });
   });
   app.use(health.routes());
+  app.use(metrics.router().routes());
 
   const routes = apiRoutes(deps);
   // GET /api/v1/openapi.json and GET /docs: the document is built once, here, from `routes`.
-  app.use(docsRouter(routes, { serverUrl: deps.config.PUBLIC_URL }).routes());
+  const docs = docsRouter(routes, { serverUrl: deps.config.PUBLIC_URL });
+  app.use(docs.routes());
 
   const api = new Router({ prefix: API_PREFIX });
-  mount(api, routes, authenticate);
+  mount(api, routes, async (ctx) => {
+    await authenticate(ctx);
+    limits.checkUser(ctx);
+  });
+  routers.push(docs, api);
   app.use(api.routes());
   app.use(api.allowedMethods());
   return app;

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import Router from '@koa/router';
 import { z } from 'zod';
 import { ErrorCode } from './errors.ts';
+import { METRICS_PATH } from './metrics.ts';
 import { API_PREFIX, type RouteSpec } from './route.ts';
 
 type Schema = Record<string, unknown>;
@@ -30,7 +31,7 @@ const ERROR_STATUS: Record<number, string> = {
   409: 'Conflicts with the current state, e.g. the run is not in a state that allows it (code 3001), or a unique value is already taken (code 1001)',
   413: 'Request body over the 1 MiB limit (code 1001)',
   415: 'Content-Type is not application/json (code 1001)',
-  429: 'Too many requests (code 4029); wait the `Retry-After` seconds',
+  429: 'Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds',
   500: 'Internal server error (code 5000)',
   503: 'A dependency (Temporal or PostgreSQL) is unavailable; retry later (code 5000)',
 };
@@ -43,7 +44,7 @@ const TAGS: Record<string, string> = {
   workflows: 'Automation definitions (each update of the definition is a new immutable version)',
   tasks: 'Runs of a workflow on a device: start, watch, steer',
   schedules: 'Recurring runs of a workflow on a device (cron or interval), as Temporal schedules',
-  system: 'Health and this documentation',
+  system: 'Health, metrics and this documentation',
 };
 
 const DESCRIPTION = [
@@ -183,6 +184,8 @@ class Builder {
       statuses.add(413);
       statuses.add(415);
     }
+    // The rate limiter (src/http/rate-limit.ts) guards every /api/v1 route.
+    statuses.add(429);
     statuses.add(500);
     const responses: Record<string, unknown> = {
       [String(r.success.status)]: {
@@ -201,11 +204,17 @@ function errorResponse(status: number): Schema {
     description: ERROR_STATUS[status] ?? `Error (HTTP ${status})`,
     content: { 'application/json': { schema: ref('Error') } },
   };
-  if (status === 429) res.headers = { 'Retry-After': { description: 'Seconds to wait', schema: { type: 'integer' } } };
+  if (status === 429) {
+    res.headers = {
+      'Retry-After': { description: 'Seconds to wait', schema: { type: 'integer', minimum: 1 } },
+      'RateLimit-Limit': { description: 'Requests per minute of the bucket closest to empty', schema: { type: 'integer' } },
+      'RateLimit-Remaining': { description: 'Requests left in that bucket', schema: { type: 'integer' } },
+    };
+  }
   return res;
 }
 
-/** Routes outside the RouteSpecs: health and the documentation itself. */
+/** Routes outside the RouteSpecs: health, metrics and the documentation itself. */
 function staticPaths(): Record<string, Record<string, Schema>> {
   const envelope = (description: string) => ({ description, content: { 'application/json': { schema: ref('Envelope') } } });
   return {
@@ -227,10 +236,25 @@ function staticPaths(): Record<string, Record<string, Schema>> {
         },
       },
     },
+    [METRICS_PATH]: {
+      get: {
+        operationId: 'getMetrics', tags: ['system'],
+        summary: 'Prometheus metrics of this API node',
+        description: 'Prometheus text format (not the envelope): HTTP requests by route pattern, runs by status, ' +
+          'connected devices and monitors, Node process metrics. Needs `Authorization: Bearer <METRICS_TOKEN>` when that setting is set.',
+        responses: {
+          200: { description: 'Prometheus text exposition format 0.0.4', content: { 'text/plain': { schema: { type: 'string' } } } },
+          401: { description: 'METRICS_TOKEN is set and the bearer token is missing or wrong (code 1002)', content: { 'application/json': { schema: ref('Error') } } },
+        },
+      },
+    },
     [OPENAPI_PATH]: {
       get: {
         operationId: 'getOpenApi', tags: ['system'], summary: 'This OpenAPI 3.1 document (not wrapped in the envelope)',
-        responses: { 200: { description: 'The OpenAPI document', content: { 'application/json': { schema: { type: 'object' } } } } },
+        responses: {
+          200: { description: 'The OpenAPI document', content: { 'application/json': { schema: { type: 'object' } } } },
+          429: errorResponse(429),
+        },
       },
     },
     [DOCS_PATH]: {

@@ -34,7 +34,7 @@ type Doc = {
 
 const routes = offlineRoutes();
 const doc = buildOpenApi(routes, { version: packageVersion() }) as Doc;
-const STATIC = ['get /healthz', 'get /readyz', `get ${OPENAPI_PATH}`, 'get /docs'];
+const STATIC = ['get /healthz', 'get /readyz', 'get /metrics', `get ${OPENAPI_PATH}`, 'get /docs'];
 const opOf = (r: RouteSpec) => doc.paths[toOpenApiPath(API_PREFIX + r.path)]?.[r.method];
 const operations = () =>
   Object.entries(doc.paths).flatMap(([path, item]) => Object.entries(item).map(([method, op]) => ({ path, method, op })));
