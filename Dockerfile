@@ -12,7 +12,9 @@ WORKDIR /app
 #  --ignore-scripts   no production dependency needs its install script: native code (@swc/core,
 #                     @node-rs/argon2, Temporal's core-bridge) ships as prebuilt per-platform packages.
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
+# npm install, not npm ci: the lockfile is made where other platforms' optional native
+# packages cannot be resolved, and npm ci rejects it for that; install still follows it.
+RUN npm install --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 
 COPY tsconfig.json ./
 COPY src ./src
@@ -23,6 +25,8 @@ COPY migrations ./migrations
 
 # Unprivileged user of the node image. The files above stay root-owned: the app cannot rewrite
 # its own code. (MikroORM's schema snapshot after migrating is skipped on a read-only directory.)
+# Uploaded files (DATA_DIR) go on a volume mounted here; the app user must own it.
+RUN mkdir -p /data && chown node:node /data
 USER node
 EXPOSE 3000
 CMD ["node", "workers/api.ts"]

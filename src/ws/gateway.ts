@@ -10,6 +10,7 @@ import { Task } from '../db/entities.ts';
 import { Sessions } from '../domain/sessions.ts';
 import type { Logger } from '../logger.ts';
 import { deviceForToken, markOffline, markOnline, touchPresence } from '../domain/devices.ts';
+import { recordDeviceLog } from '../domain/logs.ts';
 import { signalDeviceOnline } from '../domain/tasks.ts';
 import { looksLikeJwt, type AccessTokens } from '../domain/tokens.ts';
 import { DeviceSession, type DeviceSessions } from './device-sessions.ts';
@@ -240,14 +241,21 @@ export class Gateway {
       }
       case 'log': {
         const taskId = msg.payload.task_id ?? (msg.payload.key ? session.taskOf(msg.payload.key) : undefined);
-        if (!taskId) return;
-        live.publish({
-          userId: session.userId,
-          event: {
-            task_id: taskId, kind: 'log', at: Date.now(),
-            data: { level: msg.payload.level, message: msg.payload.message, key: msg.payload.key ?? null, details: msg.payload.details ?? null },
-          },
-        });
+        // Stored first (secrets stripped, task checked against the device's owner), then
+        // shown live to the task's monitors as stored.
+        recordDeviceLog(this.deps.orm.em, {
+          userId: session.userId, taskId, deviceId: session.deviceId,
+          level: msg.payload.level, message: msg.payload.message, details: msg.payload.details,
+        }).then((log) => {
+          if (!log.taskId) return;
+          live.publish({
+            userId: session.userId,
+            event: {
+              task_id: log.taskId, kind: 'log', at: log.createdAt.getTime(),
+              data: { level: log.level, message: log.message, key: msg.payload.key ?? null, details: log.details ?? null },
+            },
+          });
+        }).catch((err) => this.deps.logger.warn({ err }, 'device log not stored'));
         return;
       }
       case 'device/status':
