@@ -1,12 +1,14 @@
 // Every migration, in order. Listed explicitly so the migrator needs no file discovery.
 import { Migration20261123000001_initial } from './Migration20261123000001_initial.ts';
 import { Migration20261123000002_schedules } from './Migration20261123000002_schedules.ts';
+import { Migration20261123000003_logs_files } from './Migration20261123000003_logs_files.ts';
 import { Migration20261123000004_sessions } from './Migration20261123000004_sessions.ts';
 import { Migration20261123000005_device_presence } from './Migration20261123000005_device_presence.ts';
 
 export const MIGRATIONS = [
   { name: 'Migration20261123000001_initial', class: Migration20261123000001_initial },
   { name: 'Migration20261123000002_schedules', class: Migration20261123000002_schedules },
+  { name: 'Migration20261123000003_logs_files', class: Migration20261123000003_logs_files },
   { name: 'Migration20261123000004_sessions', class: Migration20261123000004_sessions },
   { name: 'Migration20261123000005_device_presence', class: Migration20261123000005_device_presence },
 ];

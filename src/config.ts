@@ -1,5 +1,6 @@
 // Settings come from the environment, validated once at boot. Everything else reads `Config`.
 import { randomUUID } from 'node:crypto';
+import { resolve } from 'node:path';
 import { z } from 'zod';
 
 const DEV_JWT_SECRET = 'jarvis-dev-secret-change-me-in-production-0123456789';
@@ -44,6 +45,12 @@ const schema = z
     /** When set, GET /metrics requires `Authorization: Bearer <METRICS_TOKEN>`. */
     METRICS_TOKEN: z.string().min(16, 'METRICS_TOKEN must be at least 16 characters').optional(),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** Where uploaded files live (`files/<user_id>/<id>` under it); resolved to an absolute path. */
+    DATA_DIR: z.string().min(1).default(resolve(import.meta.dirname, '..', '.data')).transform((d) => resolve(d)),
+    /** Largest accepted upload, in bytes (413 over it). */
+    FILE_MAX_BYTES: z.coerce.number().int().min(1).default(10 * 1024 * 1024),
+    /** Per-user storage quota: sum of the sizes of a user's files, in bytes (413 over it). */
+    USER_QUOTA_BYTES: z.coerce.number().int().min(1).default(1024 * 1024 * 1024),
   })
   .superRefine((env, ctx) => {
     if (env.NODE_ENV === 'production' && !env.JWT_SECRET) {

@@ -169,4 +169,46 @@ export const Schedule = defineEntity({
 });
 export type Schedule = InferEntity<typeof Schedule>;
 
-export const ENTITIES = [User, Device, Workflow, WorkflowVersion, Task, TaskStep, TaskEvent, Schedule];
+export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+export const LOG_CATEGORIES = ['system', 'task', 'device', 'message', 'error'] as const;
+export type LogCategory = (typeof LOG_CATEGORIES)[number];
+
+export const Log = defineEntity({
+  name: 'Log',
+  tableName: 'logs',
+  properties: {
+    id: p.uuid().primary(),
+    userId: p.uuid(),
+    /** Null when the log is about no task (or named a task that is not the user's). */
+    taskId: p.uuid().nullable(),
+    deviceId: p.uuid().nullable(),
+    level: p.enum(LOG_LEVELS),
+    category: p.enum(LOG_CATEGORIES),
+    message: p.text(),
+    /** Free JSON, with secret-looking keys stripped before storing (src/domain/logs.ts). */
+    details: p.json<unknown>().nullable(),
+    createdAt: p.datetime().onCreate(now),
+  },
+});
+export type Log = InferEntity<typeof Log>;
+
+/** An uploaded file's metadata; its bytes are at `${DATA_DIR}/${storageKey}`. */
+export const StoredFile = defineEntity({
+  name: 'StoredFile',
+  tableName: 'files',
+  properties: {
+    id: p.uuid().primary(),
+    userId: p.uuid(),
+    name: p.string(),
+    /** Detected from the content, never taken from the client. */
+    contentType: p.string(),
+    sizeBytes: p.bigint('number'),
+    sha256: p.string(),
+    storageKey: p.string(),
+    createdAt: p.datetime().onCreate(now),
+  },
+});
+export type StoredFile = InferEntity<typeof StoredFile>;
+
+export const ENTITIES = [User, Device, Workflow, WorkflowVersion, Task, TaskStep, TaskEvent, Schedule, Log, StoredFile];

@@ -15,11 +15,15 @@ import { errors } from './errors.ts';
 import { accessLog, envelope, errorHandler, jsonBody, requestId, securityHeaders } from './middleware.ts';
 import { Metrics, type SocketCounts } from './metrics.ts';
 import { docsRouter } from './openapi.ts';
+import { monitorPage } from './monitor-page.ts';
 import { RateLimits } from './rate-limit.ts';
 import { API_PREFIX, mount, type RouteSpec } from './route.ts';
 import { authRoutes } from './routes/auth.ts';
 import { deviceRoutes, type DeviceSockets } from './routes/devices.ts';
+import { fileRoutes } from './routes/files.ts';
+import { logRoutes } from './routes/logs.ts';
 import { scheduleRoutes } from './routes/schedules.ts';
+import { statsRoutes } from './routes/stats.ts';
 import { taskRoutes } from './routes/tasks.ts';
 import { workflowRoutes } from './routes/workflows.ts';
 
@@ -62,6 +66,9 @@ export function apiRoutes(deps: Pick<AppDeps, 'config' | 'temporal' | 'tokens' |
     ...workflowRoutes(),
     ...taskRoutes({ engine, temporalUiUrl: deps.config.TEMPORAL_UI_URL, namespace: deps.config.TEMPORAL_NAMESPACE }),
     ...scheduleRoutes(engine),
+    ...logRoutes(),
+    ...fileRoutes({ dataDir: deps.config.DATA_DIR, maxBytes: deps.config.FILE_MAX_BYTES, quotaBytes: deps.config.USER_QUOTA_BYTES }),
+    ...statsRoutes({ presenceStaleMs: deps.config.WS_HEARTBEAT_MS * 3 }),
   ];
 }
 
@@ -71,6 +78,12 @@ export function createApp(deps: AppDeps): Koa {
   // Client IP: the socket's address; behind a load balancer (TRUST_PROXY) the last
   // X-Forwarded-For hop, the one the balancer appended (earlier hops are the client's to forge).
   const app = new Koa({ proxy: deps.config.TRUST_PROXY, maxIpsCount: 1 });
+  // Errors Koa sees outside our handler: mostly clients hanging up mid-request. Log, don't print.
+  app.on('error', (err: Error & { code?: string }) => {
+    const hangUp = err.code === 'ECONNRESET' || err.code === 'ERR_STREAM_PREMATURE_CLOSE' || /aborted|Parse Error/i.test(err.message);
+    if (hangUp) logger.debug({ err }, 'client went away mid-request');
+    else logger.error({ err }, 'http server error');
+  });
   const routers: Router[] = [];
   const metrics = new Metrics({
     orm, logger, counts: deps.counts, token: deps.config.METRICS_TOKEN, routers: () => routers,
@@ -83,7 +96,7 @@ export function createApp(deps: AppDeps): Koa {
   app.use(securityHeaders());
   app.use(accessLog(logger.child({ component: 'http' })));
   app.use(limits.middleware());
-  app.use(jsonBody(MAX_BODY_BYTES));
+  app.use(jsonBody(MAX_BODY_BYTES, (ctx) => ctx.path === `${API_PREFIX}/files/upload`));
   app.use(async (ctx, next) => {
     // One EntityManager (identity map, unit of work) per request.
     ctx.state.em = orm.em.fork() as EntityManager;
@@ -132,6 +145,8 @@ export function createApp(deps: AppDeps): Koa {
   // GET /api/v1/openapi.json and GET /docs: the document is built once, here, from `routes`.
   const docs = docsRouter(routes, { serverUrl: deps.config.PUBLIC_URL });
   app.use(docs.routes());
+  // GET /monitor: the web monitor page.
+  app.use(monitorPage());
 
   const api = new Router({ prefix: API_PREFIX });
   mount(api, routes, async (ctx) => {

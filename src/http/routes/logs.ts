@@ -1,0 +1,99 @@
+import type { Context } from 'koa';
+import { z } from 'zod';
+import { LOG_CATEGORIES, LOG_LEVELS, Log, Task } from '../../db/entities.ts';
+import { insertLog, MAX_LOG_MESSAGE, presentLog } from '../../domain/logs.ts';
+import { errors } from '../errors.ts';
+import { envelope } from '../middleware.ts';
+import { afterCursor, cursorParam, decodeCursor, encodeCursor, instantParam, pageOf, pageQuery } from '../paging.ts';
+import { defineRoute, idParams } from '../route.ts';
+
+export const logBody = z.object({
+  level: z.enum(LOG_LEVELS),
+  category: z.enum(LOG_CATEGORIES).optional(),
+  message: z.string().trim().min(1).max(MAX_LOG_MESSAGE),
+  details: z.record(z.string(), z.unknown()).nullable().optional(),
+  task_id: z.uuid().optional(),
+}).strict();
+
+const LEVEL_LIST = new RegExp(`^(${LOG_LEVELS.join('|')})(,(${LOG_LEVELS.join('|')}))*$`);
+
+export const logListQuery = pageQuery.extend({
+  cursor: cursorParam,
+  level: z.string().max(100).regex(LEVEL_LIST, `one level or a comma-separated list of ${LOG_LEVELS.join(', ')}`).optional(),
+  category: z.enum(LOG_CATEGORIES).optional(),
+  task_id: z.uuid().optional(),
+  device_id: z.uuid().optional(),
+  from: instantParam.optional(),
+  to: instantParam.optional(),
+  q: z.string().min(1).max(200).refine((q) => !q.includes('\u0000'), { message: 'must not contain NUL' }).optional(),
+}).strict();
+
+export const taskLogListQuery = logListQuery.omit({ task_id: true }).strict();
+
+type ListQuery = z.infer<typeof logListQuery>;
+
+/** One page of the user's logs, newest first: page/page_size or the keyset cursor. */
+async function listLogs(ctx: Context, query: ListQuery, taskId?: string): Promise<void> {
+  const where: Record<string, unknown> = {};
+  if (query.level) where.level = { $in: [...new Set(query.level.split(','))] };
+  if (query.category) where.category = query.category;
+  if (taskId ?? query.task_id) where.taskId = taskId ?? query.task_id;
+  if (query.device_id) where.deviceId = query.device_id;
+  if (query.from || query.to) {
+    where.createdAt = { ...(query.from ? { $gte: new Date(query.from) } : {}), ...(query.to ? { $lt: new Date(query.to) } : {}) };
+  }
+  if (query.q) where.message = { $ilike: `%${query.q.replace(/[\\%_]/g, (c) => '\\' + c)}%` };
+  const cursor = decodeCursor(query.cursor);
+  if (cursor === null) throw errors.invalid('invalid query', [{ path: 'cursor', message: 'malformed cursor' }]);
+  const total = await ctx.state.repos.count(Log, where);
+  const rows = await ctx.state.repos.find(Log, cursor ? { ...where, ...afterCursor(cursor) } : where, {
+    orderBy: { createdAt: 'desc', id: 'desc' },
+    limit: query.page_size + 1,
+    // With a cursor, `page` is ignored: the cursor says where to go on.
+    offset: cursor ? 0 : (query.page - 1) * query.page_size,
+  });
+  const more = rows.length > query.page_size;
+  const page = rows.slice(0, query.page_size);
+  const last = page[page.length - 1];
+  const next = more && last ? encodeCursor({ at: last.createdAt, id: last.id }) : null;
+  envelope(ctx, pageOf(page.map(presentLog), total, query, next));
+}
+
+export function logRoutes() {
+  return [
+    defineRoute<z.infer<typeof logBody>>({
+      method: 'post', path: '/logs', tag: 'logs', auth: 'user',
+      summary: 'Report a log (optionally about one of my tasks); secret-looking keys in details are dropped',
+      body: logBody, success: { status: 201, description: '{log}' }, errors: [400, 401, 404],
+      async handler(ctx, { body }) {
+        if (body.task_id) await ctx.state.repos.get(Task, body.task_id, 'task');
+        const log = await insertLog(ctx.state.em, {
+          userId: ctx.state.userId,
+          taskId: body.task_id ?? null,
+          level: body.level,
+          category: body.category ?? (body.task_id ? 'task' : 'system'),
+          message: body.message,
+          details: body.details ?? null,
+        });
+        envelope(ctx, { log: presentLog(log) }, 201);
+      },
+    }),
+    defineRoute<undefined, z.infer<typeof logListQuery>>({
+      method: 'get', path: '/logs', tag: 'logs', auth: 'user',
+      summary: 'List my logs, newest first (filters level, category, task_id, device_id, from, to, q; page or cursor)',
+      query: logListQuery, success: { status: 200, description: 'page of logs' }, errors: [400, 401],
+      async handler(ctx, { query }) {
+        await listLogs(ctx, query);
+      },
+    }),
+    defineRoute<undefined, z.infer<typeof taskLogListQuery>, z.infer<typeof idParams>>({
+      method: 'get', path: '/tasks/:id/logs', tag: 'logs', auth: 'user',
+      summary: 'The logs of one of my tasks, newest first (same filters and paging as GET /logs)',
+      params: idParams, query: taskLogListQuery, success: { status: 200, description: 'page of logs' }, errors: [400, 401, 404],
+      async handler(ctx, { params, query }) {
+        const task = await ctx.state.repos.get(Task, params.id, 'task');
+        await listLogs(ctx, query, task.id);
+      },
+    }),
+  ];
+}
