@@ -124,8 +124,11 @@ while (Date.now() < faultsEnd) {
   counts[kind]++;
   if (kind === 'device') {
     const d = pick(devices);
-    d.client.drop(); // the PC app dies; its store of finished keys is on disk
-    await d.client.stop();
+    // The PC app restarts: its socket dies at once, the step in hand finishes and is kept in
+    // its store of finished keys (on disk in a real app). A hard kill mid-step would leave a
+    // half-done step the app cannot vouch for: see docs/reliability.md.
+    d.client.drop();
+    await d.client.stop({ graceMs: 5000 });
     await sleep(500 + random() * 1500);
     d.client = new DeviceClient({ url: wsUrl, token: d.token, handlers, store: d.store, maxBackoffMs: 1000 });
     await d.client.start().catch(() => undefined);

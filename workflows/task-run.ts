@@ -486,6 +486,9 @@ class TaskRun {
     const deadline = Date.now() + this.input.offlineTimeoutMs;
     for (;;) {
       if (this.state.cancelRequested) throw new RunCancelled();
+      // Cleared before looking: a device that connects from here on wakes the wait below
+      // (its node writes presence before it signals, so an earlier signal is seen by the look).
+      this.deviceSignalled = false;
       await this.flush();
       const where = await this.persist.locateDevice(this.input.deviceId);
       if (where.online && where.nodeId) {
@@ -509,7 +512,6 @@ class TaskRun {
           message: `device stayed offline for ${Math.round(this.input.offlineTimeoutMs / 1000)} s`,
         });
       }
-      this.deviceSignalled = false;
       await condition(() => this.deviceSignalled || this.state.cancelRequested, Math.min(left, PRESENCE_RECHECK_MS));
     }
   }

@@ -1,0 +1,154 @@
+// `npm run device -- --token dev_...`: this machine becomes a Jarvis device running the built-in
+// demo steps (demo.echo, demo.sleep, demo.fail). Finished keys and undelivered answers live in
+// a JSON-lines file, so a restart neither runs a step twice nor loses its result. One line per
+// connect, dispatch and result; reconnects with backoff; Ctrl-C stops cleanly.
+import { createHash } from 'node:crypto';
+import { resolve } from 'node:path';
+import { DeviceClient, MemoryKeyStore, MemoryOutbox, demoHandlers, fileStores, outboxPathFor, type KeyStore, type Outbox, type StepAnswer } from '../src/clients/device-client.ts';
+import { UsageError, clock, formatOptions, parseArgs, runCli, type Spec } from './lib/args.ts';
+
+const spec = {
+  token: { type: 'string', env: 'JARVIS_DEVICE_TOKEN', required: true, placeholder: 'dev_...', help: 'device token, from POST /api/v1/users/devices' },
+  url: { type: 'string', env: 'JARVIS_WS', default: 'ws://127.0.0.1:3000/ws', placeholder: 'ws://host:port/ws', help: 'WebSocket URL of an API node' },
+  store: { type: 'string', env: 'JARVIS_DEVICE_STORE', placeholder: 'file.jsonl', help: 'finished step keys (JSON lines; the outbox goes next to it as .outbox.jsonl; default .data/device-<token hash>.jsonl)' },
+  memory: { type: 'boolean', help: 'keep finished keys and the outbox in memory only (lost on exit)' },
+  'grace-ms': { type: 'int', default: 5000, min: 0, help: 'on Ctrl-C, let running steps finish this long; the rest are aborted and run again on the next start' },
+  'max-backoff-ms': { type: 'int', default: 10_000, min: 100, help: 'longest wait between reconnect attempts' },
+} satisfies Spec;
+
+const usage = `Usage: npm run device -- --token dev_... [--url ws://127.0.0.1:3000/ws] [--store .data/device-<id>.jsonl]
+
+Connects as a device with the built-in demo handlers (demo.echo, demo.sleep, demo.fail) and runs
+the steps dispatched to it. Ctrl-C stops (a second Ctrl-C exits at once).
+
+Options:
+${formatOptions(spec)}`;
+
+runCli('device', async () => {
+  const { values: o, help } = parseArgs(process.argv.slice(2), spec);
+  if (help) {
+    process.stdout.write(`${usage}\n`);
+    return 0;
+  }
+  const token = String(o.token).trim();
+  if (!/^dev_\S+$/.test(token)) throw new UsageError('--token must be a device token (dev_...), as returned by POST /api/v1/users/devices');
+  let url: URL;
+  try {
+    url = new URL(o.url);
+  } catch {
+    throw new UsageError(`--url is not a URL: "${o.url}"`);
+  }
+  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new UsageError(`--url must be a ws:// or wss:// URL, got "${o.url}"`);
+
+  const log = (line: string) => process.stdout.write(`${clock()} ${line}\n`);
+  let store: KeyStore;
+  let outbox: Outbox;
+  let closeStores: () => void = () => undefined;
+  if (o.memory) {
+    store = new MemoryKeyStore();
+    outbox = new MemoryOutbox();
+    log('store: memory only');
+  } else {
+    const path = resolve(o.store ?? `.data/device-${createHash('sha256').update(token).digest('hex').slice(0, 12)}.jsonl`);
+    const files = fileStores(path);
+    ({ store, outbox } = files);
+    closeStores = files.close;
+    log(`store: ${path} (${files.store.size} finished keys), outbox: ${outboxPathFor(path)} (${files.outbox.size} answers to deliver)`);
+  }
+
+  let fatal: string | null = null;
+  let stopping = false;
+  let done!: (code: number) => void;
+  const finished = new Promise<number>((r) => { done = r; });
+  const fromOutbox = new Set<string>();
+  const replayed = new Set<string>();
+
+  const client = new DeviceClient({
+    url: url.toString(), token, handlers: demoHandlers, store, outbox, maxBackoffMs: o['max-backoff-ms'],
+    onEvent: (e) => {
+      switch (e.type) {
+        case 'connected':
+          log(`connected session=${e.sessionId}`);
+          return;
+        case 'disconnected':
+          if (stopping) return;
+          log(`disconnected code=${e.code}${e.reason ? ` (${e.reason})` : ''}`);
+          if (e.code === 4401) fatal = 'the device token was revoked or rotated, or the device unbound (4401): get a new token';
+          if (e.code === 4403) fatal = 'forbidden (4403)';
+          if (e.code === 4409) fatal = 'replaced (4409): another app connected with this device token';
+          if (fatal) done(1);
+          return;
+        case 'refused':
+          fatal = e.status === 401
+            ? 'the server refused the device token (HTTP 401): it is wrong, rotated, or the device was unbound'
+            : `the server refused the connection (HTTP ${e.status})`;
+          if (e.status === 401 || e.status === 403) done(1);
+          else log(fatal);
+          return;
+        case 'reconnecting':
+          if (!stopping) log(`reconnecting in ${e.delayMs} ms (attempt ${e.attempt})`);
+          return;
+        case 'dispatch': {
+          const p = e.payload;
+          if (e.replayed) replayed.add(p.key);
+          log(`dispatch ${p.key} ${p.type} attempt=${p.attempt}${e.replayed ? ' (finished before: answering from the store)' : ''}`);
+          return;
+        }
+        case 'control':
+          log(`${e.action} ${e.key}`);
+          return;
+        case 'queued':
+          fromOutbox.add(e.answer.payload.key);
+          log(`${describe(e.answer)} (offline: kept in the outbox)`);
+          return;
+        case 'answered': {
+          const key = e.answer.payload.key;
+          const note = fromOutbox.delete(key) ? ' (delivered from the outbox)' : replayed.delete(key) ? ' (replayed)' : '';
+          log(`${describe(e.answer)}${note}`);
+          return;
+        }
+        case 'error-frame':
+          log(`server error: ${JSON.stringify(e.payload)}`);
+          return;
+      }
+    },
+  });
+
+  const stop = async (signal: string) => {
+    if (stopping) {
+      process.stderr.write('stopping at once\n');
+      process.exit(130);
+    }
+    stopping = true;
+    const n = client.runningKeys.length;
+    log(`${signal}: stopping${n ? ` (waiting up to ${o['grace-ms']} ms for ${n} running step(s))` : ''}`);
+    await client.stop({ graceMs: o['grace-ms'] });
+    closeStores();
+    if (client.pendingAnswers) log(`${client.pendingAnswers} answer(s) kept for the next start`);
+    log('stopped');
+    done(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+
+  log(`connecting to ${url} with handlers ${Object.keys(demoHandlers).join(', ')}`);
+  client.start().catch((err: Error) => {
+    if (!fatal && !stopping) log(`cannot connect yet: ${err.message}`);
+  });
+  const code = await finished;
+  if (fatal) {
+    await client.stop();
+    closeStores();
+    process.stderr.write(`device: ${fatal}\n`);
+  }
+  return code;
+});
+
+function describe(a: StepAnswer): string {
+  if (a.type === 'step/result') return `result ${a.payload.key} ok ${truncate(JSON.stringify(a.payload.output ?? null), 120)}`;
+  return `result ${a.payload.key} error ${a.payload.error.code}: ${truncate(a.payload.error.message, 120)}`;
+}
+
+function truncate(s: string, n: number): string {
+  return s.length > n ? `${s.slice(0, n - 1)}…` : s;
+}
