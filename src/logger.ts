@@ -1,10 +1,10 @@
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
 
 export type { Logger };
 
-/** Structured logs. Secrets are redacted wherever they could appear. */
-export function createLogger(level: string, name = 'jarvis'): Logger {
-  return pino({
+/** Structured logs. Secrets are redacted wherever they could appear. `stream`: stdout by default. */
+export function createLogger(level: string, name = 'jarvis', stream?: DestinationStream): Logger {
+  const options = {
     name,
     level,
     redact: {
@@ -15,5 +15,6 @@ export function createLogger(level: string, name = 'jarvis'): Logger {
       ],
       censor: '[redacted]',
     },
-  });
+  };
+  return stream ? pino(options, stream) : pino(options);
 }

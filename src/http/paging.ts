@@ -27,6 +27,8 @@ export function decodeCursor(raw: string | undefined): Cursor | null | undefined
     const [at, id] = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8')) as [string, string];
     const date = new Date(at);
     if (Number.isNaN(date.getTime()) || typeof id !== 'string' || !/^[0-9a-f-]{36}$/i.test(id)) return null;
+    // Only what encodeCursor writes: a forged year 0 or 275760 is out of PostgreSQL's range (a 500).
+    if (date.toISOString() !== at || date.getUTCFullYear() < 1970 || date.getUTCFullYear() > 9999) return null;
     return { at: date, id };
   } catch {
     return null;
@@ -39,3 +41,12 @@ export function afterCursor(c: Cursor) {
 }
 
 export const cursorParam = z.string().max(200).optional();
+
+/**
+ * An ISO 8601 instant for time filters (`from`, `to`), within what PostgreSQL stores: year 0000,
+ * or an offset that moves the instant out of years 1-9999, would be a database error (a 500).
+ */
+export const instantParam = z.iso.datetime({ offset: true }).refine((v) => {
+  const year = new Date(v).getUTCFullYear();
+  return year >= 1 && year <= 9999;
+}, 'must be between years 0001 and 9999');

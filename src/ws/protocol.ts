@@ -1,6 +1,7 @@
 // The WebSocket protocol (docs/PROTOCOL.md is its spec): frame envelope, message types as
 // discriminated unions, close codes. Shared by the gateway, the reference clients and tests.
 import { z } from 'zod';
+import { unstorableInput } from '../http/validate.ts';
 
 export const PROTOCOL_VERSION = 1;
 export const MAX_FRAME_BYTES = 1024 * 1024;
@@ -159,6 +160,13 @@ export function parseFrame<T>(raw: string, schema: z.ZodType<T>): ParseResult<T>
     const re = data && typeof data === 'object' && typeof (data as { id?: unknown }).id === 'string'
       ? ((data as { id: string }).id).slice(0, 100) : undefined;
     return { ok: false, re, code: WsErrorCode.InvalidFrame, message: 'invalid frame envelope', errors: issues(env.error) };
+  }
+  // What PostgreSQL cannot store (NUL, lone surrogates) or too deep: refused here, never a run
+  // whose events can no longer be recorded.
+  const bad = unstorableInput(env.data.payload);
+  if (bad) {
+    const path = bad.path === '(root)' ? 'payload' : `payload.${bad.path}`;
+    return { ok: false, re: env.data.id, code: WsErrorCode.InvalidFrame, message: `invalid "${env.data.type}" frame`, errors: [{ path, message: bad.message }] };
   }
   const msg = schema.safeParse({ type: env.data.type, payload: env.data.payload });
   if (!msg.success) {

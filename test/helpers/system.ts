@@ -31,6 +31,8 @@ export interface System {
 export interface SystemOptions {
   nodes?: number;
   env?: Record<string, string>;
+  /** Where the system's pino logs go (stdout by default): tests that read the logs. */
+  logStream?: NodeJS.WritableStream;
 }
 
 export async function startSystem(opts: SystemOptions = {}): Promise<System> {
@@ -48,7 +50,7 @@ export async function startSystem(opts: SystemOptions = {}): Promise<System> {
     ...opts.env,
   };
   const config = loadConfig({ ...base, NODE_ID: `test-${randomUUID().slice(0, 8)}` });
-  const logger = createLogger(config.LOG_LEVEL);
+  const logger = createLogger(config.LOG_LEVEL, undefined, opts.logStream);
   installTemporalRuntime(logger, { forwardCore: false });
   const orm = await openOrm(config.DATABASE_URL);
   const temporal = await connectClient(testEnv.temporalAddress, config.TEMPORAL_NAMESPACE);

@@ -8,7 +8,7 @@ import { errors } from '../errors.ts';
 import { envelope } from '../middleware.ts';
 import { presentTask } from '../presenters.ts';
 import { defineRoute, idParams } from '../route.ts';
-import { afterCursor, cursorParam, decodeCursor, encodeCursor, pageOf, pageQuery } from '../paging.ts';
+import { afterCursor, cursorParam, decodeCursor, encodeCursor, instantParam, pageOf, pageQuery } from '../paging.ts';
 
 export const taskBody = z.object({
   workflow_id: z.uuid(),
@@ -23,8 +23,8 @@ export const taskListQuery = pageQuery.extend({
   status: z.enum(TASK_STATUSES).optional(),
   device_id: z.uuid().optional(),
   workflow_id: z.uuid().optional(),
-  from: z.iso.datetime({ offset: true }).optional(),
-  to: z.iso.datetime({ offset: true }).optional(),
+  from: instantParam.optional(),
+  to: instantParam.optional(),
 }).strict();
 
 export const controlBody = z.object({ reason: z.string().max(500).optional() }).strict();
