@@ -1,4 +1,7 @@
+import type { EntityName, FilterQuery } from '@mikro-orm/core';
 import { z } from 'zod';
+import type { OwnedRepos } from '../db/owned.ts';
+import { errors } from './errors.ts';
 
 /** `page` and `page_size` (default 20, max 100), as the contract lists them. */
 export const pageQuery = z.object({
@@ -50,3 +53,29 @@ export const instantParam = z.iso.datetime({ offset: true }).refine((v) => {
   const year = new Date(v).getUTCFullYear();
   return year >= 1 && year <= 9999;
 }, 'must be between years 0001 and 9999');
+
+/**
+ * One page of a user's rows, newest first: by `cursor` (keyset, stable under inserts) when
+ * given, else by `page`. Answers the contract's list shape with `next_cursor`.
+ */
+export async function keysetPage<T extends { id: string; userId: string; createdAt: Date }, P>(
+  repos: OwnedRepos,
+  entity: EntityName<T>,
+  where: Record<string, unknown>,
+  query: { page: number; page_size: number; cursor?: string },
+  present: (row: T) => P,
+) {
+  const cursor = decodeCursor(query.cursor);
+  if (cursor === null) throw errors.invalid('invalid query', [{ path: 'cursor', message: 'malformed cursor' }]);
+  const total = await repos.count(entity, where as FilterQuery<T>);
+  const rows = await repos.find(entity, (cursor ? { ...where, ...afterCursor(cursor) } : where) as FilterQuery<T>, {
+    orderBy: { createdAt: 'desc', id: 'desc' } as never,
+    limit: query.page_size + 1,
+    // With a cursor, `page` is ignored: the cursor says where to go on.
+    offset: cursor ? 0 : (query.page - 1) * query.page_size,
+  });
+  const page = rows.slice(0, query.page_size);
+  const last = page[page.length - 1];
+  const next = rows.length > query.page_size && last ? encodeCursor({ at: last.createdAt, id: last.id }) : null;
+  return pageOf(page.map(present), total, query, next);
+}

@@ -4,7 +4,7 @@ import { LOG_CATEGORIES, LOG_LEVELS, Log, Task } from '../../db/entities.ts';
 import { insertLog, MAX_LOG_MESSAGE, presentLog } from '../../domain/logs.ts';
 import { errors } from '../errors.ts';
 import { envelope } from '../middleware.ts';
-import { afterCursor, cursorParam, decodeCursor, encodeCursor, instantParam, pageOf, pageQuery } from '../paging.ts';
+import { cursorParam, instantParam, keysetPage, pageQuery } from '../paging.ts';
 import { defineRoute, idParams } from '../route.ts';
 
 export const logBody = z.object({
@@ -43,20 +43,7 @@ async function listLogs(ctx: Context, query: ListQuery, taskId?: string): Promis
     where.createdAt = { ...(query.from ? { $gte: new Date(query.from) } : {}), ...(query.to ? { $lt: new Date(query.to) } : {}) };
   }
   if (query.q) where.message = { $ilike: `%${query.q.replace(/[\\%_]/g, (c) => '\\' + c)}%` };
-  const cursor = decodeCursor(query.cursor);
-  if (cursor === null) throw errors.invalid('invalid query', [{ path: 'cursor', message: 'malformed cursor' }]);
-  const total = await ctx.state.repos.count(Log, where);
-  const rows = await ctx.state.repos.find(Log, cursor ? { ...where, ...afterCursor(cursor) } : where, {
-    orderBy: { createdAt: 'desc', id: 'desc' },
-    limit: query.page_size + 1,
-    // With a cursor, `page` is ignored: the cursor says where to go on.
-    offset: cursor ? 0 : (query.page - 1) * query.page_size,
-  });
-  const more = rows.length > query.page_size;
-  const page = rows.slice(0, query.page_size);
-  const last = page[page.length - 1];
-  const next = more && last ? encodeCursor({ at: last.createdAt, id: last.id }) : null;
-  envelope(ctx, pageOf(page.map(presentLog), total, query, next));
+  envelope(ctx, await keysetPage(ctx.state.repos, Log, where, query, presentLog));
 }
 
 export function logRoutes() {

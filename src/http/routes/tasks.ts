@@ -8,7 +8,7 @@ import { errors } from '../errors.ts';
 import { envelope } from '../middleware.ts';
 import { presentTask } from '../presenters.ts';
 import { defineRoute, idParams } from '../route.ts';
-import { afterCursor, cursorParam, decodeCursor, encodeCursor, instantParam, pageOf, pageQuery } from '../paging.ts';
+import { cursorParam, instantParam, keysetPage, pageQuery } from '../paging.ts';
 
 export const taskBody = z.object({
   workflow_id: z.uuid(),
@@ -86,20 +86,7 @@ export function taskRoutes({ engine, temporalUiUrl, namespace }: TaskRouteDeps) 
         if (query.from || query.to) {
           where.createdAt = { ...(query.from ? { $gte: new Date(query.from) } : {}), ...(query.to ? { $lt: new Date(query.to) } : {}) };
         }
-        const cursor = decodeCursor(query.cursor);
-        if (cursor === null) throw errors.invalid('invalid query', [{ path: 'cursor', message: 'malformed cursor' }]);
-        const total = await ctx.state.repos.count(Task, where);
-        const rows = await ctx.state.repos.find(Task, cursor ? { ...where, ...afterCursor(cursor) } : where, {
-          orderBy: { createdAt: 'desc', id: 'desc' },
-          limit: query.page_size + 1,
-          // With a cursor, `page` is ignored: the cursor says where to go on.
-          offset: cursor ? 0 : (query.page - 1) * query.page_size,
-        });
-        const more = rows.length > query.page_size;
-        const page = rows.slice(0, query.page_size);
-        const last = page[page.length - 1];
-        const next = more && last ? encodeCursor({ at: last.createdAt, id: last.id }) : null;
-        envelope(ctx, pageOf(page.map((t) => present(t)), total, query, next));
+        envelope(ctx, await keysetPage(ctx.state.repos, Task, where, query, (t: Task) => present(t)));
       },
     }),
     defineRoute<undefined, undefined, z.infer<typeof idParams>>({
