@@ -2,7 +2,6 @@ import type { Context } from 'koa';
 import { z } from 'zod';
 import { LOG_CATEGORIES, LOG_LEVELS, Log, Task } from '../../db/entities.ts';
 import { insertLog, MAX_LOG_MESSAGE, presentLog } from '../../domain/logs.ts';
-import { errors } from '../errors.ts';
 import { envelope } from '../middleware.ts';
 import { cursorParam, instantParam, keysetPage, pageQuery } from '../paging.ts';
 import { defineRoute, idParams } from '../route.ts';
