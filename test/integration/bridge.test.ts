@@ -215,12 +215,17 @@ describe('protocol edges', () => {
     const d = await addDevice(sys.api, user.token);
     const first = await rawSocket(wsA, d.deviceToken);
     const code = closeCode(first);
+    // Both keep their heartbeat, so only the replacement can close the first.
+    const beat = (ws: WebSocket) => setInterval(() => ws.readyState === ws.OPEN && ws.send(JSON.stringify({ id: 'hb', type: 'ping', payload: {} })), 500);
+    const beats = [beat(first)];
     const second = await rawSocket(wsB, d.deviceToken);
+    beats.push(beat(second));
     expect(await code).toBe(4409);
     await eventually(async () => {
       const list = (await sys.api.get('/users/devices', user.token)).body.data.list;
       return list.find((x: { id: string; is_online: boolean }) => x.id === d.id)?.is_online === true;
-    }, 5000, 'device online after replacement');
+    }, 10_000, 'device online after replacement');
+    beats.forEach(clearInterval);
     second.close();
   });
 
