@@ -1,0 +1,63 @@
+// Bare Temporal workflows: the baselines of `npm run bench`. Bundled on their own, run by a
+// worker of their own on their own task queue (scripts/bench/server.ts), next to ours on the
+// same Temporal dev server. Deterministic code only, like workflows/.
+import { condition, defineSignal, proxyActivities, setHandler } from '@temporalio/workflow';
+
+/** What the bare worker's activities do: nothing much, on purpose. */
+export interface BareActivities {
+  /** A trivial step: returns its input. */
+  echo(input: { step: number }): Promise<{ echo: { step: number } }>;
+  /** Writes `n` to the ws socket the bench client listens on (F3 baseline). */
+  notify(n: number): Promise<void>;
+}
+
+const acts = proxyActivities<BareActivities>({
+  startToCloseTimeout: '1 minute',
+  retry: { maximumAttempts: 1 },
+});
+
+/** F1/F2 baseline: `steps` trivial activities one after the other. */
+export async function bareStepsWorkflow(steps: number): Promise<unknown[]> {
+  const out: unknown[] = [];
+  for (let i = 1; i <= steps; i++) out.push(await acts.echo({ step: i }));
+  return out;
+}
+
+export const pokeSignal = defineSignal<[number]>('poke');
+export const doneSignal = defineSignal('done');
+
+/** F3 baseline: on every `poke` signal, an activity writes to the client's ws socket. */
+export async function bareControlWorkflow(): Promise<number> {
+  const queue: number[] = [];
+  let done = false;
+  let handled = 0;
+  setHandler(pokeSignal, (n) => {
+    queue.push(n);
+  });
+  setHandler(doneSignal, () => {
+    done = true;
+  });
+  for (;;) {
+    await condition(() => queue.length > 0 || done);
+    while (queue.length > 0) {
+      await acts.notify(queue.shift()!);
+      handled++;
+    }
+    if (done) return handled;
+  }
+}
+
+export const releaseSignal = defineSignal('release');
+
+/**
+ * F6 baseline: a run parked on a condition until released. It says so first (the `notify`
+ * activity), so the bench knows when every run is parked.
+ */
+export async function bareParkedWorkflow(n: number): Promise<void> {
+  let released = false;
+  setHandler(releaseSignal, () => {
+    released = true;
+  });
+  await acts.notify(n);
+  await condition(() => released);
+}

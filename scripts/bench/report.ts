@@ -1,0 +1,260 @@
+// Renders docs/benchmarks.md from one bench run. The "Analysis" section between the markers is
+// written by people and kept as it is when the figures are regenerated.
+import type { F1Level, F2Result, F3Result, F4Level, F5Result, F6Result, ProfileResult } from './run.ts';
+import { median, percentile, type MachineInfo } from './lib.ts';
+
+export interface Results {
+  mode: string;
+  machine: MachineInfo;
+  pgVersion: string;
+  date: string;
+  command: string;
+  sizes: {
+    f1Levels: number[]; f3Reps: number; f4Monitors: number[]; f4Steps: number; f5Seconds: number;
+    f5Connections: number; f6Sockets: number; f6Runs: number;
+  };
+  f1: F1Level[];
+  f2: F2Result | null;
+  f3: F3Result | null;
+  f4: F4Level[];
+  f5: F5Result | null;
+  f6: F6Result | null;
+  profiles: ProfileResult[];
+  /** F5's path measured layer by layer (when F5 missed and there was time). */
+  f5Layers: { path: string; what: string; perS: number }[];
+  /** What the time budget left out. */
+  skipped: string[];
+  durationS: number;
+}
+
+export const ANALYSIS_START = '<!-- analysis:start (kept when the bench rewrites this file) -->';
+export const ANALYSIS_END = '<!-- analysis:end -->';
+
+const DEFAULT_ANALYSIS = `_No analysis written yet: read the figures and the profiles above, then write here why each
+missed target is missed._`;
+
+const f = (x: number, digits = 1) => (Number.isFinite(x) ? x.toFixed(digits) : 'n/a');
+const int = (x: number) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : 'n/a');
+const x = (r: number) => (Number.isFinite(r) ? `**${r.toFixed(2)}x**` : '**n/a**');
+const kb = (b: number) => (Number.isFinite(b) ? `${(b / 1024).toFixed(1)} KB` : 'n/a');
+const verdict = (ok: boolean | null) => (ok === null ? 'n/a' : ok ? 'met' : '**missed**');
+
+export function renderReport(r: Results, previous = ''): string {
+  const m = r.machine;
+  const out: string[] = [];
+  const p = (...lines: string[]) => out.push(...lines);
+
+  p('# Benchmarks', '');
+  p(`Written by \`${r.command}\` (scripts/bench/run.ts). Everything above "Analysis" is generated:`,
+    'run the bench again rather than editing it. Every figure is a ratio against a bare baseline',
+    'measured in the same run, on the same Temporal dev server and PostgreSQL, so that a noisy, shared',
+    'machine still gives comparable numbers; the absolute values are there to read the ratios by.', '');
+
+  p('## This run', '');
+  p('| | |', '| --- | --- |');
+  p(`| mode | ${r.mode} |`);
+  p(`| date | ${r.date} |`);
+  p(`| commit | ${m.commit}${m.dirty ? ' (with uncommitted changes)' : ''} |`);
+  p(`| machine | ${m.cpu}, ${m.cores} cores, ${f(m.memoryGiB)} GiB memory, ${m.os} |`);
+  p(`| node | ${m.node} |`);
+  p(`| Temporal | dev server, in memory: ${m.temporal.replace(/\n/g, ' ')} |`);
+  p(`| PostgreSQL | ${r.pgVersion} on 127.0.0.1:5432 |`);
+  p(`| duration | ${f(r.durationS, 0)} s |`, '');
+
+  // ---- the figures ----
+  const f1 = r.f1[r.f1.length - 1];
+  const f4 = r.f4[r.f4.length - 1];
+  const rows: string[] = [];
+  const row = (id: string, what: string, ours: string, bare: string, rat: string, target: string, ok: boolean | null) =>
+    rows.push(`| ${id} | ${what} | ${ours} | ${bare} | ${rat} | ${target} | ${verdict(ok)} |`);
+  if (f1) {
+    row('F1', `throughput: 3-step runs/s at ${f1.concurrency} concurrent runs (one simulated device each)`,
+      `${f(f1.ours.perS, 2)} runs/s`, `${f(f1.bare.perS, 2)} runs/s`, x(f1.ratio), '>= 0.8x', f1.ratio >= 0.8);
+  }
+  if (r.f2) {
+    row('F2', `per-step overhead: ms added per device step, median 3-step run at concurrency ${r.f2.concurrency}`,
+      `${f(r.f2.oursMs)} ms/run, **+${f(r.f2.perStepMs)} ms/step**`, `${f(r.f2.bareMs)} ms/run`, x(r.f2.ratio),
+      '<= 5 ms/step', r.f2.perStepMs <= 5);
+  }
+  if (r.f3) {
+    const o = median(r.f3.pause);
+    const b = median(r.f3.bare);
+    row('F3', `control latency: POST /tasks/:id/pause -> device gets step/pause, p50 (p99) over ${r.f3.reps}`,
+      `${f(o)} ms (${f(percentile(r.f3.pause, 99))} ms)`, `${f(b)} ms (${f(percentile(r.f3.bare, 99))} ms)`,
+      x(o / b), '<= 1.3x (p50)', o / b <= 1.3);
+  }
+  if (f4) {
+    const onePoller = f4.live.streams >= 1 && allPollsEqual(r.f4);
+    row('F4', `monitor fan-out: events/s to ${int(f4.monitors)} monitors of one run; history polls of the run`,
+      `${int(f4.ours.perS)} ev/s; ${f4.live.polls ?? 'n/a'} polls`, `${int(f4.bare.perS)} ev/s`, x(f4.ratio),
+      '>= 0.7x, one poller per run', f4.ratio >= 0.7 && onePoller);
+  }
+  if (r.f5) {
+    row('F5', `REST: GET /tasks/:id requests/s, ${r.f5.connections} connections, ${r.f5.seconds} s`,
+      `${int(r.f5.ours.perS)} req/s`, `${int(r.f5.bare.perS)} req/s`, x(r.f5.ratio), '>= 0.7x', r.f5.ratio >= 0.7);
+  }
+  if (r.f6) {
+    row('F6 sockets', `memory per idle device socket (heap + external after GC, ${r.f6.sockets.ours.n} sockets)`,
+      kb(r.f6.sockets.ours.heapPer), kb(r.f6.sockets.bare.heapPer), x(r.f6.sockets.ratio), '<= 30 KB',
+      r.f6.sockets.ours.heapPer <= 30 * 1024);
+    const u = r.f6.runs;
+    row('F6 runs', `worker memory per active run parked in a long step (heap of the process and its workflow thread, ${u.ours.n} runs)`,
+      kb(u.ours.heapPer + u.ours.threadPer), kb(u.bare.heapPer + u.bare.threadPer), x(u.ratio), '(reported)', null);
+  }
+  p('## Figures', '');
+  p('| figure | what | ours | bare baseline | ratio | target | |', '| --- | --- | --- | --- | --- | --- | --- |', ...rows, '');
+  p('Ratios are ours / bare: above 1 is better for throughput (F1, F4, F5), worse for time and',
+    'memory (F2, F3, F6).', '');
+  if (r.skipped.length) p(`Left out by the time budget of this mode: ${r.skipped.join('; ')}.`, '');
+
+  // ---- growth ----
+  p('## How cost grows', '');
+  if (r.f1.length) {
+    p('F1, throughput by concurrent runs (closed loop: each lane starts its next run when the last one ended):', '');
+    p('| concurrent runs | ours runs/s | bare runs/s | ratio | ours p50 / p99 run | bare p50 / p99 run | runs (ours / bare) |',
+      '| --- | --- | --- | --- | --- | --- | --- |');
+    for (const l of r.f1) {
+      p(`| ${l.concurrency} | ${f(l.ours.perS, 2)} | ${f(l.bare.perS, 2)} | ${x(l.ratio)} | ${f(l.ours.p50Ms, 0)} / ${f(l.ours.p99Ms, 0)} ms | ${f(l.bare.p50Ms, 0)} / ${f(l.bare.p99Ms, 0)} ms | ${l.ours.runs} / ${l.bare.runs} |`);
+    }
+    p('');
+  }
+  if (r.f4.length) {
+    p(`F4, fan-out by monitors (one run of ${r.sizes.f4Steps} steps, ${r.f4[0].events} durable events of ~${r.f4[0].frameBytes} bytes):`, '');
+    p('| monitors | ours ev/s | bare ev/s | ratio | ours: all subscribed after | live: history polls | live: fan-out spread p50 / p99 | live: event -> last monitor p50 / p99 |',
+      '| --- | --- | --- | --- | --- | --- | --- | --- |');
+    for (const l of r.f4) {
+      p(`| ${int(l.monitors)} | ${int(l.ours.perS)} | ${int(l.bare.perS)} | ${x(l.ratio)} | ${f(l.ours.subscribedMs, 0)} ms | ${l.live.polls ?? 'n/a'} | ${f(l.live.spreadP50)} / ${f(l.live.spreadP99)} ms | ${f(l.live.lagP50)} / ${f(l.live.lagP99)} ms |`);
+    }
+    p('');
+  }
+
+  // ---- details ----
+  p('## Details', '');
+  if (r.f2 && r.f2.ours && r.f2.bare) {
+    const o = r.f2.ours;
+    const b = r.f2.bare;
+    p('### F2: where a 3-step run spends its time', '');
+    p(`The median run at concurrency ${r.f2.concurrency}, read back from its Temporal history. Ours: ${f(r.f2.oursMs, 0)} ms seen`,
+      `by the client, of which ${f(o.durationMs, 0)} ms inside the workflow (history) and ${f(r.f2.oursOutsideMs, 0)} ms outside`,
+      `it (POST /tasks, starting the workflow, reading the result). Bare: ${f(r.f2.bareMs, 0)} ms, ${f(b.durationMs, 0)} ms inside.`,
+      `One device step takes ${f(o.stepCycleMs, 1)} ms from one dispatch to the next (bare: ${f(b.stepCycleMs, 1)} ms from one activity to the next).`, '');
+    p('| | ours | bare |', '| --- | --- | --- |');
+    p(`| history events | ${o.events} | ${b.events} |`);
+    p(`| workflow tasks (count, mean queue + run) | ${o.workflowTasks.count}, ${f(o.workflowTasks.queueMs)} + ${f(o.workflowTasks.runMs)} ms | ${b.workflowTasks.count}, ${f(b.workflowTasks.queueMs)} + ${f(b.workflowTasks.runMs)} ms |`);
+    p(`| signals received | ${o.signals} | ${b.signals} |`);
+    const types = new Set([...o.activities.map((a) => a.type), ...b.activities.map((a) => a.type)]);
+    for (const t of types) {
+      const a = o.activities.find((y) => y.type === t);
+      const c = b.activities.find((y) => y.type === t);
+      const cell = (s?: { count: number; queueMs: number; runMs: number }) => (s ? `${s.count} x (${f(s.queueMs)} queue + ${f(s.runMs)} run) ms` : '-');
+      p(`| activity \`${t}\` | ${cell(a)} | ${cell(c)} |`);
+    }
+    p('');
+  }
+  if (r.f3) {
+    p('### F3: control latency', '');
+    p('| | p50 | p99 | samples |', '| --- | --- | --- | --- |');
+    p(`| ours: POST pause -> step/pause on the device | ${f(median(r.f3.pause))} ms | ${f(percentile(r.f3.pause, 99))} ms | ${r.f3.pause.length} |`);
+    p(`| ours: POST resume -> step/resume on the device | ${f(median(r.f3.resume))} ms | ${f(percentile(r.f3.resume, 99))} ms | ${r.f3.resume.length} |`);
+    p(`| bare: signal -> activity -> ws frame | ${f(median(r.f3.bare))} ms | ${f(percentile(r.f3.bare, 99))} ms | ${r.f3.bare.length} |`);
+    p('', `p99 ratio (pause / bare): ${x(percentile(r.f3.pause, 99) / percentile(r.f3.bare, 99))}. ${r.f3.conflicts} control requests were answered 409 because the mirror had not caught up with the previous action yet, and were sent again (not counted).`, '');
+  }
+  if (r.f5) {
+    p('### F5: REST', '');
+    p('| | req/s | p50 | p99 | requests | non-2xx | errors |', '| --- | --- | --- | --- | --- | --- | --- |');
+    for (const [name, c] of [['ours: GET /api/v1/tasks/:id', r.f5.ours], ['bare: koa + one pg query by id', r.f5.bare]] as const) {
+      p(`| ${name} | ${int(c.perS)} | ${f(c.p50Ms)} ms | ${f(c.p99Ms)} ms | ${int(c.requests)} | ${c.non2xx} | ${c.errors} |`);
+    }
+    p('');
+  }
+  if (r.f6) {
+    const s = r.f6.sockets;
+    const u = r.f6.runs;
+    p('### F6: memory', '');
+    p('Measured in the server process, before and after, with full GCs first: `gc()` on the main thread',
+      '(heap + external) and on each Temporal workflow thread (started through scripts/bench/thread-probe.ts,',
+      'which answers with its own heap). RSS is shown for reference only: freed pages are not handed back',
+      'at once, so it is noisy.', '');
+    p('| | ours main | bare main | ours workflow thread | bare workflow thread | ours RSS | bare RSS |',
+      '| --- | --- | --- | --- | --- | --- | --- |');
+    p(`| per idle socket (${s.ours.n}) | ${kb(s.ours.heapPer)} | ${kb(s.bare.heapPer)} | ${kb(s.ours.threadPer)} | ${kb(s.bare.threadPer)} | ${kb(s.ours.rssPer)} | ${kb(s.bare.rssPer)} |`);
+    p(`| per parked run (${u.ours.n}) | ${kb(u.ours.heapPer)} | ${kb(u.bare.heapPer)} | ${kb(u.ours.threadPer)} | ${kb(u.bare.threadPer)} | ${kb(u.ours.rssPer)} | ${kb(u.bare.rssPer)} |`);
+    p('');
+  }
+  if (r.profiles.length) {
+    p('### CPU profiles of the figures that missed', '');
+    p('Our side of the figure repeated briefly with the V8 sampling profiler on in the server process;',
+      'self time (callees not included: async code has no useful call tree), share of the non-idle samples.', '');
+    for (const pr of r.profiles) {
+      p(`**${pr.figure}** (${pr.what}; ${f(pr.summary.busyMs, 0)} ms busy of ${f(pr.summary.totalMs, 0)} ms sampled)`, '');
+      p('| area | self | function | self |', '| --- | --- | --- | --- |');
+      const s = pr.summary;
+      for (let i = 0; i < Math.min(10, Math.max(s.areas.length, s.functions.length)); i++) {
+        const a = s.areas[i];
+        const fn = s.functions[i];
+        p(`| ${a ? a.area : ''} | ${a ? `${f(a.pct, 0)}%` : ''} | ${fn ? `\`${fn.name}\` ${fn.where}` : ''} | ${fn ? `${f(fn.pct, 0)}%` : ''} |`);
+      }
+      p('');
+    }
+  }
+  if (r.f5Layers.length) {
+    p('### F5: the request path in layers', '');
+    p('Our API node answering cheaper requests the same way (autocannon, same connections): the difference in',
+      'time per request between two rows is what the added layer costs.', '');
+    p('| request | what it runs | req/s | ms per request (1 / rate) |', '| --- | --- | --- | --- |');
+    for (const l of r.f5Layers) p(`| \`${l.path}\` | ${l.what} | ${int(l.perS)} | ${f(1000 / l.perS, 2)} |`);
+    p('');
+  }
+
+  p('## Method', '');
+  p(METHOD, '');
+
+  p('## Analysis', '');
+  p(ANALYSIS_START, keptAnalysis(previous) ?? DEFAULT_ANALYSIS, ANALYSIS_END, '');
+  return out.join('\n');
+}
+
+function allPollsEqual(levels: F4Level[]): boolean {
+  const polls = levels.map((l) => l.live.polls).filter((n): n is number => typeof n === 'number');
+  if (!polls.length) return false;
+  // One poller per run: its polls do not grow with the number of monitors.
+  return Math.max(...polls) <= Math.min(...polls) * 1.5 + 2;
+}
+
+function keptAnalysis(previous: string): string | null {
+  const a = previous.indexOf(ANALYSIS_START);
+  const b = previous.indexOf(ANALYSIS_END);
+  if (a < 0 || b < a) return null;
+  return previous.slice(a + ANALYSIS_START.length, b).trim();
+}
+
+const METHOD = `One command, \`npm run bench\` (\`-- --quick\`, \`-- --smoke\`), starts a Temporal dev server (in
+memory, free ports), creates and migrates a fresh database \`jarvis_bench_<ts>\` (dropped at the end),
+builds both workflow bundles and forks the system under test, \`scripts/bench/server.ts\`, with
+\`--expose-gc\`: our API node (REST, /ws, the device-gateway worker) and task worker, and next to them in
+the same process the bare baselines: a Temporal worker for \`scripts/bench/bare-workflows.ts\` on its own
+task queue with the task worker's settings, a bare koa app and a bare \`ws\` server. The driver
+(\`scripts/bench/run.ts\`) holds the clients: simulated devices (the reference \`DeviceClient\` with an
+echo handler), monitor sockets, autocannon. Rate limits are raised for the bench user; the server logs at
+\`warn\`. Loopback only; every loop is bounded in runs and seconds.
+
+- **F1**: closed loop, one simulated device per lane (the device lane serializes runs per PC). Ours:
+  \`POST /tasks\` for a 3-step workflow of \`bench.echo\` steps, then the workflow's result. Bare: start
+  \`bareStepsWorkflow\` (3 trivial activities) and its result. Runs/s = runs / time to the last result.
+- **F2**: (median ours run - median bare run) / 3 at the lowest concurrency; the median runs' histories
+  give the breakdown.
+- **F3**: a run holds its device in a step that waits until aborted; \`POST /tasks/:id/pause\` then
+  \`/resume\`, timed from the request to the \`step/pause\` (\`step/resume\`) frame at the device. Bare: a
+  signal to \`bareControlWorkflow\`, whose activity writes a frame to a ws socket the driver waits on.
+- **F4**: M monitors (user token on /ws) subscribe to a run as it is created and watch it (live:
+  history polls of the run's stream, spread between the first and the last monitor getting an event).
+  Then all M subscribe again with \`after_seq\` 0 at once: events/s = M x events / time until the last
+  monitor has every event. Bare: M sockets each send one "subscribe" to a bare ws server that answers
+  with the same frames (byte for byte) the run produced.
+- **F5**: autocannon against \`GET /api/v1/tasks/:id\` of a finished run (JWT, session check, task and
+  steps), then against the bare app's \`GET /tasks/:id\` (\`select * from tasks where id = $1\`, JSON).
+- **F6**: memory of the server process after forced GCs (main thread and workflow threads; the server
+  runs with \`--no-flush-bytecode\` so that V8 does not free compiled code in the middle of a
+  measurement), before and after: N device sockets (device tokens, presence recorded) vs N bare ws
+  sockets; K bare workflows parked on \`condition\`, then K of our runs parked in a held step (one per
+  device), with the N devices connected and idle throughout.`;

@@ -1,0 +1,240 @@
+// The system under test of `npm run bench`, in a process of its own (forked by run.ts with
+// --expose-gc): our API node and task worker, and next to them the bare baselines on the same
+// Temporal dev server and PostgreSQL: a bare Temporal worker (bare-workflows.ts on its own task
+// queue, the task worker's settings), a bare koa app (one pg query by id) and a bare ws server.
+// The driver talks to it over the IPC channel (lib.ts: ServerCommands).
+import { createServer, type IncomingMessage } from 'node:http';
+import { createRequire } from 'node:module';
+import { MessageChannel, type MessagePort, type Worker as ThreadWorker, type WorkerOptions as ThreadOptions } from 'node:worker_threads';
+import type { AddressInfo } from 'node:net';
+import { Session } from 'node:inspector/promises';
+import Koa from 'koa';
+import Router from '@koa/router';
+import pg from 'pg';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { Worker } from '@temporalio/worker';
+import { loadConfig } from '../../src/config.ts';
+import { createLogger } from '../../src/logger.ts';
+import { openOrm } from '../../src/db/orm.ts';
+import { connectClient, connectWorker } from '../../src/temporal/client.ts';
+import { installTemporalRuntime } from '../../src/temporal/runtime.ts';
+import { startApiNode } from '../../src/api-node.ts';
+import { startTaskWorker } from '../../src/task-worker.ts';
+import type { BareActivities } from './bare-workflows.ts';
+import {
+  summarizeProfile, type CommandMessage, type CpuProfile, type ServerCommands, type ServerReady, type ServerSetup,
+} from './lib.ts';
+
+// The Temporal workers run workflows in worker threads (one per worker), whose heaps are not in
+// process.memoryUsage(): start those threads through thread-probe.ts, which can collect and
+// measure its own heap when asked on a port of ours.
+const PROBE = new URL('./thread-probe.ts', import.meta.url).pathname;
+const threadsModule = createRequire(import.meta.url)('node:worker_threads') as { Worker: typeof ThreadWorker };
+const probes = new Set<MessagePort>();
+const BaseWorker = threadsModule.Worker;
+threadsModule.Worker = class ProbedWorker extends BaseWorker {
+  constructor(filename: string | URL, options?: ThreadOptions) {
+    const channel = String(filename).includes('workflow-worker-thread') ? new MessageChannel() : null;
+    super(channel ? PROBE : filename, channel
+      ? { ...options, workerData: { benchPort: channel.port2, benchTarget: String(filename) }, transferList: [...(options?.transferList ?? []), channel.port2] }
+      : options);
+    if (channel) {
+      const port = channel.port1;
+      port.unref();
+      probes.add(port);
+      this.once('exit', () => probes.delete(port));
+    }
+  }
+};
+
+function measureThread(port: MessagePort): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('workflow thread did not answer')), 10_000);
+    port.once('message', (m: { used: number; external: number; collected: boolean }) => {
+      clearTimeout(timer);
+      if (!m.collected) reject(new Error('no gc() in the workflow thread'));
+      else resolve(m.used + m.external);
+    });
+    port.postMessage('measure');
+  });
+}
+
+const setup = JSON.parse(process.env.BENCH_SETUP ?? '{}') as ServerSetup;
+const gc = (globalThis as { gc?: () => void }).gc;
+if (!gc) throw new Error('run the bench server with --expose-gc');
+
+const config = loadConfig({
+  NODE_ENV: 'development',
+  HOST: '127.0.0.1',
+  PORT: '0',
+  DATABASE_URL: setup.databaseUrl,
+  TEMPORAL_ADDRESS: setup.temporalAddress,
+  TASK_QUEUE: setup.taskQueue,
+  NODE_ID: setup.nodeId,
+  LOG_LEVEL: setup.logLevel,
+  DATA_DIR: setup.dataDir,
+  // The bench sends thousands of requests from one IP and one user on purpose.
+  RATE_LIMIT_IP_PER_MIN: '1000000000',
+  RATE_LIMIT_USER_PER_MIN: '1000000000',
+  RATE_LIMIT_AUTH_PER_MIN: '1000000',
+  ACCESS_TOKEN_TTL_S: '3600',
+});
+const logger = createLogger(config.LOG_LEVEL);
+installTemporalRuntime(logger);
+const orm = await openOrm(config.DATABASE_URL);
+const temporal = await connectClient(setup.temporalAddress, config.TEMPORAL_NAMESPACE);
+const workerConnection = await connectWorker(setup.temporalAddress);
+const node = await startApiNode({ config, logger, orm, temporal, workerConnection });
+const taskWorker = await startTaskWorker({
+  config, logger, orm, connection: workerConnection, temporal, workflowBundle: { codePath: setup.workflowBundle },
+});
+
+// ---- bare baselines ---------------------------------------------------------------------------
+
+const bareSockets = new Set<WebSocket>();
+let notifySocket: WebSocket | null = null;
+let fanoutFrames: string[] = [];
+
+const bareActivities: BareActivities = {
+  async echo(input) {
+    return { echo: input };
+  },
+  async notify(n) {
+    notifySocket?.send(String(n));
+  },
+};
+// The task worker's settings (src/task-worker.ts): defaults, the same grace time.
+const bareWorker = await Worker.create({
+  connection: workerConnection,
+  namespace: config.TEMPORAL_NAMESPACE,
+  taskQueue: setup.bareQueue,
+  workflowBundle: { codePath: setup.bareBundle },
+  activities: bareActivities,
+  shutdownGraceTime: '10s',
+});
+const bareWorkerRun = bareWorker.run();
+
+// Same pool size as the ORM's (src/db/orm.ts: max 10).
+const pgPool = new pg.Pool({ connectionString: setup.databaseUrl, max: 10 });
+const bareApp = new Koa();
+const bareRouter = new Router();
+bareRouter.get('/tasks/:id', async (ctx) => {
+  const res = await pgPool.query('select * from tasks where id = $1', [ctx.params.id]);
+  if (!res.rowCount) {
+    ctx.status = 404;
+    return;
+  }
+  ctx.body = res.rows[0];
+});
+bareApp.use(bareRouter.routes());
+const bareServer = createServer(bareApp.callback());
+const wss = new WebSocketServer({ noServer: true });
+bareServer.on('upgrade', (req: IncomingMessage, socket, head) => {
+  const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+  if (path !== '/idle' && path !== '/fanout' && path !== '/notify') {
+    socket.destroy();
+    return;
+  }
+  wss.handleUpgrade(req, socket, head, (ws) => {
+    bareSockets.add(ws);
+    ws.on('close', () => bareSockets.delete(ws));
+    ws.on('error', () => undefined);
+    if (path === '/notify') notifySocket = ws;
+    // F4 baseline: every message is a "subscribe": answer it with the run's frames.
+    if (path === '/fanout') ws.on('message', () => { for (const f of fanoutFrames) ws.send(f); });
+  });
+});
+await new Promise<void>((r) => bareServer.listen(0, '127.0.0.1', () => r()));
+const bareUrl = `http://127.0.0.1:${(bareServer.address() as AddressInfo).port}`;
+
+// ---- commands from the driver -----------------------------------------------------------------
+
+let profiler: Session | null = null;
+
+type Handlers = { [K in keyof ServerCommands]: (args: ServerCommands[K]['args']) => Promise<ServerCommands[K]['result']> };
+const handlers: Handlers = {
+  async memory() {
+    // Several passes: weak references and finalizers free more on the next one.
+    for (let i = 0; i < 3; i++) {
+      gc();
+      await new Promise((r) => setImmediate(r));
+    }
+    const m = process.memoryUsage();
+    let threadHeap = 0;
+    for (const port of probes) threadHeap += await measureThread(port);
+    return { heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers, rss: m.rss, threadHeap, threads: probes.size };
+  },
+  async counts() {
+    const c = node.gateway.counts;
+    return { devices: c.devices, monitors: c.monitors, bareSockets: bareSockets.size, streams: node.streams.size };
+  },
+  async polls({ taskId }) {
+    return { polls: node.streams.stream(taskId)?.polls ?? null, streams: node.streams.size };
+  },
+  async bareFrames({ frames }) {
+    fanoutFrames = frames;
+    return frames.length;
+  },
+  async profileStart() {
+    profiler = new Session();
+    profiler.connect();
+    await profiler.post('Profiler.enable');
+    await profiler.post('Profiler.setSamplingInterval', { interval: 200 });
+    await profiler.post('Profiler.start');
+    return true;
+  },
+  async profileStop({ top }) {
+    if (!profiler) throw new Error('no profile running');
+    const { profile } = await profiler.post('Profiler.stop');
+    profiler.disconnect();
+    profiler = null;
+    return summarizeProfile(profile as unknown as CpuProfile, top);
+  },
+  async stop() {
+    setImmediate(() => void shutdown(0));
+    return true;
+  },
+};
+
+let stopping = false;
+async function shutdown(code: number): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  const hard = setTimeout(() => process.exit(code), 15_000);
+  hard.unref();
+  try {
+    for (const ws of bareSockets) ws.terminate();
+    await new Promise<void>((r) => bareServer.close(() => r()));
+    await pgPool.end();
+    await node.stop();
+    await taskWorker.stop();
+    if (bareWorker.getState() === 'RUNNING') bareWorker.shutdown();
+    await bareWorkerRun.catch(() => undefined);
+    await workerConnection.close();
+    await temporal.connection.close();
+    await orm.close();
+  } catch (err) {
+    logger.error({ err }, 'bench server stop failed');
+  }
+  process.exit(code);
+}
+
+process.on('message', (raw) => {
+  const msg = raw as CommandMessage;
+  const fn = handlers[msg.cmd] as (args: unknown) => Promise<unknown>;
+  if (!fn) {
+    process.send?.({ id: msg.id, ok: false, error: `unknown command ${msg.cmd}` });
+    return;
+  }
+  fn(msg.args).then(
+    (result) => process.send?.({ id: msg.id, ok: true, result }),
+    (err: Error) => process.send?.({ id: msg.id, ok: false, error: err?.stack ?? String(err) }),
+  );
+});
+// The driver went away (crashed, killed): do not linger.
+process.on('disconnect', () => void shutdown(1));
+process.on('SIGTERM', () => void shutdown(0));
+process.on('SIGINT', () => void shutdown(0));
+
+const ready: ServerReady = { type: 'ready', apiUrl: node.url, bareUrl };
+process.send?.(ready);

@@ -1,0 +1,43 @@
+// `npm run bench` runs at all: its --smoke mode (tiny sizes, one data point each) as a child
+// process in plain Node, with its own Temporal dev server and database, writing its report to
+// a temp file. Checks the exit code and that every figure has a numeric ratio; no timing.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, describe, expect, it } from '@jest/globals';
+
+const root = resolve(import.meta.dirname, '..', '..');
+const dir = mkdtempSync(join(tmpdir(), 'bench-smoke-'));
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('bench', () => {
+  it('runs in --smoke mode and reports every figure with a ratio', async () => {
+    const out = join(dir, 'benchmarks.md');
+    let output = '';
+    const child = spawn(process.execPath, [resolve(root, 'scripts/bench/run.ts'), '--smoke', '--out', out], {
+      cwd: root,
+      env: { ...process.env, NODE_OPTIONS: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout.on('data', (d) => (output += d));
+    child.stderr.on('data', (d) => (output += d));
+    const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+    if (code !== 0) throw new Error(`bench --smoke exited ${code}:\n${output.slice(-4000)}`);
+    expect(existsSync(out)).toBe(true);
+
+    const report = readFileSync(out, 'utf8');
+    for (const figure of ['F1', 'F2', 'F3', 'F4', 'F5', 'F6 sockets', 'F6 runs']) {
+      const row = report.split('\n').find((l) => l.startsWith(`| ${figure} |`));
+      expect(row).toBeDefined();
+      const ratio = /\*\*(-?\d+(?:\.\d+)?)x\*\*/.exec(row!)?.[1];
+      if (ratio === undefined) throw new Error(`no numeric ratio for ${figure}: ${row}`);
+      expect(Number.isFinite(Number(ratio))).toBe(true);
+    }
+    // The run says what it ran on.
+    expect(report).toMatch(/\| mode \| smoke \|/);
+    expect(report).toMatch(/\| node \| v\d+/);
+    expect(report).toMatch(/\| commit \| /);
+  }, 300_000);
+});
