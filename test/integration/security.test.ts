@@ -296,6 +296,7 @@ function nextFrame(ws: WebSocket, test: (f: Frame) => boolean, timeoutMs = 10_00
       ws.off('message', on);
       reject(new Error('no matching frame'));
     }, timeoutMs);
+    timer.unref();
     const on = (raw: WebSocket.RawData) => {
       const f = JSON.parse(raw.toString()) as Frame;
       if (test(f)) {
