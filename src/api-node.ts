@@ -79,6 +79,9 @@ export async function startApiNode(deps: ApiNodeDeps): Promise<ApiNode> {
     stop() {
       stopping ??= (async () => {
         reconciler.stop();
+        // First say the devices here are offline: runs whose step fails below then wait for
+        // the device to reconnect elsewhere instead of dispatching again to this node.
+        await orm.em.fork().nativeUpdate(Device, { nodeId: config.NODE_ID }, { isOnline: false, nodeId: null, sessionId: null });
         const closed = new Promise<void>((r) => server.close(() => r()));
         server.closeIdleConnections();
         await gateway.close();
@@ -87,8 +90,6 @@ export async function startApiNode(deps: ApiNodeDeps): Promise<ApiNode> {
         await closed;
         if (worker.getState() === 'RUNNING') worker.shutdown();
         await workerRun.catch((err) => logger.error({ err }, 'gateway worker failed'));
-        // Sockets on this node are gone: devices are offline until they reconnect elsewhere.
-        await orm.em.fork().nativeUpdate(Device, { nodeId: config.NODE_ID }, { isOnline: false, nodeId: null, sessionId: null });
         await live.close();
       })();
       return stopping;
