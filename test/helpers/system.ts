@@ -32,7 +32,7 @@ export interface SystemOptions {
   nodes?: number;
   env?: Record<string, string>;
   /** Where the system's pino logs go (stdout by default): tests that read the logs. */
-  logStream?: NodeJS.WritableStream;
+  logStream?: { write(line: string): void };
 }
 
 export async function startSystem(opts: SystemOptions = {}): Promise<System> {
