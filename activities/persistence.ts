@@ -1,10 +1,8 @@
 // Persistence activities, run by the task workers: the PostgreSQL mirror of each run.
 import type { Client } from '@temporalio/client';
-import { DEVICE_LANE_WORKFLOW, laneAcquireSignal, laneWorkflowId } from '../workflows/api.ts';
-import type { deviceLaneWorkflow } from '../workflows/device-lane.ts';
 import type { Orm } from '../src/db/orm.ts';
 import { Device } from '../src/db/entities.ts';
-import { releaseLane } from '../src/domain/lanes.ts';
+import { releaseLane, requestLane } from '../src/domain/lanes.ts';
 import { applyRunEvents } from '../src/domain/run-mirror.ts';
 import { submitForSchedule } from '../src/domain/schedules.ts';
 import type { DeviceLocation, LaneCall, PersistenceActivities, RecordEventsInput } from './types.ts';
@@ -36,14 +34,7 @@ export function createPersistenceActivities({ orm, temporal, taskQueue, presence
     },
 
     async acquireLane({ deviceId, ...request }: LaneCall): Promise<void> {
-      await temporal.workflow.signalWithStart<typeof deviceLaneWorkflow, [typeof request]>(DEVICE_LANE_WORKFLOW, {
-        workflowId: laneWorkflowId(deviceId),
-        taskQueue,
-        args: [{ deviceId }],
-        signal: laneAcquireSignal,
-        signalArgs: [request],
-        staticSummary: `device lane of ${deviceId}`,
-      });
+      await requestLane(temporal, taskQueue, deviceId, request);
     },
 
     async releaseLane({ deviceId, taskId }): Promise<void> {

@@ -22,6 +22,10 @@ export interface TaskRunInput {
   taskQueue: string;
   /** Epoch ms the task was submitted: the lane orders equal priorities by it. */
   submittedAt: number;
+  /** The submitter queues the run on its device's lane itself (the run asks only if no grant comes). */
+  laneRequested?: boolean;
+  /** The API node that held the device's socket at submission: the first step tries it unlooked-up. */
+  gatewayHint?: string;
   /** A retry "from the failed step": start at this node with these earlier outputs. */
   resumeFrom?: { nodeId: string; outputs: Record<string, unknown> };
 }

@@ -8,6 +8,7 @@ import {
   TimeoutFailure,
   condition,
   isCancellation,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -64,6 +65,12 @@ const PRESENCE_RECHECK_MS = 60_000;
 /** A lane grant normally arrives within this; later, the run says it waits for a busy device. */
 const LANE_GRACE_MS = 1000;
 const DEFAULT_LOOP_MAX = 1000;
+/**
+ * Runs started from this patch on dispatch a step without waiting for the mirror write before
+ * it, reuse the API node that answered the last step instead of locating the device per step,
+ * and release the lane while the last events are written (docs/benchmarks.md, F1/F2).
+ */
+const PIPELINED_STEPS = 'pipelined-steps';
 
 /** The run ends `cancelled` (a cancel signal was honoured). */
 class RunCancelled extends Error {}
@@ -120,6 +127,10 @@ class TaskRun {
   private laneAsked = false;
   private laneGranted = false;
   private approval: { nodeId: string; decision: ApprovalDecision | null } | null = null;
+  /** Decided once per run (see PIPELINED_STEPS); runs begun on older code keep their path. */
+  private pipelined = false;
+  /** The API node that answered the last step: the next goes there without a lookup. */
+  private lastNode: string | null = null;
 
   constructor(input: TaskRunInput) {
     this.input = input;
@@ -135,6 +146,8 @@ class TaskRun {
   }
 
   async execute(): Promise<TaskRunResult> {
+    this.pipelined = patched(PIPELINED_STEPS);
+    if (this.pipelined) this.lastNode = this.input.gatewayHint ?? null;
     this.registerHandlers();
     this.emit('run.pending', { reason: 'queued' });
     try {
@@ -354,9 +367,12 @@ class TaskRun {
       const gatewayNode = await this.awaitDevice();
       await this.boundary();
       this.beginStep(node, attempt, key, delivery);
-      await this.flush();
+      // The monitor bridge reads the events once scheduled; the mirror write runs beside the step.
+      if (this.pipelined) void this.flush();
+      else await this.flush();
       try {
         const output = await this.dispatch(node, gatewayNode, attempt, key, params);
+        this.lastNode = gatewayNode;
         this.inflight = null;
         this.completedSteps++;
         this.state.progress = this.totalSteps ? Math.round((this.completedSteps / this.totalSteps) * 100) : 100;
@@ -365,6 +381,7 @@ class TaskRun {
         return output;
       } catch (err) {
         this.inflight = null;
+        this.lastNode = null;
         if (err instanceof DeviceLost) {
           this.deviceSignalled = false;
           continue;
@@ -463,40 +480,49 @@ class TaskRun {
   /** Queues the run on its device's lane and waits for its turn: one run per PC at a time. */
   private async acquireLane(): Promise<void> {
     this.laneAsked = true;
-    await this.persist.acquireLane({
+    const ask = () => this.persist.acquireLane({
       deviceId: this.input.deviceId,
       taskId: this.input.taskId,
       workflowId: workflowInfo().workflowId,
       priorityRank: PRIORITY_RANK[this.input.priority],
       submittedAt: this.input.submittedAt,
     });
+    // Pipelined runs were queued by their submitter; asking again is harmless (idempotent per task).
+    const askedBySubmitter = this.pipelined && this.input.laneRequested === true;
+    if (!askedBySubmitter) await ask();
     if (await condition(() => this.laneGranted || this.state.cancelRequested, LANE_GRACE_MS)) {
       if (this.state.cancelRequested) throw new RunCancelled();
       return;
     }
     if (this.state.status !== 'paused') this.setStatus('pending', 'device_busy');
     this.emit('run.pending', { reason: 'device_busy' });
-    await this.flush();
+    // The device is busy, or the submitter's request was lost: ask, and say so meanwhile.
+    if (askedBySubmitter) await Promise.all([ask(), this.flush()]);
+    else await this.flush();
     await condition(() => this.laneGranted || this.state.cancelRequested);
     if (this.state.cancelRequested) throw new RunCancelled();
   }
 
   /** Resolves with the API node holding the device's socket; waits durably while it is offline. */
   private async awaitDevice(): Promise<string> {
+    // A device that moved or went away since is caught by the dispatch (DeviceLost) or by
+    // deviceOnline (it reconnected), both of which forget this.
+    if (this.pipelined && this.lastNode) {
+      this.markStarted();
+      return this.lastNode;
+    }
     const deadline = Date.now() + this.input.offlineTimeoutMs;
     for (;;) {
       if (this.state.cancelRequested) throw new RunCancelled();
       // Cleared before looking: a device that connects from here on wakes the wait below
       // (its node writes presence before it signals, so an earlier signal is seen by the look).
       this.deviceSignalled = false;
-      await this.flush();
+      // Pipelined: whatever is buffered (run.pending) goes out with the step's dispatch, or
+      // below if the device turns out to be offline.
+      if (!this.pipelined) await this.flush();
       const where = await this.persist.locateDevice(this.input.deviceId);
       if (where.online && where.nodeId) {
-        if (this.state.status === 'pending') {
-          const after = this.state.reason === 'device_offline' ? { after: 'device_offline' } : {};
-          this.setStatus('running', null);
-          this.emit('run.started', after);
-        }
+        this.markStarted();
         return where.nodeId;
       }
       if (this.state.reason !== 'device_offline') {
@@ -514,6 +540,14 @@ class TaskRun {
       }
       await condition(() => this.deviceSignalled || this.state.cancelRequested, Math.min(left, PRESENCE_RECHECK_MS));
     }
+  }
+
+  /** The device is there: a pending run starts (again, after waiting for it). */
+  private markStarted(): void {
+    if (this.state.status !== 'pending') return;
+    const after = this.state.reason === 'device_offline' ? { after: 'device_offline' } : {};
+    this.setStatus('running', null);
+    this.emit('run.started', after);
   }
 
   /** Forwards a control action to the device for the step in flight (best effort). */
@@ -544,6 +578,7 @@ class TaskRun {
     setHandler(stateQuery, () => this.state);
     setHandler(deviceOnlineSignal, () => {
       this.deviceSignalled = true;
+      this.lastNode = null;
     });
     setHandler(laneGrantedSignal, () => {
       this.laneGranted = true;
@@ -628,10 +663,13 @@ class TaskRun {
 
   /** Flushes every event and waits for best-effort work before the run ends. */
   private async settle(): Promise<void> {
-    await this.flush();
-    if (this.laneAsked) {
-      await CancellationScope.nonCancellable(() =>
-        this.persist.releaseLane({ deviceId: this.input.deviceId, taskId: this.input.taskId }));
+    const release = () => CancellationScope.nonCancellable(() =>
+      this.persist.releaseLane({ deviceId: this.input.deviceId, taskId: this.input.taskId }));
+    if (this.pipelined) {
+      await Promise.all([this.flush(), this.laneAsked ? release() : undefined]);
+    } else {
+      await this.flush();
+      if (this.laneAsked) await release();
     }
     await Promise.all(this.background);
   }

@@ -23,12 +23,15 @@ import {
 import type { taskRunWorkflow } from '../../workflows/task-run.ts';
 import type { Definition } from '../../workflows/definition.ts';
 import { validateDefinition } from './definition-schema.ts';
+import { requestLane } from './lanes.ts';
 import { currentVersion } from './workflows.ts';
 
 export interface TaskEngine {
   temporal: Client;
   taskQueue: string;
   offlineTimeoutMs: number;
+  /** Presence older than this is not passed to the run as a hint of where its device is. */
+  presenceStaleMs?: number;
 }
 
 export interface SubmitInput {
@@ -37,6 +40,12 @@ export interface SubmitInput {
   parameters?: Record<string, unknown>;
   priority?: Priority;
   idempotency_key?: string;
+}
+
+/** Where the device is connected now, if fresh enough to send the first step there directly. */
+function gatewayHint(device: Device, staleMs: number | undefined): boolean {
+  if (!staleMs || !device.isOnline || !device.nodeId) return false;
+  return Date.now() - (device.lastOnlineAt?.getTime() ?? 0) < staleMs;
 }
 
 /** Creates the task row, then starts its run (workflow id `task-<id>`). Same key: same task. */
@@ -105,6 +114,8 @@ export async function submitTask(
     offlineTimeoutMs: engine.offlineTimeoutMs,
     taskQueue: engine.taskQueue,
     submittedAt: task.createdAt.getTime(),
+    laneRequested: true,
+    ...(gatewayHint(device, engine.presenceStaleMs) ? { gatewayHint: device.nodeId! } : {}),
     ...(options.resumeFrom ? { resumeFrom: options.resumeFrom } : {}),
   };
   try {
@@ -125,7 +136,12 @@ export async function submitTask(
       staticSummary: `${wf.name} (v${version.version}) on ${device.deviceName}`,
     });
     task.temporalRunId = handle.firstExecutionRunId;
-    await repos.em.flush();
+    // Queued here rather than by the run's first activity: one round trip less before step 1.
+    // Best effort: a run that gets no grant within a second asks its lane itself.
+    const lane = requestLane(engine.temporal, engine.taskQueue, device.id, {
+      taskId: id, workflowId: task.temporalWorkflowId, priorityRank: PRIORITY_RANK[task.priority], submittedAt: runInput.submittedAt,
+    }).catch(() => undefined);
+    await Promise.all([repos.em.flush(), lane]);
   } catch (err) {
     // Nothing runs without its workflow: remove the row so the same key can be submitted again.
     await repos.em.nativeDelete(Task, { id });

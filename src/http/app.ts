@@ -58,6 +58,7 @@ export function apiRoutes(deps: Pick<AppDeps, 'config' | 'temporal' | 'tokens' |
     temporal: deps.temporal,
     taskQueue: deps.config.TASK_QUEUE,
     offlineTimeoutMs: deps.config.DEVICE_OFFLINE_TIMEOUT_MS,
+    presenceStaleMs: deps.config.WS_HEARTBEAT_MS * 3,
   };
   const sessions = new Sessions(deps.tokens, deps.config.REFRESH_TOKEN_TTL_S);
   return [

@@ -18,6 +18,8 @@ describe('recorded histories replay against the current workflow code', () => {
 
   it('has histories of the run shapes we care about', () => {
     for (const shape of SHAPES) expect(files).toContain(`${shape}.json`);
+    // Runs begun before the pipelined-steps patch (docs/workflow-changes.md) keep their path.
+    for (const shape of SHAPES) expect(files).toContain(`${shape}.v1.json`);
   });
 
   it('replays each without nondeterminism', async () => {
