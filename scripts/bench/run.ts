@@ -11,7 +11,7 @@
 //   --profile / --no-profile   CPU profiles of the server for the figures that missed their target
 //                               (default on in the full run only)
 //   --log-level <lvl>  the server's log level (default warn)
-//   --only F1,F5       measure only these figures (F2 comes with F1)
+//   --only F1,F5       measure only these figures
 //
 // Loopback only (127.0.0.1); every request loop is bounded in count and in time.
 import { fork, type ChildProcess } from 'node:child_process';
@@ -47,6 +47,9 @@ interface Sizes {
   f1Levels: number[];
   /** Runs per level at most (each side), and seconds per level at most (each side). */
   f1Runs: (c: number) => number;
+  /** F2: runs of each shape (1 step and f2Steps steps, ours and bare) at concurrency 1. */
+  f2Runs: number;
+  f2Steps: number;
   f1MaxS: number;
   warmupRuns: number;
   /** F3 pause/resume cycles. */
@@ -70,16 +73,16 @@ interface Sizes {
 
 const SIZES: Record<Mode, Sizes> = {
   smoke: {
-    f1Levels: [1], f1Runs: () => 3, f1MaxS: 10, warmupRuns: 1, f3Reps: 3, f4Monitors: [5], f4Steps: 3,
+    f1Levels: [1], f1Runs: () => 3, f1MaxS: 10, f2Runs: 2, f2Steps: 3, warmupRuns: 1, f3Reps: 3, f4Monitors: [5], f4Steps: 3,
     f5Seconds: 1, f5Warmup: 0, f5Connections: 5, f6Sockets: 10, f6Runs: 3, profileS: 0, limitS: 170,
   },
   quick: {
-    f1Levels: [1, 10, 50], f1Runs: (c) => (c === 1 ? 6 : c * 3), f1MaxS: 2.5, warmupRuns: 1, f3Reps: 50,
+    f1Levels: [1, 10, 50], f1Runs: (c) => (c === 1 ? 6 : c * 3), f1MaxS: 2.5, f2Runs: 5, f2Steps: 8, warmupRuns: 1, f3Reps: 50,
     f4Monitors: [10, 100, 200], f4Steps: 10, f5Seconds: 5, f5Warmup: 1, f5Connections: 20,
     f6Sockets: 200, f6Runs: 8, profileS: 2, limitS: 115,
   },
   full: {
-    f1Levels: [1, 10, 50, 200], f1Runs: (c) => (c === 1 ? 30 : c * 8), f1MaxS: 25, warmupRuns: 5, f3Reps: 200,
+    f1Levels: [1, 10, 50, 200], f1Runs: (c) => (c === 1 ? 30 : c * 8), f1MaxS: 25, f2Runs: 15, f2Steps: 10, warmupRuns: 5, f3Reps: 200,
     f4Monitors: [10, 100, 1000], f4Steps: 10, f5Seconds: 10, f5Warmup: 2, f5Connections: 20,
     f6Sockets: 500, f6Runs: 200, profileS: 4, limitS: 590,
   },
@@ -108,14 +111,14 @@ if (onlyArg?.some((x) => !(FIGURES as readonly string[]).includes(x))) {
   process.stderr.write(`--only takes figures among ${FIGURES.join(',')}\n`);
   process.exit(2);
 }
-const wanted = (fig: (typeof FIGURES)[number]) => !onlyArg || onlyArg.includes(fig) || (fig === 'F2' && onlyArg.includes('F1'));
+const wanted = (fig: (typeof FIGURES)[number]) => !onlyArg || onlyArg.includes(fig);
 
 const t0 = Date.now();
 /** Seconds left before the phases must be done (clean-up and the report need the rest). */
 const left = () => S.limitS - 14 - (Date.now() - t0) / 1000;
 const skipped: string[] = [];
 /** Shares of the time left that each phase may use (what one leaves goes to the next ones). */
-const WEIGHTS = { F6: 0.2, F1: 0.3, F3: 0.12, F4: 0.14, F5: 0.14, profiles: 0.1 };
+const WEIGHTS = { F6: 0.2, F1: 0.24, F2: 0.08, F3: 0.1, F4: 0.14, F5: 0.14, profiles: 0.1 };
 type Phase = keyof typeof WEIGHTS;
 const phasesLeft = new Set<Phase>(Object.keys(WEIGHTS) as Phase[]);
 /** Starts a phase: returns a function giving the seconds left in its slice. */
@@ -240,7 +243,7 @@ interface Ctx {
   bareUrl: string;
   bareQueue: string;
   devices: BenchDevice[];
-  wf: { three: string; fanout: string; hold: string };
+  wf: { three: string; fanout: string; hold: string; one: string; long: string };
 }
 
 async function main(): Promise<void> {
@@ -299,6 +302,8 @@ async function main(): Promise<void> {
     three: await wfId('bench: 3 echo steps', linear(3, 'bench.echo', { text: 'x' })),
     fanout: await wfId(`bench: ${S.f4Steps} echo steps`, linear(S.f4Steps, 'bench.echo', { text: 'x' })),
     hold: await wfId('bench: one held step', linear(1, 'bench.hold')),
+    one: await wfId('bench: 1 echo step', linear(1, 'bench.echo', { text: 'x' })),
+    long: await wfId(`bench: ${S.f2Steps} echo steps`, linear(S.f2Steps, 'bench.echo', { text: 'x' })),
   };
   const nDevices = Math.max(...S.f1Levels, S.f6Sockets, S.f6Runs, 1);
   const devices = await registerDevices(orm, login.user.id, nDevices);
@@ -328,7 +333,7 @@ async function main(): Promise<void> {
   }
   if (wanted('F6')) results.f6 = await f6Memory(ctx);
   if (wanted('F1')) results.f1 = await f1Throughput(ctx, slice('F1'));
-  if (wanted('F2') && results.f1.length) results.f2 = await f2PerStep(ctx, results.f1);
+  if (wanted('F2')) results.f2 = await f2PerStep(ctx, slice('F2'));
   if (wanted('F3')) results.f3 = await f3Control(ctx, slice('F3'));
   if (wanted('F4')) results.f4 = await f4FanOut(ctx, slice('F4'));
   if (wanted('F5')) results.f5 = await f5Rest(ctx, slice('F5'));
@@ -372,12 +377,12 @@ async function oursRun(ctx: Ctx, lane: number, workflowId = ctx.wf.three): Promi
 }
 
 let bareSeq = 0;
-/** One bare workflow of 3 trivial activities, from start to its result; ms. */
-async function bareRun(ctx: Ctx): Promise<{ ms: number; workflowId: string }> {
+/** One bare workflow of `steps` trivial activities, from start to its result; ms. */
+async function bareRun(ctx: Ctx, steps = 3): Promise<{ ms: number; workflowId: string }> {
   const start = performance.now();
   const workflowId = `bare-steps-${process.pid}-${++bareSeq}`;
   await ctx.temporal.workflow.execute<typeof bareStepsWorkflow>('bareStepsWorkflow', {
-    taskQueue: ctx.bareQueue, workflowId, args: [3],
+    taskQueue: ctx.bareQueue, workflowId, args: [steps],
   });
   return { ms: performance.now() - start, workflowId };
 }
@@ -431,7 +436,7 @@ async function f1Throughput(ctx: Ctx, slot: () => number): Promise<F1Level[]> {
   const out: F1Level[] = [];
   for (const [i, c] of S.f1Levels.entries()) {
     const n = S.f1Runs(c);
-    // The first level (F2 reads it) always runs; a later one only while the slice has room
+    // The first level always runs; a later one only while the slice has room
     // for a round of `c` runs, judged by the last level's run time.
     const prev = out[out.length - 1];
     // From one run at a time, latency grows slower than concurrency; past that the system is
@@ -443,7 +448,6 @@ async function f1Throughput(ctx: Ctx, slot: () => number): Promise<F1Level[]> {
       skipped.push(`F1 at ${c} concurrent runs`);
       continue;
     }
-    // At least a few runs at the first level: F2 takes their median.
     const minRuns = i === 0 ? Math.min(n, 4) : 0;
     const ours = await closedLoop(c, n, S.f1MaxS, async (lane) => {
       const r = await oursRun(ctx, lane);
@@ -462,26 +466,61 @@ async function f1Throughput(ctx: Ctx, slot: () => number): Promise<F1Level[]> {
 
 // ---- F2: per-step overhead --------------------------------------------------------------------
 
+/** Medians of one shape of run, ms. */
+export interface F2Side {
+  oneMs: number;
+  longMs: number;
+  /** (long - one) / (steps - 1): what one more step costs, without the run's fixed cost. */
+  perStepMs: number;
+}
+
 export interface F2Result {
   steps: number;
-  concurrency: number;
-  oursMs: number;
-  bareMs: number;
-  perStepMs: number;
+  runs: number;
+  ours: F2Side;
+  bare: F2Side;
+  /** ours.perStepMs - bare.perStepMs: the figure. */
+  addedPerStepMs: number;
+  /** ours.oneMs - bare.oneMs: what a run costs beyond its steps (lane, mirror, submission). */
+  addedPerRunMs: number;
   ratio: number;
-  /** The run whose duration was the median, read from its history. */
-  ours: HistoryBreakdown | null;
-  bare: HistoryBreakdown | null;
+  /** The median long run, read from its history. */
+  oursHistory: HistoryBreakdown | null;
+  bareHistory: HistoryBreakdown | null;
   /** Client-observed duration minus the workflow's own (history) duration: submit and result. */
   oursOutsideMs: number;
   bareOutsideMs: number;
 }
 
-async function f2PerStep(ctx: Ctx, f1: F1Level[]): Promise<F2Result> {
-  const lowest = f1[0];
-  const oursMs = median(lowest.ours.durations);
-  const bareMs = median(lowest.bare.durations);
-  const medianId = (r: LoopResult, m: number) => r.ids[r.durations.indexOf(m)] ?? r.ids[0];
+/**
+ * The slope of run time over steps at concurrency 1: runs of 1 and of `f2Steps` steps, ours and
+ * bare interleaved so drift on a shared machine hits both. A run's fixed cost (the lane, the
+ * submission, the last mirror write) cancels out of the slope and is reported on its own.
+ */
+async function f2PerStep(ctx: Ctx, slot: () => number): Promise<F2Result> {
+  await connectDevices(ctx.devices.slice(0, 1), ctx.wsUrl);
+  const o = { one: [] as number[], long: [] as number[], longIds: [] as string[] };
+  const b = { one: [] as number[], long: [] as number[], longIds: [] as string[] };
+  for (let i = 0; i < S.f2Runs && (i < 2 || slot() > 0); i++) {
+    o.one.push((await oursRun(ctx, 0, ctx.wf.one)).ms);
+    b.one.push((await bareRun(ctx, 1)).ms);
+    const ol = await oursRun(ctx, 0, ctx.wf.long);
+    o.long.push(ol.ms);
+    o.longIds.push(ol.taskId);
+    const bl = await bareRun(ctx, S.f2Steps);
+    b.long.push(bl.ms);
+    b.longIds.push(bl.workflowId);
+  }
+  await disconnectDevices(ctx.devices.slice(0, 1));
+  const runs = o.one.length;
+  if (runs < S.f2Runs) skipped.push(`F2 rounds ${runs + 1} to ${S.f2Runs}`);
+  const side = (one: number[], long: number[]): F2Side => {
+    const oneMs = median(one);
+    const longMs = median(long);
+    return { oneMs, longMs, perStepMs: (longMs - oneMs) / (S.f2Steps - 1) };
+  };
+  const ours = side(o.one, o.long);
+  const bare = side(b.one, b.long);
   const read = async (workflowId: string, stepType: string) => {
     try {
       const h = await ctx.temporal.workflow.getHandle(workflowId).fetchHistory();
@@ -490,15 +529,19 @@ async function f2PerStep(ctx: Ctx, f1: F1Level[]): Promise<F2Result> {
       return null;
     }
   };
-  const ours = await read(workflowIdForTask(medianId(lowest.ours, oursMs)), 'dispatchStep');
-  const bare = await read(medianId(lowest.bare, bareMs), 'echo');
+  const medianId = (ms: number[], ids: string[]) => ids[ms.indexOf(median(ms))] ?? ids[0];
+  const oursHistory = await read(workflowIdForTask(medianId(o.long, o.longIds)), 'dispatchStep');
+  const bareHistory = await read(medianId(b.long, b.longIds), 'echo');
   const res: F2Result = {
-    steps: 3, concurrency: lowest.concurrency, oursMs, bareMs, perStepMs: (oursMs - bareMs) / 3, ratio: ratio(oursMs, bareMs),
-    ours, bare,
-    oursOutsideMs: ours ? oursMs - ours.durationMs : NaN,
-    bareOutsideMs: bare ? bareMs - bare.durationMs : NaN,
+    steps: S.f2Steps, runs, ours, bare,
+    addedPerStepMs: ours.perStepMs - bare.perStepMs,
+    addedPerRunMs: ours.oneMs - bare.oneMs,
+    ratio: ratio(ours.perStepMs, bare.perStepMs),
+    oursHistory, bareHistory,
+    oursOutsideMs: oursHistory ? ours.longMs - oursHistory.durationMs : NaN,
+    bareOutsideMs: bareHistory ? bare.longMs - bareHistory.durationMs : NaN,
   };
-  log(`F2: ours ${oursMs.toFixed(1)} ms, bare ${bareMs.toFixed(1)} ms per 3-step run: ${res.perStepMs.toFixed(1)} ms per step`);
+  log(`F2: per step ours ${ours.perStepMs.toFixed(1)} ms, bare ${bare.perStepMs.toFixed(1)} ms: +${res.addedPerStepMs.toFixed(1)} ms/step; per run +${res.addedPerRunMs.toFixed(1)} ms`);
   return res;
 }
 
