@@ -1,12 +1,15 @@
 // Device-facing activities, run inside the API node that holds the device's socket (task
 // queue `device-gateway.<nodeId>`): send a step to the PC and wait for its answer.
 import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { Orm } from '../src/db/orm.ts';
+import { applyRunEvents } from '../src/domain/run-mirror.ts';
 import type { Logger } from '../src/logger.ts';
 import { DeviceDisconnectedError, type DeviceSessions, type StepOutcome } from '../src/ws/device-sessions.ts';
 import type { LiveBus } from '../src/ws/live-bus.ts';
 import {
   FailureType,
   type ControlStepInput,
+  type DispatchResult,
   type DispatchStepInput,
   type GatewayActivities,
 } from './types.ts';
@@ -15,6 +18,8 @@ export interface GatewayDeps {
   sessions: DeviceSessions;
   live: LiveBus;
   logger: Logger;
+  /** Writes the run events a dispatch carries. */
+  orm: Orm;
   /** How often a dispatch heartbeats to Temporal while the device works. */
   heartbeatEveryMs?: number;
 }
@@ -33,82 +38,25 @@ function outcomeOrThrow(outcome: StepOutcome): unknown {
   });
 }
 
-export function createGatewayActivities({ sessions, live, logger, heartbeatEveryMs = 2000 }: GatewayDeps): GatewayActivities {
+export function createGatewayActivities({ sessions, live, logger, orm, heartbeatEveryMs = 2000 }: GatewayDeps): GatewayActivities {
+  /** Writes the carried events beside the step; a failure is the run's to repair, not the step's. */
+  const mirror = (input: DispatchStepInput): Promise<boolean> | null => {
+    if (!input.events) return null;
+    return applyRunEvents(orm, input.taskId, input.events).then(() => true, (err: unknown) => {
+      logger.warn({ err, taskId: input.taskId }, 'could not mirror the events a dispatch carried; the run records them');
+      return false;
+    });
+  };
+  const answer = async (mirrored: Promise<boolean> | null, output: unknown): Promise<unknown> =>
+    mirrored ? ({ output, mirrored: await mirrored } satisfies DispatchResult) : output;
+
   return {
     async dispatchStep(input: DispatchStepInput): Promise<unknown> {
-      const ctx = Context.current();
-      const session = sessions.get(input.deviceId);
-      if (!session || session.closed) throw disconnected(`device ${input.deviceId} is not connected to this node`);
-
-      // The device finished this key after its last dispatch was gone: use that answer.
-      const late = sessions.takeLate(input.deviceId, input.key);
-      if (late) return outcomeOrThrow(late);
-
-      sessions.rememberDispatch(input.deviceId, input.key);
-      let lastProgress: { percent?: number; message?: string } = {};
-      const pending = session.dispatch(
-        {
-          task_id: input.taskId,
-          step_id: input.stepId,
-          attempt: input.attempt,
-          key: input.key,
-          type: input.type,
-          params: input.params,
-          timeout_ms: input.timeoutMs,
-        },
-        (p) => {
-          lastProgress = p;
-          ctx.heartbeat(p);
-          live.publish({
-            userId: session.userId,
-            event: {
-              task_id: input.taskId,
-              kind: 'step.progress',
-              at: Date.now(),
-              data: { step_id: input.stepId, key: input.key, attempt: input.attempt, ...p },
-            },
-          });
-        },
-      );
-
-      const beat = setInterval(() => {
-        ctx.heartbeat(lastProgress);
-        const last = session.lastActivity(input.key);
-        if (input.heartbeatTimeoutMs && last !== undefined && Date.now() - last > input.heartbeatTimeoutMs) {
-          // The device went quiet on this step: abort it; the workflow may try again.
-          const message = `no progress from the device for ${input.heartbeatTimeoutMs} ms`;
-          session.send({ type: 'step/abort', payload: { key: input.key, reason: 'heartbeat_timeout' } });
-          pending.cancel(ApplicationFailure.create({
-            type: FailureType.StepError, message, nonRetryable: true,
-            details: [{ code: 'STEP_HEARTBEAT_TIMEOUT', message, retryable: true }],
-          }));
-        }
-      }, Math.min(heartbeatEveryMs, Math.max(100, Math.floor((input.heartbeatTimeoutMs ?? heartbeatEveryMs) / 4))));
-      const timeout = setTimeout(() => {
-        session.send({ type: 'step/abort', payload: { key: input.key, reason: 'timeout' } });
-        pending.cancel(
-          ApplicationFailure.create({
-            type: FailureType.StepError,
-            message: `step timed out after ${input.timeoutMs} ms`,
-            details: [{ code: 'STEP_TIMEOUT', message: `step timed out after ${input.timeoutMs} ms` }],
-            nonRetryable: true,
-          }),
-        );
-      }, input.timeoutMs);
-      // Temporal delivers cancellation through heartbeats: abort the step on the device.
-      ctx.cancelled.catch((err) => {
-        session.send({ type: 'step/abort', payload: { key: input.key, reason: 'cancelled' } });
-        pending.cancel(err);
-      });
+      const mirrored = mirror(input);
       try {
-        return outcomeOrThrow(await pending.outcome);
-      } catch (err) {
-        if (err instanceof DeviceDisconnectedError) throw disconnected(err.message);
-        throw err;
+        return await answer(mirrored, await deliver(input));
       } finally {
-        clearInterval(beat);
-        clearTimeout(timeout);
-        logger.debug({ key: input.key }, 'step dispatch finished');
+        await mirrored; // never leave a write running past the activity
       }
     },
 
@@ -119,4 +67,82 @@ export function createGatewayActivities({ sessions, live, logger, heartbeatEvery
       return true;
     },
   };
+
+  /** Sends the step to the device and waits for its answer (or the late one already there). */
+  async function deliver(input: DispatchStepInput): Promise<unknown> {
+    const ctx = Context.current();
+    const session = sessions.get(input.deviceId);
+    if (!session || session.closed) throw disconnected(`device ${input.deviceId} is not connected to this node`);
+
+    // The device finished this key after its last dispatch was gone: use that answer.
+    const late = sessions.takeLate(input.deviceId, input.key);
+    if (late) return outcomeOrThrow(late);
+
+    sessions.rememberDispatch(input.deviceId, input.key);
+    let lastProgress: { percent?: number; message?: string } = {};
+    const pending = session.dispatch(
+      {
+        task_id: input.taskId,
+        step_id: input.stepId,
+        attempt: input.attempt,
+        key: input.key,
+        type: input.type,
+        params: input.params,
+        timeout_ms: input.timeoutMs,
+      },
+      (p) => {
+        lastProgress = p;
+        ctx.heartbeat(p);
+        live.publish({
+          userId: session.userId,
+          event: {
+            task_id: input.taskId,
+            kind: 'step.progress',
+            at: Date.now(),
+            data: { step_id: input.stepId, key: input.key, attempt: input.attempt, ...p },
+          },
+        });
+      },
+    );
+
+    const beat = setInterval(() => {
+      ctx.heartbeat(lastProgress);
+      const last = session.lastActivity(input.key);
+      if (input.heartbeatTimeoutMs && last !== undefined && Date.now() - last > input.heartbeatTimeoutMs) {
+        // The device went quiet on this step: abort it; the workflow may try again.
+        const message = `no progress from the device for ${input.heartbeatTimeoutMs} ms`;
+        session.send({ type: 'step/abort', payload: { key: input.key, reason: 'heartbeat_timeout' } });
+        pending.cancel(ApplicationFailure.create({
+          type: FailureType.StepError, message, nonRetryable: true,
+          details: [{ code: 'STEP_HEARTBEAT_TIMEOUT', message, retryable: true }],
+        }));
+      }
+    }, Math.min(heartbeatEveryMs, Math.max(100, Math.floor((input.heartbeatTimeoutMs ?? heartbeatEveryMs) / 4))));
+    const timeout = setTimeout(() => {
+      session.send({ type: 'step/abort', payload: { key: input.key, reason: 'timeout' } });
+      pending.cancel(
+        ApplicationFailure.create({
+          type: FailureType.StepError,
+          message: `step timed out after ${input.timeoutMs} ms`,
+          details: [{ code: 'STEP_TIMEOUT', message: `step timed out after ${input.timeoutMs} ms` }],
+          nonRetryable: true,
+        }),
+      );
+    }, input.timeoutMs);
+    // Temporal delivers cancellation through heartbeats: abort the step on the device.
+    ctx.cancelled.catch((err) => {
+      session.send({ type: 'step/abort', payload: { key: input.key, reason: 'cancelled' } });
+      pending.cancel(err);
+    });
+    try {
+      return outcomeOrThrow(await pending.outcome);
+    } catch (err) {
+      if (err instanceof DeviceDisconnectedError) throw disconnected(err.message);
+      throw err;
+    } finally {
+      clearInterval(beat);
+      clearTimeout(timeout);
+      logger.debug({ key: input.key }, 'step dispatch finished');
+    }
+  }
 }

@@ -23,6 +23,18 @@ export interface DispatchStepInput {
   timeoutMs: number;
   /** Fail the step (retryable) when the device shows no progress for this long. */
   heartbeatTimeoutMs?: number;
+  /**
+   * Run events the step carries (pipelined runs): the gateway writes them to the mirror beside
+   * the dispatch, and the result is then a DispatchResult. Monitors read them from history.
+   */
+  events?: RunEvent[];
+}
+
+/** What dispatchStep returns when its input carried events. */
+export interface DispatchResult {
+  output: unknown;
+  /** Whether the carried events reached the mirror; if not, the run records them itself. */
+  mirrored: boolean;
 }
 
 export interface ControlStepInput {

@@ -54,7 +54,7 @@ export async function startApiNode(deps: ApiNodeDeps): Promise<ApiNode> {
     connection: deps.workerConnection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: gatewayQueue(config.NODE_ID),
-    activities: createGatewayActivities({ sessions, live, logger: logger.child({ component: 'gateway' }) }),
+    activities: createGatewayActivities({ sessions, live, orm, logger: logger.child({ component: 'gateway' }) }),
     // Device steps mostly wait on sockets: many may be in flight at once.
     maxConcurrentActivityTaskExecutions: 2000,
     shutdownGraceTime: '10s',

@@ -136,6 +136,8 @@ export const laneWorkflowId = (deviceId: string) => `device-${deviceId}`;
 export const TASK_RUN_WORKFLOW = 'taskRunWorkflow';
 /** The activity whose scheduled inputs carry the run's durable events in history. */
 export const RECORD_EVENTS_ACTIVITY = 'recordRunEvents';
+/** Activities whose scheduled input may carry run events (`events`): a step's dispatch too. */
+export const EVENT_CARRYING_ACTIVITIES: readonly string[] = [RECORD_EVENTS_ACTIVITY, 'dispatchStep'];
 
 export const workflowIdForTask = (taskId: string) => `task-${taskId}`;
 export const gatewayQueue = (nodeId: string) => `device-gateway.${nodeId}`;

@@ -17,6 +17,7 @@ import {
 } from '@temporalio/workflow';
 import {
   FailureType,
+  type DispatchResult,
   type GatewayActivities,
   type PersistenceActivities,
   type StepErrorDetails,
@@ -66,9 +67,11 @@ const PRESENCE_RECHECK_MS = 60_000;
 const LANE_GRACE_MS = 1000;
 const DEFAULT_LOOP_MAX = 1000;
 /**
- * Runs started from this patch on dispatch a step without waiting for the mirror write before
- * it, reuse the API node that answered the last step instead of locating the device per step,
- * and release the lane while the last events are written (docs/benchmarks.md, F1/F2).
+ * Runs started from this patch on: a step's dispatch carries the events before it (the gateway
+ * writes them to the mirror beside the step, so no activity of its own), event batches are
+ * recorded side by side (the mirror folds them in seq order), the API node that answered the
+ * last step gets the next without a lookup, the submitter queues the run on its lane, and the
+ * lane is released beside the last write (docs/benchmarks.md, F1/F2).
  */
 const PIPELINED_STEPS = 'pipelined-steps';
 
@@ -367,11 +370,12 @@ class TaskRun {
       const gatewayNode = await this.awaitDevice();
       await this.boundary();
       this.beginStep(node, attempt, key, delivery);
-      // The monitor bridge reads the events once scheduled; the mirror write runs beside the step.
-      if (this.pipelined) void this.flush();
+      // Pipelined: the events so far ride with the dispatch (the monitor bridge reads them there).
+      let carried: RunEvent[] = [];
+      if (this.pipelined) [carried, this.pending] = [this.pending, []];
       else await this.flush();
       try {
-        const output = await this.dispatch(node, gatewayNode, attempt, key, params);
+        const output = await this.dispatch(node, gatewayNode, attempt, key, params, carried);
         this.lastNode = gatewayNode;
         this.inflight = null;
         this.completedSteps++;
@@ -382,6 +386,8 @@ class TaskRun {
       } catch (err) {
         this.inflight = null;
         this.lastNode = null;
+        // Whether the gateway wrote them is unknown: write them again (idempotent by seq).
+        this.record(carried);
         if (err instanceof DeviceLost) {
           this.deviceSignalled = false;
           continue;
@@ -414,6 +420,7 @@ class TaskRun {
     attempt: number,
     key: string,
     params: unknown,
+    events: RunEvent[],
   ): Promise<unknown> {
     const timeoutMs = node.timeoutMs ?? DEFAULT_STEP_TIMEOUT_MS;
     const gateway = proxyActivities<GatewayActivities>({
@@ -430,7 +437,7 @@ class TaskRun {
     const scope = new CancellationScope();
     this.inflight = { key, gatewayNode, scope };
     try {
-      return await scope.run(() =>
+      const result = await scope.run(() =>
         gateway.dispatchStep({
           taskId: this.input.taskId,
           deviceId: this.input.deviceId,
@@ -443,8 +450,13 @@ class TaskRun {
           timeoutMs,
           // Only when set: an extra field in the activity input would change recorded histories.
           ...(node.heartbeatTimeoutMs ? { heartbeatTimeoutMs: node.heartbeatTimeoutMs } : {}),
+          ...(events.length ? { events } : {}),
         }),
       );
+      if (!events.length) return result;
+      const { output, mirrored } = result as DispatchResult;
+      if (!mirrored) this.record(events);
+      return output;
     } catch (err) {
       if (isCancellation(err)) {
         if (this.state.cancelRequested) throw new RunCancelled();
@@ -649,11 +661,23 @@ class TaskRun {
     if (this.pending.length > 0) {
       const events = this.pending;
       this.pending = [];
-      this.recorder = this.recorder.then(() =>
-        CancellationScope.nonCancellable(() => this.persist.recordRunEvents({ taskId: this.input.taskId, events })),
-      );
+      this.record(events);
     }
     return this.recorder;
+  }
+
+  /** Records a batch; `recorder` settles once every batch so far is written. */
+  private record(events: RunEvent[]): void {
+    if (events.length === 0) return;
+    const write = () =>
+      CancellationScope.nonCancellable(() => this.persist.recordRunEvents({ taskId: this.input.taskId, events }));
+    if (this.pipelined) {
+      // Scheduled now, so history holds the batches in seq order; the mirror orders the writes.
+      const written = write();
+      this.recorder = Promise.all([this.recorder, written]).then(() => undefined);
+    } else {
+      this.recorder = this.recorder.then(write);
+    }
   }
 
   private track(p: Promise<unknown>): void {

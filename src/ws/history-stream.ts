@@ -7,20 +7,21 @@ import proto, { type temporal } from '@temporalio/proto';
 // CommonJS: its namespaces are not named exports under Node's ESM loader.
 const { HistoryEvent } = proto.temporal.api.history.v1;
 import type { Logger } from '../logger.ts';
-import { RECORD_EVENTS_ACTIVITY, workflowIdForTask, type RunEvent } from '../../workflows/api.ts';
+import { EVENT_CARRYING_ACTIVITIES, workflowIdForTask, type RunEvent } from '../../workflows/api.ts';
 import type { TaskEventPayload } from './protocol.ts';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 
 /**
- * Maps one history event to run events. The workflow records each event as the input of a
- * `recordRunEvents` activity, so its seq is in history; a run that ended without running our
+ * Maps one history event to run events. The workflow records each event in the input of a
+ * `recordRunEvents` activity or of the step dispatch it rides with, so its seq is in history;
+ * a batch written again (its dispatch failed) is skipped by seq. A run that ended without running our
  * code (terminated, timed out) gets a terminal event after the last one.
  */
 export function mapHistoryEvent(e: HistoryEvent, lastSeq: number, sawTerminal: boolean): RunEvent[] {
   const scheduled = e.activityTaskScheduledEventAttributes;
   if (scheduled) {
-    if (scheduled.activityType?.name !== RECORD_EVENTS_ACTIVITY) return [];
+    if (!EVENT_CARRYING_ACTIVITIES.includes(scheduled.activityType?.name ?? '')) return [];
     const payload = scheduled.input?.payloads?.[0];
     if (!payload) return [];
     const input = defaultPayloadConverter.fromPayload<{ events?: RunEvent[] }>(payload as never);
@@ -80,7 +81,9 @@ function isClose(e: HistoryEvent): boolean {
 }
 
 type Listener = (ev: TaskEventPayload) => void;
+/** A `history/event` payload, shared by every raw subscriber. */
 export interface RawHistoryEvent {
+  task_id: string;
   event_id: number;
   event: unknown;
 }
@@ -150,6 +153,7 @@ export class TaskHistoryStream {
     const id = Number(e.eventId ?? 0);
     if (this.raw.length && id <= this.raw[this.raw.length - 1].event_id) return;
     const ev: RawHistoryEvent = {
+      task_id: this.taskId,
       event_id: id,
       event: HistoryEvent.toObject(e as temporal.api.history.v1.HistoryEvent, {
         longs: String, enums: String, bytes: String,
