@@ -34,7 +34,7 @@ async function bareTask(): Promise<string> {
   const id = crypto.randomUUID();
   em.create(Task, {
     id, userId, workflowId, workflowVersionId: wf[0].id, deviceId, status: 'pending', statusReason: 'queued',
-    priority: 'medium', parameters: {}, idempotencyKey: null, temporalWorkflowId: `task-${id}`, progress: 0, lastSeq: 0,
+    priority: 'medium', parameters: {}, idempotencyKey: null, temporalWorkflowId: `task-${id}`, progress: 0, lastSeq: 0, result: null,
   });
   await em.flush();
   return id;
