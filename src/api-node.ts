@@ -11,6 +11,7 @@ import type { Orm } from './db/orm.ts';
 import { Device } from './db/entities.ts';
 import type { Logger } from './logger.ts';
 import { AccessTokens } from './domain/tokens.ts';
+import { SessionCache } from './domain/sessions.ts';
 import { createApp } from './http/app.ts';
 import { DeviceSessions } from './ws/device-sessions.ts';
 import { Gateway } from './ws/gateway.ts';
@@ -47,8 +48,10 @@ export async function startApiNode(deps: ApiNodeDeps): Promise<ApiNode> {
   const feeds = new UserFeeds(orm, logger.child({ component: 'user-feed' }));
   live.onTaskEvents((n) => feeds.onNotice(n));
   const streams = new HistoryStreams(temporal, config.TEMPORAL_NAMESPACE, logger.child({ component: 'history' }));
-  const gateway = new Gateway({ config, logger: logger.child({ component: 'ws' }), orm, temporal, tokens, sessions, live, streams, feeds });
-  const app = createApp({ config, logger, orm, temporal, tokens, sockets: gateway, counts: () => gateway.counts });
+  // Open login sessions, trusted for a moment; revocations reach every node through the bus.
+  const sessionCache = new SessionCache(live, config.SESSION_CACHE_TTL_MS);
+  const gateway = new Gateway({ config, logger: logger.child({ component: 'ws' }), orm, temporal, tokens, sessions, live, streams, feeds, sessionCache });
+  const app = createApp({ config, logger, orm, temporal, tokens, sockets: gateway, counts: () => gateway.counts, sessionCache });
 
   const worker = await Worker.create({
     connection: deps.workerConnection,

@@ -31,6 +31,12 @@ const schema = z
     ACCESS_TOKEN_TTL_S: z.coerce.number().int().min(30).default(900),
     REFRESH_TOKEN_TTL_S: z.coerce.number().int().min(60).default(30 * 24 * 3600),
     WS_HEARTBEAT_MS: z.coerce.number().int().min(1000).default(30_000),
+    /** A monitor with more unsent bytes than this loses live-only frames (progress, logs). */
+    WS_LIVE_DROP_BYTES: z.coerce.number().int().min(1024).default(256 * 1024),
+    /** A monitor with more unsent bytes than this when a durable event is due is closed with 1013. */
+    WS_OVERLOAD_CLOSE_BYTES: z.coerce.number().int().min(1024).default(4 * 1024 * 1024),
+    /** How long an API node trusts a session it found open (revocations reach it at once through NOTIFY); 0: ask PostgreSQL every time. */
+    SESSION_CACHE_TTL_MS: z.coerce.number().int().min(0).max(60_000).default(5000),
     /** How long a run waits for an offline device before it fails. */
     DEVICE_OFFLINE_TIMEOUT_MS: z.coerce.number().int().min(1000).default(24 * 3600 * 1000),
     MIGRATE_ON_BOOT: bool.default(false),
@@ -53,6 +59,9 @@ const schema = z
     USER_QUOTA_BYTES: z.coerce.number().int().min(1).default(1024 * 1024 * 1024),
   })
   .superRefine((env, ctx) => {
+    if (env.WS_LIVE_DROP_BYTES >= env.WS_OVERLOAD_CLOSE_BYTES) {
+      ctx.addIssue({ code: 'custom', path: ['WS_LIVE_DROP_BYTES'], message: 'must be below WS_OVERLOAD_CLOSE_BYTES (live frames are dropped before a monitor is closed)' });
+    }
     if (env.NODE_ENV === 'production' && !env.JWT_SECRET) {
       ctx.addIssue({ code: 'custom', path: ['JWT_SECRET'], message: 'JWT_SECRET is required in production' });
     }

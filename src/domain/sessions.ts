@@ -3,6 +3,7 @@
 // spent token again means it was stolen or replayed, so the whole session is revoked.
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { errors } from '../http/errors.ts';
+import { SESSIONS_CHANNEL } from '../ws/pg-bus.ts';
 import { hashToken, newOpaqueToken, type AccessTokens } from './tokens.ts';
 
 export interface TokenPair {
@@ -13,13 +14,69 @@ export interface TokenPair {
   token_type: 'Bearer';
 }
 
+/** What the session cache needs from the PostgreSQL bus (pg-bus.ts). */
+export interface RevocationFeed {
+  readonly listening: boolean;
+  readonly listenEpoch: number;
+  onSessionRevoked(fn: (sessionId: string) => void): () => void;
+}
+
+/**
+ * Sessions this node found open, trusted for `ttlMs`, so that an authenticated request does not
+ * read `sessions` each time. Safe across nodes: every revocation sends a NOTIFY in its own
+ * statement, and an entry counts only while the LISTEN connection that would have received it
+ * has stayed up since the entry was read (the TTL bounds what a silently dead one could miss).
+ */
+export class SessionCache {
+  private readonly open = new Map<string, { userId: string; until: number; epoch: number }>();
+  private readonly feed: RevocationFeed;
+  private readonly ttlMs: number;
+  private readonly max: number;
+  /** Bumped by every revocation: a read that overlapped one is not cached. */
+  private revocations = 0;
+
+  constructor(feed: RevocationFeed, ttlMs: number, max = 10_000) {
+    this.feed = feed;
+    this.ttlMs = ttlMs;
+    this.max = max;
+    feed.onSessionRevoked((sessionId) => this.forget(sessionId));
+  }
+
+  has(userId: string, sessionId: string): boolean {
+    const e = this.open.get(sessionId);
+    if (!e) return false;
+    if (e.userId === userId && e.until > Date.now() && e.epoch === this.feed.listenEpoch && this.feed.listening) return true;
+    this.open.delete(sessionId);
+    return false;
+  }
+
+  /** Taken before reading the database; store() keeps the answer only if it is still current. */
+  ticket(): { revocations: number; epoch: number; listening: boolean } {
+    return { revocations: this.revocations, epoch: this.feed.listenEpoch, listening: this.feed.listening };
+  }
+
+  store(userId: string, sessionId: string, t: ReturnType<SessionCache['ticket']>): void {
+    if (!this.ttlMs || !t.listening || t.revocations !== this.revocations || t.epoch !== this.feed.listenEpoch) return;
+    this.open.delete(sessionId);
+    if (this.open.size >= this.max) this.open.delete(this.open.keys().next().value!);
+    this.open.set(sessionId, { userId, until: Date.now() + this.ttlMs, epoch: t.epoch });
+  }
+
+  forget(sessionId: string): void {
+    this.revocations++;
+    this.open.delete(sessionId);
+  }
+}
+
 export class Sessions {
   private readonly tokens: AccessTokens;
   private readonly refreshTtlS: number;
+  private readonly cache?: SessionCache;
 
-  constructor(tokens: AccessTokens, refreshTtlS: number) {
+  constructor(tokens: AccessTokens, refreshTtlS: number, cache?: SessionCache) {
     this.tokens = tokens;
     this.refreshTtlS = refreshTtlS;
+    this.cache = cache;
   }
 
   /** A new session for a user who just proved who they are. */
@@ -59,29 +116,40 @@ export class Sessions {
       if (!row) throw errors.unauthenticated('refresh token invalid');
       if (row.revoked_at) throw errors.unauthenticated('session revoked');
       if (row.used_at) {
-        await tx.execute(`update sessions set revoked_at = now(), revoked_reason = 'refresh_token_reuse' where id = ?`, [row.session_id], 'run');
+        await tx.execute(REVOKE_SQL, ['refresh_token_reuse', row.session_id]);
         // Commit the revocation, then refuse: the caller gets a 401 either way.
-        return null;
+        return row.session_id;
       }
       if (row.expired) throw errors.unauthenticated('refresh token expired');
       await tx.execute('update refresh_tokens set used_at = now() where id = ?', [row.id], 'run');
       return this.issue(tx, row.user_id, row.session_id);
     }).then((pair) => {
-      if (!pair) throw errors.unauthenticated('refresh token already used: the session is revoked');
+      if (typeof pair === 'string') {
+        this.cache?.forget(pair);
+        throw errors.unauthenticated('refresh token already used: the session is revoked');
+      }
       return pair;
     });
   }
 
   async revoke(em: EntityManager, sessionId: string, reason: string): Promise<void> {
-    await em.execute(`update sessions set revoked_at = now(), revoked_reason = ? where id = ? and revoked_at is null`, [reason, sessionId], 'run');
+    await em.execute(REVOKE_SQL, [reason, sessionId]);
+    this.cache?.forget(sessionId);
   }
 
   /** Whether an access token's session is still open (its user exists, it is not revoked). */
   async isOpen(em: EntityManager, userId: string, sessionId: string): Promise<boolean> {
+    if (this.cache?.has(userId, sessionId)) return true;
+    const ticket = this.cache?.ticket();
     const rows = await em.execute<{ ok: number }[]>(
       'select 1 as ok from sessions where id = ? and user_id = ? and revoked_at is null',
       [sessionId, userId],
     );
+    if (rows.length && ticket) this.cache!.store(userId, sessionId, ticket);
     return rows.length > 0;
   }
 }
+
+/** Revokes a session and, in the same statement, tells every node (delivered on commit). */
+const REVOKE_SQL = `with r as (update sessions set revoked_at = now(), revoked_reason = ? where id = ? and revoked_at is null returning id)
+  select pg_notify('${SESSIONS_CHANNEL}', id::text) from r`;

@@ -8,7 +8,7 @@ import type { Orm } from '../db/orm.ts';
 import { OwnedRepos } from '../db/owned.ts';
 import type { Logger } from '../logger.ts';
 import { Accounts } from '../domain/accounts.ts';
-import { Sessions } from '../domain/sessions.ts';
+import { Sessions, type SessionCache } from '../domain/sessions.ts';
 import { looksLikeJwt, TokenError, type AccessTokens } from '../domain/tokens.ts';
 import type { TaskEngine } from '../domain/tasks.ts';
 import { errors } from './errors.ts';
@@ -50,17 +50,19 @@ export interface AppDeps {
   sockets: DeviceSockets;
   /** This node's WebSocket connections, for /metrics (the gateway's `counts`). */
   counts?: () => SocketCounts;
+  /** Open sessions this node may trust for a moment (without it, each request reads `sessions`). */
+  sessionCache?: SessionCache;
 }
 
 /** Every /api/v1 route, as data (the OpenAPI document is generated from this list). */
-export function apiRoutes(deps: Pick<AppDeps, 'config' | 'temporal' | 'tokens' | 'sockets'>): RouteSpec[] {
+export function apiRoutes(deps: Pick<AppDeps, 'config' | 'temporal' | 'tokens' | 'sockets' | 'sessionCache'>): RouteSpec[] {
   const engine: TaskEngine = {
     temporal: deps.temporal,
     taskQueue: deps.config.TASK_QUEUE,
     offlineTimeoutMs: deps.config.DEVICE_OFFLINE_TIMEOUT_MS,
     presenceStaleMs: deps.config.WS_HEARTBEAT_MS * 3,
   };
-  const sessions = new Sessions(deps.tokens, deps.config.REFRESH_TOKEN_TTL_S);
+  const sessions = new Sessions(deps.tokens, deps.config.REFRESH_TOKEN_TTL_S, deps.sessionCache);
   return [
     ...authRoutes(new Accounts(sessions), sessions, (sid) => deps.sockets.closeSession(sid, 4401, 'logged out')),
     ...deviceRoutes(deps.sockets),
@@ -75,7 +77,7 @@ export function apiRoutes(deps: Pick<AppDeps, 'config' | 'temporal' | 'tokens' |
 
 export function createApp(deps: AppDeps): Koa {
   const { logger, orm, tokens } = deps;
-  const sessions = new Sessions(tokens, deps.config.REFRESH_TOKEN_TTL_S);
+  const sessions = new Sessions(tokens, deps.config.REFRESH_TOKEN_TTL_S, deps.sessionCache);
   // Client IP: the socket's address; behind a load balancer (TRUST_PROXY) the last
   // X-Forwarded-For hop, the one the balancer appended (earlier hops are the client's to forge).
   const app = new Koa({ proxy: deps.config.TRUST_PROXY, maxIpsCount: 1 });

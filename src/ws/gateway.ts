@@ -6,8 +6,7 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../config.ts';
 import type { Orm } from '../db/orm.ts';
-import { Task } from '../db/entities.ts';
-import { Sessions } from '../domain/sessions.ts';
+import { Sessions, type SessionCache } from '../domain/sessions.ts';
 import type { Logger } from '../logger.ts';
 import { deviceForToken, markOffline, markOnline, touchPresence } from '../domain/devices.ts';
 import { recordDeviceLog } from '../domain/logs.ts';
@@ -26,6 +25,7 @@ import {
   frame,
   monitorMessageSchema,
   parseFrame,
+  sharedFrame,
   type DeviceMessage,
   type MonitorMessage,
   type ServerMessage,
@@ -35,10 +35,6 @@ import {
 type Identity =
   | { role: 'device'; deviceId: string; userId: string }
   | { role: 'monitor'; userId: string; sessionId: string; exp: number };
-
-/** Live-only frames are dropped past this much unsent data; durable ones past the next limit close 1013. */
-const LIVE_DROP_BYTES = 256 * 1024;
-const OVERLOAD_CLOSE_BYTES = 4 * 1024 * 1024;
 
 export interface GatewayDeps {
   config: Config;
@@ -50,6 +46,8 @@ export interface GatewayDeps {
   live: PgBus;
   streams: HistoryStreams;
   feeds: UserFeeds;
+  /** Shared with the REST app: open sessions trusted for a moment. */
+  sessionCache?: SessionCache;
 }
 
 interface Conn {
@@ -65,6 +63,12 @@ export class Gateway {
   private sweeper?: NodeJS.Timeout;
   private monitorCount = 0;
   private readonly monitorsBySession = new Map<string, Set<WebSocket>>();
+  /** This node's monitors by user: a live event goes to its user's monitors only. */
+  private readonly monitorsByUser = new Map<string, Set<MonitorState>>();
+  private readonly tasks: TaskLookups;
+  private readonly unlisten: (() => void)[] = [];
+  /** Slow monitors: live-only frames dropped, monitors closed with 1013 (tests and logs read it). */
+  readonly backpressure = { liveDropped: 0, overloadClosed: 0 };
   /** Set by close(): the node marks all its devices offline itself. */
   private closing = false;
 
@@ -72,7 +76,8 @@ export class Gateway {
 
   constructor(deps: GatewayDeps) {
     this.deps = deps;
-    this.sessions = new Sessions(deps.tokens, deps.config.REFRESH_TOKEN_TTL_S);
+    this.sessions = new Sessions(deps.tokens, deps.config.REFRESH_TOKEN_TTL_S, deps.sessionCache);
+    this.tasks = new TaskLookups(deps.orm);
     // ws closes a connection with 1009 when a frame is larger than maxPayload.
     this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, clientTracking: false });
   }
@@ -92,13 +97,20 @@ export class Gateway {
     this.sweeper = setInterval(() => this.sweep(), Math.max(250, Math.floor(hb / 4)));
     this.sweeper.unref();
     // One live session per device across all nodes: a newer one elsewhere replaces ours.
-    this.deps.live.onDeviceConnected(({ deviceId, sessionId }) => {
+    this.unlisten.push(this.deps.live.onDeviceConnected(({ deviceId, sessionId }) => {
       const s = this.deps.sessions.get(deviceId);
       if (s && s.sessionId !== sessionId) {
         s.dropAll('replaced by a newer session');
         s.socket.close(CloseCode.Replaced, 'replaced by a newer session');
       }
-    });
+    }));
+    // A session revoked on any node (logout, refresh token reuse): its monitors here go too.
+    this.unlisten.push(this.deps.live.onSessionRevoked((sid) => this.closeSession(sid, CloseCode.TokenInvalid, 'session revoked')));
+    this.unlisten.push(this.deps.live.subscribe((e) => {
+      for (const m of this.monitorsByUser.get(e.userId) ?? []) {
+        if (m.subs.has(e.event.task_id) || m.userFeed) this.deliver(m.ws, { type: 'task/event', payload: e.event }, false);
+      }
+    }));
   }
 
   /** Closes a device's live session (unbound, token rotated). */
@@ -114,6 +126,7 @@ export class Gateway {
   async close(): Promise<void> {
     this.closing = true;
     clearInterval(this.sweeper);
+    for (const off of this.unlisten.splice(0)) off();
     for (const c of this.conns) c.ws.close(CloseCode.GoingAway, 'server shutting down; reconnect');
     const deadline = Date.now() + 2000;
     while (this.conns.size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
@@ -275,20 +288,10 @@ export class Gateway {
     const expiry = setTimeout(() => ws.close(CloseCode.TokenInvalid, 'token expired'), Math.max(0, id.exp * 1000 - Date.now()));
     expiry.unref();
 
-    const m: MonitorState = { ws, userId: id.userId, subs: new Map(), userFeed: null, deliver: () => undefined };
-    m.deliver = (ev: TaskEventPayload) => {
-      const durable = ev.seq !== undefined;
-      if (durable && ws.bufferedAmount > OVERLOAD_CLOSE_BYTES) {
-        // Too far behind: the monitor resumes with after_seq once it reconnects.
-        ws.close(CloseCode.Overloaded, 'too far behind; resubscribe with after_seq');
-        return;
-      }
-      if (!durable && ws.bufferedAmount > LIVE_DROP_BYTES) return; // live-only frames go first
-      send(ws, { type: 'task/event', payload: ev });
-    };
-    const unlive = this.deps.live.subscribe((e) => {
-      if (e.userId === id.userId && (m.subs.has(e.event.task_id) || m.userFeed)) m.deliver(e.event);
-    });
+    const m: MonitorState = { ws, userId: id.userId, subs: new Map(), userFeed: null };
+    const mine = this.monitorsByUser.get(id.userId) ?? new Set<MonitorState>();
+    mine.add(m);
+    this.monitorsByUser.set(id.userId, mine);
     ws.on('message', (data, isBinary) => {
       conn.lastSeen = Date.now();
       const parsed = decode(ws, data, isBinary, monitorMessageSchema);
@@ -303,11 +306,33 @@ export class Gateway {
       clearTimeout(expiry);
       peers.delete(ws);
       if (peers.size === 0) this.monitorsBySession.delete(id.sessionId);
-      unlive();
+      mine.delete(m);
+      if (mine.size === 0 && this.monitorsByUser.get(id.userId) === mine) this.monitorsByUser.delete(id.userId);
       m.userFeed?.();
       for (const detach of m.subs.values()) detach();
       m.subs.clear();
     });
+  }
+
+  /**
+   * Sends a run's event (or raw history event) to a monitor, serialized once for all of them.
+   * Backpressure: live-only frames are dropped past WS_LIVE_DROP_BYTES unsent; a durable one
+   * due past WS_OVERLOAD_CLOSE_BYTES closes the monitor with 1013 (it resumes with after_seq).
+   */
+  private deliver(ws: WebSocket, msg: Extract<ServerMessage, { type: 'task/event' | 'history/event' }>, durable: boolean): void {
+    if (ws.readyState !== ws.OPEN) return;
+    const unsent = ws.bufferedAmount;
+    if (durable && unsent > this.deps.config.WS_OVERLOAD_CLOSE_BYTES) {
+      this.backpressure.overloadClosed++;
+      this.deps.logger.warn({ unsent }, 'monitor too far behind; closing with 1013');
+      ws.close(CloseCode.Overloaded, 'too far behind; resubscribe with after_seq');
+      return;
+    }
+    if (!durable && unsent > this.deps.config.WS_LIVE_DROP_BYTES) {
+      this.backpressure.liveDropped++;
+      return;
+    }
+    ws.send(sharedFrame(msg));
   }
 
   private async onMonitorMessage(m: MonitorState, msg: MonitorMessage, re: string): Promise<void> {
@@ -320,15 +345,15 @@ export class Gateway {
         if ('scope' in msg.payload) {
           m.userFeed?.();
           m.userFeed = this.deps.feeds.add(m.userId, {
-            event: (ev) => m.deliver(ev),
+            event: (ev) => this.deliver(ws, { type: 'task/event', payload: ev }, ev.seq !== undefined),
             notify: (n) => send(ws, { type: 'notification', payload: n }),
           });
           send(ws, { type: 'subscribed', payload: { scope: 'user' } }, re);
           return;
         }
         const { task_id: taskId, after_seq: afterSeq = 0, raw = false } = msg.payload;
-        const task = await this.deps.orm.em.fork().findOne(Task, { id: taskId, userId: m.userId }, { fields: ['id', 'status'] });
-        if (!task) {
+        const task = await this.tasks.get(taskId);
+        if (!task || task.userId !== m.userId) {
           send(ws, { type: 'error', payload: { code: WsErrorCode.NotFound, message: 'task not found' } }, re);
           return;
         }
@@ -336,8 +361,8 @@ export class Gateway {
         m.subs.get(taskId)?.();
         send(ws, { type: 'subscribed', payload: { task_id: taskId, status: task.status, ...(raw ? { raw } : {}) } }, re);
         m.subs.set(taskId, raw
-          ? this.deps.streams.watchRaw(taskId, (ev) => send(ws, { type: 'history/event', payload: { task_id: taskId, ...ev } }), afterSeq)
-          : this.deps.streams.watch(taskId, m.deliver, afterSeq));
+          ? this.deps.streams.watchRaw(taskId, (ev) => this.deliver(ws, { type: 'history/event', payload: ev }, true), afterSeq)
+          : this.deps.streams.watch(taskId, (ev) => this.deliver(ws, { type: 'task/event', payload: ev }, true), afterSeq));
         return;
       }
       case 'unsubscribe': {
@@ -364,7 +389,51 @@ interface MonitorState {
   subs: Map<string, () => void>;
   /** Detach from the user feed, when subscribed to `{scope: "user"}`. */
   userFeed: (() => void) | null;
-  deliver: (ev: TaskEventPayload) => void;
+}
+
+/**
+ * A task's owner and status for subscribes, read in batches: every subscribe that arrives
+ * while a read is running waits for the next one, so a burst of monitors costs a few queries,
+ * and each answer is read after its subscribe arrived (a deleted task is refused).
+ */
+class TaskLookups {
+  private readonly orm: Orm;
+  private pending = new Map<string, ((row: { userId: string; status: string } | null, err?: unknown) => void)[]>();
+  private running = false;
+
+  constructor(orm: Orm) {
+    this.orm = orm;
+  }
+
+  get(taskId: string): Promise<{ userId: string; status: string } | null> {
+    return new Promise((resolve, reject) => {
+      const waiters = this.pending.get(taskId) ?? [];
+      waiters.push((row, err) => (err ? reject(err) : resolve(row)));
+      this.pending.set(taskId, waiters);
+      if (!this.running) {
+        this.running = true;
+        setImmediate(() => void this.drain());
+      }
+    });
+  }
+
+  private async drain(): Promise<void> {
+    while (this.pending.size) {
+      const batch = [...this.pending].slice(0, 500);
+      for (const [id] of batch) this.pending.delete(id);
+      try {
+        const rows = await this.orm.em.getConnection().execute<{ id: string; user_id: string; status: string }[]>(
+          `select id, user_id, status from tasks where id in (${batch.map(() => '?').join(', ')})`,
+          batch.map(([id]) => id),
+        );
+        const found = new Map(rows.map((r) => [r.id, { userId: r.user_id, status: r.status }]));
+        for (const [id, waiters] of batch) for (const w of waiters) w(found.get(id) ?? null);
+      } catch (err) {
+        for (const [, waiters] of batch) for (const w of waiters) w(null, err);
+      }
+    }
+    this.running = false;
+  }
 }
 
 function send(ws: WebSocket, msg: ServerMessage, re?: string): void {

@@ -3,7 +3,10 @@
 //   device to monitors on every node;
 // - `jarvis_events`: "task T of user U has durable events up to seq S", sent by the run
 //   mirror inside its transaction (so only committed events are announced), for monitors
-//   subscribed to a whole user (`{scope: "user"}`).
+//   subscribed to a whole user (`{scope: "user"}`);
+// - `jarvis_devices`: a device's new session (older ones elsewhere close 4409);
+// - `jarvis_sessions`: a revoked login session id, sent in the revoking statement, so that
+//   every node drops it from its session cache and closes its monitor sockets.
 import pg from 'pg';
 import type { Logger } from '../logger.ts';
 import type { LiveBus, LiveEvent } from './live-bus.ts';
@@ -12,6 +15,7 @@ export const LIVE_CHANNEL = 'jarvis_live';
 export const EVENTS_CHANNEL = 'jarvis_events';
 /** "device D connected with session S": other nodes close their older session of D (4409). */
 export const DEVICES_CHANNEL = 'jarvis_devices';
+export const SESSIONS_CHANNEL = 'jarvis_sessions';
 /** PostgreSQL rejects NOTIFY payloads of 8000 bytes or more. */
 const MAX_PAYLOAD = 7900;
 
@@ -30,7 +34,12 @@ export class PgBus implements LiveBus {
   private readonly liveListeners = new Set<(e: LiveEvent) => void>();
   private readonly noticeListeners = new Set<(n: TaskEventsNotice) => void>();
   private readonly deviceListeners = new Set<(d: { deviceId: string; sessionId: string }) => void>();
+  private readonly revokedListeners = new Set<(sessionId: string) => void>();
   private closed = false;
+  /** Whether LISTEN is up now: notices sent meanwhile reach this node. */
+  listening = false;
+  /** Changes each time LISTEN is lost or regained (notices in between may be lost). */
+  listenEpoch = 0;
   private retry = 200;
 
   constructor(databaseUrl: string, nodeId: string, logger: Logger) {
@@ -41,25 +50,32 @@ export class PgBus implements LiveBus {
   }
 
   async start(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.databaseUrl });
+    // Keepalive: a silently dead connection is noticed (and the session cache stops trusting it).
+    const client = new pg.Client({ connectionString: this.databaseUrl, keepAlive: true });
     client.on('notification', (msg) => this.onNotification(msg.channel, msg.payload));
-    client.on('error', (err) => {
+    const lost = (err?: Error) => {
+      if (this.listener !== client) return;
       this.logger.warn({ err }, 'LISTEN connection lost; reconnecting');
       void this.reconnect();
-    });
+    };
+    client.on('error', lost);
+    client.on('end', () => lost());
     await client.connect();
-    await client.query(`listen ${LIVE_CHANNEL}`);
-    await client.query(`listen ${EVENTS_CHANNEL}`);
-    await client.query(`listen ${DEVICES_CHANNEL}`);
+    await client.query(`listen ${LIVE_CHANNEL}; listen ${EVENTS_CHANNEL}; listen ${DEVICES_CHANNEL}; listen ${SESSIONS_CHANNEL}`);
     this.listener = client;
     this.retry = 200;
+    this.listenEpoch++;
+    this.listening = true;
   }
 
   private async reconnect(): Promise<void> {
     if (this.closed) return;
-    this.listener?.removeAllListeners('notification');
-    await this.listener?.end().catch(() => undefined);
+    this.listening = false;
+    this.listenEpoch++;
+    const old = this.listener;
     this.listener = undefined;
+    old?.removeAllListeners('notification');
+    await old?.end().catch(() => undefined);
     await new Promise((r) => setTimeout(r, this.retry));
     this.retry = Math.min(this.retry * 2, 5000);
     try {
@@ -72,6 +88,10 @@ export class PgBus implements LiveBus {
 
   private onNotification(channel: string, payload: string | undefined): void {
     if (!payload) return;
+    if (channel === SESSIONS_CHANNEL) {
+      for (const fn of this.revokedListeners) fn(payload); // the session id itself
+      return;
+    }
     try {
       const msg = JSON.parse(payload);
       if (channel === LIVE_CHANNEL) {
@@ -124,12 +144,23 @@ export class PgBus implements LiveBus {
     return () => this.deviceListeners.delete(fn);
   }
 
+  /** A login session was revoked (logout, refresh token reuse), on any node. */
+  onSessionRevoked(fn: (sessionId: string) => void): () => void {
+    this.revokedListeners.add(fn);
+    return () => this.revokedListeners.delete(fn);
+  }
+
   async close(): Promise<void> {
     this.closed = true;
+    this.listening = false;
+    this.listenEpoch++;
+    this.revokedListeners.clear();
     this.liveListeners.clear();
     this.noticeListeners.clear();
     this.deviceListeners.clear();
-    await this.listener?.end().catch(() => undefined);
+    const listener = this.listener;
+    this.listener = undefined;
+    await listener?.end().catch(() => undefined);
     await this.pool.end().catch(() => undefined);
   }
 }

@@ -143,6 +143,23 @@ export function frame(msg: ServerMessage, re?: string): string {
   return JSON.stringify({ id: crypto.randomUUID(), type: msg.type, ts: Date.now(), ...(re ? { re } : {}), payload: msg.payload });
 }
 
+/** Payloads serialized so far, by payload object (collected with it). */
+const serialized = new WeakMap<object, string>();
+
+/**
+ * The same text as frame() for a payload sent to many sockets (a run's event to all its
+ * monitors): the payload is serialized once, only `id` and `ts` are new per frame. The payload
+ * object must not change after its first send.
+ */
+export function sharedFrame(msg: ServerMessage): string {
+  let json = serialized.get(msg.payload);
+  if (json === undefined) {
+    json = JSON.stringify(msg.payload);
+    serialized.set(msg.payload, json);
+  }
+  return `{"id":"${crypto.randomUUID()}","type":${JSON.stringify(msg.type)},"ts":${Date.now()},"payload":${json}}`;
+}
+
 export type ParseResult<T> =
   | { ok: true; envelope: Envelope; message: T }
   | { ok: false; re?: string; code: number; message: string; errors?: { path: string; message: string }[] };
