@@ -40,6 +40,9 @@ export function applyEvents(task: TaskMirror, events: RunEvent[]): StepWrite[] {
     const d = ev.data;
     switch (ev.kind) {
       case 'run.pending':
+        // A paused run that starts waiting (for its lane, for its device) stays paused: the
+        // user resumes it, and only then does it wait as pending.
+        if (task.status === 'paused') break;
         task.status = 'pending';
         task.statusReason = str(d.reason);
         break;
