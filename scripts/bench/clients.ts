@@ -54,6 +54,14 @@ export function linear(n: number, type: string, params: Record<string, unknown> 
 /** What the simulated PCs do: echo at once, or hold until the step is aborted. */
 export const BENCH_HANDLERS: Record<string, StepHandler> = {
   'bench.echo': async (params) => ({ echo: params }),
+  // Some work: `ms` give or take half, held while paused, stopped by an abort.
+  'bench.work': async (params, ctx) => {
+    const ms = Number((params as { ms?: number }).ms ?? 20);
+    await ctx.whilePaused();
+    await abortableSleep(ms / 2 + Math.random() * ms, ctx.signal);
+    await ctx.whilePaused();
+    return { worked: true };
+  },
   'bench.hold': async (_params, ctx) => {
     await abortableSleep(60 * 60 * 1000, ctx.signal);
     return { held: true };

@@ -103,6 +103,8 @@ export interface ProfileSummary {
 
 export interface ServerCommands {
   memory: { args: undefined; result: MemorySample };
+  /** Open handles and requests of the server's event loop, by type (process.getActiveResourcesInfo). */
+  handles: { args: undefined; result: Record<string, number> };
   counts: { args: undefined; result: { devices: number; monitors: number; bareSockets: number; streams: number } };
   polls: { args: { taskId: string }; result: { polls: number | null; streams: number } };
   bareFrames: { args: { frames: string[] }; result: number };

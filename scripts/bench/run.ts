@@ -14,8 +14,7 @@
 //   --only F1,F5       measure only these figures
 //
 // Loopback only (127.0.0.1); every request loop is bounded in count and in time.
-import { fork, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, relative, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import autocannon from 'autocannon';
@@ -33,10 +32,10 @@ import { BenchDevice, LiteSocket, Rest, connectDevices, disconnectDevices, linea
 import { historyBreakdown, type HistoryBreakdown } from './history.ts';
 import {
   ROOT, machineInfo, median, percentile, pool, ratio, sleep, until,
-  type CommandName, type MachineInfo, type MemorySample, type ProfileSummary, type ReplyMessage,
-  type ServerCommands, type ServerReady, type ServerSetup,
+  type MachineInfo, type MemorySample, type ProfileSummary, type ServerSetup,
 } from './lib.ts';
 import { renderReport, type Results } from './report.ts';
+import { ServerProcess } from './server-process.ts';
 
 // ---- options ----------------------------------------------------------------------------------
 
@@ -158,79 +157,6 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     log(`${sig}: stopping`);
     void cleanup().finally(() => process.exit(130));
   });
-}
-
-// ---- the server process -----------------------------------------------------------------------
-
-class ServerProcess {
-  readonly child: ChildProcess;
-  private nextId = 1;
-  private readonly pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
-  readonly ready: Promise<ServerReady>;
-
-  constructor(setup: ServerSetup, logFile: string) {
-    const fd = openSync(logFile, 'a');
-    this.child = fork(resolve(import.meta.dirname, 'server.ts'), [], {
-      cwd: ROOT,
-      // Bytecode flushing would free memory long after the GCs of a measurement: off.
-      execArgv: [...process.execArgv.filter((a) => !a.startsWith('--cpu-prof')), '--expose-gc', '--no-flush-bytecode'],
-      env: { ...process.env, BENCH_SETUP: JSON.stringify(setup) },
-      stdio: ['ignore', fd, fd, 'ipc'],
-    });
-    closeSync(fd);
-    this.ready = new Promise((resolve, reject) => {
-      this.child.once('exit', (code) => reject(new Error(`the bench server exited (code ${code}); see ${relative(ROOT, logFile)}`)));
-      this.child.on('message', (raw) => {
-        const msg = raw as ServerReady | ReplyMessage;
-        if ('type' in msg && msg.type === 'ready') return resolve(msg);
-        const r = msg as ReplyMessage;
-        const p = this.pending.get(r.id);
-        if (!p) return;
-        this.pending.delete(r.id);
-        if (r.ok) p.resolve(r.result);
-        else p.reject(new Error(r.error));
-      });
-    });
-    this.child.once('exit', () => {
-      for (const p of this.pending.values()) p.reject(new Error('the bench server exited'));
-      this.pending.clear();
-    });
-  }
-
-  call<K extends CommandName>(cmd: K, args?: ServerCommands[K]['args'], timeoutMs = 60_000): Promise<ServerCommands[K]['result']> {
-    const id = this.nextId++;
-    if (process.env.BENCH_DEBUG && cmd === 'memory') {
-      const start = Date.now();
-      return this.send(id, cmd, args, timeoutMs).then((r) => {
-        log(`memory ${Date.now() - start} ms: ${JSON.stringify(r)}`);
-        return r;
-      });
-    }
-    return this.send(id, cmd, args, timeoutMs);
-  }
-
-  private send<K extends CommandName>(id: number, cmd: K, args: ServerCommands[K]['args'] | undefined, timeoutMs: number): Promise<ServerCommands[K]['result']> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        reject(new Error(`bench server command ${cmd} timed out`));
-      }, timeoutMs);
-      this.pending.set(id, {
-        resolve: (v) => { clearTimeout(timer); resolve(v as ServerCommands[K]['result']); },
-        reject: (e) => { clearTimeout(timer); reject(e); },
-      });
-      this.child.send({ id, cmd, args });
-    });
-  }
-
-  async stop(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    const exited = new Promise<void>((r) => this.child.once('exit', () => r()));
-    await this.call('stop', undefined, 5000).catch(() => this.child.kill('SIGTERM'));
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 20_000);
-    await exited;
-    clearTimeout(timer);
-  }
 }
 
 // ---- the run ----------------------------------------------------------------------------------

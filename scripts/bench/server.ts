@@ -164,6 +164,11 @@ const handlers: Handlers = {
     for (const port of probes) threadHeap += await measureThread(port);
     return { heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers, rss: m.rss, threadHeap, threads: probes.size };
   },
+  async handles() {
+    const byType: Record<string, number> = {};
+    for (const t of process.getActiveResourcesInfo()) byType[t] = (byType[t] ?? 0) + 1;
+    return byType;
+  },
   async counts() {
     const c = node.gateway.counts;
     return { devices: c.devices, monitors: c.monitors, bareSockets: bareSockets.size, streams: node.streams.size };
