@@ -150,10 +150,16 @@ export async function submitTask(
   return { task, created: true };
 }
 
+/** A task and its steps in one query (GET /tasks/:id is the hottest read of the API). */
 export async function taskWithSteps(repos: OwnedRepos, id: string) {
-  const task = await repos.get(Task, id, 'task');
-  const steps = await repos.em.find(TaskStep, { taskId: task.id }, { orderBy: { startedAt: 'asc', attempt: 'asc' } });
-  return { task, steps };
+  const row = await repos.rawOne('tasks', id,
+    `coalesce((select json_agg(s order by s.started_at, s.attempt) from task_steps s where s.task_id = t.id), '[]'::json) as steps`);
+  if (!row) throw errors.notFound('task');
+  const { steps, ...task } = row;
+  return {
+    task: repos.em.map(Task, task),
+    steps: (steps as Record<string, unknown>[]).map((s) => repos.em.map(TaskStep, s)),
+  };
 }
 
 /** Where a pending run stands in its device's queue (0: it holds the device). */

@@ -84,6 +84,12 @@ describe('the slice', () => {
     expect(task.steps.map((s: { step_id: string; status: string }) => [s.step_id, s.status])).toEqual([
       ['s1', 'completed'], ['s2', 'completed'], ['s3', 'completed'],
     ]);
+    const isoTime = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+    expect(task.steps[0]).toMatchObject({
+      key: `${taskId}:s1:1`, attempt: 1, output: { echo: { text: 'hello world' } }, error: null,
+      started_at: expect.stringMatching(isoTime), finished_at: expect.stringMatching(isoTime),
+    });
+    expect(task).toMatchObject({ created_at: expect.stringMatching(isoTime), finished_at: expect.stringMatching(isoTime), last_seq: 9 });
     expect(task.result.s1).toEqual({ echo: { text: 'hello world' } });
     expect(task.result.s2).toEqual({ echo: { previous: 'hello world' } });
     expect(task.temporal.workflow_id).toBe(`task-${taskId}`);
