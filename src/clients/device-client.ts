@@ -44,14 +44,24 @@ export const DEFAULT_MAX_KEYS = 10_000;
 
 // ---- finished keys ----------------------------------------------------------------------------
 
-/** Where finished keys are kept. In memory by default; a PC app keeps them on disk. */
+/**
+ * Where finished keys are kept, and the keys whose step began and has not finished. In memory
+ * by default; a PC app keeps them on disk, so that a step it was running when it died is never
+ * started again under the same key (it answers STEP_INTERRUPTED instead).
+ */
 export interface KeyStore {
   get(key: string): StepAnswer | undefined;
+  /** Records the answer; the key is no longer "started". */
   set(key: string, answer: StepAnswer): void;
+  /** Records, durably, that the step of `key` is about to run. */
+  markStarted(key: string): void;
+  /** Whether the step of `key` began and never got an answer. */
+  wasStarted(key: string): boolean;
 }
 
 export class MemoryKeyStore implements KeyStore {
   private readonly map = new Map<string, StepAnswer>();
+  private readonly started = new Map<string, true>();
   private readonly max: number;
   constructor(opts: { max?: number } = {}) {
     this.max = opts.max ?? DEFAULT_MAX_KEYS;
@@ -60,9 +70,17 @@ export class MemoryKeyStore implements KeyStore {
     return this.map.get(key);
   }
   set(key: string, answer: StepAnswer) {
+    this.started.delete(key);
     this.map.delete(key);
     this.map.set(key, answer);
     evictOldest(this.map, this.max);
+  }
+  markStarted(key: string) {
+    this.started.set(key, true);
+    evictOldest(this.started, this.max);
+  }
+  wasStarted(key: string) {
+    return this.started.has(key);
   }
   get size(): number {
     return this.map.size;
@@ -77,14 +95,15 @@ export interface FileStoreOptions {
 }
 
 /**
- * Finished keys in a JSON-lines file: one `{"key","answer","at"}` line appended per answer,
- * read back at construction. Bounded: the newest `max` keys are kept, and the file is
+ * Finished keys in a JSON-lines file: one `{"key","answer","at"}` line appended per answer, and
+ * a `{"key","started":true,"at"}` line (fsync'd) before a step runs, read back at construction. Bounded: the newest `max` keys are kept, and the file is
  * compacted (rewritten, then renamed over) when it holds more than twice that many lines.
  * A torn last line (a crash mid-write) is skipped. One process per file.
  */
 export class FileKeyStore implements KeyStore {
   readonly path: string;
   private readonly map = new Map<string, StepAnswer>();
+  private readonly started = new Map<string, true>();
   private readonly log: JsonLines;
   private readonly max: number;
 
@@ -93,12 +112,19 @@ export class FileKeyStore implements KeyStore {
     this.max = opts.max ?? DEFAULT_MAX_KEYS;
     this.log = new JsonLines(path, opts.fsync ?? true);
     for (const rec of this.log.load()) {
-      const r = rec as { key?: unknown; answer?: unknown };
-      if (typeof r.key !== 'string' || !isAnswer(r.answer)) continue;
+      const r = rec as { key?: unknown; answer?: unknown; started?: unknown };
+      if (typeof r.key !== 'string') continue;
+      if (r.started === true) {
+        if (!this.map.has(r.key)) this.started.set(r.key, true);
+        continue;
+      }
+      if (!isAnswer(r.answer)) continue;
+      this.started.delete(r.key);
       this.map.delete(r.key);
       this.map.set(r.key, r.answer);
     }
     evictOldest(this.map, this.max);
+    evictOldest(this.started, this.max);
     if (this.log.needsRewrite || this.log.lines > this.map.size * 2 + 100) this.compact();
   }
 
@@ -107,11 +133,23 @@ export class FileKeyStore implements KeyStore {
   }
 
   set(key: string, answer: StepAnswer): void {
+    this.started.delete(key);
     this.map.delete(key);
     this.map.set(key, answer);
     evictOldest(this.map, this.max);
     this.log.append({ key, answer, at: Date.now() });
     if (this.log.lines > this.max * 2) this.compact();
+  }
+
+  markStarted(key: string): void {
+    this.started.set(key, true);
+    evictOldest(this.started, this.max);
+    this.log.append({ key, started: true, at: Date.now() });
+    if (this.log.lines > this.max * 2) this.compact();
+  }
+
+  wasStarted(key: string): boolean {
+    return this.started.has(key);
   }
 
   get size(): number {
@@ -124,7 +162,10 @@ export class FileKeyStore implements KeyStore {
   }
 
   private compact(): void {
-    this.log.rewrite([...this.map].map(([key, answer]) => ({ key, answer, at: Date.now() })));
+    this.log.rewrite([
+      ...[...this.started.keys()].map((key) => ({ key, started: true, at: Date.now() })),
+      ...[...this.map].map(([key, answer]) => ({ key, answer, at: Date.now() })),
+    ]);
   }
 }
 
@@ -605,6 +646,18 @@ export class DeviceClient {
       this.send('step/accept', { key: d.key });
       return;
     }
+    if (this.store.wasStarted(d.key)) {
+      // Begun before and never finished: the app died (or was stopped) in the middle of it, and
+      // whether it took effect is unknown. Never run a key twice: the workflow's retry policy
+      // decides whether to run the step again, under a new key.
+      this.opts.onEvent?.({ type: 'dispatch', payload: d, replayed: true });
+      const answer = errorAnswer(d.key, new StepFailure('STEP_INTERRUPTED',
+        'the device stopped during this step; it may or may not have taken effect', true));
+      this.store.set(d.key, answer);
+      this.deliver(answer);
+      return;
+    }
+    this.store.markStarted(d.key);
     this.opts.onEvent?.({ type: 'dispatch', payload: d, replayed: false });
     this.send('step/accept', { key: d.key });
     let finished!: () => void;
@@ -644,7 +697,8 @@ export class DeviceClient {
       if (r.abort.signal.aborted && !r.stopped) throw r.abort.signal.reason;
       answer = resultAnswer(d.key, output);
     } catch (err) {
-      // A step cut short by stop() did not finish: record nothing, it runs again when re-dispatched.
+      // A step cut short by stop() did not finish: no answer now; its key stays "started", so a
+      // re-dispatch is answered STEP_INTERRUPTED rather than run again.
       if (!r.stopped) answer = errorAnswer(d.key, err);
     } finally {
       this.running.delete(d.key);
