@@ -10,7 +10,7 @@ import { UsageError, clock, formatOptions, parseArgs, runCli, type Spec } from '
 const spec = {
   token: { type: 'string', env: 'JARVIS_DEVICE_TOKEN', required: true, placeholder: 'dev_...', help: 'device token, from POST /api/v1/users/devices' },
   url: { type: 'string', env: 'JARVIS_WS', default: 'ws://127.0.0.1:3000/ws', placeholder: 'ws://host:port/ws', help: 'WebSocket URL of an API node' },
-  store: { type: 'string', env: 'JARVIS_DEVICE_STORE', placeholder: 'file.jsonl', help: 'finished step keys (JSON lines; the outbox goes next to it as .outbox.jsonl; default .data/device-<token hash>.jsonl)' },
+  store: { type: 'string', env: 'JARVIS_DEVICE_STORE', placeholder: 'file.jsonl', help: 'finished and started step keys (JSON lines; the outbox goes next to it as .outbox.jsonl; default .data/device-<token hash>.jsonl)' },
   memory: { type: 'boolean', help: 'keep finished keys and the outbox in memory only (lost on exit)' },
   'grace-ms': { type: 'int', default: 5000, min: 0, help: 'on Ctrl-C, let running steps finish this long; the rest are aborted and run again on the next start' },
   'max-backoff-ms': { type: 'int', default: 10_000, min: 100, help: 'longest wait between reconnect attempts' },

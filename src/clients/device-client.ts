@@ -1,8 +1,9 @@
 // Reference device client: what a PC app embeds to run steps for Jarvis. Connects with its
 // device token, keeps the heartbeat, reconnects with backoff, runs steps through handlers,
-// remembers finished keys (a re-dispatch gets the stored answer, never a second run) and keeps
-// an outbox of answers not yet delivered. Both can live on disk (FileKeyStore, FileOutbox), so
-// a step finished while the PC was offline is delivered once after a restart too.
+// remembers finished keys (a re-dispatch gets the stored answer, never a second run) and started
+// ones (a step the app died in is answered STEP_INTERRUPTED, never run twice), and keeps an
+// outbox of answers not yet delivered. All can live on disk (FileKeyStore, FileOutbox), so a
+// step finished while the PC was offline is delivered once after a restart too.
 import { closeSync, existsSync, fdatasyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import WebSocket from 'ws';
