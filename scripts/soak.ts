@@ -16,18 +16,17 @@
 // database dropped at the end, the system under test in a child process. Loopback only.
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, relative, resolve } from 'node:path';
-import { bundleWorkflowCode } from '@temporalio/worker';
 import type { Client } from '@temporalio/client';
-import { dropDatabase, ensureDatabase, migrate, openOrm, type Orm } from '../src/db/orm.ts';
+import type { Orm } from '../src/db/orm.ts';
 import { OwnedRepos } from '../src/db/owned.ts';
 import { registerDevice } from '../src/domain/devices.ts';
-import { TEMPORAL_BIN, freePort, startDevServer } from '../src/temporal/dev-server.ts';
+import { TEMPORAL_BIN } from '../src/temporal/dev-server.ts';
 import { connectClient } from '../src/temporal/client.ts';
-import { WORKFLOWS_PATH } from '../src/task-worker.ts';
 import { workflowIdForTask, type TaskRunResult } from '../workflows/api.ts';
 import { BenchDevice, LiteSocket, Rest, connectDevices, disconnectDevices, linear, openSockets } from './bench/clients.ts';
 import { ROOT, machineInfo, median, pool, sleep, until, type MemorySample } from './bench/lib.ts';
 import { ServerProcess } from './bench/server-process.ts';
+import { prepare, type Cleanup } from './bench/system.ts';
 
 const argv = process.argv.slice(2);
 const argValue = (name: string) => {
@@ -41,7 +40,6 @@ const S = smoke
 const minutes = argValue('--minutes');
 if (minutes !== undefined) S.seconds = Math.max(0.5, Math.min(12, Number(minutes))) * 60;
 const outPath = resolve(argValue('--out') ?? resolve(ROOT, 'docs', 'soak.md'));
-const pgBase = process.env.BENCH_PG_URL ?? process.env.TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 /** Growth allowed between the first and the last third of the load, after warm-up. */
 const HEAP_GROWTH = { ratio: 0.2, bytes: 16 * 1024 * 1024 };
@@ -116,35 +114,20 @@ const problem = (p: string) => {
 
 async function main(): Promise<void> {
   log(`${smoke ? 'smoke' : 'soak'}: ${S.devices} devices, ${S.inflight} runs in flight, ${S.taskMonitors + S.feedMonitors} monitors, ${S.seconds} s`);
-  const cleanups: { what: string; fn: () => Promise<unknown> | unknown }[] = [];
+  const cleanups: Cleanup[] = [];
   const dir = resolve(ROOT, '.data', `soak-${process.pid}`);
   mkdirSync(dir, { recursive: true });
   cleanups.push({ what: 'temp dir', fn: () => rmSync(dir, { recursive: true, force: true }) });
   let stopping = false;
   try {
-    const dev = await startDevServer({ port: await freePort(), uiPort: await freePort() });
-    cleanups.push({ what: 'Temporal dev server', fn: () => dev.stop() });
-    const url = new URL(pgBase);
-    url.pathname = `/jarvis_soak_${Date.now()}`;
-    const databaseUrl = url.toString();
-    await ensureDatabase(databaseUrl);
-    cleanups.push({ what: 'database', fn: () => dropDatabase(databaseUrl) });
-    const orm = await openOrm(databaseUrl);
-    cleanups.push({ what: 'ORM', fn: () => orm.close() });
-    await migrate(orm);
-
-    const quiet = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error: console.error };
-    const workflowBundle = resolve(dir, 'workflows.js');
-    const bareBundle = resolve(dir, 'bare-workflows.js');
-    writeFileSync(workflowBundle, (await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quiet })).code);
-    writeFileSync(bareBundle, (await bundleWorkflowCode({ workflowsPath: resolve(ROOT, 'scripts', 'bench', 'bare-workflows.ts'), logger: quiet })).code);
+    const { temporalAddress, databaseUrl, orm, workflowBundle, bareBundle } = await prepare(dir, 'jarvis_soak', cleanups);
     const srv = new ServerProcess({
-      temporalAddress: dev.address, databaseUrl, workflowBundle, bareBundle,
+      temporalAddress, databaseUrl, workflowBundle, bareBundle,
       taskQueue: 'soak-task-runs', bareQueue: 'soak-bare', nodeId: 'soak-node', logLevel: 'warn', dataDir: dir,
     }, resolve(dir, 'server.log'));
     cleanups.push({ what: 'server', fn: () => srv.stop() });
     const ready = await srv.ready;
-    const temporal = await connectClient(dev.address, 'default');
+    const temporal = await connectClient(temporalAddress, 'default');
     cleanups.push({ what: 'Temporal client', fn: () => temporal.connection.close() });
     const wsUrl = `${ready.apiUrl.replace(/^http/, 'ws')}/ws`;
     log(`system up: ${ready.apiUrl}`);

@@ -19,13 +19,11 @@ import { dirname, relative, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import autocannon from 'autocannon';
 import type { Client } from '@temporalio/client';
-import { bundleWorkflowCode } from '@temporalio/worker';
-import { dropDatabase, ensureDatabase, migrate, openOrm, type Orm } from '../../src/db/orm.ts';
+import type { Orm } from '../../src/db/orm.ts';
 import { OwnedRepos } from '../../src/db/owned.ts';
 import { registerDevice } from '../../src/domain/devices.ts';
-import { TEMPORAL_BIN, freePort, startDevServer } from '../../src/temporal/dev-server.ts';
+import { TEMPORAL_BIN } from '../../src/temporal/dev-server.ts';
 import { connectClient } from '../../src/temporal/client.ts';
-import { WORKFLOWS_PATH } from '../../src/task-worker.ts';
 import { workflowIdForTask, type TaskRunResult } from '../../workflows/api.ts';
 import type { bareParkedWorkflow, bareStepsWorkflow, bareControlWorkflow } from './bare-workflows.ts';
 import { BenchDevice, LiteSocket, Rest, connectDevices, disconnectDevices, linear, openSockets } from './clients.ts';
@@ -35,6 +33,7 @@ import {
   type MachineInfo, type MemorySample, type ProfileSummary, type ServerSetup,
 } from './lib.ts';
 import { renderReport, type Results } from './report.ts';
+import { prepare } from './system.ts';
 import { ServerProcess } from './server-process.ts';
 
 // ---- options ----------------------------------------------------------------------------------
@@ -103,7 +102,6 @@ const outPath = resolve(argValue('--out') ?? resolve(ROOT, 'docs', 'benchmarks.m
 // Profiles take time the quick mode does not have: on by default only in the full run.
 const profiling = argv.includes('--no-profile') ? false : argv.includes('--profile') ? true : mode === 'full';
 const logLevel = argValue('--log-level') ?? 'warn';
-const pgBase = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const FIGURES = ['F1', 'F2', 'F3', 'F4', 'F5', 'F6'] as const;
 const onlyArg = argValue('--only')?.toUpperCase().split(',').map((x) => x.trim()).filter(Boolean);
 if (onlyArg?.some((x) => !(FIGURES as readonly string[]).includes(x))) {
@@ -179,40 +177,21 @@ async function main(): Promise<void> {
   mkdirSync(dir, { recursive: true });
   cleanups.push({ what: 'temp dir', fn: () => rmSync(dir, { recursive: true, force: true }) });
 
-  // Temporal dev server (in memory) on free ports.
-  const [tPort, uiPort] = [await freePort(), await freePort()];
-  const dev = await startDevServer({ port: tPort, uiPort });
-  cleanups.push({ what: 'Temporal dev server', fn: () => dev.stop() });
-  log(`Temporal dev server at ${dev.address}`);
-
-  // A fresh database, migrated; dropped at the end (after the server process is gone).
-  const url = new URL(pgBase);
-  url.pathname = `/jarvis_bench_${Date.now()}`;
-  const databaseUrl = url.toString();
-  await ensureDatabase(databaseUrl);
-  cleanups.push({ what: 'database', fn: () => dropDatabase(databaseUrl) });
-  const orm = await openOrm(databaseUrl);
-  await migrate(orm);
+  // A Temporal dev server, a fresh database (dropped at the end, after the server process is
+  // gone) and both workflow bundles.
+  const { temporalAddress, databaseUrl, databaseName, orm, workflowBundle, bareBundle } = await prepare(dir, 'jarvis_bench', cleanups);
   const pgVersion = String((await orm.em.fork().getConnection().execute('show server_version'))[0]?.server_version ?? '?');
-  cleanups.push({ what: 'ORM', fn: () => orm.close() });
-  log(`database ${url.pathname.slice(1)} (PostgreSQL ${pgVersion})`);
-
-  // Both workflow bundles, built once.
-  const quiet = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error: console.error };
-  const workflowBundle = resolve(dir, 'workflows.js');
-  const bareBundle = resolve(dir, 'bare-workflows.js');
-  writeFileSync(workflowBundle, (await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quiet })).code);
-  writeFileSync(bareBundle, (await bundleWorkflowCode({ workflowsPath: resolve(import.meta.dirname, 'bare-workflows.ts'), logger: quiet })).code);
+  log(`Temporal dev server at ${temporalAddress}; database ${databaseName} (PostgreSQL ${pgVersion})`);
   log('workflow bundles built');
 
   const setup: ServerSetup = {
-    temporalAddress: dev.address, databaseUrl, workflowBundle, bareBundle,
+    temporalAddress, databaseUrl, workflowBundle, bareBundle,
     taskQueue: 'bench-task-runs', bareQueue: 'bench-bare', nodeId: 'bench-node', logLevel, dataDir: dir,
   };
   const srv = new ServerProcess(setup, resolve(dir, 'server.log'));
   cleanups.push({ what: 'bench server', fn: () => srv.stop() });
   const ready = await srv.ready;
-  const temporal = await connectClient(dev.address, 'default');
+  const temporal = await connectClient(temporalAddress, 'default');
   cleanups.push({ what: 'Temporal client', fn: () => temporal.connection.close() });
   log(`server up: API ${ready.apiUrl}, bare ${ready.bareUrl}`);
 

@@ -1,13 +1,12 @@
 // `npm run bench` runs at all: its --smoke mode (tiny sizes, one data point each) as a child
 // process in plain Node, with its own Temporal dev server and database, writing its report to
 // a temp file. Checks the exit code and that every figure has a numeric ratio; no timing.
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from '@jest/globals';
+import { runScript } from '../helpers/scripts.ts';
 
-const root = resolve(import.meta.dirname, '..', '..');
 const dir = mkdtempSync(join(tmpdir(), 'bench-smoke-'));
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -15,15 +14,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describe('bench', () => {
   it('runs in --smoke mode and reports every figure with a ratio', async () => {
     const out = join(dir, 'benchmarks.md');
-    let output = '';
-    const child = spawn(process.execPath, [resolve(root, 'scripts/bench/run.ts'), '--smoke', '--out', out], {
-      cwd: root,
-      env: { ...process.env, NODE_OPTIONS: '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    child.stdout.on('data', (d) => (output += d));
-    child.stderr.on('data', (d) => (output += d));
-    const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+    const { code, output } = await runScript('scripts/bench/run.ts', ['--smoke', '--out', out]);
     if (code !== 0) throw new Error(`bench --smoke exited ${code}:\n${output.slice(-4000)}`);
     expect(existsSync(out)).toBe(true);
 

@@ -2,13 +2,12 @@
 // 100 monitors, 30 s) as a child process in plain Node, with its own Temporal dev server and
 // database, writing its report to a temp file. The soak itself fails (exit 1) on any lost or
 // duplicated event, wrong end state, failed request, unexpected close or handle leak.
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from '@jest/globals';
+import { runScript } from '../helpers/scripts.ts';
 
-const root = resolve(import.meta.dirname, '..', '..');
 const dir = mkdtempSync(join(tmpdir(), 'soak-smoke-'));
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -16,15 +15,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describe('soak', () => {
   it('runs in --smoke mode and passes every check', async () => {
     const out = join(dir, 'soak.md');
-    let output = '';
-    const child = spawn(process.execPath, [resolve(root, 'scripts/soak.ts'), '--smoke', '--out', out], {
-      cwd: root,
-      env: { ...process.env, NODE_OPTIONS: '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    child.stdout.on('data', (d) => (output += d));
-    child.stderr.on('data', (d) => (output += d));
-    const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+    const { code, output } = await runScript('scripts/soak.ts', ['--smoke', '--out', out]);
     if (code !== 0) throw new Error(`soak --smoke exited ${code}:\n${output.slice(-4000)}`);
     expect(output).toMatch(/PASSED: every check held/);
     expect(existsSync(out)).toBe(true);
