@@ -15,6 +15,7 @@ import {
   deviceOnlineSignal,
   pauseSignal,
   resumeSignal,
+  stateQuery,
   workflowIdForTask,
   type ApprovalDecision,
   type ControlRequest,
@@ -236,8 +237,13 @@ export async function controlTask(
   who: ControlRequest,
 ): Promise<{ task: Task; status: TaskStatus }> {
   const task = await repos.get(Task, id, 'task');
-  if (!ALLOWED[action].includes(task.status)) {
-    throw errors.conflict(`cannot ${action} a task that is ${task.status}`, { status: task.status });
+  let status = task.status;
+  if (!ALLOWED[action].includes(status) && !isFinished(status)) {
+    // The mirror follows the run by a moment (a resume sent right after a pause): ask the run.
+    status = (await liveStatus(temporal, task)) ?? status;
+  }
+  if (!ALLOWED[action].includes(status)) {
+    throw errors.conflict(`cannot ${action} a task that is ${status}`, { status });
   }
   try {
     await temporal.workflow.getHandle(task.temporalWorkflowId).signal(SIGNALS[action], who);
@@ -248,6 +254,17 @@ export async function controlTask(
     throw errors.unavailable(`could not reach the run: ${(err as Error).message}`);
   }
   return { task, status: RESULTING[action] };
+}
+
+/** The run's own status (its `state` query), or null when no worker answers in time. */
+async function liveStatus(temporal: Client, task: Task): Promise<TaskStatus | null> {
+  try {
+    const state = await temporal.connection.withDeadline(Date.now() + 2000, () =>
+      temporal.workflow.getHandle(task.temporalWorkflowId).query(stateQuery));
+    return state.cancelRequested ? 'cancelled' : state.status;
+  } catch {
+    return null;
+  }
 }
 
 export function isFinished(status: TaskStatus): boolean {

@@ -120,6 +120,23 @@ describe('the slice', () => {
     }, 15_000, 'visibility query');
   });
 
+  it('takes a resume sent right after a pause, before the mirror shows the pause', async () => {
+    const { taskId } = await submit(linear([
+      { type: 'demo.sleep', params: { ms: 800 } },
+      { type: 'demo.echo', params: {} },
+    ]));
+    await eventually(async () => dispatches(taskId).length === 1, 15_000, 'first dispatch');
+    for (let i = 0; i < 3; i++) {
+      // No wait in between: the PostgreSQL mirror cannot have caught up, the run has.
+      expect((await sys.api.post(`/tasks/${taskId}/pause`, {}, user.token)).status).toBe(202);
+      expect((await sys.api.post(`/tasks/${taskId}/resume`, {}, user.token)).status).toBe(202);
+    }
+    await monitor.waitFor(ended(taskId), 30_000, 'run end');
+    expect(kinds(taskId).filter((k) => k === 'run.paused')).toHaveLength(3);
+    expect(kinds(taskId).filter((k) => k === 'run.resumed')).toHaveLength(3);
+    expect(kinds(taskId).at(-1)).toBe('run.completed');
+  });
+
   it('pause is forwarded to the step in flight, which holds until resume', async () => {
     const { taskId } = await submit(linear([
       { type: 'demo.sleep', params: { ms: 1000 } },
