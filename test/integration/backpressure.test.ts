@@ -13,7 +13,8 @@ import { startSystem, type System } from '../helpers/system.ts';
 
 const LIVE_DROP = 16 * 1024;
 const OVERLOAD = 64 * 1024;
-const NOISE_LOGS = 1200;
+/** At most this many noise logs; the step stops soon after the server starts dropping them. */
+const MAX_NOISE_LOGS = 5000;
 
 let sys: System;
 let user: { token: string; userId: string };
@@ -30,14 +31,18 @@ beforeAll(async () => {
   deviceId = device.id;
   pc = await connectTestDevice(wsUrl, device.deviceToken, {
     ...testHandlers(),
-    // Live-only noise: device logs of ~6 KB each (stored, then shown live).
+    // Live-only noise: device logs of ~6 KB each (stored, then shown live), until the slow
+    // monitor's socket buffers are full and the server drops live frames for it (how much the
+    // kernel takes first varies with TCP buffer autotuning), then a little more.
     'test.noisy': async (_params, ctx) => {
-      for (let i = 0; i < NOISE_LOGS; i++) {
+      let afterDrops = 0;
+      for (let i = 0; i < MAX_NOISE_LOGS && afterDrops < 100; i++) {
         ctx.log('info', `${i} ${'n'.repeat(6000)}`);
         noiseSent.n++;
+        if (sys.nodes[0].gateway.backpressure.liveDropped > 0) afterDrops++;
         if (i % 25 === 24) await abortableSleep(20, ctx.signal);
       }
-      return { logs: NOISE_LOGS };
+      return { logs: noiseSent.n };
     },
     // Durable weight: an output of ~8 KB in step.completed (and in run.completed's outputs).
     'test.big': async (params) => ({ blob: `${(params as { n: number }).n} ${'b'.repeat(8000)}` }),
@@ -83,16 +88,17 @@ describe('a slow monitor', () => {
     await reference.waitFor(() => durable(reference.eventsOf(taskId)).some((e) => e.kind === 'run.completed'), 60_000, 'run end');
 
     // While the slow monitor was still open, live frames were dropped; then it was closed 1013.
-    await eventually(async () => gateway.backpressure.overloadClosed > before.overloadClosed, 30_000, '1013 close');
+    await eventually(async () => gateway.backpressure.overloadClosed > before.overloadClosed, 30_000,
+      `1013 close (backpressure ${JSON.stringify(gateway.backpressure)}, ${noiseSent.n} noise logs)`);
     expect(gateway.backpressure.liveDropped).toBeGreaterThan(before.liveDropped);
-    expect(noiseSent.n).toBe(NOISE_LOGS);
+    expect(noiseSent.n).toBeLessThan(MAX_NOISE_LOGS);
 
     // It reads what had been sent before the close, then the close frame: 1013.
     (slow as unknown as { _socket: { resume(): void } })._socket.resume();
     expect(await closed).toBe(1013);
     const got = frames.filter((f) => f.type === 'task/event').map((f) => f.payload as unknown as TaskEventPayload);
     const liveGot = got.filter((e) => e.seq === undefined).length;
-    expect(liveGot).toBeLessThan(NOISE_LOGS); // some live-only frames never went out
+    expect(liveGot).toBeLessThan(noiseSent.n); // some live-only frames never went out
     const seen = durable(got);
     const expected = durable(reference.eventsOf(taskId)).map((e) => `${e.seq}:${e.kind}`);
     // What it got before the close is a gap-free prefix of the full list, and not all of it.

@@ -63,7 +63,8 @@ beforeAll(async () => {
   const evil = await sys.api.post('/users/devices', { device_id: 'evil-pc', device_name: HOSTILE_NAME, os_type: 'linux' }, user.token);
   expect(evil.status).toBe(201);
   workflowId = await addWorkflow(sys.api, user.token, linear([
-    { type: 'demo.sleep', name: 'Nap', params: { ms: 2500 } },
+    // Long enough that the pause always lands while the device is still in this step.
+    { type: 'demo.sleep', name: 'Nap', params: { ms: 6000 } },
     { type: 'demo.echo', name: 'Say hi', params: { text: 'hi' } },
   ]), 'Nap then say hi');
 
