@@ -58,7 +58,15 @@ export async function deviceForToken(em: EntityManager, token: string): Promise<
 export async function markOnline(em: EntityManager, deviceId: string, nodeId: string, sessionId: string, startedAt: Date): Promise<boolean> {
   const n = await em.nativeUpdate(
     Device,
-    { id: deviceId, $or: [{ sessionStartedAt: null }, { sessionStartedAt: { $lte: startedAt } }] },
+    // The newer session wins (later start, ties by session id): the order the gateways use.
+    {
+      id: deviceId,
+      $or: [
+        { sessionStartedAt: null },
+        { sessionStartedAt: { $lt: startedAt } },
+        { sessionStartedAt: startedAt, sessionId: { $lte: sessionId } },
+      ],
+    },
     { isOnline: true, nodeId, sessionId, sessionStartedAt: startedAt, lastOnlineAt: new Date() },
   );
   return n > 0;

@@ -24,19 +24,33 @@ interface Waiter {
 /** The socket went away while a step was in flight. */
 export class DeviceDisconnectedError extends Error {}
 
+/** Which of a device's sessions is newer: later start, ties broken by session id. */
+export interface SessionOrder {
+  sessionId: string;
+  startedAt: number;
+}
+
+/** True when `a` is newer than `b`; the same order markOnline keeps in PostgreSQL. */
+export function isNewerSession(a: SessionOrder, b: SessionOrder): boolean {
+  return a.startedAt !== b.startedAt ? a.startedAt > b.startedAt : a.sessionId > b.sessionId;
+}
+
 export class DeviceSession {
   readonly deviceId: string;
   readonly userId: string;
   readonly sessionId: string;
   readonly socket: WebSocket;
+  /** When the connection was accepted (ms): orders sessions of one device across nodes. */
+  readonly startedAt: number;
   private readonly waiters = new Map<string, Waiter>();
   closed = false;
 
-  constructor(deviceId: string, userId: string, sessionId: string, socket: WebSocket) {
+  constructor(deviceId: string, userId: string, sessionId: string, socket: WebSocket, startedAt = Date.now()) {
     this.deviceId = deviceId;
     this.userId = userId;
     this.sessionId = sessionId;
     this.socket = socket;
+    this.startedAt = startedAt;
   }
 
   send(msg: ServerMessage, re?: string): void {

@@ -12,7 +12,7 @@ import { deviceForToken, markOffline, markOnline, touchPresence } from '../domai
 import { recordDeviceLog } from '../domain/logs.ts';
 import { signalDeviceOnline } from '../domain/tasks.ts';
 import { looksLikeJwt, type AccessTokens } from '../domain/tokens.ts';
-import { DeviceSession, type DeviceSessions } from './device-sessions.ts';
+import { DeviceSession, isNewerSession, type DeviceSessions } from './device-sessions.ts';
 import type { HistoryStreams } from './history-stream.ts';
 import type { PgBus } from './pg-bus.ts';
 import type { UserFeeds } from './user-feed.ts';
@@ -96,10 +96,11 @@ export class Gateway {
     const hb = this.deps.config.WS_HEARTBEAT_MS;
     this.sweeper = setInterval(() => this.sweep(), Math.max(250, Math.floor(hb / 4)));
     this.sweeper.unref();
-    // One live session per device across all nodes: a newer one elsewhere replaces ours.
-    this.unlisten.push(this.deps.live.onDeviceConnected(({ deviceId, sessionId }) => {
-      const s = this.deps.sessions.get(deviceId);
-      if (s && s.sessionId !== sessionId) {
+    // One live session per device across all nodes: a newer one elsewhere replaces ours. An
+    // announcement can land after a newer session opened here, so only a newer one closes ours.
+    this.unlisten.push(this.deps.live.onDeviceConnected((d) => {
+      const s = this.deps.sessions.get(d.deviceId);
+      if (s && s.sessionId !== d.sessionId && isNewerSession(d, s)) {
         s.dropAll('replaced by a newer session');
         s.socket.close(CloseCode.Replaced, 'replaced by a newer session');
       }
@@ -187,7 +188,7 @@ export class Gateway {
     const { sessions, orm, logger, config, temporal } = this.deps;
     const startedAt = new Date();
     const conn = this.open(ws, 'device');
-    const session = new DeviceSession(id.deviceId, id.userId, conn.sessionId, ws);
+    const session = new DeviceSession(id.deviceId, id.userId, conn.sessionId, ws, startedAt.getTime());
     const replaced = sessions.add(session);
     if (replaced) {
       replaced.dropAll('replaced by a newer session');
@@ -197,7 +198,7 @@ export class Gateway {
     let lastTouch = Date.now();
     // Presence first, then wake the runs waiting for this device.
     const ready = (async () => {
-      await this.deps.live.announceDevice(id.deviceId, conn.sessionId);
+      await this.deps.live.announceDevice({ deviceId: id.deviceId, sessionId: conn.sessionId, startedAt: startedAt.getTime() });
       if (!(await markOnline(orm.em.fork(), id.deviceId, config.NODE_ID, conn.sessionId, startedAt))) {
         // A newer session of this device exists elsewhere: this one is already replaced.
         ws.close(CloseCode.Replaced, 'replaced by a newer session');

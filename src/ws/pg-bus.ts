@@ -15,6 +15,13 @@ export const LIVE_CHANNEL = 'jarvis_live';
 export const EVENTS_CHANNEL = 'jarvis_events';
 /** "device D connected with session S": other nodes close their older session of D (4409). */
 export const DEVICES_CHANNEL = 'jarvis_devices';
+
+export interface DeviceAnnouncement {
+  deviceId: string;
+  sessionId: string;
+  /** When the session started (ms since epoch); the newer session wins. */
+  startedAt: number;
+}
 export const SESSIONS_CHANNEL = 'jarvis_sessions';
 /** PostgreSQL rejects NOTIFY payloads of 8000 bytes or more. */
 const MAX_PAYLOAD = 7900;
@@ -33,7 +40,7 @@ export class PgBus implements LiveBus {
   private listener?: pg.Client;
   private readonly liveListeners = new Set<(e: LiveEvent) => void>();
   private readonly noticeListeners = new Set<(n: TaskEventsNotice) => void>();
-  private readonly deviceListeners = new Set<(d: { deviceId: string; sessionId: string }) => void>();
+  private readonly deviceListeners = new Set<(d: DeviceAnnouncement) => void>();
   private readonly revokedListeners = new Set<(sessionId: string) => void>();
   private closed = false;
   /** Whether LISTEN is up now: notices sent meanwhile reach this node. */
@@ -101,7 +108,8 @@ export class PgBus implements LiveBus {
         for (const fn of this.noticeListeners) fn(msg as TaskEventsNotice);
       } else if (channel === DEVICES_CHANNEL) {
         if (msg.origin === this.nodeId) return;
-        for (const fn of this.deviceListeners) fn({ deviceId: msg.deviceId, sessionId: msg.sessionId });
+        const d = { deviceId: String(msg.deviceId), sessionId: String(msg.sessionId), startedAt: Number(msg.startedAt) };
+        for (const fn of this.deviceListeners) fn(d);
       }
     } catch (err) {
       this.logger.warn({ err, channel }, 'bad notification payload');
@@ -133,13 +141,17 @@ export class PgBus implements LiveBus {
   }
 
   /** Tells the other nodes that this device has a new session here. */
-  announceDevice(deviceId: string, sessionId: string): Promise<void> {
+  announceDevice(d: DeviceAnnouncement): Promise<void> {
     return this.pool
-      .query('select pg_notify($1, $2)', [DEVICES_CHANNEL, JSON.stringify({ origin: this.nodeId, deviceId, sessionId })])
+      .query('select pg_notify($1, $2)', [DEVICES_CHANNEL, JSON.stringify({ origin: this.nodeId, ...d })])
       .then(() => undefined);
   }
 
-  onDeviceConnected(fn: (d: { deviceId: string; sessionId: string }) => void): () => void {
+  /**
+   * Another node accepted a session of a device. Notifications can arrive late, after an even
+   * newer session: listeners compare `startedAt` rather than trusting arrival order.
+   */
+  onDeviceConnected(fn: (d: DeviceAnnouncement) => void): () => void {
     this.deviceListeners.add(fn);
     return () => this.deviceListeners.delete(fn);
   }

@@ -229,6 +229,30 @@ describe('protocol edges', () => {
     second.close();
   });
 
+  it('a late announcement of an older session does not close the newer one', async () => {
+    const d = await addDevice(sys.api, user.token);
+    const ws = await rawSocket(wsB, d.deviceToken);
+    let closedWith: number | null = null;
+    ws.once('close', (c) => { closedWith = c; });
+    const beat = setInterval(() => ws.readyState === ws.OPEN && ws.send(JSON.stringify({ id: 'hb', type: 'ping', payload: {} })), 500);
+    await eventually(async () => {
+      const list = (await sys.api.get('/users/devices', user.token)).body.data.list;
+      return list.find((x: { id: string; is_online: boolean }) => x.id === d.id)?.is_online === true;
+    }, 10_000, 'device online');
+    // What node B sees when NOTIFY delivers an older session's announcement after the newer
+    // session connected (the race behind the replacement above).
+    const stale = { origin: 'another-node', deviceId: d.id, sessionId: 'older-session', startedAt: Date.now() - 60_000 };
+    await sys.orm.em.getConnection().execute(`select pg_notify('jarvis_devices', ?)`, [JSON.stringify(stale)]);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(closedWith).toBeNull();
+    // A newer one still replaces it.
+    const code = closeCode(ws);
+    const newer = { ...stale, sessionId: 'newer-session', startedAt: Date.now() + 1000 };
+    await sys.orm.em.getConnection().execute(`select pg_notify('jarvis_devices', ?)`, [JSON.stringify(newer)]);
+    expect(await code).toBe(4409);
+    clearInterval(beat);
+  });
+
   it('closes sockets with 1001 when a node shuts down', async () => {
     const ws = await rawSocket(wsB, user.token);
     const code = closeCode(ws);
