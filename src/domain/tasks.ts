@@ -25,6 +25,7 @@ import type { taskRunWorkflow } from '../../workflows/task-run.ts';
 import type { Definition } from '../../workflows/definition.ts';
 import { validateDefinition } from './definition-schema.ts';
 import { requestLane } from './lanes.ts';
+import { plainRow } from '../db/rows.ts';
 import { currentVersion } from './workflows.ts';
 
 export interface TaskEngine {
@@ -151,15 +152,15 @@ export async function submitTask(
   return { task, created: true };
 }
 
-/** A task and its steps in one query (GET /tasks/:id is the hottest read of the API). */
+/** A task and its steps in one query, read-only (GET /tasks/:id is the hottest read of the API). */
 export async function taskWithSteps(repos: OwnedRepos, id: string) {
   const row = await repos.rawOne('tasks', id,
     `coalesce((select json_agg(s order by s.started_at, s.attempt) from task_steps s where s.task_id = t.id), '[]'::json) as steps`);
   if (!row) throw errors.notFound('task');
   const { steps, ...task } = row;
   return {
-    task: repos.em.map(Task, task),
-    steps: (steps as Record<string, unknown>[]).map((s) => repos.em.map(TaskStep, s)),
+    task: plainRow(repos.em, Task, task),
+    steps: (steps as Record<string, unknown>[]).map((s) => plainRow(repos.em, TaskStep, s)),
   };
 }
 

@@ -1,0 +1,40 @@
+// Rows read by raw SQL, turned into the entity's property shape without hydrating entities:
+// for hot read paths whose result is only presented (no identity map, no change tracking).
+// The column -> property map comes from MikroORM's metadata, once per entity.
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { EntityName } from '@mikro-orm/core';
+
+interface Column {
+  field: string;
+  prop: string;
+  /** A timestamp that may arrive as an ISO string (inside json_agg). */
+  date: boolean;
+}
+
+const columnsByEntity = new WeakMap<object, Column[]>();
+
+function columnsOf(em: EntityManager, entity: EntityName<object>): Column[] {
+  const meta = em.getMetadata().get(entity as never);
+  let cols = columnsByEntity.get(meta);
+  if (!cols) {
+    cols = Object.values(meta.properties)
+      .filter((p) => p.fieldNames?.length === 1 && p.persist !== false)
+      .map((p) => ({
+        field: p.fieldNames[0],
+        prop: p.name,
+        date: p.runtimeType === 'Date',
+      }));
+    columnsByEntity.set(meta, cols);
+  }
+  return cols;
+}
+
+/** A plain read-only `T` (property names, Dates) from a row of its table (column names). */
+export function plainRow<T extends object>(em: EntityManager, entity: EntityName<T>, row: Record<string, unknown>): T {
+  const out: Record<string, unknown> = {};
+  for (const c of columnsOf(em, entity as EntityName<object>)) {
+    const v = row[c.field];
+    out[c.prop] = c.date && typeof v === 'string' ? new Date(v) : v;
+  }
+  return out as T;
+}
