@@ -2,6 +2,7 @@
 import type { Client } from '@temporalio/client';
 import type { Orm } from '../src/db/orm.ts';
 import { Device } from '../src/db/entities.ts';
+import { DeviceLanes } from '../src/domain/device-lanes.ts';
 import { releaseLane, requestLane } from '../src/domain/lanes.ts';
 import { applyRunEvents } from '../src/domain/run-mirror.ts';
 import { submitForSchedule } from '../src/domain/schedules.ts';
@@ -19,6 +20,7 @@ export interface PersistenceDeps {
 }
 
 export function createPersistenceActivities({ orm, temporal, taskQueue, presenceStaleMs, offlineTimeoutMs }: PersistenceDeps): PersistenceActivities {
+  const lanes = new DeviceLanes(orm.em, temporal);
   return {
     async recordRunEvents({ taskId, events }: RecordEventsInput): Promise<void> {
       await applyRunEvents(orm, taskId, events);
@@ -39,6 +41,14 @@ export function createPersistenceActivities({ orm, temporal, taskQueue, presence
 
     async releaseLane({ deviceId, taskId }): Promise<void> {
       await releaseLane(temporal, deviceId, taskId);
+    },
+
+    async acquireDeviceLane(ticket) {
+      return lanes.acquire(ticket);
+    },
+
+    async releaseDeviceLane({ deviceId, taskId }): Promise<void> {
+      await lanes.release(deviceId, taskId);
     },
 
     async submitScheduledTask({ scheduleId, firingId }) {

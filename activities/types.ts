@@ -1,5 +1,5 @@
 // Activity contracts shared by the workflow (type-only imports) and the implementations.
-import type { RunEvent } from '../workflows/api.ts';
+import type { LaneTicket, RunEvent } from '../workflows/api.ts';
 
 export interface RecordEventsInput {
   taskId: string;
@@ -72,6 +72,10 @@ export interface PersistenceActivities {
   /** Queues the run on its device's lane (starting the lane if needed). */
   acquireLane(input: LaneCall): Promise<void>;
   releaseLane(input: { deviceId: string; taskId: string }): Promise<void>;
+  /** Asks for the device's table lane: held now, or queued until `laneGranted`. Idempotent. */
+  acquireDeviceLane(input: LaneTicket): Promise<{ granted: boolean }>;
+  /** Gives up the table lane (hold or place); the next run gets the device and is signalled. */
+  releaseDeviceLane(input: { deviceId: string; taskId: string }): Promise<void>;
   /** Submits the task a schedule fired for (once per firing); null when the schedule is gone. */
   submitScheduledTask(input: { scheduleId: string; firingId: string }): Promise<{ taskId: string | null }>;
 }

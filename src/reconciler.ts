@@ -5,6 +5,7 @@ import type { Client } from '@temporalio/client';
 import type { Orm } from './db/orm.ts';
 import { FINISHED_STATUSES, Task } from './db/entities.ts';
 import type { Logger } from './logger.ts';
+import { DeviceLanes } from './domain/device-lanes.ts';
 import { releaseLane } from './domain/lanes.ts';
 import { applyRunEvents } from './domain/run-mirror.ts';
 import { readRunEvents } from './ws/history-stream.ts';
@@ -23,6 +24,7 @@ export function startReconciler({ temporal, orm, logger, intervalMs = 2000, look
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   const done = new Set<string>();
+  const lanes = new DeviceLanes(orm.em, temporal);
 
   async function pass(): Promise<number> {
     const since = new Date(Date.now() - lookbackMs).toISOString();
@@ -38,6 +40,8 @@ export function startReconciler({ temporal, orm, logger, intervalMs = 2000, look
       const task = await em.findOne(Task, { id: taskId }, { fields: ['id', 'status', 'deviceId'] });
       if (task && !FINISHED_STATUSES.includes(task.status)) {
         await applyRunEvents(orm, taskId, await readRunEvents(temporal, taskId));
+        // Its lane, whichever kind it had (a table lane, or the lane workflow of older runs).
+        await lanes.release(task.deviceId, taskId);
         await releaseLane(temporal, task.deviceId, taskId);
         logger.info({ taskId, temporalStatus: run.status.name }, 'reconciled a run that ended outside its workflow code');
         fixed++;

@@ -24,6 +24,12 @@ export interface TaskRunInput {
   submittedAt: number;
   /** The submitter queues the run on its device's lane itself (the run asks only if no grant comes). */
   laneRequested?: boolean;
+  /**
+   * The device lane in PostgreSQL (src/domain/device-lanes.ts) that the submitter asked:
+   * `granted`, the run holds its device from the start; `queued`, it waits for `laneGranted`.
+   * Absent on runs submitted before table lanes: they use the lane workflow.
+   */
+  lane?: 'granted' | 'queued';
   /** The API node that held the device's socket at submission: the first step tries it unlooked-up. */
   gatewayHint?: string;
   /** A retry "from the failed step": start at this node with these earlier outputs. */
@@ -124,10 +130,22 @@ export interface LaneState {
   queue: LaneRequest[];
 }
 
+/** A run's ask for its device's table lane. */
+export interface LaneTicket {
+  deviceId: string;
+  taskId: string;
+  /** The run's workflow id: where `laneGranted` goes. */
+  workflowId: string;
+  /** high 3, medium 2, low 1. */
+  priorityRank: number;
+  /** Submission time (ms): the order within one priority. */
+  submittedAt: number;
+}
+
 export const laneAcquireSignal = defineSignal<[Omit<LaneRequest, 'arrival' | 'notified'>]>('acquire');
 export const laneReleaseSignal = defineSignal<[{ taskId: string }]>('release');
 export const laneStateQuery = defineQuery<LaneState>('lane');
-/** Sent by the lane to the run it grants the device to. */
+/** Sent to the run a lane grants the device to (by the lane workflow or a table lane's release). */
 export const laneGrantedSignal = defineSignal<[{ deviceId: string }]>('laneGranted');
 
 export const DEVICE_LANE_WORKFLOW = 'deviceLaneWorkflow';

@@ -65,6 +65,8 @@ const DEFAULT_RETRY: Required<Omit<RetrySpec, 'retryableCodes'>> = {
 const PRESENCE_RECHECK_MS = 60_000;
 /** A lane grant normally arrives within this; later, the run says it waits for a busy device. */
 const LANE_GRACE_MS = 1000;
+/** A run waiting in a table lane asks again this often, in case a grant's signal was lost. */
+const LANE_RECHECK_MS = 5 * 60_000;
 const DEFAULT_LOOP_MAX = 1000;
 /**
  * Runs started from this patch on: a step's dispatch carries the events before it (the gateway
@@ -491,6 +493,7 @@ class TaskRun {
 
   /** Queues the run on its device's lane and waits for its turn: one run per PC at a time. */
   private async acquireLane(): Promise<void> {
+    if (this.input.lane) return this.awaitTableLane();
     this.laneAsked = true;
     const ask = () => this.persist.acquireLane({
       deviceId: this.input.deviceId,
@@ -513,6 +516,40 @@ class TaskRun {
     else await this.flush();
     await condition(() => this.laneGranted || this.state.cancelRequested);
     if (this.state.cancelRequested) throw new RunCancelled();
+  }
+
+  /**
+   * The table lane (src/domain/device-lanes.ts) the submitter asked: held from the start, or
+   * queued until `laneGranted`. If no grant comes in a second (the submitter's release raced
+   * the start of this workflow), and every few minutes after, the run asks again: idempotent,
+   * and the answer says whether it holds the device.
+   */
+  private async awaitTableLane(): Promise<void> {
+    this.laneAsked = true;
+    if (this.input.lane === 'granted') return;
+    const ask = async () => {
+      const { granted } = await this.persist.acquireDeviceLane({
+        deviceId: this.input.deviceId,
+        taskId: this.input.taskId,
+        workflowId: workflowInfo().workflowId,
+        priorityRank: PRIORITY_RANK[this.input.priority],
+        submittedAt: this.input.submittedAt,
+      });
+      if (granted) this.laneGranted = true;
+    };
+    const wait = async (ms?: number) => {
+      await condition(() => this.laneGranted || this.state.cancelRequested, ms);
+      if (this.state.cancelRequested) throw new RunCancelled();
+      return this.laneGranted;
+    };
+    if (await wait(LANE_GRACE_MS)) return;
+    if (this.state.status !== 'paused') this.setStatus('pending', 'device_busy');
+    this.emit('run.pending', { reason: 'device_busy' });
+    await Promise.all([ask(), this.flush()]);
+    while (!this.laneGranted) {
+      if (await wait(LANE_RECHECK_MS)) return;
+      await ask();
+    }
   }
 
   /** Resolves with the API node holding the device's socket; waits durably while it is offline. */
@@ -687,8 +724,9 @@ class TaskRun {
 
   /** Flushes every event and waits for best-effort work before the run ends. */
   private async settle(): Promise<void> {
+    const lane = { deviceId: this.input.deviceId, taskId: this.input.taskId };
     const release = () => CancellationScope.nonCancellable(() =>
-      this.persist.releaseLane({ deviceId: this.input.deviceId, taskId: this.input.taskId }));
+      this.input.lane ? this.persist.releaseDeviceLane(lane) : this.persist.releaseLane(lane));
     if (this.pipelined) {
       await Promise.all([this.flush(), this.laneAsked ? release() : undefined]);
     } else {

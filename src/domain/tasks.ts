@@ -24,7 +24,7 @@ import {
 import type { taskRunWorkflow } from '../../workflows/task-run.ts';
 import type { Definition } from '../../workflows/definition.ts';
 import { validateDefinition } from './definition-schema.ts';
-import { requestLane } from './lanes.ts';
+import { DeviceLanes } from './device-lanes.ts';
 import { plainRow } from '../db/rows.ts';
 import { currentVersion } from './workflows.ts';
 
@@ -116,10 +116,18 @@ export async function submitTask(
     offlineTimeoutMs: engine.offlineTimeoutMs,
     taskQueue: engine.taskQueue,
     submittedAt: task.createdAt.getTime(),
-    laneRequested: true,
     ...(gatewayHint(device, engine.presenceStaleMs) ? { gatewayHint: device.nodeId! } : {}),
     ...(options.resumeFrom ? { resumeFrom: options.resumeFrom } : {}),
   };
+  // The device's lane first: a free device is the run's from its first workflow task.
+  const lanes = new DeviceLanes(repos.em, engine.temporal);
+  const ticket = { deviceId: device.id, taskId: id, workflowId: task.temporalWorkflowId, priorityRank: PRIORITY_RANK[task.priority], submittedAt: runInput.submittedAt };
+  try {
+    runInput.lane = (await lanes.acquire(ticket)).granted ? 'granted' : 'queued';
+  } catch (err) {
+    await repos.em.nativeDelete(Task, { id });
+    throw errors.unavailable(`could not queue the run on its device: ${(err as Error).message}`);
+  }
   try {
     const handle = await engine.temporal.workflow.start<typeof taskRunWorkflow>(TASK_RUN_WORKFLOW, {
       taskQueue: engine.taskQueue,
@@ -138,15 +146,12 @@ export async function submitTask(
       staticSummary: `${wf.name} (v${version.version}) on ${device.deviceName}`,
     });
     task.temporalRunId = handle.firstExecutionRunId;
-    // Queued here rather than by the run's first activity: one round trip less before step 1.
-    // Best effort: a run that gets no grant within a second asks its lane itself.
-    const lane = requestLane(engine.temporal, engine.taskQueue, device.id, {
-      taskId: id, workflowId: task.temporalWorkflowId, priorityRank: PRIORITY_RANK[task.priority], submittedAt: runInput.submittedAt,
-    }).catch(() => undefined);
-    await Promise.all([repos.em.flush(), lane]);
+    await repos.em.flush();
   } catch (err) {
-    // Nothing runs without its workflow: remove the row so the same key can be submitted again.
+    // Nothing runs without its workflow: remove the row so the same key can be submitted again,
+    // and give its place in the lane up (a run whose start did succeed releases it itself).
     await repos.em.nativeDelete(Task, { id });
+    if (!task.temporalRunId) await lanes.release(device.id, id).catch(() => undefined);
     throw errors.unavailable(`could not start the run: ${(err as Error).message}`);
   }
   return { task, created: true };
@@ -165,8 +170,11 @@ export async function taskWithSteps(repos: OwnedRepos, id: string) {
 }
 
 /** Where a pending run stands in its device's queue (0: it holds the device). */
-export async function queuePosition(temporal: Client, task: Task): Promise<number | null> {
+export async function queuePosition(em: EntityManager, temporal: Client, task: Task): Promise<number | null> {
   if (task.status !== 'pending' && task.status !== 'paused') return null;
+  const inTable = await new DeviceLanes(em, temporal).position(task.deviceId, task.id);
+  if (inTable !== null) return inTable;
+  // Runs submitted before table lanes wait in their device's lane workflow.
   try {
     const lane = await temporal.connection.withDeadline(Date.now() + 1500, () =>
       temporal.workflow.getHandle(laneWorkflowId(task.deviceId)).query(laneStateQuery));

@@ -2,6 +2,7 @@
 // control nodes, retries, disconnects, offline devices, worker restarts, reconciliation.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { MonitorClient } from '../../src/clients/monitor-client.ts';
+import { DeviceLanes } from '../../src/domain/device-lanes.ts';
 import { addDevice, addWorkflow, eventually, linear, signup } from '../helpers/api.ts';
 import { connectTestDevice, type TestDevice } from '../helpers/devices.ts';
 import { recordHistory } from '../helpers/histories.ts';
@@ -95,6 +96,44 @@ describe('device lanes', () => {
     await waitEnd(first);
     await waitEnd(third);
     expect(kinds(third).at(-1)).toBe('run.completed');
+  });
+
+  it('a free device is granted at submission: no lane workflow, no grant signal', async () => {
+    const { id } = await newDevice();
+    const taskId = await submit(id, linear([{ type: 'demo.echo', params: {} }]));
+    await waitEnd(taskId);
+    const history = await sys.temporal.workflow.getHandle(`task-${taskId}`).fetchHistory();
+    const types = (history.events ?? []).map((e) => String(e.eventType));
+    expect(types.some((t) => /SIGNALED/.test(t) || t === '26')).toBe(false);
+    await expect(sys.temporal.workflow.getHandle(`device-${id}`).describe()).rejects.toThrow();
+    // Released at the end: the device's lane is free again.
+    const rows = await sys.orm.em.fork().execute('select holder_task_id from device_lanes where device_id = ?', [id]);
+    expect(rows).toEqual([{ holder_task_id: null }]);
+  });
+
+  it('concurrent asks for one free device grant it to exactly one run, the rest queue in order', async () => {
+    const { id } = await newDevice(false);
+    const lanes = new DeviceLanes(sys.orm.em, sys.temporal);
+    const tickets = Array.from({ length: 20 }, (_, i) => ({
+      deviceId: id, taskId: crypto.randomUUID(), workflowId: `task-never-started-${i}`,
+      priorityRank: (i % 3) + 1, submittedAt: 1_000 + i,
+    }));
+    const answers = await Promise.all(tickets.map((t) => lanes.acquire(t)));
+    expect(answers.filter((a) => a.granted)).toHaveLength(1);
+    const holder = tickets[answers.findIndex((a) => a.granted)];
+    expect(await lanes.position(id, holder.taskId)).toBe(0);
+    // Asking again changes nothing.
+    expect(await lanes.acquire(holder)).toEqual({ granted: true });
+    const waiting = tickets.filter((t) => t !== holder)
+      .sort((a, b) => b.priorityRank - a.priorityRank || a.submittedAt - b.submittedAt);
+    const positions = await Promise.all(waiting.map((t) => lanes.position(id, t.taskId)));
+    expect(positions).toEqual(waiting.map((_, i) => i + 1));
+    // The holder's workflow never existed and it has no task row: a release walks past every
+    // such run (none can be told) until the queue is empty.
+    await lanes.release(id, holder.taskId);
+    const rows = await sys.orm.em.fork().execute('select holder_task_id from device_lanes where device_id = ?', [id]);
+    expect(rows).toEqual([{ holder_task_id: null }]);
+    expect(await sys.orm.em.fork().execute('select 1 from lane_requests where device_id = ?', [id])).toHaveLength(0);
   });
 });
 

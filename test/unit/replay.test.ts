@@ -18,8 +18,10 @@ describe('recorded histories replay against the current workflow code', () => {
 
   it('has histories of the run shapes we care about', () => {
     for (const shape of SHAPES) expect(files).toContain(`${shape}.json`);
-    // Runs begun before the pipelined-steps patch (docs/workflow-changes.md) keep their path.
+    // Runs begun before the pipelined-steps patch (v1) and before table lanes (v2) keep their
+    // paths (docs/workflow-changes.md).
     for (const shape of SHAPES) expect(files).toContain(`${shape}.v1.json`);
+    for (const shape of SHAPES) expect(files).toContain(`${shape}.v2.json`);
   });
 
   it('replays each without nondeterminism', async () => {
