@@ -22,8 +22,9 @@ export interface PersistenceDeps {
 export function createPersistenceActivities({ orm, temporal, taskQueue, presenceStaleMs, offlineTimeoutMs }: PersistenceDeps): PersistenceActivities {
   const lanes = new DeviceLanes(orm.em, temporal);
   return {
-    async recordRunEvents({ taskId, events }: RecordEventsInput): Promise<void> {
+    async recordRunEvents({ taskId, events, releaseLane: lane }: RecordEventsInput): Promise<void> {
       await applyRunEvents(orm, taskId, events);
+      if (lane) await lanes.release(lane.deviceId, taskId);
     },
 
     async locateDevice(deviceId: string): Promise<DeviceLocation> {
@@ -45,10 +46,6 @@ export function createPersistenceActivities({ orm, temporal, taskQueue, presence
 
     async acquireDeviceLane(ticket) {
       return lanes.acquire(ticket);
-    },
-
-    async releaseDeviceLane({ deviceId, taskId }): Promise<void> {
-      await lanes.release(deviceId, taskId);
     },
 
     async submitScheduledTask({ scheduleId, firingId }) {

@@ -4,6 +4,8 @@ import type { LaneTicket, RunEvent } from '../workflows/api.ts';
 export interface RecordEventsInput {
   taskId: string;
   events: RunEvent[];
+  /** The run's last write: give its table lane up once the events are in (the run's end). */
+  releaseLane?: { deviceId: string };
 }
 
 export interface DeviceLocation {
@@ -74,8 +76,6 @@ export interface PersistenceActivities {
   releaseLane(input: { deviceId: string; taskId: string }): Promise<void>;
   /** Asks for the device's table lane: held now, or queued until `laneGranted`. Idempotent. */
   acquireDeviceLane(input: LaneTicket): Promise<{ granted: boolean }>;
-  /** Gives up the table lane (hold or place); the next run gets the device and is signalled. */
-  releaseDeviceLane(input: { deviceId: string; taskId: string }): Promise<void>;
   /** Submits the task a schedule fired for (once per firing); null when the schedule is gone. */
   submitScheduledTask(input: { scheduleId: string; firingId: string }): Promise<{ taskId: string | null }>;
 }

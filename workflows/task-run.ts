@@ -725,8 +725,18 @@ class TaskRun {
   /** Flushes every event and waits for best-effort work before the run ends. */
   private async settle(): Promise<void> {
     const lane = { deviceId: this.input.deviceId, taskId: this.input.taskId };
-    const release = () => CancellationScope.nonCancellable(() =>
-      this.input.lane ? this.persist.releaseDeviceLane(lane) : this.persist.releaseLane(lane));
+    if (this.input.lane) {
+      // (Table lanes came after pipelined steps: such a run is pipelined.) The last events and
+      // the lane's release in one activity: the next run gets the device once this one's last
+      // events are written.
+      const events = this.pending;
+      this.pending = [];
+      const last = CancellationScope.nonCancellable(() =>
+        this.persist.recordRunEvents({ taskId: this.input.taskId, events, releaseLane: { deviceId: this.input.deviceId } }));
+      await Promise.all([this.recorder, last, ...this.background]);
+      return;
+    }
+    const release = () => CancellationScope.nonCancellable(() => this.persist.releaseLane(lane));
     if (this.pipelined) {
       await Promise.all([this.flush(), this.laneAsked ? release() : undefined]);
     } else {
