@@ -8,6 +8,7 @@ import { createRequire } from 'node:module';
 import { MessageChannel, type MessagePort, type Worker as ThreadWorker, type WorkerOptions as ThreadOptions } from 'node:worker_threads';
 import type { AddressInfo } from 'node:net';
 import { Session } from 'node:inspector/promises';
+import { writeFileSync } from 'node:fs';
 import Koa from 'koa';
 import Router from '@koa/router';
 import pg from 'pg';
@@ -193,6 +194,10 @@ const handlers: Handlers = {
     const { profile } = await profiler.post('Profiler.stop');
     profiler.disconnect();
     profiler = null;
+    // The raw profile, for a closer look (Chrome DevTools, speedscope): BENCH_PROFILE_DIR=<dir>.
+    if (process.env.BENCH_PROFILE_DIR) {
+      writeFileSync(`${process.env.BENCH_PROFILE_DIR}/server-${Date.now()}.cpuprofile`, JSON.stringify(profile));
+    }
     return summarizeProfile(profile as unknown as CpuProfile, top);
   },
   async stop() {

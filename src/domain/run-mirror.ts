@@ -2,76 +2,104 @@
 // the log). Used by the persistence activity, the gateway (events carried by a step's dispatch)
 // and the reconciler. Idempotent by seq, and order-tolerant: batches may land in any order (a
 // run's writers run side by side), the fold advances over the log's gap-free prefix only.
-import { LockMode } from '@mikro-orm/core';
 import type { Orm } from '../db/orm.ts';
-import { Task, TaskStep } from '../db/entities.ts';
+import { Task } from '../db/entities.ts';
+import { plainRow } from '../db/rows.ts';
 import type { RunEvent } from '../../workflows/api.ts';
-import { applyEvents } from './task-mirror.ts';
+import { applyEvents, type StepWrite } from './task-mirror.ts';
 import { EVENTS_CHANNEL } from '../ws/pg-bus.ts';
 
 export async function applyRunEvents(orm: Orm, taskId: string, batch: RunEvent[]): Promise<void> {
   if (batch.length === 0) return;
-  const em = orm.em.fork();
-  await em.transactional(async (tx) => {
+  // Raw SQL, five statements in one transaction: this is the engine's hottest write (a step's
+  // dispatch carries one), and entity hydration plus unit-of-work bookkeeping was a third of
+  // the server's CPU under load (docs/benchmarks.md, F1).
+  await orm.em.fork().transactional(async (tx) => {
     // Row lock: one writer per task, so retried or concurrent activities apply events once.
-    const task = await tx.findOne(Task, { id: taskId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
-    if (!task) return; // the task was deleted; nothing to mirror
+    const [row] = await tx.execute<Record<string, unknown>[]>('select * from tasks where id = ? for update', [taskId]);
+    if (!row) return; // the task was deleted; nothing to mirror
+    const task = plainRow(tx, Task, row);
     const before = task.lastSeq;
-    await tx.execute(
-      `insert into task_events (task_id, seq, kind, at, data) values ${batch.map(() => '(?, ?, ?, ?, ?)').join(', ')}
-       on conflict (task_id, seq) do nothing`,
-      batch.flatMap((ev) => [taskId, ev.seq, ev.kind, new Date(ev.at), JSON.stringify(ev.data)]),
-      'run',
-    );
     const sorted = [...batch].sort((a, b) => a.seq - b.seq);
+    const last = sorted[sorted.length - 1].seq;
+    // The batch into the log, and (same round trip) the events that arrived ahead of it and
+    // wait past a gap: rows beyond this batch are not its own, so the snapshot sees them all.
+    const waiting = (await tx.execute<{ seq: number; kind: RunEvent['kind']; at: Date; data: Record<string, unknown> }[]>(
+      `with ins as (
+         insert into task_events (task_id, seq, kind, at, data) values ${batch.map(() => '(?, ?, ?, ?, ?::jsonb)').join(', ')}
+         on conflict (task_id, seq) do nothing)
+       select seq, kind, at, data from task_events where task_id = ? and seq > ? order by seq`,
+      [...batch.flatMap((ev) => [taskId, ev.seq, ev.kind, new Date(ev.at), JSON.stringify(ev.data)]), taskId, Math.max(last, before)],
+    )).map((r) => ({ seq: Number(r.seq), kind: r.kind, at: new Date(r.at).getTime(), data: r.data }));
     // A batch past a gap waits in the log; the batch that fills the gap folds it.
     if (sorted[0].seq > before + 1) return;
-    const last = sorted[sorted.length - 1].seq;
-    const waiting = (await tx.execute<{ seq: number; kind: RunEvent['kind']; at: Date; data: Record<string, unknown> }[]>(
-      'select seq, kind, at, data from task_events where task_id = ? and seq > ? order by seq',
-      [taskId, Math.max(last, before)],
-    )).map((r) => ({ seq: Number(r.seq), kind: r.kind, at: new Date(r.at).getTime(), data: r.data }));
     const events = gapFree([...sorted, ...waiting], before);
-    const steps = applyEvents(task, events);
-    // One query for the rows these events touch; a key seen twice in one fold (dispatched, then
-    // completed) updates the row created for it here.
-    const keys = [...new Set(steps.map((s) => s.key))];
-    const rows = new Map((keys.length ? await tx.find(TaskStep, { key: { $in: keys } }) : []).map((r) => [r.key, r]));
-    for (const s of steps) {
-      const existing = rows.get(s.key);
-      if (!existing) {
-        rows.set(s.key, tx.create(TaskStep, {
-          id: crypto.randomUUID(), taskId, key: s.key, nodeId: s.nodeId, nodeType: s.nodeType || 'unknown',
-          name: s.name, attempt: s.attempt, status: s.status, output: s.output ?? null,
-          error: s.error ?? null, startedAt: s.at, finishedAt: s.status === 'running' ? null : s.at,
-        }));
-      } else {
-        existing.status = s.status;
-        if (s.status === 'running') {
-          existing.finishedAt = null;
-        } else {
-          existing.finishedAt = s.at;
-          existing.output = s.output ?? null;
-          existing.error = s.error ?? null;
-        }
-      }
+    const steps = stepRows(applyEvents(task, events));
+    if (steps.length) {
+      await tx.execute(
+        `insert into task_steps (id, task_id, key, node_id, node_type, name, attempt, status, output, error, started_at, finished_at)
+         values ${steps.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?::jsonb, ?, ?)').join(', ')}
+         on conflict (key) do update set
+           status = excluded.status,
+           finished_at = excluded.finished_at,
+           output = case when excluded.status = 'running' then task_steps.output else excluded.output end,
+           error = case when excluded.status = 'running' then task_steps.error else excluded.error end`,
+        steps.flatMap((s) => [
+          crypto.randomUUID(), taskId, s.key, s.nodeId, s.nodeType || 'unknown', s.name, s.attempt, s.status,
+          json(s.output), json(s.error), s.startedAt, s.status === 'running' ? null : s.at,
+        ]),
+        'run',
+      );
     }
     if (task.lastSeq > before) {
-      // Delivered at commit: user-scope monitors on every API node read the new events.
-      await tx.execute('select pg_notify(?, ?)', [EVENTS_CHANNEL, JSON.stringify({
-        user_id: task.userId, task_id: taskId, from_seq: before + 1, seq: task.lastSeq,
-      })]);
+      // The fold, and in the same statement the notice (delivered at commit) that lets
+      // user-scope monitors on every API node read the new events.
+      await tx.execute(
+        `with u as (
+           update tasks set status = ?, status_reason = ?, current_node = ?, progress = ?, result = ?::jsonb,
+             error = ?::jsonb, last_seq = ?, started_at = ?, finished_at = ?, duration_ms = ?, updated_at = now()
+           where id = ? returning id)
+         select pg_notify(?, ?) from u`,
+        [
+          task.status, task.statusReason ?? null, task.currentNode ?? null, task.progress, json(task.result), json(task.error),
+          task.lastSeq, task.startedAt ?? null, task.finishedAt ?? null, task.durationMs ?? null, taskId,
+          EVENTS_CHANNEL, JSON.stringify({ user_id: task.userId, task_id: taskId, from_seq: before + 1, seq: task.lastSeq }),
+        ],
+      );
     }
     if ((task.status === 'cancelled' || task.status === 'failed') && task.finishedAt) {
       // A step still marked running when the run ended was aborted with it.
-      await tx.flush();
-      await tx.nativeUpdate(
-        TaskStep,
-        { taskId, status: 'running' },
-        { status: task.status === 'cancelled' ? 'cancelled' : 'failed', finishedAt: task.finishedAt },
+      await tx.execute(
+        `update task_steps set status = ?, finished_at = ? where task_id = ? and status = 'running'`,
+        [task.status, task.finishedAt, taskId],
+        'run',
       );
     }
   });
+}
+
+const json = (v: unknown) => (v === undefined || v === null ? null : JSON.stringify(v));
+
+/**
+ * One row per step key, as the sequence of writes would leave it: created by its first write,
+ * status, end and result from its last (an upsert may touch a row once per statement).
+ */
+function stepRows(writes: StepWrite[]): (StepWrite & { startedAt: Date })[] {
+  const rows = new Map<string, StepWrite & { startedAt: Date }>();
+  for (const w of writes) {
+    const row = rows.get(w.key);
+    if (!row) {
+      rows.set(w.key, { ...w, startedAt: w.at });
+      continue;
+    }
+    row.status = w.status;
+    row.at = w.at;
+    if (w.status !== 'running') {
+      row.output = w.output ?? null;
+      row.error = w.error ?? null;
+    }
+  }
+  return [...rows.values()];
 }
 
 /** The events that continue `lastSeq` without a gap, in seq order. */
