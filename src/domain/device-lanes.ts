@@ -7,8 +7,9 @@
 // workflow cost three workflow tasks and two signals per run. The releasing run's activity
 // hands the device to the next run and signals it (`laneGranted`), as the lane workflow did.
 //
-// Every change of a lane happens in one transaction that locks its row, so two submissions, a
-// release and a reconciler never hand one device to two runs.
+// Every change of a lane is one call of a PostgreSQL function (migration ..._device_lanes:
+// lane_acquire, lane_release) that locks the lane's row, so two submissions, a release and a
+// reconciler never hand one device to two runs, and the lock is held for one round trip only.
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { FINISHED_STATUSES, type TaskStatus } from '../db/entities.ts';
@@ -25,22 +26,6 @@ interface Holder {
 /** Most runs one release walks past when their workflows are gone. */
 const MAX_GONE_HOLDERS = 100;
 
-/** Gives the device to the first waiting run, if any; the lane row is locked. */
-async function grantNext(tx: EntityManager, deviceId: string): Promise<string | null> {
-  const rows = await tx.execute<{ holder_task_id: string }[]>(
-    `with next as (
-       delete from lane_requests where task_id = (
-         select task_id from lane_requests where device_id = ?
-         order by priority_rank desc, submitted_at, arrival limit 1)
-       returning task_id, workflow_id)
-     update device_lanes l set holder_task_id = next.task_id, holder_workflow_id = next.workflow_id,
-       holder_notified = false, granted_at = now()
-     from next where l.device_id = ? returning l.holder_task_id`,
-    [deviceId, deviceId],
-  );
-  return rows[0]?.holder_task_id ?? null;
-}
-
 export class DeviceLanes {
   private readonly em: EntityManager;
   private readonly temporal: Client;
@@ -55,28 +40,13 @@ export class DeviceLanes {
    * otherwise it waits in the queue and gets `laneGranted` when its turn comes. Idempotent per task.
    */
   async acquire(t: LaneTicket): Promise<{ granted: boolean }> {
-    const { granted, other } = await this.em.fork().transactional(async (tx) => {
-      await tx.execute('insert into device_lanes (device_id) values (?) on conflict do nothing', [t.deviceId]);
-      const [lane] = await tx.execute<Holder[]>(
-        'select holder_task_id, holder_workflow_id, holder_notified from device_lanes where device_id = ? for update',
-        [t.deviceId],
-      );
-      if (lane.holder_task_id !== t.taskId) {
-        await tx.execute(
-          `insert into lane_requests (task_id, device_id, workflow_id, priority_rank, submitted_at)
-           values (?, ?, ?, ?, ?) on conflict (task_id) do nothing`,
-          [t.taskId, t.deviceId, t.workflowId, t.priorityRank, t.submittedAt],
-        );
-        if (lane.holder_task_id !== null) return { granted: false, other: false };
-        const holder = await grantNext(tx, t.deviceId);
-        if (holder !== t.taskId) return { granted: false, other: holder !== null };
-      }
-      await tx.execute('update device_lanes set holder_notified = true where device_id = ? and holder_task_id = ?', [t.deviceId, t.taskId]);
-      return { granted: true, other: false };
-    });
+    const [{ answer }] = await this.em.fork().execute<{ answer: 'granted' | 'queued' | 'queued_other' }[]>(
+      'select lane_acquire(?, ?, ?, ?::smallint, ?) as answer',
+      [t.deviceId, t.taskId, t.workflowId, t.priorityRank, t.submittedAt],
+    );
     // A free device went to a run that waited longer (or ranks higher): tell it.
-    if (other) await this.notifyHolder(t.deviceId);
-    return { granted };
+    if (answer === 'queued_other') await this.notifyHolder(t.deviceId);
+    return { granted: answer === 'granted' };
   }
 
   /** Gives up the task's hold or place; the next run gets the device and is told. Idempotent. */
@@ -86,16 +56,7 @@ export class DeviceLanes {
   }
 
   private async giveUp(deviceId: string, taskId: string): Promise<void> {
-    await this.em.fork().transactional(async (tx) => {
-      await tx.execute('delete from lane_requests where task_id = ?', [taskId]);
-      const [lane] = await tx.execute<Holder[]>(
-        'select holder_task_id from device_lanes where device_id = ? for update', [deviceId]);
-      if (lane?.holder_task_id !== taskId) return;
-      await tx.execute(
-        'update device_lanes set holder_task_id = null, holder_workflow_id = null, holder_notified = false, granted_at = null where device_id = ?',
-        [deviceId]);
-      await grantNext(tx, deviceId);
-    });
+    await this.em.fork().execute('select lane_release(?, ?)', [deviceId, taskId]);
   }
 
   /**
