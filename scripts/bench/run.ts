@@ -865,8 +865,8 @@ async function profiles(ctx: Ctx, r: Results, _slot: () => number): Promise<Prof
     // The same path in layers: middleware only, + authentication, + the task and its steps.
     const layers = [
       { path: '/healthz', what: 'the middleware stack (request id, metrics, errors, headers, access log)', url: `${ctx.rest.base.replace(/\/api\/v1$/, '')}/healthz`, auth: false },
-      { path: '/api/v1/auth/me', what: '+ rate limits, JWT verify, session check (in memory, SESSION_CACHE_TTL_MS), the user (1 query)', url: `${ctx.rest.base}/auth/me`, auth: true },
-      { path: '/api/v1/tasks/:id', what: '+ the task (1 query) and its steps (1 query) instead of the user, presented', url: `${ctx.rest.base}/tasks/${r.f5.taskId}`, auth: true },
+      { path: '/api/v1/auth/me', what: '+ rate limits, JWT (verified once per token), session check (in memory, SESSION_CACHE_TTL_MS), the user (1 query, an entity)', url: `${ctx.rest.base}/auth/me`, auth: true },
+      { path: '/api/v1/tasks/:id', what: '+ the task and its steps (1 query, plain rows) instead of the user, presented', url: `${ctx.rest.base}/tasks/${r.f5.taskId}`, auth: true },
     ];
     for (const l of layers) {
       if (left() < S.profileS + 3) {
