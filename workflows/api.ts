@@ -1,6 +1,6 @@
 // The task-run workflow's public surface: input, result, signals, queries and the events it
 // records. Imported by the API (to start and steer runs) and by the workflow itself.
-import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { Definition } from './definition.ts';
 
 export type Priority = 'high' | 'medium' | 'low';
@@ -101,6 +101,14 @@ export const cancelSignal = defineSignal<[ControlRequest]>('cancel');
 /** Sent by an API node when the run's device connects. */
 export const deviceOnlineSignal = defineSignal<[{ nodeId: string }]>('deviceOnline');
 export const stateQuery = defineQuery<RunState>('state');
+
+export type ControlAction = 'pause' | 'resume' | 'cancel';
+/**
+ * The same actions as the signals, checked by the run itself: its validator refuses what the
+ * run's state does not allow (no history event), the handler acts as the signal would and
+ * answers the run's status. Used when the mirror lags behind the run.
+ */
+export const controlUpdate = defineUpdate<RunStatus, [ControlAction, ControlRequest]>('control');
 
 export interface ApprovalDecision {
   approved: boolean;

@@ -26,6 +26,7 @@ import { PRIORITY_RANK, SA } from '../src/temporal/search-attributes.ts';
 import {
   approvalSignal,
   cancelSignal,
+  controlUpdate,
   deviceOnlineSignal,
   laneGrantedSignal,
   gatewayQueue,
@@ -34,6 +35,7 @@ import {
   stateQuery,
   stepKey,
   type ApprovalDecision,
+  type ControlAction,
   type ControlRequest,
   type EventKind,
   type RunError,
@@ -636,30 +638,52 @@ class TaskRun {
       // Only the approval the run waits at now; a late or duplicate decision is ignored.
       if (this.approval && this.approval.decision === null) this.approval.decision = decision;
     });
-    setHandler(pauseSignal, (req) => {
-      if (this.finished() || this.state.paused || this.state.cancelRequested) return;
-      this.state.paused = true;
-      this.setStatus('paused', 'paused_by_user');
-      this.emit('run.paused', { by: req.by, client: req.client ?? null, reason: req.reason ?? null });
-      this.control('pause', req.reason);
-      this.track(this.flush());
+    setHandler(pauseSignal, (req) => this.act('pause', req));
+    setHandler(resumeSignal, (req) => this.act('resume', req));
+    setHandler(cancelSignal, (req) => this.act('cancel', req));
+    setHandler(controlUpdate, (action, req) => {
+      this.act(action, req);
+      return this.state.status;
+    }, {
+      validator: (action: ControlAction, _req: ControlRequest) => {
+        if (!this.allows(action)) {
+          throw new Error(`cannot ${action} a run that is ${this.state.cancelRequested ? 'being cancelled' : this.state.status}`);
+        }
+      },
     });
-    setHandler(resumeSignal, (req) => {
-      if (this.finished() || !this.state.paused || this.state.cancelRequested) return;
-      this.state.paused = false;
-      this.setStatus(this.inflight || this.state.currentNode ? 'running' : 'pending', null);
-      this.emit('run.resumed', { by: req.by, client: req.client ?? null });
-      this.control('resume');
-      this.track(this.flush());
-    });
-    setHandler(cancelSignal, (req) => {
-      if (this.finished() || this.state.cancelRequested) return;
-      this.state.cancelRequested = true;
-      this.cancelledBy = req;
-      this.emit('run.cancel_requested', { by: req.by, client: req.client ?? null, reason: req.reason ?? null });
-      this.abortInFlight(req.reason ?? 'cancelled');
-      this.track(this.flush());
-    });
+  }
+
+  /** Whether the run's state allows a control action now (a signal that does not is ignored). */
+  private allows(action: ControlAction): boolean {
+    if (this.finished() || this.state.cancelRequested) return false;
+    if (action === 'pause') return !this.state.paused;
+    if (action === 'resume') return this.state.paused;
+    return true;
+  }
+
+  private act(action: ControlAction, req: ControlRequest): void {
+    if (!this.allows(action)) return;
+    switch (action) {
+      case 'pause':
+        this.state.paused = true;
+        this.setStatus('paused', 'paused_by_user');
+        this.emit('run.paused', { by: req.by, client: req.client ?? null, reason: req.reason ?? null });
+        this.control('pause', req.reason);
+        break;
+      case 'resume':
+        this.state.paused = false;
+        this.setStatus(this.inflight || this.state.currentNode ? 'running' : 'pending', null);
+        this.emit('run.resumed', { by: req.by, client: req.client ?? null });
+        this.control('resume');
+        break;
+      case 'cancel':
+        this.state.cancelRequested = true;
+        this.cancelledBy = req;
+        this.emit('run.cancel_requested', { by: req.by, client: req.client ?? null, reason: req.reason ?? null });
+        this.abortInFlight(req.reason ?? 'cancelled');
+        break;
+    }
+    this.track(this.flush());
   }
 
   private finished(): boolean {

@@ -1,6 +1,6 @@
 // Task runs: submission (idempotent), control (pause / resume / cancel as signals), reads.
 import type { Client } from '@temporalio/client';
-import { WorkflowNotFoundError } from '@temporalio/client';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Device, FINISHED_STATUSES, Task, TaskStep, Workflow, WorkflowVersion, type Priority, type TaskStatus } from '../db/entities.ts';
 import type { OwnedRepos } from '../db/owned.ts';
@@ -15,9 +15,10 @@ import {
   deviceOnlineSignal,
   pauseSignal,
   resumeSignal,
-  stateQuery,
+  controlUpdate,
   workflowIdForTask,
   type ApprovalDecision,
+  type ControlAction,
   type ControlRequest,
   type TaskRunInput,
 } from '../../workflows/api.ts';
@@ -228,7 +229,7 @@ export async function retryTask(repos: OwnedRepos, engine: TaskEngine, id: strin
   }, { version, resumeFrom, retryOf: old.id });
 }
 
-export type ControlAction = 'pause' | 'resume' | 'cancel';
+export type { ControlAction };
 
 const ALLOWED: Record<ControlAction, readonly TaskStatus[]> = {
   pause: ['pending', 'running'],
@@ -238,7 +239,15 @@ const ALLOWED: Record<ControlAction, readonly TaskStatus[]> = {
 const RESULTING: Record<ControlAction, TaskStatus> = { pause: 'paused', resume: 'running', cancel: 'cancelled' };
 const SIGNALS = { pause: pauseSignal, resume: resumeSignal, cancel: cancelSignal };
 
-/** Sends the control signal when the task's state allows it; 409 code 3001 otherwise. */
+/** How long a control request waits for the run itself when the mirror says no. */
+const RUN_ANSWER_MS = 3000;
+
+/**
+ * Pause, resume or cancel. When the mirror allows it: a signal (durable even while no worker
+ * runs; the API answers at once). When the mirror says no but the run is not over, the mirror
+ * may only be behind (a resume right after a pause): the run decides, through the `control`
+ * update, whose validator refuses what the run's state does not allow. 409 code 3001 otherwise.
+ */
 export async function controlTask(
   repos: OwnedRepos,
   temporal: Client,
@@ -247,16 +256,25 @@ export async function controlTask(
   who: ControlRequest,
 ): Promise<{ task: Task; status: TaskStatus }> {
   const task = await repos.get(Task, id, 'task');
-  let status = task.status;
-  if (!ALLOWED[action].includes(status) && !isFinished(status)) {
-    // The mirror follows the run by a moment (a resume sent right after a pause): ask the run.
-    status = (await liveStatus(temporal, task)) ?? status;
-  }
-  if (!ALLOWED[action].includes(status)) {
-    throw errors.conflict(`cannot ${action} a task that is ${status}`, { status });
+  const handle = temporal.workflow.getHandle(task.temporalWorkflowId);
+  if (!ALLOWED[action].includes(task.status)) {
+    if (isFinished(task.status)) throw errors.conflict(`cannot ${action} a task that is ${task.status}`, { status: task.status });
+    try {
+      const status = await temporal.connection.withDeadline(Date.now() + RUN_ANSWER_MS, () =>
+        handle.executeUpdate(controlUpdate, { args: [action, who] }));
+      return { task, status };
+    } catch (err) {
+      if (err instanceof WorkflowUpdateFailedError) {
+        throw errors.conflict(err.cause?.message ?? `cannot ${action} a task that is ${task.status}`, { status: task.status });
+      }
+      if (err instanceof WorkflowNotFoundError) {
+        throw errors.conflict(`cannot ${action}: the run has already ended`, { status: task.status });
+      }
+      throw errors.unavailable(`the run did not answer in time; try again (${(err as Error).message})`);
+    }
   }
   try {
-    await temporal.workflow.getHandle(task.temporalWorkflowId).signal(SIGNALS[action], who);
+    await handle.signal(SIGNALS[action], who);
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) {
       throw errors.conflict(`cannot ${action}: the run has already ended`, { status: task.status });
@@ -264,17 +282,6 @@ export async function controlTask(
     throw errors.unavailable(`could not reach the run: ${(err as Error).message}`);
   }
   return { task, status: RESULTING[action] };
-}
-
-/** The run's own status (its `state` query), or null when no worker answers in time. */
-async function liveStatus(temporal: Client, task: Task): Promise<TaskStatus | null> {
-  try {
-    const state = await temporal.connection.withDeadline(Date.now() + 2000, () =>
-      temporal.workflow.getHandle(task.temporalWorkflowId).query(stateQuery));
-    return state.cancelRequested ? 'cancelled' : state.status;
-  } catch {
-    return null;
-  }
 }
 
 export function isFinished(status: TaskStatus): boolean {

@@ -137,6 +137,27 @@ describe('the slice', () => {
     expect(kinds(taskId).at(-1)).toBe('run.completed');
   });
 
+  it('when the mirror says no, the run decides: a lagging mirror does not refuse, a true no is 409', async () => {
+    const { taskId } = await submit(linear([{ type: 'demo.sleep', params: { ms: 1500 } }]));
+    await eventually(async () => dispatches(taskId).length === 1, 15_000, 'first dispatch');
+    // A mirror behind the run: it says paused, the run is running. The run takes the pause.
+    const em = sys.orm.em.fork();
+    await em.execute(`update tasks set status = 'paused' where id = ?`, [taskId]);
+    const pause = await sys.api.post(`/tasks/${taskId}/pause`, {}, user.token);
+    expect(pause.status).toBe(202);
+    expect(pause.body.data.status).toBe('paused');
+    await monitor.waitFor(() => kinds(taskId).includes('run.paused'), 10_000, 'run.paused');
+    // The same mirror, now true: the run's validator refuses a second pause, nothing happens.
+    await em.execute(`update tasks set status = 'paused' where id = ?`, [taskId]);
+    const again = await sys.api.post(`/tasks/${taskId}/pause`, {}, user.token);
+    expect(again.status).toBe(409);
+    expect(again.body.code).toBe(3001);
+    expect(again.body.message).toMatch(/cannot pause a run that is paused/);
+    expect((await sys.api.post(`/tasks/${taskId}/resume`, {}, user.token)).status).toBe(202);
+    await monitor.waitFor(ended(taskId), 30_000, 'run end');
+    expect(kinds(taskId).filter((k) => k === 'run.paused')).toHaveLength(1);
+  });
+
   it('pause is forwarded to the step in flight, which holds until resume', async () => {
     const { taskId } = await submit(linear([
       { type: 'demo.sleep', params: { ms: 1000 } },
