@@ -55,7 +55,7 @@ export function taskRoutes({ engine, temporalUiUrl, namespace }: TaskRouteDeps) 
     defineRoute<z.infer<typeof controlBody>, undefined, z.infer<typeof idParams>>({
       method: 'post', path: `/tasks/:id/${action}`, tag: 'tasks', auth: 'user',
       summary: `${action[0].toUpperCase()}${action.slice(1)} a run`, params: idParams, body: controlBody,
-      success: { status: 202, description: '{task_id, status}' }, errors: [400, 401, 404, 409],
+      success: { status: 202, description: '{task_id, status}' }, errors: [400, 401, 404, 409, 503],
       async handler(ctx, { params, body }) {
         const { task, status } = await controlTask(ctx.state.repos, engine.temporal, params.id, action, {
           by: ctx.state.userId, client: clientOf(ctx), reason: body.reason,
@@ -106,7 +106,7 @@ export function taskRoutes({ engine, temporalUiUrl, namespace }: TaskRouteDeps) 
       method: 'put', path: '/tasks/:id/status', tag: 'tasks', auth: 'user',
       summary: 'Seed compatibility: paused | running | cancelled map to pause, resume, cancel',
       params: idParams, body: statusBody, success: { status: 202, description: '{task_id, status}' },
-      errors: [400, 401, 404, 409],
+      errors: [400, 401, 404, 409, 503],
       async handler(ctx, { params, body }) {
         const action: ControlAction = body.status === 'paused' ? 'pause' : body.status === 'running' ? 'resume' : 'cancel';
         const { task, status } = await controlTask(ctx.state.repos, engine.temporal, params.id, action, {
