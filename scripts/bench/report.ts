@@ -260,7 +260,8 @@ echo handler), monitor sockets, autocannon. Rate limits are raised for the bench
   history polls of the run's stream, spread between the first and the last monitor getting an event).
   Then all M subscribe again with \`after_seq\` 0 at once: events/s = M x events / time until the last
   monitor has every event. Bare: M sockets each send one "subscribe" to a bare ws server that answers
-  with the same frames (byte for byte) the run produced.
+  with the same frames (byte for byte) the run produced. A burst lasts a fraction of a second, so
+  each side bursts several times (5 in the full run), taking turns, and the median burst counts.
 - **F5**: autocannon against \`GET /api/v1/tasks/:id\` of a finished run (JWT, session check, task and
   steps), then against the bare app's \`GET /tasks/:id\` (\`select * from tasks where id = $1\`, JSON).
 - **F6**: memory of the server process after forced GCs (main thread and workflow threads; the server

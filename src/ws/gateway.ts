@@ -360,10 +360,13 @@ export class Gateway {
         }
         if (ws.readyState !== ws.OPEN) return;
         m.subs.get(taskId)?.();
-        send(ws, { type: 'subscribed', payload: { task_id: taskId, status: task.status, ...(raw ? { raw } : {}) } }, re);
-        m.subs.set(taskId, raw
-          ? this.deps.streams.watchRaw(taskId, (ev) => this.deliver(ws, { type: 'history/event', payload: ev }, true), afterSeq)
-          : this.deps.streams.watch(taskId, (ev) => this.deliver(ws, { type: 'task/event', payload: ev }, true), afterSeq));
+        // `subscribed` and the replay of every event so far leave in one write, not one each.
+        corked(ws, () => {
+          send(ws, { type: 'subscribed', payload: { task_id: taskId, status: task.status, ...(raw ? { raw } : {}) } }, re);
+          m.subs.set(taskId, raw
+            ? this.deps.streams.watchRaw(taskId, (ev) => this.deliver(ws, { type: 'history/event', payload: ev }, true), afterSeq)
+            : this.deps.streams.watch(taskId, (ev) => this.deliver(ws, { type: 'task/event', payload: ev }, true), afterSeq));
+        });
         return;
       }
       case 'unsubscribe': {
@@ -434,6 +437,21 @@ class TaskLookups {
       }
     }
     this.running = false;
+  }
+}
+
+/**
+ * Runs `fn` with the socket's writes held, then sends them as one write (one syscall instead
+ * of one per frame: a replay of a run's events is most of a subscribe's cost). `ws` keeps its
+ * net.Socket in `_socket`; its own per-frame cork/uncork nests inside ours.
+ */
+function corked(ws: WebSocket, fn: () => void): void {
+  const socket = (ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
+  socket?.cork();
+  try {
+    fn();
+  } finally {
+    socket?.uncork();
   }
 }
 
