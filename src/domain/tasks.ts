@@ -240,13 +240,15 @@ const RESULTING: Record<ControlAction, TaskStatus> = { pause: 'paused', resume: 
 const SIGNALS = { pause: pauseSignal, resume: resumeSignal, cancel: cancelSignal };
 
 /** How long a control request waits for the run itself when the mirror says no. */
-const RUN_ANSWER_MS = 3000;
+const RUN_ANSWER_MS = 2000;
 
 /**
  * Pause, resume or cancel. When the mirror allows it: a signal (durable even while no worker
  * runs; the API answers at once). When the mirror says no but the run is not over, the mirror
  * may only be behind (a resume right after a pause): the run decides, through the `control`
- * update, whose validator refuses what the run's state does not allow. 409 code 3001 otherwise.
+ * update, whose validator refuses what the run's state does not allow (409 code 3001). When the
+ * run cannot answer in time (an overloaded or absent worker), the request is accepted as a
+ * signal: 202 means accepted, and the run applies it when its state allows.
  */
 export async function controlTask(
   repos: OwnedRepos,
@@ -270,7 +272,9 @@ export async function controlTask(
       if (err instanceof WorkflowNotFoundError) {
         throw errors.conflict(`cannot ${action}: the run has already ended`, { status: task.status });
       }
-      throw errors.unavailable(`the run did not answer in time; try again (${(err as Error).message})`);
+      // The run did not answer in time (its worker is busy or away): fall through to the
+      // signal, which is durable. The run applies it if its state allows, and ignores it if
+      // not, or if the Update lands after all (both go through the same check).
     }
   }
   try {

@@ -158,6 +158,25 @@ describe('the slice', () => {
     expect(kinds(taskId).filter((k) => k === 'run.paused')).toHaveLength(1);
   });
 
+  it('when the run cannot answer (no worker), a control request the mirror refuses is accepted as a signal', async () => {
+    const { taskId } = await submit(linear([{ type: 'demo.sleep', params: { ms: 2500 } }, { type: 'demo.echo', params: {} }]));
+    await eventually(async () => dispatches(taskId).length === 1, 15_000, 'first dispatch');
+    await sys.stopWorker();
+    try {
+      await sys.orm.em.fork().execute(`update tasks set status = 'paused' where id = ?`, [taskId]);
+      const pause = await sys.api.post(`/tasks/${taskId}/pause`, {}, user.token);
+      expect(pause.status).toBe(202);
+    } finally {
+      await sys.startWorker();
+    }
+    // The signal waited in history: the run pauses once a worker picks it up.
+    await monitor.waitFor(() => kinds(taskId).includes('run.paused'), 20_000, 'run.paused');
+    expect(kinds(taskId)).not.toContain('run.completed');
+    expect((await sys.api.post(`/tasks/${taskId}/resume`, {}, user.token)).status).toBe(202);
+    await monitor.waitFor(ended(taskId), 30_000, 'run end');
+    expect(kinds(taskId).at(-1)).toBe('run.completed');
+  });
+
   it('pause is forwarded to the step in flight, which holds until resume', async () => {
     const { taskId } = await submit(linear([
       { type: 'demo.sleep', params: { ms: 1000 } },
