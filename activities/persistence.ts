@@ -6,7 +6,7 @@ import { DeviceLanes } from '../src/domain/device-lanes.ts';
 import { releaseLane, requestLane } from '../src/domain/lanes.ts';
 import { applyRunEvents } from '../src/domain/run-mirror.ts';
 import { submitForSchedule } from '../src/domain/schedules.ts';
-import type { DeviceLocation, LaneCall, PersistenceActivities, RecordEventsInput } from './types.ts';
+import type { DeviceLocation, FinishRunInput, LaneCall, PersistenceActivities, RecordEventsInput } from './types.ts';
 
 export interface PersistenceDeps {
   orm: Orm;
@@ -22,9 +22,14 @@ export interface PersistenceDeps {
 export function createPersistenceActivities({ orm, temporal, taskQueue, presenceStaleMs, offlineTimeoutMs }: PersistenceDeps): PersistenceActivities {
   const lanes = new DeviceLanes(orm.em, temporal);
   return {
-    async recordRunEvents({ taskId, events, releaseLane: lane }: RecordEventsInput): Promise<void> {
+    async recordRunEvents({ taskId, events }: RecordEventsInput): Promise<void> {
       await applyRunEvents(orm, taskId, events);
-      if (lane) await lanes.release(lane.deviceId, taskId);
+    },
+
+    async finishRun({ taskId, deviceId, events }: FinishRunInput) {
+      await applyRunEvents(orm, taskId, events);
+      await lanes.release(deviceId, taskId);
+      return { events };
     },
 
     async locateDevice(deviceId: string): Promise<DeviceLocation> {

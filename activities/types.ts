@@ -4,8 +4,13 @@ import type { LaneTicket, RunEvent } from '../workflows/api.ts';
 export interface RecordEventsInput {
   taskId: string;
   events: RunEvent[];
-  /** The run's last write: give its table lane up once the events are in (the run's end). */
-  releaseLane?: { deviceId: string };
+}
+
+/** A run's last write: its final events, then its device's table lane given up. */
+export interface FinishRunInput {
+  taskId: string;
+  deviceId: string;
+  events: RunEvent[];
 }
 
 export interface DeviceLocation {
@@ -70,6 +75,12 @@ export interface LaneCall {
 
 export interface PersistenceActivities {
   recordRunEvents(input: RecordEventsInput): Promise<void>;
+  /**
+   * The last write of a table-lane run, run as a local activity (no activity task of its own).
+   * A local activity's input is not kept in history, so it answers the events it wrote: the
+   * monitors' bridge reads them from its marker.
+   */
+  finishRun(input: FinishRunInput): Promise<{ events: RunEvent[] }>;
   locateDevice(deviceId: string): Promise<DeviceLocation>;
   /** Queues the run on its device's lane (starting the lane if needed). */
   acquireLane(input: LaneCall): Promise<void>;

@@ -164,6 +164,8 @@ export const TASK_RUN_WORKFLOW = 'taskRunWorkflow';
 export const RECORD_EVENTS_ACTIVITY = 'recordRunEvents';
 /** Activities whose scheduled input may carry run events (`events`): a step's dispatch too. */
 export const EVENT_CARRYING_ACTIVITIES: readonly string[] = [RECORD_EVENTS_ACTIVITY, 'dispatchStep'];
+/** Local activities whose result carries the run events they wrote (read from their marker). */
+export const EVENT_CARRYING_LOCAL_ACTIVITIES: readonly string[] = ['finishRun'];
 
 export const workflowIdForTask = (taskId: string) => `task-${taskId}`;
 export const gatewayQueue = (nodeId: string) => `device-gateway.${nodeId}`;

@@ -10,6 +10,7 @@ import {
   isCancellation,
   patched,
   proxyActivities,
+  proxyLocalActivities,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
@@ -108,6 +109,8 @@ class TaskRun {
   private readonly input: TaskRunInput;
   private readonly nodes: Map<string, DefinitionNode>;
   private readonly persist: PersistenceActivities;
+  /** The same activities run in this worker, inside the workflow task (the last write). */
+  private readonly local: PersistenceActivities;
   private readonly state: RunState = {
     status: 'pending',
     reason: 'queued',
@@ -148,6 +151,10 @@ class TaskRun {
       taskQueue: input.taskQueue,
       startToCloseTimeout: '30s',
       // PostgreSQL may be briefly away: keep trying, the events are in history already.
+      retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '30s' },
+    });
+    this.local = proxyLocalActivities<PersistenceActivities>({
+      startToCloseTimeout: '30s',
       retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '30s' },
     });
   }
@@ -751,12 +758,12 @@ class TaskRun {
     const lane = { deviceId: this.input.deviceId, taskId: this.input.taskId };
     if (this.input.lane) {
       // (Table lanes came after pipelined steps: such a run is pipelined.) The last events and
-      // the lane's release in one activity: the next run gets the device once this one's last
-      // events are written.
+      // the lane's release in one local activity: the next run gets the device once this one's
+      // last events are written, and the run completes in the same workflow task.
       const events = this.pending;
       this.pending = [];
       const last = CancellationScope.nonCancellable(() =>
-        this.persist.recordRunEvents({ taskId: this.input.taskId, events, releaseLane: { deviceId: this.input.deviceId } }));
+        this.local.finishRun({ taskId: this.input.taskId, deviceId: this.input.deviceId, events }));
       await Promise.all([this.recorder, last, ...this.background]);
       return;
     }

@@ -13,6 +13,8 @@ export interface ActivityStats {
   runMs: number;
   /** Sum of scheduled -> closed over the run, ms. */
   totalMs: number;
+  /** A local activity: run inside a workflow task (no queue; its time is the task's). */
+  local?: boolean;
 }
 
 export interface HistoryBreakdown {
@@ -34,6 +36,7 @@ const ms = (e: HistoryEvent) => {
 export function historyBreakdown(events: HistoryEvent[], stepType: string): HistoryBreakdown {
   const acts = new Map<number, { type: string; scheduled: number; started?: number; closed?: number }>();
   const wfts = new Map<number, { scheduled: number; started?: number; closed?: number }>();
+  const localCounts = new Map<string, number>();
   let signals = 0;
   for (const e of events) {
     const id = Number(e.eventId ?? 0);
@@ -60,6 +63,11 @@ export function historyBreakdown(events: HistoryEvent[], stepType: string): Hist
       if (w) w.closed = t;
     } else if (e.workflowExecutionSignaledEventAttributes) {
       signals++;
+    } else if (e.markerRecordedEventAttributes?.markerName === 'core_local_activity') {
+      // The SDK core's marker: `data` is JSON with the activity type.
+      const data = e.markerRecordedEventAttributes.details?.data?.payloads?.[0]?.data;
+      const type = data ? String(JSON.parse(Buffer.from(data).toString('utf8')).activity_type ?? '?') : '?';
+      localCounts.set(type, (localCounts.get(type) ?? 0) + 1);
     }
   }
   const byType = new Map<string, { n: number; q: number; r: number; tot: number }>();
@@ -89,7 +97,8 @@ export function historyBreakdown(events: HistoryEvent[], stepType: string): Hist
     workflowTasks: { count: w.count, queueMs: w.count ? w.q / w.count : 0, runMs: w.count ? w.r / w.count : 0, totalMs: w.q + w.r },
     activities: [...byType.entries()]
       .map(([type, s]) => ({ type, count: s.n, queueMs: s.q / s.n, runMs: s.r / s.n, totalMs: s.tot }))
-      .sort((a, b) => b.totalMs - a.totalMs),
+      .sort((a, b) => b.totalMs - a.totalMs)
+      .concat([...localCounts].map(([type, count]) => ({ type, count, queueMs: 0, runMs: 0, totalMs: 0, local: true }))),
     signals,
     stepCycleMs: gaps.length ? gaps.reduce((a, b) => a + b, 0) / gaps.length : NaN,
   };

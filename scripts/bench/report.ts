@@ -153,7 +153,8 @@ export function renderReport(r: Results, previous = ''): string {
     for (const t of types) {
       const a = o.activities.find((y) => y.type === t);
       const c = b.activities.find((y) => y.type === t);
-      const cell = (s?: { count: number; queueMs: number; runMs: number }) => (s ? `${s.count} x (${f(s.queueMs)} queue + ${f(s.runMs)} run) ms` : '-');
+      const cell = (s?: { count: number; queueMs: number; runMs: number; local?: boolean }) =>
+        (!s ? '-' : s.local ? `${s.count} x, local (inside a workflow task)` : `${s.count} x (${f(s.queueMs)} queue + ${f(s.runMs)} run) ms`);
       p(`| activity \`${t}\` | ${cell(a)} | ${cell(c)} |`);
     }
     p('');

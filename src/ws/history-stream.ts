@@ -7,14 +7,15 @@ import proto, { type temporal } from '@temporalio/proto';
 // CommonJS: its namespaces are not named exports under Node's ESM loader.
 const { HistoryEvent } = proto.temporal.api.history.v1;
 import type { Logger } from '../logger.ts';
-import { EVENT_CARRYING_ACTIVITIES, workflowIdForTask, type RunEvent } from '../../workflows/api.ts';
+import { EVENT_CARRYING_ACTIVITIES, EVENT_CARRYING_LOCAL_ACTIVITIES, workflowIdForTask, type RunEvent } from '../../workflows/api.ts';
 import type { TaskEventPayload } from './protocol.ts';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 
 /**
  * Maps one history event to run events. The workflow records each event in the input of a
- * `recordRunEvents` activity or of the step dispatch it rides with, so its seq is in history;
+ * `recordRunEvents` activity or of the step dispatch it rides with, or (its last events) in the
+ * result of the `finishRun` local activity, so its seq is in history;
  * a batch written again (its dispatch failed) is skipped by seq. A run that ended without running our
  * code (terminated, timed out) gets a terminal event after the last one.
  */
@@ -27,6 +28,8 @@ export function mapHistoryEvent(e: HistoryEvent, lastSeq: number, sawTerminal: b
     const input = defaultPayloadConverter.fromPayload<{ events?: RunEvent[] }>(payload as never);
     return (input.events ?? []).filter((ev) => ev.seq > lastSeq);
   }
+  const marker = e.markerRecordedEventAttributes;
+  if (marker) return localActivityEvents(marker).filter((ev) => ev.seq > lastSeq);
   if (sawTerminal) return [];
   const at = eventTime(e);
   const end = (kind: RunEvent['kind'], data: Record<string, unknown>): RunEvent[] => [
@@ -48,6 +51,27 @@ export function mapHistoryEvent(e: HistoryEvent, lastSeq: number, sawTerminal: b
   }
   return [];
 }
+
+/**
+ * The events a local activity wrote (its input is not in history, so it answers them). Its
+ * marker, as the Temporal SDK core records it: `data` holds JSON with the activity type,
+ * `result` the activity's answer.
+ */
+function localActivityEvents(marker: temporal.api.history.v1.IMarkerRecordedEventAttributes): RunEvent[] {
+  if (marker.markerName !== LOCAL_ACTIVITY_MARKER) return [];
+  const meta = marker.details?.data?.payloads?.[0];
+  const result = marker.details?.result?.payloads?.[0];
+  if (!meta?.data || !result) return [];
+  try {
+    const { activity_type: type } = JSON.parse(Buffer.from(meta.data).toString('utf8')) as { activity_type?: string };
+    if (!EVENT_CARRYING_LOCAL_ACTIVITIES.includes(type ?? '')) return [];
+    return defaultPayloadConverter.fromPayload<{ events?: RunEvent[] }>(result as never).events ?? [];
+  } catch {
+    return [];
+  }
+}
+
+const LOCAL_ACTIVITY_MARKER = 'core_local_activity';
 
 /** Every run event in a (closed or open) run's history, read once without waiting. */
 export async function readRunEvents(client: Client, taskId: string): Promise<RunEvent[]> {
