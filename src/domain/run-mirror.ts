@@ -11,9 +11,9 @@ import { EVENTS_CHANNEL } from '../ws/pg-bus.ts';
 
 export async function applyRunEvents(orm: Orm, taskId: string, batch: RunEvent[]): Promise<void> {
   if (batch.length === 0) return;
-  // Raw SQL, five statements in one transaction: this is the engine's hottest write (a step's
-  // dispatch carries one), and entity hydration plus unit-of-work bookkeeping was a third of
-  // the server's CPU under load (docs/benchmarks.md, F1).
+  // Raw SQL, three statements in one transaction (lock the task, log the batch, fold it): this
+  // is the engine's hottest write (a step's dispatch carries one), and entity hydration plus
+  // unit-of-work bookkeeping was a third of the server's CPU under load (docs/benchmarks.md, F1).
   await orm.em.fork().transactional(async (tx) => {
     // Row lock: one writer per task, so retried or concurrent activities apply events once.
     const [row] = await tx.execute<Record<string, unknown>[]>('select * from tasks where id = ? for update', [taskId]);
@@ -35,32 +35,30 @@ export async function applyRunEvents(orm: Orm, taskId: string, batch: RunEvent[]
     if (sorted[0].seq > before + 1) return;
     const events = gapFree([...sorted, ...waiting], before);
     const steps = stepRows(applyEvents(task, events));
-    if (steps.length) {
-      await tx.execute(
-        `insert into task_steps (id, task_id, key, node_id, node_type, name, attempt, status, output, error, started_at, finished_at)
-         values ${steps.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?::jsonb, ?, ?)').join(', ')}
-         on conflict (key) do update set
-           status = excluded.status,
-           finished_at = excluded.finished_at,
-           output = case when excluded.status = 'running' then task_steps.output else excluded.output end,
-           error = case when excluded.status = 'running' then task_steps.error else excluded.error end`,
-        steps.flatMap((s) => [
-          crypto.randomUUID(), taskId, s.key, s.nodeId, s.nodeType || 'unknown', s.name, s.attempt, s.status,
-          json(s.output), json(s.error), s.startedAt, s.status === 'running' ? null : s.at,
-        ]),
-        'run',
-      );
-    }
     if (task.lastSeq > before) {
-      // The fold, and in the same statement the notice (delivered at commit) that lets
-      // user-scope monitors on every API node read the new events.
+      // The fold in one statement: the steps these events touch, the task row, and the notice
+      // (delivered at commit) that lets user-scope monitors on every API node read the events.
+      const upsertSteps = steps.length
+        ? `s as (
+             insert into task_steps (id, task_id, key, node_id, node_type, name, attempt, status, output, error, started_at, finished_at)
+             values ${steps.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?::jsonb, ?, ?)').join(', ')}
+             on conflict (key) do update set
+               status = excluded.status,
+               finished_at = excluded.finished_at,
+               output = case when excluded.status = 'running' then task_steps.output else excluded.output end,
+               error = case when excluded.status = 'running' then task_steps.error else excluded.error end),`
+        : '';
       await tx.execute(
-        `with u as (
+        `with ${upsertSteps} u as (
            update tasks set status = ?, status_reason = ?, current_node = ?, progress = ?, result = ?::jsonb,
              error = ?::jsonb, last_seq = ?, started_at = ?, finished_at = ?, duration_ms = ?, updated_at = now()
            where id = ? returning id)
          select pg_notify(?, ?) from u`,
         [
+          ...steps.flatMap((st) => [
+            crypto.randomUUID(), taskId, st.key, st.nodeId, st.nodeType || 'unknown', st.name, st.attempt, st.status,
+            json(st.output), json(st.error), st.startedAt, st.status === 'running' ? null : st.at,
+          ]),
           task.status, task.statusReason ?? null, task.currentNode ?? null, task.progress, json(task.result), json(task.error),
           task.lastSeq, task.startedAt ?? null, task.finishedAt ?? null, task.durationMs ?? null, taskId,
           EVENTS_CHANNEL, JSON.stringify({ user_id: task.userId, task_id: taskId, from_seq: before + 1, seq: task.lastSeq }),
