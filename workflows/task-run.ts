@@ -534,7 +534,6 @@ class TaskRun {
    * and the answer says whether it holds the device.
    */
   private async awaitTableLane(): Promise<void> {
-    this.laneAsked = true;
     if (this.input.lane === 'granted') return;
     const ask = async () => {
       const { granted } = await this.persist.acquireDeviceLane({
@@ -755,7 +754,6 @@ class TaskRun {
 
   /** Flushes every event and waits for best-effort work before the run ends. */
   private async settle(): Promise<void> {
-    const lane = { deviceId: this.input.deviceId, taskId: this.input.taskId };
     if (this.input.lane) {
       // (Table lanes came after pipelined steps: such a run is pipelined.) The last events and
       // the lane's release in one local activity: the next run gets the device once this one's
@@ -767,6 +765,7 @@ class TaskRun {
       await Promise.all([this.recorder, last, ...this.background]);
       return;
     }
+    const lane = { deviceId: this.input.deviceId, taskId: this.input.taskId };
     const release = () => CancellationScope.nonCancellable(() => this.persist.releaseLane(lane));
     if (this.pipelined) {
       await Promise.all([this.flush(), this.laneAsked ? release() : undefined]);

@@ -1,6 +1,7 @@
 // Where a run's time goes, read from its Temporal history: workflow tasks and activities by
 // type, queue time (scheduled -> started) and run time (started -> closed).
 import type { temporal } from '@temporalio/proto';
+import { localActivityType } from '../../src/ws/history-stream.ts';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 
@@ -63,11 +64,9 @@ export function historyBreakdown(events: HistoryEvent[], stepType: string): Hist
       if (w) w.closed = t;
     } else if (e.workflowExecutionSignaledEventAttributes) {
       signals++;
-    } else if (e.markerRecordedEventAttributes?.markerName === 'core_local_activity') {
-      // The SDK core's marker: `data` is JSON with the activity type.
-      const data = e.markerRecordedEventAttributes.details?.data?.payloads?.[0]?.data;
-      const type = data ? String(JSON.parse(Buffer.from(data).toString('utf8')).activity_type ?? '?') : '?';
-      localCounts.set(type, (localCounts.get(type) ?? 0) + 1);
+    } else if (e.markerRecordedEventAttributes) {
+      const type = localActivityType(e.markerRecordedEventAttributes);
+      if (type) localCounts.set(type, (localCounts.get(type) ?? 0) + 1);
     }
   }
   const byType = new Map<string, { n: number; q: number; r: number; tot: number }>();

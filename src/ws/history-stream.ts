@@ -53,25 +53,32 @@ export function mapHistoryEvent(e: HistoryEvent, lastSeq: number, sawTerminal: b
 }
 
 /**
- * The events a local activity wrote (its input is not in history, so it answers them). Its
- * marker, as the Temporal SDK core records it: `data` holds JSON with the activity type,
- * `result` the activity's answer.
+ * The activity type of a local activity's marker, as the Temporal SDK core records it
+ * (`core_local_activity`: JSON with the activity type in `data`, the answer in `result`);
+ * null for any other marker.
  */
-function localActivityEvents(marker: temporal.api.history.v1.IMarkerRecordedEventAttributes): RunEvent[] {
-  if (marker.markerName !== LOCAL_ACTIVITY_MARKER) return [];
-  const meta = marker.details?.data?.payloads?.[0];
-  const result = marker.details?.result?.payloads?.[0];
-  if (!meta?.data || !result) return [];
+export function localActivityType(marker: temporal.api.history.v1.IMarkerRecordedEventAttributes): string | null {
+  if (marker.markerName !== 'core_local_activity') return null;
+  const meta = marker.details?.data?.payloads?.[0]?.data;
+  if (!meta) return null;
   try {
-    const { activity_type: type } = JSON.parse(Buffer.from(meta.data).toString('utf8')) as { activity_type?: string };
-    if (!EVENT_CARRYING_LOCAL_ACTIVITIES.includes(type ?? '')) return [];
+    return String((JSON.parse(Buffer.from(meta).toString('utf8')) as { activity_type?: string }).activity_type ?? '?');
+  } catch {
+    return null;
+  }
+}
+
+/** The events a local activity wrote (its input is not in history, so it answers them). */
+function localActivityEvents(marker: temporal.api.history.v1.IMarkerRecordedEventAttributes): RunEvent[] {
+  const type = localActivityType(marker);
+  const result = marker.details?.result?.payloads?.[0];
+  if (!type || !EVENT_CARRYING_LOCAL_ACTIVITIES.includes(type) || !result) return [];
+  try {
     return defaultPayloadConverter.fromPayload<{ events?: RunEvent[] }>(result as never).events ?? [];
   } catch {
     return [];
   }
 }
-
-const LOCAL_ACTIVITY_MARKER = 'core_local_activity';
 
 /** Every run event in a (closed or open) run's history, read once without waiting. */
 export async function readRunEvents(client: Client, taskId: string): Promise<RunEvent[]> {
