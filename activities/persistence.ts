@@ -27,8 +27,9 @@ export function createPersistenceActivities({ orm, temporal, taskQueue, presence
     },
 
     async finishRun({ taskId, deviceId, events }: FinishRunInput) {
-      await applyRunEvents(orm, taskId, events);
-      await lanes.release(deviceId, taskId);
+      // The last events and the lane's release in one transaction; then the next run is told.
+      const released = await applyRunEvents(orm, taskId, events, DeviceLanes.releaseStatements(deviceId, taskId));
+      await lanes.afterRelease(deviceId, released);
       return { events };
     },
 

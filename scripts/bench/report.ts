@@ -117,6 +117,17 @@ export function renderReport(r: Results, previous = ''): string {
       p(`| ${l.concurrency} | ${f(l.ours.perS, 2)} | ${f(l.bare.perS, 2)} | ${x(l.ratio)} | ${f(l.ours.p50Ms, 0)} / ${f(l.ours.p99Ms, 0)} ms | ${f(l.bare.p50Ms, 0)} / ${f(l.bare.p99Ms, 0)} ms | ${l.ours.runs} / ${l.bare.runs} |`);
     }
     p('');
+    p('CPU time per run by process, ms (from /proc: the Temporal dev server, every PostgreSQL process, our',
+      'server process with its API, gateway and task worker or the bare worker, and the bench driver with',
+      'its simulated devices and REST or Temporal client). Under load the cores are the bound, so the',
+      'ratio follows the total.', '');
+    p('| concurrent runs | side | Temporal | PostgreSQL | server | driver | total |', '| --- | --- | --- | --- | --- | --- | --- |');
+    for (const l of r.f1) {
+      for (const [side, c] of [['ours', l.cpu.ours], ['bare', l.cpu.bare]] as const) {
+        p(`| ${l.concurrency} | ${side} | ${f(c.temporal)} | ${f(c.postgres)} | ${f(c.server)} | ${f(c.driver)} | ${f(c.temporal + c.postgres + c.server + c.driver)} |`);
+      }
+    }
+    p('');
   }
   if (r.f4.length) {
     p(`F4, fan-out by monitors (one run of ${r.sizes.f4Steps} steps, ${r.f4[0].events} durable events of ~${r.f4[0].frameBytes} bytes):`, '');

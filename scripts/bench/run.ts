@@ -28,6 +28,7 @@ import { workflowIdForTask, type TaskRunResult } from '../../workflows/api.ts';
 import type { bareParkedWorkflow, bareStepsWorkflow, bareControlWorkflow } from './bare-workflows.ts';
 import { BenchDevice, LiteSocket, Rest, connectDevices, disconnectDevices, linear, openSockets } from './clients.ts';
 import { historyBreakdown, type HistoryBreakdown } from './history.ts';
+import { cpuPerRun, cpuSample, type CpuSample } from './cpu.ts';
 import {
   ROOT, machineInfo, median, percentile, pool, ratio, sleep, until,
   type MachineInfo, type MemorySample, type ProfileSummary, type ServerSetup,
@@ -170,6 +171,8 @@ interface Ctx {
   bareQueue: string;
   devices: BenchDevice[];
   wf: { three: string; fanout: string; hold: string; one: string; long: string };
+  /** Processes whose CPU time F1 accounts for. */
+  pids: { temporal: number; server: number };
 }
 
 async function main(): Promise<void> {
@@ -181,7 +184,7 @@ async function main(): Promise<void> {
 
   // A Temporal dev server, a fresh database (dropped at the end, after the server process is
   // gone) and both workflow bundles.
-  const { temporalAddress, databaseUrl, databaseName, orm, workflowBundle, bareBundle } = await prepare(dir, 'jarvis_bench', cleanups);
+  const { temporalAddress, temporalPid, databaseUrl, databaseName, orm, workflowBundle, bareBundle } = await prepare(dir, 'jarvis_bench', cleanups);
   const pgVersion = String((await orm.em.fork().getConnection().execute('show server_version'))[0]?.server_version ?? '?');
   log(`Temporal dev server at ${temporalAddress}; database ${databaseName} (PostgreSQL ${pgVersion})`);
   log('workflow bundles built');
@@ -218,7 +221,7 @@ async function main(): Promise<void> {
 
   const ctx: Ctx = {
     srv, rest, temporal, wsUrl: `${ready.apiUrl.replace(/^http/, 'ws')}/ws`, bareUrl: ready.bareUrl,
-    bareQueue: setup.bareQueue, devices, wf,
+    bareQueue: setup.bareQueue, devices, wf, pids: { temporal: temporalPid, server: srv.child.pid ?? 0 },
   };
 
   // Warm-up: JIT, the workflow bundles in the workers' isolates, connection pools.
@@ -335,6 +338,15 @@ export interface F1Level {
   ours: LoopResult;
   bare: LoopResult;
   ratio: number;
+  /** CPU ms per run by process group, each side (scripts/bench/cpu.ts). */
+  cpu: { ours: CpuSample; bare: CpuSample };
+}
+
+/** A closed loop with the CPU each process group spent on it, per run. */
+async function accounted(ctx: Ctx, loop: () => Promise<LoopResult>): Promise<{ loop: LoopResult; cpu: CpuSample }> {
+  const before = cpuSample(ctx.pids);
+  const r = await loop();
+  return { loop: r, cpu: cpuPerRun(before, cpuSample(ctx.pids), r.runs) };
 }
 
 async function f1Throughput(ctx: Ctx, slot: () => number): Promise<F1Level[]> {
@@ -356,16 +368,19 @@ async function f1Throughput(ctx: Ctx, slot: () => number): Promise<F1Level[]> {
       continue;
     }
     const minRuns = i === 0 ? Math.min(n, 4) : 0;
-    const ours = await closedLoop(c, n, S.f1MaxS, async (lane) => {
+    const o = await accounted(ctx, () => closedLoop(c, n, S.f1MaxS, async (lane) => {
       const r = await oursRun(ctx, lane);
       return { ms: r.ms, id: r.taskId };
-    }, minRuns);
-    const bare = await closedLoop(c, n, S.f1MaxS, async () => {
+    }, minRuns));
+    const b = await accounted(ctx, () => closedLoop(c, n, S.f1MaxS, async () => {
       const r = await bareRun(ctx);
       return { ms: r.ms, id: r.workflowId };
-    }, minRuns);
-    out.push({ concurrency: c, ours, bare, ratio: ratio(ours.perS, bare.perS) });
+    }, minRuns));
+    const [ours, bare] = [o.loop, b.loop];
+    out.push({ concurrency: c, ours, bare, ratio: ratio(ours.perS, bare.perS), cpu: { ours: o.cpu, bare: b.cpu } });
+    const cpuText = (x: CpuSample) => `temporal ${x.temporal.toFixed(1)}, pg ${x.postgres.toFixed(1)}, server ${x.server.toFixed(1)}, driver ${x.driver.toFixed(1)}`;
     log(`F1 c=${c}: ours ${ours.perS.toFixed(2)} runs/s (${ours.runs}), bare ${bare.perS.toFixed(2)} runs/s (${bare.runs}): ${ratio(ours.perS, bare.perS).toFixed(2)}x`);
+    log(`F1 c=${c} CPU ms per run: ours ${cpuText(o.cpu)}; bare ${cpuText(b.cpu)}`);
   }
   await disconnectDevices(ctx.devices.slice(0, max));
   return out;

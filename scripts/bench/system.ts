@@ -15,6 +15,8 @@ export interface Cleanup {
 
 export interface Prepared {
   temporalAddress: string;
+  /** The dev server's process id (CPU accounting). */
+  temporalPid: number;
   databaseUrl: string;
   databaseName: string;
   orm: Orm;
@@ -43,5 +45,5 @@ export async function prepare(dir: string, dbPrefix: string, cleanups: Cleanup[]
   const bareBundle = resolve(dir, 'bare-workflows.js');
   writeFileSync(workflowBundle, (await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quiet })).code);
   writeFileSync(bareBundle, (await bundleWorkflowCode({ workflowsPath: resolve(import.meta.dirname, 'bare-workflows.ts'), logger: quiet })).code);
-  return { temporalAddress: dev.address, databaseUrl, databaseName: url.pathname.slice(1), orm, workflowBundle, bareBundle };
+  return { temporalAddress: dev.address, temporalPid: dev.child.pid ?? 0, databaseUrl, databaseName: url.pathname.slice(1), orm, workflowBundle, bareBundle };
 }

@@ -4,6 +4,8 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { EntityName, FilterQuery, FindOptions } from '@mikro-orm/core';
 import { errors } from '../http/errors.ts';
+import { nativeSql } from './native-sql.ts';
+import { insertStatement } from './rows.ts';
 
 type Owned = { id: string; userId: string };
 
@@ -44,14 +46,26 @@ export class OwnedRepos {
 
   /**
    * The user's row of `table` by id, with `extra` selected columns, in one SQL query and without
-   * entity hydration: for hot read paths. `table` and `extra` are code, never request input.
+   * entity hydration: for hot read paths. `table` and `extra` are code, never request input;
+   * `extra` refers to `extraParams` as $3, $4...
    */
-  async rawOne(table: string, id: string, extra?: string): Promise<Record<string, unknown> | null> {
-    const rows = await this.em.execute<Record<string, unknown>[]>(
-      `select t.*${extra ? `, ${extra}` : ''} from ${table} t where t.id = ? and t.user_id = ?`,
-      [id, this.userId],
+  async rawOne(table: string, id: string, extra?: string, extraParams: unknown[] = []): Promise<Record<string, unknown> | null> {
+    // Straight to the pool (one round trip, no ORM layers): outside any transaction of `em`.
+    const db = await nativeSql(this.em);
+    const rows = await db.query(
+      `select t.*${extra ? `, ${extra}` : ''} from ${table} t where t.id = $1 and t.user_id = $2`,
+      [id, this.userId, ...extraParams],
     );
     return rows[0] ?? null;
+  }
+
+  /**
+   * A new row of the user's as a plain object and the statement that inserts it, for a caller
+   * that sends the insert together with other statements (POST /tasks). `userId` is set here.
+   */
+  insertion<T extends Owned>(entity: EntityName<T>, data: Omit<T, 'userId'>): { row: T; statement: string } {
+    const row = { ...data, userId: this.userId } as T;
+    return { row, statement: insertStatement(this.em, entity, row) };
   }
 
   count<T extends Owned>(entity: EntityName<T>, where?: FilterQuery<T>): Promise<number> {

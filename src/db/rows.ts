@@ -1,14 +1,17 @@
 // Rows read by raw SQL, turned into the entity's property shape without hydrating entities:
 // for hot read paths whose result is only presented (no identity map, no change tracking).
 // The column -> property map comes from MikroORM's metadata, once per entity.
+// Also the other way: a row as an insert statement for hot write paths.
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { EntityName } from '@mikro-orm/core';
+import { jsonb, literal } from './native-sql.ts';
 
 interface Column {
   field: string;
   prop: string;
   /** A timestamp that may arrive as an ISO string (inside json_agg). */
   date: boolean;
+  json: boolean;
 }
 
 const columnsByEntity = new WeakMap<object, Column[]>();
@@ -23,6 +26,7 @@ function columnsOf(em: EntityManager, entity: EntityName<object>): Column[] {
         field: p.fieldNames[0],
         prop: p.name,
         date: p.runtimeType === 'Date',
+        json: p.columnTypes?.[0] === 'jsonb',
       }));
     columnsByEntity.set(meta, cols);
   }
@@ -37,4 +41,18 @@ export function plainRow<T extends object>(em: EntityManager, entity: EntityName
     out[c.prop] = c.date && typeof v === 'string' ? new Date(v) : v;
   }
   return out as T;
+}
+
+/**
+ * `insert into <table> (...) values (...)` for a whole row given by property, values inlined as
+ * literals (src/db/native-sql.ts): for a caller that sends it with other statements in one trip.
+ */
+export function insertStatement<T extends object>(em: EntityManager, entity: EntityName<T>, row: T): string {
+  const cols = columnsOf(em, entity as EntityName<object>);
+  const table = em.getMetadata().get(entity as never).tableName;
+  const values = cols.map((c) => {
+    const v = (row as Record<string, unknown>)[c.prop];
+    return literal(c.json ? jsonb(v) : v);
+  });
+  return `insert into ${table} (${cols.map((c) => c.field).join(', ')}) values (${values.join(', ')})`;
 }

@@ -13,6 +13,7 @@
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { FINISHED_STATUSES, type TaskStatus } from '../db/entities.ts';
+import { nativeSql, sql, type Row } from '../db/native-sql.ts';
 import { laneGrantedSignal, type LaneTicket } from '../../workflows/api.ts';
 
 export type { LaneTicket };
@@ -40,12 +41,20 @@ export class DeviceLanes {
    * otherwise it waits in the queue and gets `laneGranted` when its turn comes. Idempotent per task.
    */
   async acquire(t: LaneTicket): Promise<{ granted: boolean }> {
-    const [{ answer }] = await this.em.fork().execute<{ answer: 'granted' | 'queued' | 'queued_other' }[]>(
-      'select lane_acquire(?, ?, ?, ?::smallint, ?) as answer',
-      [t.deviceId, t.taskId, t.workflowId, t.priorityRank, t.submittedAt],
-    );
+    const [row] = await (await nativeSql(this.em)).query(DeviceLanes.acquireStatement(t));
+    return this.afterAcquire(t.deviceId, row);
+  }
+
+  /** `acquire` as a statement for a caller's transaction (POST /tasks); pass its row to `afterAcquire`. */
+  static acquireStatement(t: LaneTicket): string {
+    return sql`select lane_acquire(${t.deviceId}, ${t.taskId}, ${t.workflowId}, ${t.priorityRank}::smallint, ${t.submittedAt}) as answer`;
+  }
+
+  async afterAcquire(deviceId: string, row: Row | undefined): Promise<{ granted: boolean }> {
+    const answer = row?.answer as 'granted' | 'queued' | 'queued_other' | undefined;
+    if (!answer) throw new Error('lane_acquire gave no answer');
     // A free device went to a run that waited longer (or ranks higher): tell it.
-    if (answer === 'queued_other') await this.notifyHolder(t.deviceId);
+    if (answer === 'queued_other') await this.notifyHolder(deviceId);
     return { granted: answer === 'granted' };
   }
 
@@ -53,6 +62,22 @@ export class DeviceLanes {
   async release(deviceId: string, taskId: string): Promise<void> {
     await this.giveUp(deviceId, taskId);
     await this.notifyHolder(deviceId);
+  }
+
+  /**
+   * `release` as statements for a caller's transaction (the run's last mirror write), so that the
+   * release costs no round trip of its own; pass their rows to `afterRelease`.
+   */
+  static releaseStatements(deviceId: string, taskId: string): string[] {
+    return [
+      sql`select lane_release(${deviceId}, ${taskId})`,
+      sql`select holder_task_id, holder_workflow_id, holder_notified from device_lanes where device_id = ${deviceId}`,
+    ];
+  }
+
+  /** Tells the next holder, after `releaseStatements` committed. */
+  async afterRelease(deviceId: string, rows: Row[][]): Promise<void> {
+    await this.notifyHolder(deviceId, (rows[1]?.[0] ?? null) as unknown as Holder | null);
   }
 
   private async giveUp(deviceId: string, taskId: string): Promise<void> {
@@ -64,9 +89,10 @@ export class DeviceLanes {
    * deleted) gives the device up to the next; one whose workflow has not started yet is left:
    * the run asks itself. Throws when Temporal cannot be reached (the calling activity retries).
    */
-  async notifyHolder(deviceId: string): Promise<void> {
+  async notifyHolder(deviceId: string, known?: Holder | null): Promise<void> {
     for (let i = 0; i < MAX_GONE_HOLDERS; i++) {
-      const [lane] = await this.em.fork().execute<Holder[]>(
+      // The lane as the caller just read it (first time round only), else as it is now.
+      const [lane] = i === 0 && known !== undefined ? [known] : await this.em.fork().execute<Holder[]>(
         'select holder_task_id, holder_workflow_id, holder_notified from device_lanes where device_id = ?', [deviceId]);
       if (!lane?.holder_task_id || lane.holder_notified) return;
       try {

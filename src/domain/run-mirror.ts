@@ -4,79 +4,87 @@
 // run's writers run side by side), the fold advances over the log's gap-free prefix only.
 import type { Orm } from '../db/orm.ts';
 import { Task } from '../db/entities.ts';
+import { Fragment, jsonb, nativeSql, sql, uuid, type Row } from '../db/native-sql.ts';
 import { plainRow } from '../db/rows.ts';
 import type { RunEvent } from '../../workflows/api.ts';
 import { applyEvents, type StepWrite } from './task-mirror.ts';
 import { EVENTS_CHANNEL } from '../ws/pg-bus.ts';
 
-export async function applyRunEvents(orm: Orm, taskId: string, batch: RunEvent[]): Promise<void> {
-  if (batch.length === 0) return;
-  // Raw SQL, three statements in one transaction (lock the task, log the batch, fold it): this
-  // is the engine's hottest write (a step's dispatch carries one), and entity hydration plus
-  // unit-of-work bookkeeping was a third of the server's CPU under load (docs/benchmarks.md, F1).
-  await orm.em.fork().transactional(async (tx) => {
-    // Row lock: one writer per task, so retried or concurrent activities apply events once.
-    const [row] = await tx.execute<Record<string, unknown>[]>('select * from tasks where id = ? for update', [taskId]);
-    if (!row) return; // the task was deleted; nothing to mirror
-    const task = plainRow(tx, Task, row);
-    const before = task.lastSeq;
-    const sorted = [...batch].sort((a, b) => a.seq - b.seq);
-    const last = sorted[sorted.length - 1].seq;
-    // The batch into the log, and (same round trip) the events that arrived ahead of it and
-    // wait past a gap: rows beyond this batch are not its own, so the snapshot sees them all.
-    const waiting = (await tx.execute<{ seq: number; kind: RunEvent['kind']; at: Date; data: Record<string, unknown> }[]>(
-      `with ins as (
-         insert into task_events (task_id, seq, kind, at, data) values ${batch.map(() => '(?, ?, ?, ?, ?::jsonb)').join(', ')}
+/**
+ * Writes a batch of a run's events. `also`: statements committed in the same transaction whatever
+ * the batch does (the run's last write releases its device lane there); their rows are returned.
+ */
+export async function applyRunEvents(orm: Orm, taskId: string, batch: RunEvent[], also: string[] = []): Promise<Row[][]> {
+  if (batch.length === 0 && also.length === 0) return [];
+  const db = await nativeSql(orm);
+  if (batch.length === 0) return db.transaction(async (tx) => (await tx.run(['begin', ...also, 'commit'])).slice(1, -1));
+  const sorted = [...batch].sort((a, b) => a.seq - b.seq);
+  const last = sorted[sorted.length - 1].seq;
+  // One transaction in two round trips (src/db/native-sql.ts): this is the engine's hottest write
+  // (every step's dispatch carries one), and it was five round trips through the ORM.
+  return db.transaction(async (tx) => {
+    /** Trip 2: `statements`, then `also`, then COMMIT; the rows of `also`. */
+    const finish = async (statements: string[]) => (await tx.run([...statements, ...also, 'commit'])).slice(statements.length, -1);
+    // Trip 1. The row lock first: one writer per task, so retried or concurrent activities apply
+    // events once. Then, in a statement of its own (a fresh snapshot, taken under the lock), the
+    // batch into the log, and the events that arrived ahead of it and wait past a gap: rows beyond
+    // this batch are not its own, so that snapshot sees them all.
+    const values = new Fragment(sorted.map((ev) => sql`(${ev.seq}, ${ev.kind}, ${new Date(ev.at)}, ${jsonb(ev.data ?? {})})`).join(', '));
+    const [, [row], waitingRows] = await tx.run([
+      'begin',
+      sql`select * from tasks where id = ${taskId} for update`,
+      sql`with ins as (
+         insert into task_events (task_id, seq, kind, at, data)
+         select ${uuid(taskId)}, v.seq, v.kind, v.at, v.data from (values ${values}) as v (seq, kind, at, data)
+          where exists (select 1 from tasks where id = ${taskId})
          on conflict (task_id, seq) do nothing)
-       select seq, kind, at, data from task_events where task_id = ? and seq > ? order by seq`,
-      [...batch.flatMap((ev) => [taskId, ev.seq, ev.kind, new Date(ev.at), JSON.stringify(ev.data)]), taskId, Math.max(last, before)],
-    )).map((r) => ({ seq: Number(r.seq), kind: r.kind, at: new Date(r.at).getTime(), data: r.data }));
+       select seq, kind, at, data from task_events
+        where task_id = ${taskId} and seq > greatest(${last}, (select last_seq from tasks where id = ${taskId}))
+        order by seq`,
+    ]);
+    if (!row) return finish([]); // the task was deleted; nothing to mirror
+    const task = plainRow(orm.em, Task, row);
+    const before = task.lastSeq;
     // A batch past a gap waits in the log; the batch that fills the gap folds it.
-    if (sorted[0].seq > before + 1) return;
+    if (sorted[0].seq > before + 1) return finish([]);
+    const waiting = waitingRows.map((r) => ({
+      seq: Number(r.seq), kind: r.kind as RunEvent['kind'], at: new Date(r.at as string | Date).getTime(), data: r.data as Record<string, unknown>,
+    }));
     const events = gapFree([...sorted, ...waiting], before);
     const steps = stepRows(applyEvents(task, events));
+    const statements: string[] = [];
     if (task.lastSeq > before) {
-      // The fold in one statement: the steps these events touch, the task row, and the notice
-      // (delivered at commit) that lets user-scope monitors on every API node read the events.
-      const upsertSteps = steps.length
+      // Trip 2. The fold in one statement: the steps these events touch, the task row, and the
+      // notice (delivered at commit) that lets user-scope monitors on every API node read them.
+      const stepValues = steps.map((st) => sql`(${uuid(crypto.randomUUID())}, ${uuid(taskId)}, ${st.key}, ${st.nodeId},
+        ${st.nodeType || 'unknown'}, ${st.name}, ${st.attempt}, ${st.status}, ${jsonb(st.output)}, ${jsonb(st.error)},
+        ${st.startedAt}, ${st.status === 'running' ? null : st.at})`);
+      const upsertSteps = new Fragment(steps.length
         ? `s as (
              insert into task_steps (id, task_id, key, node_id, node_type, name, attempt, status, output, error, started_at, finished_at)
-             values ${steps.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?::jsonb, ?, ?)').join(', ')}
+             values ${stepValues.join(', ')}
              on conflict (key) do update set
                status = excluded.status,
                finished_at = excluded.finished_at,
                output = case when excluded.status = 'running' then task_steps.output else excluded.output end,
                error = case when excluded.status = 'running' then task_steps.error else excluded.error end),`
-        : '';
-      await tx.execute(
-        `with ${upsertSteps} u as (
-           update tasks set status = ?, status_reason = ?, current_node = ?, progress = ?, result = ?::jsonb,
-             error = ?::jsonb, last_seq = ?, started_at = ?, finished_at = ?, duration_ms = ?, updated_at = now()
-           where id = ? returning id)
-         select pg_notify(?, ?) from u`,
-        [
-          ...steps.flatMap((st) => [
-            crypto.randomUUID(), taskId, st.key, st.nodeId, st.nodeType || 'unknown', st.name, st.attempt, st.status,
-            json(st.output), json(st.error), st.startedAt, st.status === 'running' ? null : st.at,
-          ]),
-          task.status, task.statusReason ?? null, task.currentNode ?? null, task.progress, json(task.result), json(task.error),
-          task.lastSeq, task.startedAt ?? null, task.finishedAt ?? null, task.durationMs ?? null, taskId,
-          EVENTS_CHANNEL, JSON.stringify({ user_id: task.userId, task_id: taskId, from_seq: before + 1, seq: task.lastSeq }),
-        ],
-      );
+        : '');
+      const notice = { user_id: task.userId, task_id: taskId, from_seq: before + 1, seq: task.lastSeq };
+      statements.push(sql`with ${upsertSteps} u as (
+           update tasks set status = ${task.status}, status_reason = ${task.statusReason}, current_node = ${task.currentNode},
+             progress = ${task.progress}, result = ${jsonb(task.result)}, error = ${jsonb(task.error)},
+             last_seq = ${task.lastSeq}, started_at = ${task.startedAt}, finished_at = ${task.finishedAt},
+             duration_ms = ${task.durationMs}, updated_at = now()
+           where id = ${taskId} returning id)
+         select pg_notify(${EVENTS_CHANNEL}, ${JSON.stringify(notice)}) from u`);
     }
     if ((task.status === 'cancelled' || task.status === 'failed') && task.finishedAt) {
       // A step still marked running when the run ended was aborted with it.
-      await tx.execute(
-        `update task_steps set status = ?, finished_at = ? where task_id = ? and status = 'running'`,
-        [task.status, task.finishedAt, taskId],
-        'run',
-      );
+      statements.push(sql`update task_steps set status = ${task.status}, finished_at = ${task.finishedAt} where task_id = ${taskId} and status = 'running'`);
     }
+    return finish(statements);
   });
 }
-
-const json = (v: unknown) => (v === undefined || v === null ? null : JSON.stringify(v));
 
 /**
  * One row per step key, as the sequence of writes would leave it: created by its first write,

@@ -27,6 +27,7 @@ import type { Definition } from '../../workflows/definition.ts';
 import { validateDefinition } from './definition-schema.ts';
 import { DeviceLanes } from './device-lanes.ts';
 import { plainRow } from '../db/rows.ts';
+import { nativeSql, type NativeSql, type Row } from '../db/native-sql.ts';
 import { currentVersion } from './workflows.ts';
 
 export interface TaskEngine {
@@ -65,20 +66,20 @@ export async function submitTask(
   input: SubmitInput,
   options: SubmitOptions = {},
 ): Promise<{ task: Task; created: boolean }> {
+  // Three round trips to PostgreSQL on the way (the hottest write of the API, docs/benchmarks.md
+  // F1): read what the run needs, insert the task with its place in the device's lane, and
+  // record the run id once the workflow started.
   if (input.idempotency_key) {
     const existing = await repos.find(Task, { idempotencyKey: input.idempotency_key });
     if (existing[0]) return { task: existing[0], created: false };
   }
-  const wf = await repos.get(Workflow, input.workflow_id, 'workflow');
-  const device = await repos.get(Device, input.device_id, 'device');
+  const { wf, device, version } = await submissionParts(repos, input, options.version);
   if (wf.isArchived && !options.version) throw errors.conflict('workflow is archived');
-  const version = options.version ?? (await currentVersion(repos.em, wf));
-  // Validated on write too; checked again because the validator may have grown stricter since.
-  const { definition, errors: problems } = validateDefinition(version.definition);
-  if (!definition) throw errors.invalid('the workflow definition is not valid any more', problems);
+  const definition = validDefinition(version);
 
   const id = crypto.randomUUID();
-  const task = repos.create(Task, {
+  const now = new Date();
+  const { row: task, statement: insertTask } = repos.insertion(Task, {
     id,
     workflowId: wf.id,
     workflowVersionId: version.id,
@@ -89,20 +90,18 @@ export async function submitTask(
     parameters: input.parameters ?? {},
     idempotencyKey: input.idempotency_key ?? null,
     temporalWorkflowId: workflowIdForTask(id),
+    temporalRunId: null,
+    currentNode: null,
     progress: 0,
+    result: null,
+    error: null,
     lastSeq: 0,
+    createdAt: now,
+    updatedAt: now,
+    startedAt: null,
+    finishedAt: null,
+    durationMs: null,
   });
-  try {
-    await repos.em.flush();
-  } catch (err) {
-    // Two submissions with one key raced: the other one won.
-    if ((err as { code?: string }).code === '23505' && input.idempotency_key) {
-      const fresh = repos.em.fork();
-      const [winner] = await fresh.find(Task, { userId: repos.userId, idempotencyKey: input.idempotency_key });
-      if (winner) return { task: winner, created: false };
-    }
-    throw err;
-  }
 
   const runInput: TaskRunInput = {
     taskId: id,
@@ -111,7 +110,7 @@ export async function submitTask(
     workflowId: wf.id,
     workflowVersionId: version.id,
     workflowName: wf.name,
-    definition: definition as Definition,
+    definition,
     parameters: task.parameters,
     priority: task.priority,
     offlineTimeoutMs: engine.offlineTimeoutMs,
@@ -120,13 +119,26 @@ export async function submitTask(
     ...(gatewayHint(device, engine.presenceStaleMs) ? { gatewayHint: device.nodeId! } : {}),
     ...(options.resumeFrom ? { resumeFrom: options.resumeFrom } : {}),
   };
-  // The device's lane first: a free device is the run's from its first workflow task.
+  // The task row and its place in the device's lane, in one transaction and one round trip: a
+  // free device is the run's from its first workflow task.
+  const db = await nativeSql(repos.em);
   const lanes = new DeviceLanes(repos.em, engine.temporal);
   const ticket = { deviceId: device.id, taskId: id, workflowId: task.temporalWorkflowId, priorityRank: PRIORITY_RANK[task.priority], submittedAt: runInput.submittedAt };
+  let lane: Row | undefined;
   try {
-    runInput.lane = (await lanes.acquire(ticket)).granted ? 'granted' : 'queued';
+    [, , [lane]] = await db.transaction((tx) => tx.run(['begin', insertTask, DeviceLanes.acquireStatement(ticket), 'commit']));
   } catch (err) {
-    await repos.em.nativeDelete(Task, { id });
+    // Two submissions with one key raced: the other one won.
+    if ((err as { code?: string }).code === '23505' && input.idempotency_key) {
+      const [winner] = await repos.em.fork().find(Task, { userId: repos.userId, idempotencyKey: input.idempotency_key });
+      if (winner) return { task: winner, created: false };
+    }
+    throw err;
+  }
+  try {
+    runInput.lane = (await lanes.afterAcquire(device.id, lane)).granted ? 'granted' : 'queued';
+  } catch (err) {
+    await removeUnstarted(db, lanes, task);
     throw errors.unavailable(`could not queue the run on its device: ${(err as Error).message}`);
   }
   try {
@@ -147,16 +159,57 @@ export async function submitTask(
       staticSummary: `${wf.name} (v${version.version}) on ${device.deviceName}`,
     });
     task.temporalRunId = handle.firstExecutionRunId;
-    // One statement (a flush would wrap it in a transaction: three round trips on the hot path).
-    await repos.em.nativeUpdate(Task, { id }, { temporalRunId: handle.firstExecutionRunId });
+    await db.query('update tasks set temporal_run_id = $1 where id = $2', [handle.firstExecutionRunId, id]);
   } catch (err) {
     // Nothing runs without its workflow: remove the row so the same key can be submitted again,
     // and give its place in the lane up (a run whose start did succeed releases it itself).
-    await repos.em.nativeDelete(Task, { id });
-    if (!task.temporalRunId) await lanes.release(device.id, id).catch(() => undefined);
+    if (!task.temporalRunId) await removeUnstarted(db, lanes, task);
     throw errors.unavailable(`could not start the run: ${(err as Error).message}`);
   }
   return { task, created: true };
+}
+
+/** A task whose workflow never started: its row goes, and its hold or place in the lane. */
+async function removeUnstarted(db: NativeSql, lanes: DeviceLanes, task: Task): Promise<void> {
+  await db.query('delete from tasks where id = $1', [task.id]);
+  await lanes.release(task.deviceId, task.id).catch(() => undefined);
+}
+
+/**
+ * The workflow (the user's), the device (the user's) and the version to run, in one query:
+ * `version` given (a retry) or the workflow's current one.
+ */
+async function submissionParts(repos: OwnedRepos, input: SubmitInput, given?: WorkflowVersion) {
+  const row = await repos.rawOne('workflows', input.workflow_id, `
+    (select row_to_json(d) from devices d where d.id = $3 and d.user_id = t.user_id) as device,
+    (select row_to_json(v) from workflow_versions v where v.workflow_id = t.id and v.version = t.current_version) as version`,
+  [input.device_id]);
+  if (!row) throw errors.notFound('workflow');
+  const { device, version, ...wf } = row;
+  if (!device) throw errors.notFound('device');
+  if (!given && !version) throw new Error(`workflow ${input.workflow_id} has no current version`);
+  return {
+    wf: plainRow(repos.em, Workflow, wf),
+    device: plainRow(repos.em, Device, device as Row),
+    version: given ?? plainRow(repos.em, WorkflowVersion, version as Row),
+  };
+}
+
+/**
+ * A version's definition, validated again (the validator may have grown stricter since it was
+ * saved). Versions never change, so the answer is kept by version id for the process's life.
+ */
+const validated = new Map<string, Definition>();
+const MAX_VALIDATED = 1000;
+
+function validDefinition(version: WorkflowVersion): Definition {
+  const known = validated.get(version.id);
+  if (known) return known;
+  const { definition, errors: problems } = validateDefinition(version.definition);
+  if (!definition) throw errors.invalid('the workflow definition is not valid any more', problems);
+  if (validated.size >= MAX_VALIDATED) validated.delete(validated.keys().next().value!);
+  validated.set(version.id, definition as Definition);
+  return definition as Definition;
 }
 
 /** A task and its steps in one query, read-only (GET /tasks/:id is the hottest read of the API). */

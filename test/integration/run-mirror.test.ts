@@ -126,3 +126,33 @@ describe('the run mirror folds batches in seq order whatever order they land in'
     expect(held.events).toHaveLength(4); // logged, not folded
   });
 });
+
+describe('the mirror inlines values as SQL literals', () => {
+  it('stores hostile text byte for byte', async () => {
+    const id = await bareTask();
+    const nasty = `it's \\' a "test" $$ --; drop table tasks; \\x00 \u2028 ☃`;
+    const [first] = runEvents(id);
+    await applyRunEvents(sys.orm, id, [
+      { ...first, data: { reason: nasty } },
+      { seq: 2, kind: 'step.dispatched', at: first.at + 1, data: { step_id: nasty, key: `${id}:${nasty}:1`, attempt: 1, type: nasty, name: nasty } },
+      { seq: 3, kind: 'step.failed', at: first.at + 2, data: { step_id: nasty, key: `${id}:${nasty}:1`, attempt: 1, error: { code: nasty, message: nasty } } },
+    ]);
+    const em = sys.orm.em.fork();
+    const [ev] = await em.getConnection().execute<{ data: { reason: string } }[]>('select data from task_events where task_id = ? and seq = 1', [id]);
+    expect(ev.data.reason).toBe(nasty);
+    const step = await em.findOneOrFail(TaskStep, { taskId: id });
+    expect({ name: step.name, type: step.nodeType, error: step.error }).toEqual({ name: nasty, type: nasty, error: { code: nasty, message: nasty } });
+  });
+
+  it('writes nothing for a deleted task, and a failed write leaves no transaction open', async () => {
+    const gone = crypto.randomUUID();
+    await applyRunEvents(sys.orm, gone, runEvents(gone).slice(0, 2));
+    const em = sys.orm.em.fork();
+    expect(await em.getConnection().execute('select 1 from task_events where task_id = ?', [gone])).toHaveLength(0);
+    // Not a uuid: the first trip fails; the pool's connections must stay usable afterwards.
+    await expect(applyRunEvents(sys.orm, 'not-a-uuid', runEvents(gone).slice(0, 1))).rejects.toThrow();
+    const id = await bareTask();
+    await Promise.all(Array.from({ length: 12 }, () => applyRunEvents(sys.orm, id, runEvents(id).slice(0, 3))));
+    expect((await mirrorOf(id)).task.lastSeq).toBe(3);
+  });
+});
