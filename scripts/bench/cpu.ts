@@ -43,8 +43,17 @@ export function cpuSample(pids: { temporal: number; server: number }): CpuSample
   };
 }
 
-/** CPU ms per run between two samples, by group. Backends that exited in between are missed. */
+/** CPU ms per unit (a run, 1,000 requests) between two samples, by group. Backends that exited in between are missed. */
 export function cpuPerRun(a: CpuSample, b: CpuSample, runs: number): CpuSample {
   const per = (k: CpuGroup) => Math.max(0, b[k] - a[k]) / Math.max(1, runs);
   return { temporal: per('temporal'), postgres: per('postgres'), server: per('server'), driver: per('driver') };
+}
+
+export function cpuMean(xs: CpuSample[]): CpuSample {
+  const mean = (k: CpuGroup) => xs.reduce((a, x) => a + x[k], 0) / Math.max(1, xs.length);
+  return { temporal: mean('temporal'), postgres: mean('postgres'), server: mean('server'), driver: mean('driver') };
+}
+
+export function cpuText(x: CpuSample): string {
+  return `temporal ${x.temporal.toFixed(1)}, pg ${x.postgres.toFixed(1)}, server ${x.server.toFixed(1)}, driver ${x.driver.toFixed(1)}`;
 }

@@ -28,7 +28,7 @@ import { workflowIdForTask, type TaskRunResult } from '../../workflows/api.ts';
 import type { bareParkedWorkflow, bareStepsWorkflow, bareControlWorkflow } from './bare-workflows.ts';
 import { BenchDevice, LiteSocket, Rest, connectDevices, disconnectDevices, linear, openSockets } from './clients.ts';
 import { historyBreakdown, type HistoryBreakdown } from './history.ts';
-import { cpuPerRun, cpuSample, type CpuSample } from './cpu.ts';
+import { cpuMean, cpuPerRun, cpuSample, cpuText, type CpuSample } from './cpu.ts';
 import {
   ROOT, machineInfo, median, percentile, pool, ratio, sleep, until,
   type MachineInfo, type MemorySample, type ProfileSummary, type ServerSetup,
@@ -378,7 +378,6 @@ async function f1Throughput(ctx: Ctx, slot: () => number): Promise<F1Level[]> {
     }, minRuns));
     const [ours, bare] = [o.loop, b.loop];
     out.push({ concurrency: c, ours, bare, ratio: ratio(ours.perS, bare.perS), cpu: { ours: o.cpu, bare: b.cpu } });
-    const cpuText = (x: CpuSample) => `temporal ${x.temporal.toFixed(1)}, pg ${x.postgres.toFixed(1)}, server ${x.server.toFixed(1)}, driver ${x.driver.toFixed(1)}`;
     log(`F1 c=${c}: ours ${ours.perS.toFixed(2)} runs/s (${ours.runs}), bare ${bare.perS.toFixed(2)} runs/s (${bare.runs}): ${ratio(ours.perS, bare.perS).toFixed(2)}x`);
     log(`F1 c=${c} CPU ms per run: ours ${cpuText(o.cpu)}; bare ${cpuText(b.cpu)}`);
   }
@@ -703,6 +702,8 @@ export interface F5Result {
   ours: Cannon;
   bare: Cannon;
   ratio: number;
+  /** CPU ms per 1,000 requests by process group, each side. */
+  cpu: { ours: CpuSample; bare: CpuSample };
 }
 
 async function cannon(url: string, seconds: number, headers: Record<string, string> = {}): Promise<Cannon> {
@@ -741,15 +742,24 @@ async function f5Rest(ctx: Ctx, slot: () => number): Promise<F5Result> {
   const rounds = seconds >= 4 ? 2 : 1;
   const oursRounds: Cannon[] = [];
   const bareRounds: Cannon[] = [];
+  const cpu = { ours: [] as CpuSample[], bare: [] as CpuSample[] };
+  const measured = async (url: string, headers: Record<string, string>, into: Cannon[], cpuInto: CpuSample[]) => {
+    const before = cpuSample(ctx.pids);
+    const c = await cannon(url, seconds / rounds, headers);
+    into.push(c);
+    cpuInto.push(cpuPerRun(before, cpuSample(ctx.pids), c.requests / 1000));
+  };
   for (let i = 0; i < rounds; i++) {
-    oursRounds.push(await cannon(oursUrl, seconds / rounds, auth));
-    bareRounds.push(await cannon(bareUrl, seconds / rounds));
+    await measured(oursUrl, auth, oursRounds, cpu.ours);
+    await measured(bareUrl, {}, bareRounds, cpu.bare);
   }
   const ours = combine(oursRounds);
   const bare = combine(bareRounds);
   if (ours.non2xx || bare.non2xx) log(`F5: non-2xx answers: ours ${ours.non2xx}, bare ${bare.non2xx}`);
   log(`F5: ours ${Math.round(ours.perS)} req/s, bare ${Math.round(bare.perS)} req/s: ${ratio(ours.perS, bare.perS).toFixed(2)}x`);
-  return { seconds, connections: S.f5Connections, taskId, ours, bare, ratio: ratio(ours.perS, bare.perS) };
+  const cpuOf = (xs: CpuSample[]) => cpuMean(xs);
+  log(`F5 CPU ms per 1,000 requests: ours ${cpuText(cpuOf(cpu.ours))}; bare ${cpuText(cpuOf(cpu.bare))}`);
+  return { seconds, connections: S.f5Connections, taskId, ours, bare, ratio: ratio(ours.perS, bare.perS), cpu: { ours: cpuOf(cpu.ours), bare: cpuOf(cpu.bare) } };
 }
 
 // ---- F6: memory -------------------------------------------------------------------------------

@@ -78,6 +78,14 @@ export class NativeSql {
   }
 
   /**
+   * One statement prepared once per connection under `name` (PostgreSQL parses and plans it once,
+   * then runs it): for the API's hottest reads. One name, one text, always.
+   */
+  async prepared<T extends Row = Row>(name: string, text: string, values: unknown[]): Promise<T[]> {
+    return (await this.pool.query({ name, text, values })).rows as T[];
+  }
+
+  /**
    * A transaction whose statements `fn` sends in batches: the first batch should start with
    * BEGIN and the last end with COMMIT. Any failure rolls back before the error is rethrown, and
    * a transaction `fn` left open (it returned without COMMIT) is rolled back too.

@@ -10,12 +10,28 @@ import { insertStatement } from './rows.ts';
 type Owned = { id: string; userId: string };
 
 export class OwnedRepos {
-  readonly em: EntityManager;
   readonly userId: string;
+  private readonly emOf: () => EntityManager;
+  private forked?: EntityManager;
+  private readonly rootOf: () => EntityManager;
 
-  constructor(em: EntityManager, userId: string) {
-    this.em = em;
+  /** `em`: the request's EntityManager, or how to fork it when first needed. */
+  constructor(em: EntityManager | (() => EntityManager), userId: string, root?: EntityManager) {
+    this.emOf = typeof em === 'function' ? em : () => em;
     this.userId = userId;
+    this.rootOf = root ? () => root : () => this.em;
+  }
+
+  get em(): EntityManager {
+    return (this.forked ??= this.emOf());
+  }
+
+  /**
+   * An EntityManager of the ORM that may not be the request's (no fork made for it): for the
+   * connection pool and the metadata, never for queries or changes.
+   */
+  get root(): EntityManager {
+    return this.rootOf();
   }
 
   private scope<T extends Owned>(where: FilterQuery<T> = {} as FilterQuery<T>): FilterQuery<T> {
@@ -50,12 +66,11 @@ export class OwnedRepos {
    * `extra` refers to `extraParams` as $3, $4...
    */
   async rawOne(table: string, id: string, extra?: string, extraParams: unknown[] = []): Promise<Record<string, unknown> | null> {
-    // Straight to the pool (one round trip, no ORM layers): outside any transaction of `em`.
-    const db = await nativeSql(this.em);
-    const rows = await db.query(
-      `select t.*${extra ? `, ${extra}` : ''} from ${table} t where t.id = $1 and t.user_id = $2`,
-      [id, this.userId, ...extraParams],
-    );
+    // Straight to the pool (one round trip, no ORM layers; outside any transaction of `em`), as
+    // a statement each connection prepares once.
+    const db = await nativeSql(this.root);
+    const text = `select t.*${extra ? `, ${extra}` : ''} from ${table} t where t.id = $1 and t.user_id = $2`;
+    const rows = await db.prepared(statementName(text), text, [id, this.userId, ...extraParams]);
     return rows[0] ?? null;
   }
 
@@ -75,4 +90,13 @@ export class OwnedRepos {
   create<T extends Owned>(entity: EntityName<T>, data: Omit<Partial<T>, 'userId'>): T {
     return this.em.create(entity, { ...data, userId: this.userId } as never) as T;
   }
+}
+
+const names = new Map<string, string>();
+
+/** A prepared statement's name, the same for the same text (texts here are code, so few). */
+function statementName(text: string): string {
+  let name = names.get(text);
+  if (!name) names.set(text, (name = `owned_${names.size + 1}`));
+  return name;
 }

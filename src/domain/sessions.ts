@@ -138,10 +138,10 @@ export class Sessions {
   }
 
   /** Whether an access token's session is still open (its user exists, it is not revoked). */
-  async isOpen(em: EntityManager, userId: string, sessionId: string): Promise<boolean> {
+  async isOpen(em: EntityManager | (() => EntityManager), userId: string, sessionId: string): Promise<boolean> {
     if (this.cache?.has(userId, sessionId)) return true;
     const ticket = this.cache?.ticket();
-    const rows = await em.execute<{ ok: number }[]>(
+    const rows = await (typeof em === 'function' ? em() : em).execute<{ ok: number }[]>(
       'select 1 as ok from sessions where id = ? and user_id = ? and revoked_at is null',
       [sessionId, userId],
     );

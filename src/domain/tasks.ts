@@ -121,8 +121,8 @@ export async function submitTask(
   };
   // The task row and its place in the device's lane, in one transaction and one round trip: a
   // free device is the run's from its first workflow task.
-  const db = await nativeSql(repos.em);
-  const lanes = new DeviceLanes(repos.em, engine.temporal);
+  const db = await nativeSql(repos.root);
+  const lanes = new DeviceLanes(repos.root, engine.temporal);
   const ticket = { deviceId: device.id, taskId: id, workflowId: task.temporalWorkflowId, priorityRank: PRIORITY_RANK[task.priority], submittedAt: runInput.submittedAt };
   let lane: Row | undefined;
   try {
@@ -189,9 +189,9 @@ async function submissionParts(repos: OwnedRepos, input: SubmitInput, given?: Wo
   if (!device) throw errors.notFound('device');
   if (!given && !version) throw new Error(`workflow ${input.workflow_id} has no current version`);
   return {
-    wf: plainRow(repos.em, Workflow, wf),
-    device: plainRow(repos.em, Device, device as Row),
-    version: given ?? plainRow(repos.em, WorkflowVersion, version as Row),
+    wf: plainRow(repos.root, Workflow, wf),
+    device: plainRow(repos.root, Device, device as Row),
+    version: given ?? plainRow(repos.root, WorkflowVersion, version as Row),
   };
 }
 
@@ -219,15 +219,15 @@ export async function taskWithSteps(repos: OwnedRepos, id: string) {
   if (!row) throw errors.notFound('task');
   const { steps, ...task } = row;
   return {
-    task: plainRow(repos.em, Task, task),
-    steps: (steps as Record<string, unknown>[]).map((s) => plainRow(repos.em, TaskStep, s)),
+    task: plainRow(repos.root, Task, task),
+    steps: (steps as Record<string, unknown>[]).map((s) => plainRow(repos.root, TaskStep, s)),
   };
 }
 
 /** Where a pending run stands in its device's queue (0: it holds the device). */
-export async function queuePosition(em: EntityManager, temporal: Client, task: Task): Promise<number | null> {
+export async function queuePosition(em: () => EntityManager, temporal: Client, task: Task): Promise<number | null> {
   if (task.status !== 'pending' && task.status !== 'paused') return null;
-  const inTable = await new DeviceLanes(em, temporal).position(task.deviceId, task.id);
+  const inTable = await new DeviceLanes(em(), temporal).position(task.deviceId, task.id);
   if (inTable !== null) return inTable;
   // Runs submitted before table lanes wait in their device's lane workflow.
   try {

@@ -101,8 +101,10 @@ export function createApp(deps: AppDeps): Koa {
   app.use(limits.middleware());
   app.use(jsonBody(MAX_BODY_BYTES, (ctx) => ctx.path === `${API_PREFIX}/files/upload`));
   app.use(async (ctx, next) => {
-    // One EntityManager (identity map, unit of work) per request.
-    ctx.state.em = orm.em.fork() as EntityManager;
+    // One EntityManager (identity map, unit of work) per request, forked when first used: the
+    // hottest reads go to the pool directly and never need one.
+    let em: EntityManager | undefined;
+    Object.defineProperty(ctx.state, 'em', { get: () => (em ??= orm.em.fork() as EntityManager), configurable: true });
     await next();
   });
 
@@ -115,10 +117,10 @@ export function createApp(deps: AppDeps): Koa {
     try {
       const { userId, sessionId } = await tokens.verify(token);
       // Logout and refresh-token reuse revoke the session, and every access token of it.
-      if (!(await sessions.isOpen(ctx.state.em, userId, sessionId))) throw new TokenError('token revoked');
+      if (!(await sessions.isOpen(() => ctx.state.em, userId, sessionId))) throw new TokenError('token revoked');
       ctx.state.userId = userId;
       ctx.state.sessionId = sessionId;
-      ctx.state.repos = new OwnedRepos(ctx.state.em, userId);
+      ctx.state.repos = new OwnedRepos(() => ctx.state.em, userId, orm.em);
     } catch (err) {
       if (err instanceof TokenError) throw errors.unauthenticated(err.message);
       throw err;

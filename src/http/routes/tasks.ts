@@ -95,7 +95,7 @@ export function taskRoutes({ engine, temporalUiUrl, namespace }: TaskRouteDeps) 
       success: { status: 200, description: '{task}' }, errors: [400, 401, 404],
       async handler(ctx, { params }) {
         const { task, steps } = await taskWithSteps(ctx.state.repos, params.id);
-        const position = await queuePosition(ctx.state.em, engine.temporal, task);
+        const position = await queuePosition(() => ctx.state.em, engine.temporal, task);
         envelope(ctx, { task: { ...present(task, steps), queue_position: position } });
       },
     }),
