@@ -4,7 +4,9 @@
 import { readdirSync, readFileSync } from 'node:fs';
 
 export type CpuGroup = 'temporal' | 'postgres' | 'server' | 'driver';
-export type CpuSample = Record<CpuGroup, number>;
+/** The server process by thread: JS main thread, workflow threads, Temporal core (Rust), V8 helpers. */
+export type ServerThreads = 'main' | 'workflows' | 'core' | 'v8' | 'other';
+export type CpuSample = Record<CpuGroup, number> & { threads: Record<ServerThreads, number> };
 
 const TICK_MS = 10; // USER_HZ is 100 on Linux
 
@@ -34,26 +36,69 @@ function postgresMs(): number {
   return ms;
 }
 
+/** Thread names (comm) as Node and the Temporal SDK set them. */
+function threadGroup(comm: string): ServerThreads {
+  if (comm === 'MainThread' || comm === 'node') return 'main';
+  if (comm === 'WorkerThread' || comm.startsWith('workflow-')) return 'workflows';
+  if (comm.startsWith('tokio')) return 'core';
+  if (comm.startsWith('V8') || comm === 'DelayedTaskSche') return 'v8';
+  return 'other';
+}
+
+function threadsMs(pid: number): Record<ServerThreads, number> {
+  const out: Record<ServerThreads, number> = { main: 0, workflows: 0, core: 0, v8: 0, other: 0 };
+  let tids: string[] = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out[threadGroup(comm)] += (Number(f[11]) + Number(f[12])) * TICK_MS;
+    } catch {
+      // the thread ended between the listing and the read
+    }
+  }
+  return out;
+}
+
 export function cpuSample(pids: { temporal: number; server: number }): CpuSample {
   return {
     temporal: processMs(pids.temporal),
     postgres: postgresMs(),
     server: processMs(pids.server),
     driver: processMs(process.pid),
+    threads: threadsMs(pids.server),
   };
 }
 
 /** CPU ms per unit (a run, 1,000 requests) between two samples, by group. Backends that exited in between are missed. */
 export function cpuPerRun(a: CpuSample, b: CpuSample, runs: number): CpuSample {
-  const per = (k: CpuGroup) => Math.max(0, b[k] - a[k]) / Math.max(1, runs);
-  return { temporal: per('temporal'), postgres: per('postgres'), server: per('server'), driver: per('driver') };
+  const n = Math.max(1, runs);
+  const per = (k: CpuGroup) => Math.max(0, b[k] - a[k]) / n;
+  const thread = (k: ServerThreads) => Math.max(0, b.threads[k] - a.threads[k]) / n;
+  return {
+    temporal: per('temporal'), postgres: per('postgres'), server: per('server'), driver: per('driver'),
+    threads: { main: thread('main'), workflows: thread('workflows'), core: thread('core'), v8: thread('v8'), other: thread('other') },
+  };
 }
 
 export function cpuMean(xs: CpuSample[]): CpuSample {
-  const mean = (k: CpuGroup) => xs.reduce((a, x) => a + x[k], 0) / Math.max(1, xs.length);
-  return { temporal: mean('temporal'), postgres: mean('postgres'), server: mean('server'), driver: mean('driver') };
+  const n = Math.max(1, xs.length);
+  const mean = (k: CpuGroup) => xs.reduce((a, x) => a + x[k], 0) / n;
+  const thread = (k: ServerThreads) => xs.reduce((a, x) => a + x.threads[k], 0) / n;
+  return {
+    temporal: mean('temporal'), postgres: mean('postgres'), server: mean('server'), driver: mean('driver'),
+    threads: { main: thread('main'), workflows: thread('workflows'), core: thread('core'), v8: thread('v8'), other: thread('other') },
+  };
 }
 
 export function cpuText(x: CpuSample): string {
-  return `temporal ${x.temporal.toFixed(1)}, pg ${x.postgres.toFixed(1)}, server ${x.server.toFixed(1)}, driver ${x.driver.toFixed(1)}`;
+  const t = x.threads;
+  return `temporal ${x.temporal.toFixed(1)}, pg ${x.postgres.toFixed(1)}, server ${x.server.toFixed(1)} ` +
+    `(main ${t.main.toFixed(1)}, workflows ${t.workflows.toFixed(1)}, core ${t.core.toFixed(1)}, v8 ${t.v8.toFixed(1)}), driver ${x.driver.toFixed(1)}`;
 }
