@@ -60,9 +60,11 @@ export function createGatewayActivities({ sessions, live, logger, orm, heartbeat
       }
     },
 
-    async controlStep({ deviceId, key, action, reason }: ControlStepInput): Promise<boolean> {
+    async controlStep({ deviceId, key, action, reason, order }: ControlStepInput): Promise<boolean> {
       const session = sessions.get(deviceId);
       if (!session || session.closed) return false;
+      // A pause overtaken by the resume that followed it would hold the step forever: dropped.
+      if (order !== undefined && !sessions.controlInOrder(key, order)) return false;
       session.send({ type: `step/${action}`, payload: { key, ...(reason ? { reason } : {}) } });
       return true;
     },

@@ -49,6 +49,12 @@ export interface ControlStepInput {
   key: string;
   action: 'pause' | 'resume' | 'abort';
   reason?: string;
+  /**
+   * Pause and resume: the seq of the run's event for this action. A pause and a resume sent close
+   * together are two activities that may run in either order; the gateway drops a frame older
+   * than one it already sent for the step. (Absent from runs started before it: sent as they come.)
+   */
+  order?: number;
 }
 
 /** Failure types the gateway raises; the workflow branches on them. */

@@ -608,7 +608,7 @@ class TaskRun {
   }
 
   /** Forwards a control action to the device for the step in flight (best effort). */
-  private control(action: 'pause' | 'resume' | 'abort', reason?: string): void {
+  private control(action: 'pause' | 'resume' | 'abort', reason?: string, order?: number): void {
     const f = this.inflight;
     if (!f) return;
     const gateway = proxyActivities<GatewayActivities>({
@@ -617,7 +617,7 @@ class TaskRun {
       retry: { maximumAttempts: 2 },
       summary: `step/${action} ${f.key}`,
     });
-    this.track(gateway.controlStep({ deviceId: this.input.deviceId, key: f.key, action, reason }));
+    this.track(gateway.controlStep({ deviceId: this.input.deviceId, key: f.key, action, reason, ...(order ? { order } : {}) }));
   }
 
   private abortInFlight(reason: string): void {
@@ -674,13 +674,13 @@ class TaskRun {
         this.state.paused = true;
         this.setStatus('paused', 'paused_by_user');
         this.emit('run.paused', { by: req.by, client: req.client ?? null, reason: req.reason ?? null });
-        this.control('pause', req.reason);
+        this.control('pause', req.reason, this.state.lastSeq);
         break;
       case 'resume':
         this.state.paused = false;
         this.setStatus(this.inflight || this.state.currentNode ? 'running' : 'pending', null);
         this.emit('run.resumed', { by: req.by, client: req.client ?? null });
-        this.control('resume');
+        this.control('resume', undefined, this.state.lastSeq);
         break;
       case 'cancel':
         this.state.cancelRequested = true;

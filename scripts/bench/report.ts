@@ -118,13 +118,15 @@ export function renderReport(r: Results, previous = ''): string {
     }
     p('');
     p('CPU time per run by process, ms (from /proc: the Temporal dev server, every PostgreSQL process, our',
-      'server process with its API, gateway and task worker or the bare worker, and the bench driver with',
-      'its simulated devices and REST or Temporal client). Under load the cores are the bound, so the',
-      'ratio follows the total.', '');
-    p('| concurrent runs | side | Temporal | PostgreSQL | server | driver | total |', '| --- | --- | --- | --- | --- | --- | --- |');
+      'server process with its API, gateway and task worker or the bare worker, split by thread, and the',
+      'bench driver with its simulated devices and REST or Temporal client). Under load the cores are the',
+      'bound, so the ratio follows the total. The server process hosts both sides: the other side idles.', '');
+    p('| concurrent runs | side | Temporal | PostgreSQL | server | server: main thread | server: workflow threads | server: Temporal core | server: V8 helpers | driver | total |',
+      '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
     for (const l of r.f1) {
       for (const [side, c] of [['ours', l.cpu.ours], ['bare', l.cpu.bare]] as const) {
-        p(`| ${l.concurrency} | ${side} | ${f(c.temporal)} | ${f(c.postgres)} | ${f(c.server)} | ${f(c.driver)} | ${f(c.temporal + c.postgres + c.server + c.driver)} |`);
+        const t = c.threads;
+        p(`| ${l.concurrency} | ${side} | ${f(c.temporal)} | ${f(c.postgres)} | ${f(c.server)} | ${f(t.main)} | ${f(t.workflows)} | ${f(t.core)} | ${f(t.v8)} | ${f(c.driver)} | ${f(c.temporal + c.postgres + c.server + c.driver)} |`);
       }
     }
     p('');
@@ -183,6 +185,12 @@ export function renderReport(r: Results, previous = ''): string {
     p('| | req/s | p50 | p99 | requests | non-2xx | errors |', '| --- | --- | --- | --- | --- | --- | --- |');
     for (const [name, c] of [['ours: GET /api/v1/tasks/:id', r.f5.ours], ['bare: koa + one pg query by id', r.f5.bare]] as const) {
       p(`| ${name} | ${int(c.perS)} | ${f(c.p50Ms)} ms | ${f(c.p99Ms)} ms | ${int(c.requests)} | ${c.non2xx} | ${c.errors} |`);
+    }
+    p('');
+    p('CPU time per 1,000 requests by process, ms (as in F1; the driver is autocannon):', '');
+    p('| side | PostgreSQL | server | server: main thread | driver | total |', '| --- | --- | --- | --- | --- | --- |');
+    for (const [side, c] of [['ours', r.f5.cpu.ours], ['bare', r.f5.cpu.bare]] as const) {
+      p(`| ${side} | ${f(c.postgres)} | ${f(c.server)} | ${f(c.threads.main)} | ${f(c.driver)} | ${f(c.postgres + c.server + c.driver)} |`);
     }
     p('');
   }

@@ -5,7 +5,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { EntityName, FilterQuery, FindOptions } from '@mikro-orm/core';
 import { errors } from '../http/errors.ts';
 import { nativeSql } from './native-sql.ts';
-import { insertStatement } from './rows.ts';
+import { insertStatement, selectList, tableOf } from './rows.ts';
 
 type Owned = { id: string; userId: string };
 
@@ -61,15 +61,16 @@ export class OwnedRepos {
   }
 
   /**
-   * The user's row of `table` by id, with `extra` selected columns, in one SQL query and without
-   * entity hydration: for hot read paths. `table` and `extra` are code, never request input;
-   * `extra` refers to `extraParams` as $3, $4...
+   * The user's row of `entity` by id (its columns, by column name), with `extra` selected
+   * columns, in one SQL query and without entity hydration: for hot read paths. `extra` is code,
+   * never request input; it refers to `extraParams` as $3, $4...
    */
-  async rawOne(table: string, id: string, extra?: string, extraParams: unknown[] = []): Promise<Record<string, unknown> | null> {
+  async rawOne<T extends Owned>(entity: EntityName<T>, id: string, extra?: string, extraParams: unknown[] = []): Promise<Record<string, unknown> | null> {
     // Straight to the pool (one round trip, no ORM layers; outside any transaction of `em`), as
     // a statement each connection prepares once.
     const db = await nativeSql(this.root);
-    const text = `select t.*${extra ? `, ${extra}` : ''} from ${table} t where t.id = $1 and t.user_id = $2`;
+    const columns = selectList(this.root, entity, 't');
+    const text = `select ${columns}${extra ? `, ${extra}` : ''} from ${tableOf(this.root, entity)} t where t.id = $1 and t.user_id = $2`;
     const rows = await db.prepared(statementName(text), text, [id, this.userId, ...extraParams]);
     return rows[0] ?? null;
   }

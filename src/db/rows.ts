@@ -49,10 +49,23 @@ export function plainRow<T extends object>(em: EntityManager, entity: EntityName
  */
 export function insertStatement<T extends object>(em: EntityManager, entity: EntityName<T>, row: T): string {
   const cols = columnsOf(em, entity as EntityName<object>);
-  const table = em.getMetadata().get(entity as never).tableName;
+  const table = tableOf(em, entity);
   const values = cols.map((c) => {
     const v = (row as Record<string, unknown>)[c.prop];
     return literal(c.json ? jsonb(v) : v);
   });
   return `insert into ${table} (${cols.map((c) => c.field).join(', ')}) values (${values.join(', ')})`;
+}
+
+/**
+ * The entity's columns as a select list (`t.id, t.user_id, ...`) rather than `t.*`: a prepared
+ * statement's result type then stays the same when a migration adds a column, where `t.*` would
+ * fail on every connection that prepared it ("cached plan must not change result type").
+ */
+export function selectList<T extends object>(em: EntityManager, entity: EntityName<T>, alias: string): string {
+  return columnsOf(em, entity as EntityName<object>).map((c) => `${alias}.${c.field}`).join(', ');
+}
+
+export function tableOf<T extends object>(em: EntityManager, entity: EntityName<T>): string {
+  return em.getMetadata().get(entity as never).tableName;
 }

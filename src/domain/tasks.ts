@@ -180,7 +180,7 @@ async function removeUnstarted(db: NativeSql, lanes: DeviceLanes, task: Task): P
  * `version` given (a retry) or the workflow's current one.
  */
 async function submissionParts(repos: OwnedRepos, input: SubmitInput, given?: WorkflowVersion) {
-  const row = await repos.rawOne('workflows', input.workflow_id, `
+  const row = await repos.rawOne(Workflow, input.workflow_id, `
     (select row_to_json(d) from devices d where d.id = $3 and d.user_id = t.user_id) as device,
     (select row_to_json(v) from workflow_versions v where v.workflow_id = t.id and v.version = t.current_version) as version`,
   [input.device_id]);
@@ -214,7 +214,7 @@ function validDefinition(version: WorkflowVersion): Definition {
 
 /** A task and its steps in one query, read-only (GET /tasks/:id is the hottest read of the API). */
 export async function taskWithSteps(repos: OwnedRepos, id: string) {
-  const row = await repos.rawOne('tasks', id,
+  const row = await repos.rawOne(Task, id,
     `coalesce((select json_agg(s order by s.started_at, s.attempt) from task_steps s where s.task_id = t.id), '[]'::json) as steps`);
   if (!row) throw errors.notFound('task');
   const { steps, ...task } = row;

@@ -186,6 +186,19 @@ export class DeviceSessions {
     return true;
   }
 
+  /** The order of the last pause or resume sent for each step key (ControlStepInput.order). */
+  private readonly controlOrder = new Map<string, { order: number; at: number }>();
+
+  /** Whether a control frame of this order may go now (no later one went before it); records it. */
+  controlInOrder(key: string, order: number): boolean {
+    const last = this.controlOrder.get(key);
+    if (last && last.order > order) return false;
+    prune(this.controlOrder, DeviceSessions.LATE_TTL_MS, DeviceSessions.LATE_MAX);
+    this.controlOrder.delete(key); // re-inserted last: the map stays in age order for prune()
+    this.controlOrder.set(key, { order, at: Date.now() });
+    return true;
+  }
+
   takeLate(deviceId: string, key: string): StepOutcome | undefined {
     const v = this.lateOutcomes.get(key);
     if (!v || v.deviceId !== deviceId || Date.now() - v.at > DeviceSessions.LATE_TTL_MS) return undefined;
