@@ -63,8 +63,16 @@ export function insertStatement<T extends object>(em: EntityManager, entity: Ent
  * fail on every connection that prepared it ("cached plan must not change result type").
  */
 export function selectList<T extends object>(em: EntityManager, entity: EntityName<T>, alias: string): string {
-  return columnsOf(em, entity as EntityName<object>).map((c) => `${alias}.${c.field}`).join(', ');
+  const cols = columnsOf(em, entity as EntityName<object>);
+  const key = `${alias}.`;
+  let byAlias = selectLists.get(cols);
+  if (!byAlias) selectLists.set(cols, (byAlias = new Map()));
+  let list = byAlias.get(key);
+  if (!list) byAlias.set(key, (list = cols.map((c) => `${alias}.${c.field}`).join(', ')));
+  return list;
 }
+
+const selectLists = new WeakMap<Column[], Map<string, string>>();
 
 export function tableOf<T extends object>(em: EntityManager, entity: EntityName<T>): string {
   return em.getMetadata().get(entity as never).tableName;
