@@ -24,6 +24,8 @@ export class UserFeeds {
   private readonly byUser = new Map<string, Set<UserFeedListener>>();
   /** Last seq delivered per task, for the tasks this node has seen notices of. */
   private readonly cursors = new Map<string, number>();
+  /** The last delivery still under way per task: the next one waits for it. */
+  private readonly deliveries = new Map<string, Promise<void>>();
   private readonly orm: Orm;
   private readonly logger: Logger;
 
@@ -55,8 +57,14 @@ export class UserFeeds {
     if (n.seq <= from) return;
     this.cursors.set(n.task_id, n.seq);
     if (this.cursors.size > 100_000) this.cursors.clear();
-    this.orm.em.fork()
-      .find(TaskEvent, { taskId: n.task_id, seq: { $gt: from, $lte: n.seq } }, { orderBy: { seq: 'asc' } })
+    // Reads run side by side, deliveries one after the other in notice order: two notices of a
+    // task close together (a batch folded right after the one before it) must not reach monitors
+    // as [2, 3, 1] because the first read came back last.
+    const read = this.orm.em.fork()
+      .find(TaskEvent, { taskId: n.task_id, seq: { $gt: from, $lte: n.seq } }, { orderBy: { seq: 'asc' } });
+    read.catch(() => undefined); // handled below, in order (not an unhandled rejection meanwhile)
+    const previous = this.deliveries.get(n.task_id);
+    const delivered: Promise<void> = (previous ? previous.then(() => read) : read)
       .then((rows) => {
         for (const r of rows) {
           const ev: TaskEventPayload = { task_id: r.taskId, seq: r.seq, kind: r.kind, at: r.at.getTime(), data: r.data };
@@ -67,6 +75,10 @@ export class UserFeeds {
           }
         }
       })
-      .catch((err) => this.logger.warn({ err, taskId: n.task_id }, 'user feed read failed'));
+      .catch((err) => this.logger.warn({ err, taskId: n.task_id }, 'user feed read failed'))
+      .finally(() => {
+        if (this.deliveries.get(n.task_id) === delivered) this.deliveries.delete(n.task_id);
+      });
+    this.deliveries.set(n.task_id, delivered);
   }
 }
