@@ -282,7 +282,7 @@ echo handler), monitor sockets, autocannon. Rate limits are raised for the bench
   monitor has every event. Bare: M sockets each send one "subscribe" to a bare ws server that answers
   with the same frames (byte for byte) the run produced. A burst lasts a fraction of a second, so
   each side bursts several times (5 in the full run), taking turns, and the median burst counts.
-- **F5**: autocannon against \`GET /api/v1/tasks/:id\` of a finished run (JWT, session check, task and
+- **F5**: autocannon against \`GET /api/v1/tasks/:id\` of a finished 3-step run made for it (JWT, session check, task and
   steps), then against the bare app's \`GET /tasks/:id\` (\`select * from tasks where id = $1\`, JSON),
   in rounds taking turns, once the work the figures before it left behind has drained (Temporal,
   PostgreSQL and the server under a fifth of a core for a second, 20 s at most).

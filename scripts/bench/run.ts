@@ -751,7 +751,11 @@ function combine(rounds: Cannon[]): Cannon {
 }
 
 async function f5Rest(ctx: Ctx, slot: () => number): Promise<F5Result> {
-  const taskId = lastOursTask;
+  // A finished 3-step run of its own (the F1 shape), whatever ran before: the task read is the
+  // same in every mode (it used to be the last run of the figures before: 10 steps after F4).
+  await connectDevices(ctx.devices.slice(0, 1), ctx.wsUrl);
+  const { taskId } = await oursRun(ctx, 0);
+  await disconnectDevices(ctx.devices.slice(0, 1));
   const oursUrl = `${ctx.rest.base}/tasks/${taskId}`;
   const bareUrl = `${ctx.bareUrl}/tasks/${taskId}`;
   const auth = { authorization: `Bearer ${ctx.rest.token}` };
