@@ -81,7 +81,7 @@ export class OwnedRepos {
    */
   insertion<T extends Owned>(entity: EntityName<T>, data: Omit<T, 'userId'>): { row: T; statement: string } {
     const row = { ...data, userId: this.userId } as T;
-    return { row, statement: insertStatement(this.em, entity, row) };
+    return { row, statement: insertStatement(this.root, entity, row) };
   }
 
   count<T extends Owned>(entity: EntityName<T>, where?: FilterQuery<T>): Promise<number> {

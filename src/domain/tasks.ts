@@ -28,7 +28,6 @@ import { validateDefinition } from './definition-schema.ts';
 import { DeviceLanes } from './device-lanes.ts';
 import { plainRow } from '../db/rows.ts';
 import { nativeSql, type NativeSql, type Row } from '../db/native-sql.ts';
-import { currentVersion } from './workflows.ts';
 
 export interface TaskEngine {
   temporal: Client;
@@ -159,13 +158,15 @@ export async function submitTask(
       staticSummary: `${wf.name} (v${version.version}) on ${device.deviceName}`,
     });
     task.temporalRunId = handle.firstExecutionRunId;
-    await db.query('update tasks set temporal_run_id = $1 where id = $2', [handle.firstExecutionRunId, id]);
   } catch (err) {
     // Nothing runs without its workflow: remove the row so the same key can be submitted again,
     // and give its place in the lane up (a run whose start did succeed releases it itself).
     if (!task.temporalRunId) await removeUnstarted(db, lanes, task);
     throw errors.unavailable(`could not start the run: ${(err as Error).message}`);
   }
+  // The run is under way: recording its run id is a convenience (the workflow id, `task-<id>`,
+  // is what links the task to Temporal), so a failure here does not fail the submission.
+  await db.query('update tasks set temporal_run_id = $1 where id = $2', [task.temporalRunId, id]).catch(() => undefined);
   return { task, created: true };
 }
 
