@@ -18,11 +18,17 @@ import { laneGrantedSignal, type LaneTicket } from '../../workflows/api.ts';
 
 export type { LaneTicket };
 
-interface Holder {
+type Holder = {
   holder_task_id: string | null;
   holder_workflow_id: string | null;
   holder_notified: boolean;
-}
+};
+
+/** Gives up the task's hold or place (the next run holds the device, not told yet). */
+const releaseSql = (deviceId: string, taskId: string) => sql`select lane_release(${deviceId}, ${taskId})`;
+/** The device's holder as it is now. */
+const holderSql = (deviceId: string) =>
+  sql`select holder_task_id, holder_workflow_id, holder_notified from device_lanes where device_id = ${deviceId}`;
 
 /** Most runs one release walks past when their workflows are gone. */
 const MAX_GONE_HOLDERS = 100;
@@ -69,19 +75,16 @@ export class DeviceLanes {
    * release costs no round trip of its own; pass their rows to `afterRelease`.
    */
   static releaseStatements(deviceId: string, taskId: string): string[] {
-    return [
-      sql`select lane_release(${deviceId}, ${taskId})`,
-      sql`select holder_task_id, holder_workflow_id, holder_notified from device_lanes where device_id = ${deviceId}`,
-    ];
+    return [releaseSql(deviceId, taskId), holderSql(deviceId)];
   }
 
   /** Tells the next holder, after `releaseStatements` committed. */
   async afterRelease(deviceId: string, rows: Row[][]): Promise<void> {
-    await this.notifyHolder(deviceId, (rows[1]?.[0] ?? null) as unknown as Holder | null);
+    await this.notifyHolder(deviceId, (rows[1]?.[0] ?? null) as Holder | null);
   }
 
   private async giveUp(deviceId: string, taskId: string): Promise<void> {
-    await this.em.fork().execute('select lane_release(?, ?)', [deviceId, taskId]);
+    await (await nativeSql(this.em)).query(releaseSql(deviceId, taskId));
   }
 
   /**
@@ -92,8 +95,7 @@ export class DeviceLanes {
   async notifyHolder(deviceId: string, known?: Holder | null): Promise<void> {
     for (let i = 0; i < MAX_GONE_HOLDERS; i++) {
       // The lane as the caller just read it (first time round only), else as it is now.
-      const [lane] = i === 0 && known !== undefined ? [known] : await this.em.fork().execute<Holder[]>(
-        'select holder_task_id, holder_workflow_id, holder_notified from device_lanes where device_id = ?', [deviceId]);
+      const [lane] = i === 0 && known !== undefined ? [known] : await (await nativeSql(this.em)).query<Holder>(holderSql(deviceId));
       if (!lane?.holder_task_id || lane.holder_notified) return;
       try {
         await this.temporal.workflow.getHandle(lane.holder_workflow_id!).signal(laneGrantedSignal, { deviceId });
