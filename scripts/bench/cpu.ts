@@ -46,7 +46,7 @@ function threadGroup(comm: string): ServerThreads {
 }
 
 function threadsMs(pid: number): Record<ServerThreads, number> {
-  const out: Record<ServerThreads, number> = { main: 0, workflows: 0, core: 0, v8: 0, other: 0 };
+  const out = Object.fromEntries(THREADS.map((k) => [k, 0])) as Record<ServerThreads, number>;
   let tids: string[] = [];
   try {
     tids = readdirSync(`/proc/${pid}/task`);
@@ -76,25 +76,26 @@ export function cpuSample(pids: { temporal: number; server: number }): CpuSample
   };
 }
 
+const GROUPS: readonly CpuGroup[] = ['temporal', 'postgres', 'server', 'driver'];
+const THREADS: readonly ServerThreads[] = ['main', 'workflows', 'core', 'v8', 'other'];
+
+/** A sample made field by field from the same field of several samples. */
+function fieldwise(xs: CpuSample[], f: (values: number[]) => number): CpuSample {
+  const out = { threads: {} } as CpuSample;
+  for (const k of GROUPS) out[k] = f(xs.map((x) => x[k]));
+  for (const k of THREADS) out.threads[k] = f(xs.map((x) => x.threads[k]));
+  return out;
+}
+
 /** CPU ms per unit (a run, 1,000 requests) between two samples, by group. Backends that exited in between are missed. */
-export function cpuPerRun(a: CpuSample, b: CpuSample, runs: number): CpuSample {
-  const n = Math.max(1, runs);
-  const per = (k: CpuGroup) => Math.max(0, b[k] - a[k]) / n;
-  const thread = (k: ServerThreads) => Math.max(0, b.threads[k] - a.threads[k]) / n;
-  return {
-    temporal: per('temporal'), postgres: per('postgres'), server: per('server'), driver: per('driver'),
-    threads: { main: thread('main'), workflows: thread('workflows'), core: thread('core'), v8: thread('v8'), other: thread('other') },
-  };
+export function cpuPer(a: CpuSample, b: CpuSample, units: number): CpuSample {
+  const n = Math.max(1, units);
+  return fieldwise([a, b], ([x, y]) => Math.max(0, y - x) / n);
 }
 
 export function cpuMean(xs: CpuSample[]): CpuSample {
   const n = Math.max(1, xs.length);
-  const mean = (k: CpuGroup) => xs.reduce((a, x) => a + x[k], 0) / n;
-  const thread = (k: ServerThreads) => xs.reduce((a, x) => a + x.threads[k], 0) / n;
-  return {
-    temporal: mean('temporal'), postgres: mean('postgres'), server: mean('server'), driver: mean('driver'),
-    threads: { main: thread('main'), workflows: thread('workflows'), core: thread('core'), v8: thread('v8'), other: thread('other') },
-  };
+  return fieldwise(xs, (vs) => vs.reduce((a, v) => a + v, 0) / n);
 }
 
 export function cpuText(x: CpuSample): string {

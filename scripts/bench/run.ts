@@ -28,7 +28,7 @@ import { workflowIdForTask, type TaskRunResult } from '../../workflows/api.ts';
 import type { bareParkedWorkflow, bareStepsWorkflow, bareControlWorkflow } from './bare-workflows.ts';
 import { BenchDevice, LiteSocket, Rest, connectDevices, disconnectDevices, linear, openSockets } from './clients.ts';
 import { historyBreakdown, type HistoryBreakdown } from './history.ts';
-import { cpuMean, cpuPerRun, cpuSample, cpuText, type CpuSample } from './cpu.ts';
+import { cpuMean, cpuPer, cpuSample, cpuText, type CpuSample } from './cpu.ts';
 import {
   ROOT, machineInfo, median, percentile, pool, ratio, sleep, until,
   type MachineInfo, type MemorySample, type ProfileSummary, type ServerSetup,
@@ -366,11 +366,11 @@ export interface F1Level {
   cpu: { ours: CpuSample; bare: CpuSample };
 }
 
-/** A closed loop with the CPU each process group spent on it, per run. */
-async function accounted(ctx: Ctx, loop: () => Promise<LoopResult>): Promise<{ loop: LoopResult; cpu: CpuSample }> {
+/** Some work with the CPU each process group spent on it, per unit of the work's result. */
+async function accounted<T>(ctx: Ctx, work: () => Promise<T>, units: (r: T) => number): Promise<{ result: T; cpu: CpuSample }> {
   const before = cpuSample(ctx.pids);
-  const r = await loop();
-  return { loop: r, cpu: cpuPerRun(before, cpuSample(ctx.pids), r.runs) };
+  const result = await work();
+  return { result, cpu: cpuPer(before, cpuSample(ctx.pids), units(result)) };
 }
 
 async function f1Throughput(ctx: Ctx, slot: () => number): Promise<F1Level[]> {
@@ -392,15 +392,16 @@ async function f1Throughput(ctx: Ctx, slot: () => number): Promise<F1Level[]> {
       continue;
     }
     const minRuns = i === 0 ? Math.min(n, 4) : 0;
+    const perRun = (r: LoopResult) => r.runs;
     const o = await accounted(ctx, () => closedLoop(c, n, S.f1MaxS, async (lane) => {
       const r = await oursRun(ctx, lane);
       return { ms: r.ms, id: r.taskId };
-    }, minRuns));
+    }, minRuns), perRun);
     const b = await accounted(ctx, () => closedLoop(c, n, S.f1MaxS, async () => {
       const r = await bareRun(ctx);
       return { ms: r.ms, id: r.workflowId };
-    }, minRuns));
-    const [ours, bare] = [o.loop, b.loop];
+    }, minRuns), perRun);
+    const [ours, bare] = [o.result, b.result];
     out.push({ concurrency: c, ours, bare, ratio: ratio(ours.perS, bare.perS), cpu: { ours: o.cpu, bare: b.cpu } });
     log(`F1 c=${c}: ours ${ours.perS.toFixed(2)} runs/s (${ours.runs}), bare ${bare.perS.toFixed(2)} runs/s (${bare.runs}): ${ratio(ours.perS, bare.perS).toFixed(2)}x`);
     log(`F1 c=${c} CPU ms per run: ours ${cpuText(o.cpu)}; bare ${cpuText(b.cpu)}`);
@@ -772,10 +773,9 @@ async function f5Rest(ctx: Ctx, slot: () => number): Promise<F5Result> {
   const bareRounds: Cannon[] = [];
   const cpu = { ours: [] as CpuSample[], bare: [] as CpuSample[] };
   const measured = async (url: string, headers: Record<string, string>, into: Cannon[], cpuInto: CpuSample[]) => {
-    const before = cpuSample(ctx.pids);
-    const c = await cannon(url, seconds / rounds, headers);
-    into.push(c);
-    cpuInto.push(cpuPerRun(before, cpuSample(ctx.pids), c.requests / 1000));
+    const { result, cpu } = await accounted(ctx, () => cannon(url, seconds / rounds, headers), (c) => c.requests / 1000);
+    into.push(result);
+    cpuInto.push(cpu);
   };
   for (let i = 0; i < rounds; i++) {
     await measured(oursUrl, auth, oursRounds, cpu.ours);
