@@ -64,11 +64,10 @@ export function insertStatement<T extends object>(em: EntityManager, entity: Ent
  */
 export function selectList<T extends object>(em: EntityManager, entity: EntityName<T>, alias: string): string {
   const cols = columnsOf(em, entity as EntityName<object>);
-  const key = `${alias}.`;
   let byAlias = selectLists.get(cols);
   if (!byAlias) selectLists.set(cols, (byAlias = new Map()));
-  let list = byAlias.get(key);
-  if (!list) byAlias.set(key, (list = cols.map((c) => `${alias}.${c.field}`).join(', ')));
+  let list = byAlias.get(alias);
+  if (!list) byAlias.set(alias, (list = cols.map((c) => `${alias}.${c.field}`).join(', ')));
   return list;
 }
 
