@@ -16,7 +16,12 @@ export class ServerProcess {
     this.child = fork(resolve(import.meta.dirname, 'server.ts'), [], {
       cwd: ROOT,
       // Bytecode flushing would free memory long after the GCs of a measurement: off.
-      execArgv: [...process.execArgv.filter((a) => !a.startsWith('--cpu-prof')), '--expose-gc', '--no-flush-bytecode'],
+      // BENCH_SERVER_NODE_ARGS adds flags, e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`: a profile of
+      // every thread (the workflow threads too, which the in-process profiler cannot see).
+      execArgv: [
+        ...process.execArgv.filter((a) => !a.startsWith('--cpu-prof')), '--expose-gc', '--no-flush-bytecode',
+        ...(process.env.BENCH_SERVER_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? []),
+      ],
       env: { ...process.env, BENCH_SETUP: JSON.stringify(setup) },
       stdio: ['ignore', fd, fd, 'ipc'],
     });
