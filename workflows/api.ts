@@ -32,6 +32,12 @@ export interface TaskRunInput {
   lane?: 'granted' | 'queued';
   /** The API node that held the device's socket at submission: the first step tries it unlooked-up. */
   gatewayHint?: string;
+  /**
+   * The TaskStatus search attribute the run was started with, when not `pending`: a run that
+   * holds its device (lane granted) on a connected device starts indexed as `running`, which
+   * it becomes in its first workflow task (one search attribute update less per run).
+   */
+  statusAtStart?: RunStatus;
   /** A retry "from the failed step": start at this node with these earlier outputs. */
   resumeFrom?: { nodeId: string; outputs: Record<string, unknown> };
 }

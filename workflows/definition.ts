@@ -58,6 +58,14 @@ export function nextNodeId(def: Definition, nodeId: string, branch?: string): st
 const TEMPLATE = /\{\{\s*([A-Za-z0-9_.-]+)\s*\}\}/g;
 const WHOLE_TEMPLATE = /^\{\{\s*([A-Za-z0-9_.-]+)\s*\}\}$/;
 
+/** Whether a run from `from` (else the start node) dispatches a device step before anything else. */
+export function beginsWithDeviceStep(def: Definition, from?: string): boolean {
+  const start = from ?? def.nodes.find((n) => n.type === 'start')?.id;
+  const first = from ?? (start === undefined ? undefined : nextNodeId(def, start));
+  const node = first === undefined ? undefined : def.nodes.find((n) => n.id === first);
+  return node !== undefined && isDeviceStep(node);
+}
+
 /** Reads a dotted path ("params.url", "n2.output.ok") from the run's scope. */
 export function lookup(scope: Record<string, unknown>, path: string): unknown {
   let cur: unknown = scope;

@@ -79,6 +79,15 @@ const DEFAULT_LOOP_MAX = 1000;
  * lane is released beside the last write (docs/benchmarks.md, F1/F2).
  */
 const PIPELINED_STEPS = 'pipelined-steps';
+/**
+ * Runs started from this patch on (pipelined too; they record this marker alone) walk the steps
+ * with fewer promises: the step boundary and the device lookup are awaited only when there is
+ * something to wait for, a device step skips the generic node wrapper, and one cancellation
+ * scope serves every dispatch. The SDK captures a source-mapped stack trace for each promise a
+ * workflow creates (the UI's stack trace query): a third of a run's workflow-thread time before
+ * this (docs/benchmarks.md, F1). Fewer awaits can reorder commands, hence the patch.
+ */
+const LEAN_STEPS = 'lean-steps';
 
 /** The run ends `cancelled` (a cancel signal was honoured). */
 class RunCancelled extends Error {}
@@ -139,6 +148,12 @@ class TaskRun {
   private approval: { nodeId: string; decision: ApprovalDecision | null } | null = null;
   /** Decided once per run (see PIPELINED_STEPS); runs begun on older code keep their path. */
   private pipelined = false;
+  /** Decided once per run (see LEAN_STEPS). */
+  private lean = false;
+  /** Lean runs: the scope every dispatch runs in (cancelled once, when the run is). */
+  private stepScope: CancellationScope | null = null;
+  /** The TaskStatus search attribute as last written (at the start, then by upserts). */
+  private indexedStatus: RunStatus;
   /** The API node that answered the last step: the next goes there without a lookup. */
   private lastNode: string | null = null;
 
@@ -147,6 +162,7 @@ class TaskRun {
     this.nodes = new Map(input.definition.nodes.map((n) => [n.id, n]));
     if (input.resumeFrom) Object.assign(this.outputs, input.resumeFrom.outputs);
     this.totalSteps = input.definition.nodes.filter(isDeviceStep).length;
+    this.indexedStatus = input.statusAtStart ?? 'pending';
     this.persist = proxyActivities<PersistenceActivities>({
       taskQueue: input.taskQueue,
       startToCloseTimeout: '30s',
@@ -160,7 +176,8 @@ class TaskRun {
   }
 
   async execute(): Promise<TaskRunResult> {
-    this.pipelined = patched(PIPELINED_STEPS);
+    this.lean = patched(LEAN_STEPS);
+    this.pipelined = this.lean || patched(PIPELINED_STEPS);
     if (this.pipelined) this.lastNode = this.input.gatewayHint ?? null;
     this.registerHandlers();
     this.emit('run.pending', { reason: 'queued' });
@@ -207,9 +224,11 @@ class TaskRun {
     let node = from ? this.nodes.get(from) : this.input.definition.nodes.find((n) => n.type === 'start');
     if (!node) throw new RunFailed({ code: 'INVALID_DEFINITION', message: `no node to start from (${from ?? 'start'})` });
     while (node) {
-      await this.boundary();
+      if (this.awaitsBoundary()) await this.boundary();
       if (node.type === 'end') return;
-      const branch = await this.runNode(node);
+      let branch: string | undefined;
+      if (this.lean && isDeviceStep(node)) this.outputs[node.id] = await this.runDeviceStep(node, this.visit(node));
+      else branch = await this.runNode(node);
       const next = nextNodeId(this.input.definition, node.id, branch);
       node = next === undefined ? undefined : this.nodes.get(next);
     }
@@ -217,8 +236,7 @@ class TaskRun {
 
   /** Runs one node; returns the branch label to follow, if the node branches. */
   private async runNode(node: DefinitionNode): Promise<string | undefined> {
-    const visit = (this.visits.get(node.id) ?? 0) + 1;
-    this.visits.set(node.id, visit);
+    const visit = this.visit(node);
     if (isDeviceStep(node)) {
       this.outputs[node.id] = await this.runDeviceStep(node, visit);
       return undefined;
@@ -253,6 +271,13 @@ class TaskRun {
           step_id: node.id,
         });
     }
+  }
+
+  /** Counts a visit of the node (a loop visits a node again); returns its number. */
+  private visit(node: DefinitionNode): number {
+    const visit = (this.visits.get(node.id) ?? 0) + 1;
+    this.visits.set(node.id, visit);
+    return visit;
   }
 
   /** Waits for approve / reject (REST, the phone) or the timeout; follows the decision's edge. */
@@ -325,6 +350,11 @@ class TaskRun {
     return 'done';
   }
 
+  /** Whether to await the step boundary: always on older runs, on lean ones when held or ending. */
+  private awaitsBoundary(): boolean {
+    return !this.lean || this.state.paused || this.state.cancelRequested;
+  }
+
   /** Step boundary: pause holds the run here; cancel ends it. */
   private async boundary(): Promise<void> {
     if (this.state.cancelRequested) throw new RunCancelled();
@@ -366,7 +396,7 @@ class TaskRun {
       );
       // Backoff that cancel interrupts.
       await condition(() => this.state.cancelRequested, delay);
-      await this.boundary();
+      if (this.awaitsBoundary()) await this.boundary();
     }
   }
 
@@ -378,8 +408,12 @@ class TaskRun {
     params: unknown,
   ): Promise<unknown> {
     for (let delivery = 1; ; delivery++) {
-      const gatewayNode = await this.awaitDevice();
-      await this.boundary();
+      let gatewayNode: string;
+      if (this.lean && this.lastNode) {
+        this.markStarted();
+        gatewayNode = this.lastNode;
+      } else gatewayNode = await this.awaitDevice();
+      if (this.awaitsBoundary()) await this.boundary();
       this.beginStep(node, attempt, key, delivery);
       // Pipelined: the events so far ride with the dispatch (the monitor bridge reads them there).
       let carried: RunEvent[] = [];
@@ -445,7 +479,7 @@ class TaskRun {
       cancellationType: ActivityCancellationType.TRY_CANCEL,
       summary: `${node.name ?? node.id} · ${node.type} · attempt ${attempt}`,
     });
-    const scope = new CancellationScope();
+    const scope = this.lean ? (this.stepScope ??= new CancellationScope()) : new CancellationScope();
     this.inflight = { key, gatewayNode, scope };
     try {
       const result = await scope.run(() =>
@@ -699,10 +733,12 @@ class TaskRun {
   // ---- status, events, persistence ----------------------------------------------------------
 
   private setStatus(status: RunStatus, reason: string | null): void {
-    const changed = this.state.status !== status;
     this.state.status = status;
     this.state.reason = reason;
-    if (changed) upsertSearchAttributes([{ key: SA.TaskStatus, value: status }]);
+    if (status !== this.indexedStatus) {
+      this.indexedStatus = status;
+      upsertSearchAttributes([{ key: SA.TaskStatus, value: status }]);
+    }
     this.details();
   }
 

@@ -23,7 +23,7 @@ import {
   type TaskRunInput,
 } from '../../workflows/api.ts';
 import type { taskRunWorkflow } from '../../workflows/task-run.ts';
-import type { Definition } from '../../workflows/definition.ts';
+import { beginsWithDeviceStep, type Definition } from '../../workflows/definition.ts';
 import { validateDefinition } from './definition-schema.ts';
 import { DeviceLanes } from './device-lanes.ts';
 import { plainRow } from '../db/rows.ts';
@@ -140,6 +140,11 @@ export async function submitTask(
     await removeUnstarted(db, lanes, task);
     throw errors.unavailable(`could not queue the run on its device: ${(err as Error).message}`);
   }
+  // A run that holds its connected device and begins with a device step is running from its first
+  // workflow task: indexed so from the start, it needs no search attribute update for it.
+  if (runInput.lane === 'granted' && runInput.gatewayHint && beginsWithDeviceStep(definition, runInput.resumeFrom?.nodeId)) {
+    runInput.statusAtStart = 'running';
+  }
   try {
     const handle = await engine.temporal.workflow.start<typeof taskRunWorkflow>(TASK_RUN_WORKFLOW, {
       taskQueue: engine.taskQueue,
@@ -151,7 +156,7 @@ export async function submitTask(
         { key: SA.UserId, value: repos.userId },
         { key: SA.DeviceId, value: device.id },
         { key: SA.WorkflowDefinitionId, value: wf.id },
-        { key: SA.TaskStatus, value: 'pending' },
+        { key: SA.TaskStatus, value: runInput.statusAtStart ?? 'pending' },
         { key: SA.TaskPriority, value: PRIORITY_RANK[task.priority] },
       ],
       memo: { workflowName: wf.name, deviceName: device.deviceName, ...(options.retryOf ? { retryOf: options.retryOf } : {}) },

@@ -112,6 +112,17 @@ describe('the slice', () => {
     expect(sa.get(SA.WorkflowDefinitionId)).toBe(workflowId);
     expect(sa.get(SA.TaskStatus)).toBe('completed');
     expect(sa.get(SA.TaskPriority)).toBe(2);
+    // Its device was free and connected: indexed `running` from the start, so the only
+    // TaskStatus update in its history is the last one.
+    const history = await sys.temporal.workflow.getHandle(`task-${taskId}`).fetchHistory();
+    const statusOf = (fields: Record<string, { data?: Uint8Array | null }> | null | undefined) =>
+      fields?.TaskStatus?.data ? JSON.parse(Buffer.from(fields.TaskStatus.data).toString()) : undefined;
+    const started = history.events?.[0]?.workflowExecutionStartedEventAttributes;
+    expect(statusOf(started?.searchAttributes?.indexedFields as never)).toBe('running');
+    const updates = (history.events ?? [])
+      .map((e) => statusOf(e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields as never))
+      .filter((v) => v !== undefined);
+    expect(updates).toEqual(['completed']);
     // And the visibility store answers queries by them.
     await eventually(async () => {
       const found = [];
