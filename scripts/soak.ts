@@ -16,7 +16,6 @@
 // database dropped at the end, the system under test in a child process. Loopback only.
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, relative, resolve } from 'node:path';
-import type { Client } from '@temporalio/client';
 import type { Orm } from '../src/db/orm.ts';
 import { OwnedRepos } from '../src/db/owned.ts';
 import { registerDevice } from '../src/domain/devices.ts';

@@ -40,9 +40,10 @@ export function startReconciler({ temporal, orm, logger, intervalMs = 2000, look
       const task = await em.findOne(Task, { id: taskId }, { fields: ['id', 'status', 'deviceId'] });
       if (task && !FINISHED_STATUSES.includes(task.status)) {
         await applyRunEvents(orm, taskId, await readRunEvents(temporal, taskId));
-        // Its lane, whichever kind it had (a table lane, or the lane workflow of older runs).
-        await lanes.release(task.deviceId, taskId);
-        await releaseLane(temporal, task.deviceId, taskId);
+        // Its lane: a table lane if it holds or waits in one, else (a run submitted before
+        // table lanes) its device's lane workflow.
+        if ((await lanes.position(task.deviceId, taskId)) !== null) await lanes.release(task.deviceId, taskId);
+        else await releaseLane(temporal, task.deviceId, taskId);
         logger.info({ taskId, temporalStatus: run.status.name }, 'reconciled a run that ended outside its workflow code');
         fixed++;
       }

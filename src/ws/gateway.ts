@@ -29,7 +29,6 @@ import {
   type DeviceMessage,
   type MonitorMessage,
   type ServerMessage,
-  type TaskEventPayload,
 } from './protocol.ts';
 
 type Identity =
