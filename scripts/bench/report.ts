@@ -285,7 +285,9 @@ echo handler), monitor sockets, autocannon. Rate limits are raised for the bench
 - **F5**: autocannon against \`GET /api/v1/tasks/:id\` of a finished 3-step run made for it (JWT, session check, task and
   steps), then against the bare app's \`GET /tasks/:id\` (\`select * from tasks where id = $1\`, JSON),
   in rounds taking turns, once the work the figures before it left behind has drained (Temporal,
-  PostgreSQL and the server under a fifth of a core for a second, 20 s at most).
+  PostgreSQL and the server under a fifth of a core for a second, 20 s at most). When the
+  PostgreSQL server runs without autovacuum (the header says so), the tables the figures before
+  wrote are vacuumed first, as autovacuum would have done by then.
 - **F6**: memory of the server process after forced GCs (main thread and workflow threads; the server
   runs with \`--no-flush-bytecode\` so that V8 does not free compiled code in the middle of a
   measurement), before and after: N device sockets (device tokens, presence recorded) vs N bare ws

@@ -12,6 +12,9 @@
 //                               (default on in the full run only)
 //   --log-level <lvl>  the server's log level (default warn)
 //   --only F1,F5       measure only these figures
+//   BENCH_PROFILE_DIR=<dir>       also write the raw profiles of the figures that missed
+//   BENCH_SERVER_NODE_ARGS=<flags> extra Node flags for the server process: `--cpu-prof
+//                        --cpu-prof-dir=<dir>` profiles every thread (the workflow threads too)
 //
 // Loopback only (127.0.0.1); every request loop is bounded in count and in time.
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
