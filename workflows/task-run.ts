@@ -408,11 +408,8 @@ class TaskRun {
     params: unknown,
   ): Promise<unknown> {
     for (let delivery = 1; ; delivery++) {
-      let gatewayNode: string;
-      if (this.lean && this.lastNode) {
-        this.markStarted();
-        gatewayNode = this.lastNode;
-      } else gatewayNode = await this.awaitDevice();
+      // Lean runs call awaitDevice (an async call, its promises) only when the node is unknown.
+      const gatewayNode = (this.lean ? this.knownNode() : null) ?? (await this.awaitDevice());
       if (this.awaitsBoundary()) await this.boundary();
       this.beginStep(node, attempt, key, delivery);
       // Pipelined: the events so far ride with the dispatch (the monitor bridge reads them there).
@@ -598,10 +595,8 @@ class TaskRun {
   private async awaitDevice(): Promise<string> {
     // A device that moved or went away since is caught by the dispatch (DeviceLost) or by
     // deviceOnline (it reconnected), both of which forget this.
-    if (this.pipelined && this.lastNode) {
-      this.markStarted();
-      return this.lastNode;
-    }
+    const known = this.knownNode();
+    if (known) return known;
     const deadline = Date.now() + this.input.offlineTimeoutMs;
     for (;;) {
       if (this.state.cancelRequested) throw new RunCancelled();
@@ -631,6 +626,13 @@ class TaskRun {
       }
       await condition(() => this.deviceSignalled || this.state.cancelRequested, Math.min(left, PRESENCE_RECHECK_MS));
     }
+  }
+
+  /** Pipelined runs: the API node that answered the last step (the run is started there); else null. */
+  private knownNode(): string | null {
+    if (!this.pipelined || !this.lastNode) return null;
+    this.markStarted();
+    return this.lastNode;
   }
 
   /** The device is there: a pending run starts (again, after waiting for it). */
