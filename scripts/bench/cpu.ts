@@ -10,13 +10,18 @@ export type CpuSample = Record<CpuGroup, number> & { threads: Record<ServerThrea
 
 const TICK_MS = 10; // USER_HZ is 100 on Linux
 
+/** utime + stime, ms, of a process's or a thread's `stat` file. */
+function statMs(path: string): number {
+  const stat = readFileSync(path, 'utf8');
+  // Fields after the command name (which may hold spaces) start after its closing parenthesis.
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) * TICK_MS; // utime, stime (fields 14 and 15)
+}
+
 /** utime + stime of one process, ms (0 when it is gone). */
 function processMs(pid: number): number {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the command name (which may hold spaces) start after its closing parenthesis.
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) * TICK_MS; // utime, stime (fields 14 and 15)
+    return statMs(`/proc/${pid}/stat`);
   } catch {
     return 0;
   }
@@ -56,9 +61,7 @@ function threadsMs(pid: number): Record<ServerThreads, number> {
   for (const tid of tids) {
     try {
       const comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out[threadGroup(comm)] += (Number(f[11]) + Number(f[12])) * TICK_MS;
+      out[threadGroup(comm)] += statMs(`/proc/${pid}/task/${tid}/stat`);
     } catch {
       // the thread ended between the listing and the read
     }

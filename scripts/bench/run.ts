@@ -808,9 +808,9 @@ async function f5Rest(ctx: Ctx, slot: () => number): Promise<F5Result> {
   const bare = combine(bareRounds);
   if (ours.non2xx || bare.non2xx) log(`F5: non-2xx answers: ours ${ours.non2xx}, bare ${bare.non2xx}`);
   log(`F5: ours ${Math.round(ours.perS)} req/s, bare ${Math.round(bare.perS)} req/s: ${ratio(ours.perS, bare.perS).toFixed(2)}x`);
-  const cpuOf = (xs: CpuSample[]) => cpuMean(xs);
-  log(`F5 CPU ms per 1,000 requests: ours ${cpuText(cpuOf(cpu.ours))}; bare ${cpuText(cpuOf(cpu.bare))}`);
-  return { seconds, connections: S.f5Connections, taskId, ours, bare, ratio: ratio(ours.perS, bare.perS), cpu: { ours: cpuOf(cpu.ours), bare: cpuOf(cpu.bare) } };
+  const perK = { ours: cpuMean(cpu.ours), bare: cpuMean(cpu.bare) };
+  log(`F5 CPU ms per 1,000 requests: ours ${cpuText(perK.ours)}; bare ${cpuText(perK.bare)}`);
+  return { seconds, connections: S.f5Connections, taskId, ours, bare, ratio: ratio(ours.perS, bare.perS), cpu: perK };
 }
 
 // ---- F6: memory -------------------------------------------------------------------------------
