@@ -71,7 +71,6 @@ export class NativeSql {
     this.pool = pool;
   }
 
-
   /** One statement, parameters bound ($1...) by the extended protocol. */
   async query<T extends Row = Row>(text: string, values: unknown[] = []): Promise<T[]> {
     return (await this.pool.query(text, values)).rows as T[];

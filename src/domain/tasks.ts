@@ -166,7 +166,7 @@ export async function submitTask(
   } catch (err) {
     // Nothing runs without its workflow: remove the row so the same key can be submitted again,
     // and give its place in the lane up (a run whose start did succeed releases it itself).
-    if (!task.temporalRunId) await removeUnstarted(db, lanes, task);
+    await removeUnstarted(db, lanes, task);
     throw errors.unavailable(`could not start the run: ${(err as Error).message}`);
   }
   // The run is under way: recording its run id is a convenience (the workflow id, `task-<id>`,
