@@ -3,7 +3,7 @@
 // row is simply not found (404), so ids leak nothing.
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { EntityName, FilterQuery, FindOptions } from '@mikro-orm/core';
-import { errors } from '../http/errors.ts';
+import { errors } from '../errors.ts';
 import { nativeSql } from './native-sql.ts';
 import { insertStatement, selectList, tableOf } from './rows.ts';
 

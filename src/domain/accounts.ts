@@ -2,7 +2,7 @@
 import { hash, verify } from '@node-rs/argon2';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { User } from '../db/entities.ts';
-import { AppError, ErrorCode, errors } from '../http/errors.ts';
+import { AppError, ErrorCode, errors } from '../errors.ts';
 import type { Sessions } from './sessions.ts';
 
 // A real hash to compare against when the email is unknown, so timing does not reveal accounts.

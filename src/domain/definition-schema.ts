@@ -9,7 +9,7 @@ import {
   type DefinitionNode,
 } from '../../workflows/definition.ts';
 import { COMPARISON_OPS, type Expr } from '../../workflows/expression.ts';
-import type { FieldError } from '../http/errors.ts';
+import type { FieldError } from '../errors.ts';
 
 const nodeId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'node id: 1-64 letters, digits, "_" or "-"');
 

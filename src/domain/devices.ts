@@ -2,7 +2,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Device } from '../db/entities.ts';
 import type { OwnedRepos } from '../db/owned.ts';
-import { AppError, ErrorCode } from '../http/errors.ts';
+import { AppError, ErrorCode } from '../errors.ts';
 import { hashToken, newOpaqueToken } from './tokens.ts';
 
 export interface DeviceInput {

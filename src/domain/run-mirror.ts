@@ -8,7 +8,7 @@ import { Fragment, jsonb, nativeSql, sql, uuid, type Row } from '../db/native-sq
 import { plainRow } from '../db/rows.ts';
 import type { RunEvent } from '../../workflows/api.ts';
 import { applyEvents, type StepWrite } from './task-mirror.ts';
-import { EVENTS_CHANNEL } from '../ws/pg-bus.ts';
+import { EVENTS_CHANNEL } from '../db/channels.ts';
 
 /**
  * Writes a batch of a run's events. `also`: statements committed in the same transaction whatever

@@ -4,7 +4,7 @@ import { ScheduleNotFoundError, type Client } from '@temporalio/client';
 import type { Orm } from '../db/orm.ts';
 import { Device, Schedule, Workflow, type Priority } from '../db/entities.ts';
 import { OwnedRepos } from '../db/owned.ts';
-import { errors } from '../http/errors.ts';
+import { errors } from '../errors.ts';
 import type { scheduledRunWorkflow } from '../../workflows/scheduled-run.ts';
 import { submitTask, type TaskEngine } from './tasks.ts';
 

@@ -2,8 +2,8 @@
 // Each refresh spends its token and issues the next one in the same session; presenting a
 // spent token again means it was stolen or replayed, so the whole session is revoked.
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { errors } from '../http/errors.ts';
-import { SESSIONS_CHANNEL } from '../ws/pg-bus.ts';
+import { errors } from '../errors.ts';
+import { SESSIONS_CHANNEL } from '../db/channels.ts';
 import { hashToken, newOpaqueToken, type AccessTokens } from './tokens.ts';
 
 export interface TokenPair {

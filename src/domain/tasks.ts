@@ -4,7 +4,7 @@ import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/cl
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Device, FINISHED_STATUSES, Task, TaskStep, Workflow, WorkflowVersion, type Priority, type TaskStatus } from '../db/entities.ts';
 import type { OwnedRepos } from '../db/owned.ts';
-import { errors } from '../http/errors.ts';
+import { errors } from '../errors.ts';
 import { PRIORITY_RANK, SA } from '../temporal/search-attributes.ts';
 import {
   TASK_RUN_WORKFLOW,

@@ -3,7 +3,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Workflow, WorkflowVersion } from '../db/entities.ts';
 import type { OwnedRepos } from '../db/owned.ts';
-import { errors } from '../http/errors.ts';
+import { errors } from '../errors.ts';
 import { validateDefinition } from './definition-schema.ts';
 
 export interface WorkflowInput {

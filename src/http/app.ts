@@ -11,7 +11,7 @@ import { Accounts } from '../domain/accounts.ts';
 import { Sessions, type SessionCache } from '../domain/sessions.ts';
 import { looksLikeJwt, TokenError, type AccessTokens } from '../domain/tokens.ts';
 import type { TaskEngine } from '../domain/tasks.ts';
-import { errors } from './errors.ts';
+import { errors } from '../errors.ts';
 import { accessLog, envelope, errorHandler, jsonBody, requestId, securityHeaders } from './middleware.ts';
 import { Metrics, type SocketCounts } from './metrics.ts';
 import { docsRouter } from './openapi.ts';

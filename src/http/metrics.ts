@@ -15,7 +15,7 @@ import { collectDefaultMetrics, Gauge, Registry, type Metric } from 'prom-client
 import { TASK_STATUSES } from '../db/entities.ts';
 import type { Orm } from '../db/orm.ts';
 import type { Logger } from '../logger.ts';
-import { errors } from './errors.ts';
+import { errors } from '../errors.ts';
 
 export const METRICS_PATH = '/metrics';
 const UNMATCHED = 'unmatched';

@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Context, Next } from 'koa';
 import type { Logger } from '../logger.ts';
-import { AppError, ErrorCode, errors } from './errors.ts';
+import { AppError, ErrorCode, errors } from '../errors.ts';
 
 export interface State {
   requestId: string;

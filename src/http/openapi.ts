@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import Router from '@koa/router';
 import { z } from 'zod';
-import { ErrorCode } from './errors.ts';
+import { ErrorCode } from '../errors.ts';
 import { METRICS_PATH } from './metrics.ts';
 import { API_PREFIX, type RouteSpec } from './route.ts';
 

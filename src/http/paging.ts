@@ -1,7 +1,7 @@
 import type { EntityName, FilterQuery } from '@mikro-orm/core';
 import { z } from 'zod';
 import type { OwnedRepos } from '../db/owned.ts';
-import { errors } from './errors.ts';
+import { errors } from '../errors.ts';
 
 /** `page` and `page_size` (default 20, max 100), as the contract lists them. */
 export const pageQuery = z.object({

@@ -12,7 +12,7 @@
 // long enough to be full again is equal to no bucket and is dropped, and past `maxEntries` the
 // least recently used one goes.
 import type { Context, Next } from 'koa';
-import { errors } from './errors.ts';
+import { errors } from '../errors.ts';
 
 export interface TakeResult {
   allowed: boolean;

@@ -4,7 +4,7 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { z } from 'zod';
-import { parse } from './validate.ts';
+import { parse } from '../validation.ts';
 
 /** Prefix of the REST routes (here so app.ts and openapi.ts share it without a cycle). */
 export const API_PREFIX = '/api/v1';

@@ -10,27 +10,14 @@
 import pg from 'pg';
 import type { Logger } from '../logger.ts';
 import type { LiveBus, LiveEvent } from './live-bus.ts';
+import {
+  DEVICES_CHANNEL, EVENTS_CHANNEL, LIVE_CHANNEL, SESSIONS_CHANNEL, type DeviceAnnouncement, type TaskEventsNotice,
+} from '../db/channels.ts';
 
-export const LIVE_CHANNEL = 'jarvis_live';
-export const EVENTS_CHANNEL = 'jarvis_events';
-/** "device D connected with session S": other nodes close their older session of D (4409). */
-export const DEVICES_CHANNEL = 'jarvis_devices';
+export type { DeviceAnnouncement, TaskEventsNotice };
 
-export interface DeviceAnnouncement {
-  deviceId: string;
-  sessionId: string;
-  /** When the session started (ms since epoch); the newer session wins. */
-  startedAt: number;
-}
-export const SESSIONS_CHANNEL = 'jarvis_sessions';
 /** PostgreSQL rejects NOTIFY payloads of 8000 bytes or more. */
 const MAX_PAYLOAD = 7900;
-
-export interface TaskEventsNotice {
-  user_id: string;
-  task_id: string;
-  seq: number;
-}
 
 export class PgBus implements LiveBus {
   private readonly databaseUrl: string;

@@ -1,7 +1,7 @@
 // The WebSocket protocol (docs/PROTOCOL.md is its spec): frame envelope, message types as
 // discriminated unions, close codes. Shared by the gateway, the reference clients and tests.
 import { z } from 'zod';
-import { unstorableInput } from '../http/validate.ts';
+import { unstorableInput } from '../validation.ts';
 
 export const PROTOCOL_VERSION = 1;
 export const MAX_FRAME_BYTES = 1024 * 1024;

@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import vm from 'node:vm';
 import { z } from 'zod';
 import { MAX_BODY_BYTES } from '../../src/http/app.ts';
-import { ErrorCode } from '../../src/http/errors.ts';
+import { ErrorCode } from '../../src/errors.ts';
 import {
   buildOpenApi, DOCS_CSP, DOCS_HTML, OPENAPI_PATH, packageVersion, toOpenApiPath,
 } from '../../src/http/openapi.ts';

@@ -2,7 +2,7 @@
 // headers and 429s.
 import { describe, expect, it } from '@jest/globals';
 import type { Context } from 'koa';
-import { AppError, ErrorCode } from '../../src/http/errors.ts';
+import { AppError, ErrorCode } from '../../src/errors.ts';
 import { clientKey, RateLimits, TokenBuckets } from '../../src/http/rate-limit.ts';
 
 function clock(start = 1_000_000) {

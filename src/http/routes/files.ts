@@ -14,7 +14,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { z } from 'zod';
 import { StoredFile } from '../../db/entities.ts';
 import { OwnedRepos } from '../../db/owned.ts';
-import { AppError, errors } from '../errors.ts';
+import { AppError, errors } from '../../errors.ts';
 import { envelope } from '../middleware.ts';
 import { pageOf, pageQuery } from '../paging.ts';
 import { defineRoute, idParams } from '../route.ts';

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { OwnedRepos } from '../../db/owned.ts';
-import { errors } from '../errors.ts';
+import { errors } from '../../errors.ts';
 import { envelope } from '../middleware.ts';
 import { defineRoute } from '../route.ts';
 

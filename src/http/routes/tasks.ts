@@ -4,7 +4,7 @@ import {
   controlTask, decideApproval, isFinished, queuePosition, retryTask, submitTask, taskWithSteps,
   type ControlAction, type TaskEngine,
 } from '../../domain/tasks.ts';
-import { errors } from '../errors.ts';
+import { errors } from '../../errors.ts';
 import { envelope } from '../middleware.ts';
 import { presentTask } from '../presenters.ts';
 import { defineRoute, idParams } from '../route.ts';

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { FINISHED_STATUSES, Task, Workflow } from '../../db/entities.ts';
-import { errors } from '../errors.ts';
+import { errors } from '../../errors.ts';
 import { createWorkflow, currentVersion, updateWorkflow } from '../../domain/workflows.ts';
 import { envelope } from '../middleware.ts';
 import { presentWorkflow } from '../presenters.ts';
