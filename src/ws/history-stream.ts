@@ -112,6 +112,24 @@ function isClose(e: HistoryEvent): boolean {
 }
 
 type Listener = (ev: TaskEventPayload) => void;
+
+/**
+ * Subscribes `fn` to a stream's `read` items and its live `listeners`, delivering each item
+ * whose position is past the subscriber's cursor exactly once, in order.
+ */
+function attachAfter<T>(read: readonly T[], listeners: Set<(ev: T) => void>, position: (ev: T) => number,
+  fn: (ev: T) => void, after: number): () => void {
+  let cursor = after;
+  const deliver = (ev: T): void => {
+    const at = position(ev);
+    if (at <= cursor) return;
+    cursor = at;
+    fn(ev);
+  };
+  for (const ev of read) deliver(ev);
+  listeners.add(deliver);
+  return () => listeners.delete(deliver);
+}
 /** A `history/event` payload, shared by every raw subscriber. */
 export interface RawHistoryEvent {
   task_id: string;
@@ -148,17 +166,19 @@ export class TaskHistoryStream {
     return this.events.length ? (this.events[this.events.length - 1].seq ?? 0) : 0;
   }
 
-  /** Replays every event after `afterSeq`, then delivers new ones as they come. */
+  /**
+   * Replays every event after `afterSeq`, then delivers new ones as they come. The cursor is the
+   * subscriber's own, not the stream's: on a stream that has not read the history yet (this node
+   * never streamed the run, or restarted) every event arrives through the live path, and only
+   * the cursor keeps the ones the subscriber already has from reaching it again.
+   */
   attach(fn: Listener, afterSeq = 0): () => void {
-    for (const ev of this.events) if ((ev.seq ?? 0) > afterSeq) fn(ev);
-    this.listeners.add(fn);
-    return () => this.listeners.delete(fn);
+    return attachAfter(this.events, this.listeners, (ev) => ev.seq ?? 0, fn, afterSeq);
   }
 
+  /** As `attach`, for history events by event id. */
   attachRaw(fn: RawListener, afterEventId = 0): () => void {
-    for (const ev of this.raw) if (ev.event_id > afterEventId) fn(ev);
-    this.rawListeners.add(fn);
-    return () => this.rawListeners.delete(fn);
+    return attachAfter(this.raw, this.rawListeners, (ev) => ev.event_id, fn, afterEventId);
   }
 
   get watchers(): number {
