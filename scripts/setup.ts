@@ -1,15 +1,15 @@
 // One-time set-up run before `npm start` and `npm test`: builds the Temporal CLI (which
 // carries the dev server and its UI) from the Go module proxy into a cache outside the
 // clone, then links it into .tools/bin/temporal. A no-op once the binary is there.
+// With --cluster, also the production topology's programs (scripts/cluster/binaries.ts).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, symlinkSync, readlinkSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { cacheRoot, ensureClusterBinaries } from './cluster/binaries.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 // v1.5.1 embeds server 1.29 and UI 2.42; v1.6+ cannot be `go install`ed. Older tags are fallbacks.
 const VERSIONS = ['v1.5.1', 'v1.5.0', 'v1.4.1'];
-const cacheRoot = process.env.JARVIS_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'jarvis');
 const link = join(ROOT, '.tools', 'bin', 'temporal');
 
 function log(msg: string) {
@@ -75,6 +75,7 @@ function ensureChromium() {
 }
 
 if (process.argv.includes('--with-browser')) ensureChromium();
+if (process.argv.includes('--cluster')) ensureClusterBinaries(log);
 
 if (process.env.TEMPORAL_ADDRESS && process.env.JARVIS_SETUP_FORCE !== '1') {
   log(`TEMPORAL_ADDRESS is set (${process.env.TEMPORAL_ADDRESS}): no local Temporal server needed`);
