@@ -6,6 +6,9 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import YAML from 'yaml';
 import { SEARCH_ATTRIBUTES } from '../../src/temporal/search-attributes.ts';
+import { UI_VERSION } from '../../scripts/cluster/binaries.ts';
+import { temporalEnv } from '../../scripts/cluster/temporal.ts';
+import { SERVICES } from '../../scripts/cluster/topology.ts';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 const read = (path: string) => readFileSync(resolve(ROOT, path), 'utf8');
@@ -64,9 +67,9 @@ const byName = (list: ReadonlyArray<{ name: string; type: string }>) =>
   list.map(({ name, type }) => ({ name, type })).sort((a, b) => a.name.localeCompare(b.name));
 
 describe('docker-compose.yml', () => {
-  it('has the six services', () => {
+  it('has the services `npm run cluster` runs, plus postgres and the one-shot set-ups', () => {
     expect(Object.keys(compose.services).sort()).toEqual(
-      ['api', 'postgres', 'temporal', 'temporal-setup', 'temporal-ui', 'worker'].sort());
+      [...SERVICES, 'postgres', 'temporal-schema', 'temporal-setup'].sort());
   });
 
   it('runs postgres 16 with a healthcheck and a named volume', () => {
@@ -79,22 +82,31 @@ describe('docker-compose.yml', () => {
     expect(Object.keys(compose.volumes ?? {})).toContain(volume.split(':')[0]);
   });
 
-  it('runs Temporal 1.29 on that postgres, with the dynamic config mounted', () => {
+  it('applies both Temporal schemas with the SQL tool of the same server version', () => {
+    const s = svc('temporal-schema');
+    expect(s.image).toMatch(/^temporalio\/admin-tools:1\.29\.1-/);
+    const script = words(s.entrypoint);
+    for (const step of ['create-database', 'setup-schema', 'update-schema']) expect(script).toContain(step);
+    expect(script).toContain('postgresql/v12');
+    expect(dependsOn(s)).toEqual({ postgres: 'service_healthy' });
+  });
+
+  it('runs Temporal 1.29.1 from temporal-config/server/jarvis.yaml, as the cluster does', () => {
     const t = svc('temporal');
-    expect(t.image).toMatch(/^temporalio\/(auto-setup|server):1\.29(\.|$)/);
-    expect(env(t)).toMatchObject({
-      DB: 'postgres12',
-      DB_PORT: '5432',
-      POSTGRES_SEEDS: 'postgres',
-      POSTGRES_USER: 'jarvis',
-      POSTGRES_PWD: 'jarvis',
-      DYNAMIC_CONFIG_FILE_PATH: 'config/dynamicconfig/development-sql.yaml',
-    });
-    // The server's working directory is /etc/temporal, so the relative path above lands in the mount.
-    expect(mounts(t)).toContain('./temporal-config/dynamicconfig:/etc/temporal/config/dynamicconfig');
-    expect(existsSync(resolve(ROOT, 'temporal-config/dynamicconfig/development-sql.yaml'))).toBe(true);
+    expect(t.image).toBe('temporalio/server:1.29.1');
+    const mount = mounts(t).find((m) => m.startsWith('./temporal-config:'))!;
+    expect(mount).toBeDefined();
+    const args = words(t.entrypoint);
+    expect(args).toContain(`--config ${mount.split(':')[1].slice(1)}/server --env jarvis`);
+    // The same variables the cluster sets for the same template, pointed at the postgres service.
+    const local = temporalEnv({ adminUrl: 'postgres://u:p@h:5432/postgres', main: 'temporal', visibility: 'temporal_visibility' }, 7233);
+    const e = env(t);
+    for (const k of Object.keys(local).filter((k) => k !== 'TEMPORAL_GRPC_PORT')) expect([k, k in e]).toEqual([k, true]);
+    expect(e).toMatchObject({ TEMPORAL_DB_HOST: 'postgres', TEMPORAL_DB: 'temporal', TEMPORAL_VISIBILITY_DB: 'temporal_visibility' });
+    expect(e.TEMPORAL_DYNAMIC_CONFIG).toBe(`${mount.split(':')[1]}/dynamicconfig/development-sql.yaml`);
+    expect(read('temporal-config/server/jarvis.yaml').startsWith('# enable-template\n')).toBe(true);
     expect(ports(t)).toContain('7233:7233');
-    expect(dependsOn(t)).toEqual({ postgres: 'service_healthy' });
+    expect(dependsOn(t)).toEqual({ 'temporal-schema': 'service_completed_successfully' });
   });
 
   it('sets up the namespace once Temporal is up, with the mounted setup.sh', () => {
@@ -107,54 +119,65 @@ describe('docker-compose.yml', () => {
     expect(dependsOn(s).temporal).toMatch(/^service_(healthy|started)$/);
   });
 
-  it('points the UI at temporal:7233 and publishes it on 8233', () => {
+  it('points the UI (2.42.1, as the cluster builds) at temporal:7233 and publishes it on 8233', () => {
     const ui = svc('temporal-ui');
-    expect(ui.image).toMatch(/^temporalio\/ui:/);
+    expect(ui.image).toBe(`temporalio/ui:${UI_VERSION.slice(1)}`);
     expect(env(ui).TEMPORAL_ADDRESS).toBe('temporal:7233');
     expect(ports(ui)).toContain('8233:8080');
   });
 
-  describe('api and worker', () => {
-    const api = svc('api');
-    const worker = svc('worker');
+  describe('API nodes and workers', () => {
+    const apis = ['api-1', 'api-2'].map(svc);
+    const workers = ['worker-1', 'worker-2'].map(svc);
 
     it('share one image build and run their own entry point', () => {
-      expect(api.build).toBeDefined();
-      expect(worker.build).toEqual(api.build);
-      expect(worker.image).toBe(api.image);
-      expect(words(api.command)).toMatch(/^node workers\/api\.ts$/);
-      expect(words(worker.command)).toMatch(/^node workers\/task-worker\.ts$/);
+      for (const s of [...apis, ...workers]) {
+        expect(s.build).toEqual(apis[0].build);
+        expect(s.image).toBe(apis[0].image);
+      }
+      for (const s of apis) expect(words(s.command)).toBe('node workers/api.ts');
+      for (const s of workers) expect(words(s.command)).toBe('node workers/task-worker.ts');
     });
 
     it('reach postgres and temporal by service name, with a required JWT_SECRET', () => {
-      for (const s of [api, worker]) {
+      for (const s of [...apis, ...workers]) {
         const e = env(s);
         const db = new URL(e.DATABASE_URL);
         expect([db.protocol, db.hostname, db.port || '5432', db.pathname]).toEqual(['postgres:', 'postgres', '5432', '/jarvis']);
         expect(e).toMatchObject({ TEMPORAL_ADDRESS: 'temporal:7233', TEMPORAL_NAMESPACE: 'default', NODE_ENV: 'production' });
-        // `${VAR:?message}`: compose refuses to start when JWT_SECRET is unset or empty.
         expect(e.JWT_SECRET).toMatch(/^\$\{JWT_SECRET:\?[^}]+\}$/);
       }
     });
 
-    it('have the same settings, except what only the API needs', () => {
-      const a = env(api);
-      const w = env(worker);
-      expect(a).toMatchObject({ PORT: '3000', HOST: '0.0.0.0', MIGRATE_ON_BOOT: 'true' });
-      expect(w.MIGRATE_ON_BOOT).toBeUndefined(); // one migrator: the API, before it is healthy
-      expect(w.PORT).toBeUndefined();
-      for (const [k, v] of Object.entries(w)) expect([k, a[k]]).toEqual([k, v]);
-      expect(ports(api)).toContain('3000:3000');
+    it('have one migrator, distinct node ids, and one file volume for both nodes', () => {
+      const [a1, a2] = apis.map(env);
+      expect(a1).toMatchObject({ PORT: '3000', HOST: '0.0.0.0', MIGRATE_ON_BOOT: 'true', NODE_ID: 'api-1', TRUST_PROXY: 'true' });
+      expect(a2.MIGRATE_ON_BOOT).toBeUndefined();
+      expect(a2.NODE_ID).toBe('api-2');
+      for (const w of workers.map(env)) {
+        expect(w.MIGRATE_ON_BOOT).toBeUndefined();
+        expect(w.PORT).toBeUndefined();
+      }
+      expect(mounts(apis[0])).toEqual(mounts(apis[1]));
+      expect(mounts(apis[0])).toContain(`filedata:${a1.DATA_DIR}`);
     });
 
-    it('start in order: api after postgres and temporal-setup, worker after a healthy api', () => {
-      expect(dependsOn(api)).toMatchObject({
-        postgres: 'service_healthy',
-        'temporal-setup': 'service_completed_successfully',
-      });
-      expect(dependsOn(worker)).toMatchObject({ api: 'service_healthy' });
-      expect(words(api.healthcheck?.test)).toMatch(/node .*fetch\(.*:3000\/healthz/);
+    it('start after the first node has migrated', () => {
+      expect(dependsOn(apis[0])).toMatchObject({ postgres: 'service_healthy', 'temporal-setup': 'service_completed_successfully' });
+      for (const s of [apis[1], ...workers]) expect(dependsOn(s)).toMatchObject({ 'api-1': 'service_healthy' });
+      expect(words(apis[0].healthcheck?.test)).toMatch(/node .*fetch\(.*:3000\/healthz/);
     });
+  });
+
+  it('puts HAProxy with the cluster\'s haproxy.cfg in front of both nodes on 3000', () => {
+    const h = svc('haproxy');
+    expect(h.image).toMatch(/^haproxy:2\.6/);
+    expect(mounts(h)).toContain('./scripts/cluster/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg');
+    expect(env(h)).toEqual({ JARVIS_LISTEN: '0.0.0.0:3000', JARVIS_API_1: 'api-1:3000', JARVIS_API_2: 'api-2:3000' });
+    const cfg = read('scripts/cluster/haproxy.cfg');
+    for (const v of Object.keys(env(h))) expect(cfg).toContain(`"\${${v}}"`);
+    expect(ports(h)).toContain('3000:3000');
+    expect(dependsOn(h)).toEqual({ 'api-1': 'service_healthy', 'api-2': 'service_healthy' });
   });
 });
 
