@@ -20,8 +20,6 @@ export default {
       globalSetup: '<rootDir>/test/helpers/global-setup.ts',
       globalTeardown: '<rootDir>/test/helpers/global-teardown.ts',
     },
-    // The production topology as real processes; it starts its own Temporal server.
-    { ...common, displayName: 'cluster', testMatch: ['<rootDir>/test/cluster/**/*.test.ts'] },
   ],
   reporters: ['default', '<rootDir>/test/helpers/summary-reporter.js'],
   // The machine has two cores; the Temporal dev server needs some of them too.
