@@ -62,10 +62,23 @@ const schema = z
     if (env.WS_LIVE_DROP_BYTES >= env.WS_OVERLOAD_CLOSE_BYTES) {
       ctx.addIssue({ code: 'custom', path: ['WS_LIVE_DROP_BYTES'], message: 'must be below WS_OVERLOAD_CLOSE_BYTES (live frames are dropped before a monitor is closed)' });
     }
-    if (env.NODE_ENV === 'production' && !env.JWT_SECRET) {
-      ctx.addIssue({ code: 'custom', path: ['JWT_SECRET'], message: 'JWT_SECRET is required in production' });
+    if (!env.JWT_SECRET && (env.NODE_ENV === 'production' || !isLoopback(env.HOST))) {
+      // The development secret is in the source: anyone could mint tokens for a node that
+      // others can reach. It is accepted only where no one else can connect.
+      ctx.addIssue({
+        code: 'custom', path: ['JWT_SECRET'],
+        message: env.NODE_ENV === 'production'
+          ? 'JWT_SECRET is required in production'
+          : `JWT_SECRET is required when HOST (${env.HOST}) is not a loopback address; the development secret is public`,
+      });
     }
   });
+
+/** 127.0.0.0/8, ::1 and localhost: addresses only this machine can reach. */
+export function isLoopback(host: string): boolean {
+  const h = host.trim().toLowerCase().replace(/^\[(.*)\]$/, '$1');
+  return h === 'localhost' || h === '::1' || h === '0:0:0:0:0:0:0:1' || /^127(\.\d{1,3}){3}$/.test(h) || h === '::ffff:127.0.0.1';
+}
 
 export type Config = Omit<z.infer<typeof schema>, 'JWT_SECRET' | 'NODE_ID'> & {
   JWT_SECRET: string;

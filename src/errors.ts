@@ -30,9 +30,18 @@ export class AppError extends Error {
   }
 }
 
+/** Most field errors listed in one 400: a report of every fault could cost more than the input. */
+export const MAX_FIELD_ERRORS = 20;
+
+/** At most MAX_FIELD_ERRORS, the last saying how many more there were. */
+export function capFieldErrors(list: FieldError[]): FieldError[] {
+  if (list.length <= MAX_FIELD_ERRORS) return list;
+  return [...list.slice(0, MAX_FIELD_ERRORS - 1), { path: '(root)', message: `and ${list.length - MAX_FIELD_ERRORS + 1} more errors` }];
+}
+
 export const errors = {
   invalid: (message: string, fieldErrors: FieldError[] = []) =>
-    new AppError(400, ErrorCode.InvalidParams, message, { errors: fieldErrors }),
+    new AppError(400, ErrorCode.InvalidParams, message, { errors: capFieldErrors(fieldErrors) }),
   unauthenticated: (message = 'not authenticated') => new AppError(401, ErrorCode.Unauthenticated, message),
   forbidden: (message = 'forbidden') => new AppError(403, ErrorCode.Forbidden, message),
   notFound: (what = 'resource') => new AppError(404, ErrorCode.NotFound, `${what} not found`),

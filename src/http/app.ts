@@ -154,9 +154,12 @@ export function createApp(deps: AppDeps): Koa {
   app.use(monitorPage());
 
   const api = new Router({ prefix: API_PREFIX });
-  mount(api, routes, async (ctx) => {
-    await authenticate(ctx);
-    limits.checkUser(ctx);
+  mount(api, routes, {
+    async authenticate(ctx) {
+      await authenticate(ctx);
+      limits.checkUser(ctx);
+    },
+    limit: (ctx, limit) => limits.checkRoute(ctx, limit),
   });
   routers.push(docs, api);
   app.use(api.routes());

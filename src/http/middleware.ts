@@ -25,13 +25,25 @@ export function errorHandler(logger: Logger) {
       }
     } catch (err) {
       const e = toAppError(err);
-      if (e.status >= 500) logger.error({ err, requestId: ctx.state.requestId, path: ctx.path }, 'request failed');
       ctx.status = e.status;
       for (const [k, v] of Object.entries(e.headers)) ctx.set(k, v);
+      if (e.status >= 500) {
+        // The message of a 5xx names what failed inside (Temporal's or PostgreSQL's own text):
+        // it goes to the log under the request id, and the client gets that id and a plain
+        // sentence, never internal detail.
+        logger.error({ err, requestId: ctx.state.requestId, path: ctx.path }, 'request failed');
+        ctx.body = { code: e.code, message: PLAIN_5XX[e.status] ?? PLAIN_5XX[500], data: null, request_id: ctx.state.requestId };
+        return;
+      }
       ctx.body = { code: e.code, message: e.message, data: e.data, request_id: ctx.state.requestId };
     }
   };
 }
+
+const PLAIN_5XX: Record<number, string> = {
+  500: 'internal server error; quote the request_id when you report it',
+  503: 'a service this request needs is unavailable; retry later',
+};
 
 function toAppError(err: unknown): AppError {
   if (err instanceof AppError) return err;

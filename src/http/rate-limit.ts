@@ -106,31 +106,42 @@ export function clientKey(ip: string | undefined): string {
   return ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip;
 }
 
+/**
+ * Which bucket a route spends from besides the per-IP one: `auth` for the routes that cost a
+ * password hash (login, register). Named on the route itself, so the limit holds for every path
+ * the router matches to it (any letter case, a trailing slash), not for one spelling of it.
+ */
+export type RouteLimit = 'auth';
+
 export class RateLimits {
   readonly ip: TokenBuckets;
   readonly user: TokenBuckets;
   readonly auth: TokenBuckets;
-  private readonly authPaths: Set<string>;
   private readonly prefix: string;
 
   constructor(settings: RateLimitSettings, prefix: string, opts: Omit<BucketOptions, 'limitPerMin'> = {}) {
     this.ip = new TokenBuckets({ ...opts, limitPerMin: settings.RATE_LIMIT_IP_PER_MIN });
     this.user = new TokenBuckets({ ...opts, limitPerMin: settings.RATE_LIMIT_USER_PER_MIN });
     this.auth = new TokenBuckets({ ...opts, limitPerMin: settings.RATE_LIMIT_AUTH_PER_MIN });
-    this.prefix = prefix;
-    this.authPaths = new Set([`${prefix}/auth/login`, `${prefix}/auth/register`]);
+    this.prefix = prefix.toLowerCase();
   }
 
-  /** Koa middleware (before the body is read): per IP on `prefix`, plus the auth bucket. */
+  /**
+   * Koa middleware (before the body is read and before routing): the per-IP bucket on `prefix`.
+   * The API router matches paths case-insensitively, so the prefix is compared the same way;
+   * otherwise `/API/V1/...` would reach every route unlimited.
+   */
   middleware() {
     return async (ctx: Context, next: Next) => {
-      if (ctx.path === this.prefix || ctx.path.startsWith(`${this.prefix}/`)) {
-        const key = clientKey(ctx.ip);
-        apply(ctx, this.ip.take(key));
-        if (ctx.method === 'POST' && this.authPaths.has(ctx.path)) apply(ctx, this.auth.take(key));
-      }
+      const path = ctx.path.toLowerCase();
+      if (path === this.prefix || path.startsWith(`${this.prefix}/`)) apply(ctx, this.ip.take(clientKey(ctx.ip)));
       await next();
     };
+  }
+
+  /** The route's own bucket, once the router has matched it (before its body is validated). */
+  checkRoute(ctx: Context, limit: RouteLimit): void {
+    if (limit === 'auth') apply(ctx, this.auth.take(clientKey(ctx.ip)));
   }
 
   /** After authentication (ctx.state.userId is set): the per-user bucket. */

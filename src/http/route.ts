@@ -5,6 +5,7 @@ import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { z } from 'zod';
 import { parse } from '../validation.ts';
+import type { RouteLimit } from './rate-limit.ts';
 
 /** Prefix of the REST routes (here so app.ts and openapi.ts share it without a cycle). */
 export const API_PREFIX = '/api/v1';
@@ -24,6 +25,8 @@ export interface RouteSpec<B = unknown, Q = unknown, P = unknown> {
   summary: string;
   tag: string;
   auth: Auth;
+  /** A rate limit of its own, besides the per-IP and per-user ones (see rate-limit.ts). */
+  limit?: RouteLimit;
   body?: z.ZodType<B>;
   query?: z.ZodType<Q>;
   params?: z.ZodType<P>;
@@ -38,12 +41,18 @@ export function defineRoute<B = undefined, Q = undefined, P = undefined>(spec: R
   return spec as unknown as RouteSpec;
 }
 
-export type Authenticate = (ctx: Context) => Promise<void>;
+export interface Guards {
+  /** Sets ctx.state.userId (and the rest of the caller's identity) or throws 401. */
+  authenticate(ctx: Context): Promise<void>;
+  /** Spends from the route's own rate limit bucket or throws 429. */
+  limit(ctx: Context, limit: RouteLimit): void;
+}
 
-export function mount(router: Router, routes: RouteSpec[], authenticate: Authenticate): void {
+export function mount(router: Router, routes: RouteSpec[], guards: Guards): void {
   for (const r of routes) {
     router[r.method](r.path, async (ctx: Context) => {
-      if (r.auth === 'user') await authenticate(ctx);
+      if (r.limit) guards.limit(ctx, r.limit);
+      if (r.auth === 'user') await guards.authenticate(ctx);
       const input = {
         params: r.params ? parse(r.params, ctx.params, 'path parameter') : undefined,
         query: r.query ? parse(r.query, ctx.query, 'query') : undefined,

@@ -154,21 +154,36 @@ describe('RateLimits', () => {
     expect((await run(limits, 'GET', '/api/v1x', '10.0.0.1')).reached).toBe(true);
   });
 
-  it('adds the stricter bucket on POST login and register, shared by both, per IP', async () => {
+  it('compares the prefix without regard to case, as the router matches', async () => {
     const c = clock();
     const limits = new RateLimits(settings, '/api/v1', { now: c.now });
-    const first = await run(limits, 'POST', '/api/v1/auth/login', '10.0.0.1');
-    // The headers show the bucket closest to empty: auth (1 left), not IP (4 left).
-    expect(first.headers).toEqual({ 'ratelimit-limit': '2', 'ratelimit-remaining': '1' });
-    expect((await run(limits, 'POST', '/api/v1/auth/register', '10.0.0.1')).reached).toBe(true);
-    const refused = await run(limits, 'POST', '/api/v1/auth/login', '10.0.0.1');
-    expect(refused.error).toMatchObject({ status: 429, headers: { 'Retry-After': '30' } });
+    const spellings = ['/api/v1/tasks', '/API/V1/tasks', '/Api/v1/tasks/', '/api/V1', '/api/v1/auth/login/'];
+    for (const [i, path] of spellings.entries()) {
+      expect((await run(limits, 'GET', path, '10.0.0.1')).headers['ratelimit-remaining']).toBe(String(4 - i));
+    }
+    expect((await run(limits, 'GET', '/API/v1/workflows', '10.0.0.1')).error).toMatchObject({ status: 429 });
+  });
+
+  it('spends the route bucket that a route names, shared by login and register, per IP', () => {
+    const c = clock();
+    const limits = new RateLimits(settings, '/api/v1', { now: c.now });
+    const take = (ip: string) => {
+      const { ctx, headers } = fakeCtx('POST', '/whatever/the/router/matched', ip);
+      try {
+        limits.checkRoute(ctx, 'auth');
+        return { headers, error: undefined };
+      } catch (err) {
+        return { headers, error: err as AppError };
+      }
+    };
+    expect(take('10.0.0.1')).toEqual({ headers: { 'ratelimit-limit': '2', 'ratelimit-remaining': '1' }, error: undefined });
+    expect(take('10.0.0.1').error).toBeUndefined();
+    const refused = take('10.0.0.1');
+    expect(refused.error).toMatchObject({ status: 429, code: ErrorCode.RateLimited, headers: { 'Retry-After': '30' } });
     expect(refused.headers).toEqual({ 'ratelimit-limit': '2', 'ratelimit-remaining': '0' });
-    // Other auth routes and other IPs are not in that bucket.
-    expect((await run(limits, 'POST', '/api/v1/auth/refresh', '10.0.0.1')).reached).toBe(true);
-    expect((await run(limits, 'POST', '/api/v1/auth/login', '10.0.0.2')).reached).toBe(true);
+    expect(take('10.0.0.2').error).toBeUndefined();
     c.advance(30_000);
-    expect((await run(limits, 'POST', '/api/v1/auth/login', '10.0.0.1')).reached).toBe(true);
+    expect(take('10.0.0.1').error).toBeUndefined();
   });
 
   it('limits per user after authentication, whatever the IP', () => {

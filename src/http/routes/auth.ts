@@ -31,7 +31,7 @@ function currentUser(path: string, tag: string, summary: string) {
 export function authRoutes(accounts: Accounts, sessions: Sessions, onLogout?: (sessionId: string) => void) {
   return [
     defineRoute<z.infer<typeof registerBody>>({
-      method: 'post', path: '/auth/register', tag: 'auth', auth: 'none', summary: 'Create an account',
+      method: 'post', path: '/auth/register', tag: 'auth', auth: 'none', limit: 'auth', summary: 'Create an account',
       body: registerBody, success: { status: 201, description: '{user}' }, errors: [400, 409],
       async handler(ctx, { body }) {
         const user = await accounts.register(ctx.state.em, body);
@@ -39,7 +39,7 @@ export function authRoutes(accounts: Accounts, sessions: Sessions, onLogout?: (s
       },
     }),
     defineRoute<z.infer<typeof loginBody>>({
-      method: 'post', path: '/auth/login', tag: 'auth', auth: 'none', summary: 'Log in with email and password',
+      method: 'post', path: '/auth/login', tag: 'auth', auth: 'none', limit: 'auth', summary: 'Log in with email and password',
       body: loginBody, success: { status: 200, description: '{access_token, expires_in, refresh_token, user}' }, errors: [400, 401],
       async handler(ctx, { body }) {
         const { user, tokens } = await accounts.login(ctx.state.em, body, clientName(ctx));

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { PRIORITIES, Schedule } from '../../db/entities.ts';
+import { cronProblem, MIN_INTERVAL_S } from '../../domain/schedule-spec.ts';
 import { createSchedule, deleteSchedule, describeSchedule, setSchedulePaused } from '../../domain/schedules.ts';
 import type { TaskEngine } from '../../domain/tasks.ts';
 import { envelope } from '../middleware.ts';
@@ -12,8 +13,12 @@ export const scheduleBody = z.object({
   name: z.string().trim().min(1).max(255).optional(),
   parameters: z.record(z.string(), z.unknown()).optional(),
   priority: z.enum(PRIORITIES).optional(),
-  cron: z.string().trim().min(9).max(255).regex(/^[0-9A-Za-z*\/,\-?#@ ]+$/, 'a cron expression like "0 9 * * 1-5"').optional(),
-  interval_seconds: z.number().int().min(60).max(366 * 86_400).optional(),
+  cron: z.string().trim().min(6).max(255).regex(/^[0-9A-Za-z*\/,\-?#@. ]+$/, 'a cron expression like "0 9 * * 1-5"')
+    .superRefine((expr, ctx) => {
+      const problem = cronProblem(expr);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    }).optional(),
+  interval_seconds: z.number().int().min(MIN_INTERVAL_S).max(366 * 86_400).optional(),
   timezone: z.string().regex(/^[A-Za-z_]+(\/[A-Za-z0-9_+-]+){0,2}$/, 'an IANA time zone like "Asia/Shanghai"').optional(),
   paused: z.boolean().optional(),
 }).strict().refine((b) => (b.cron === undefined) !== (b.interval_seconds === undefined), {

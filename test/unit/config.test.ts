@@ -1,0 +1,33 @@
+// Settings: the development JWT secret (public, in the source) only where no one else connects.
+import { describe, expect, it } from '@jest/globals';
+import { ConfigError, isLoopback, loadConfig } from '../../src/config.ts';
+
+const SECRET = 'x'.repeat(32);
+
+describe('JWT_SECRET', () => {
+  it('may be left out on a loopback HOST outside production (the development default)', () => {
+    for (const HOST of ['127.0.0.1', 'localhost', '::1', '[::1]', '127.1.2.3']) {
+      expect(loadConfig({ HOST }).JWT_SECRET.length).toBeGreaterThanOrEqual(32);
+    }
+  });
+
+  it('is required on any HOST others can reach, whatever NODE_ENV says', () => {
+    for (const HOST of ['0.0.0.0', '::', '10.0.0.5', '192.168.1.2', 'jarvis.example.com', '128.0.0.1']) {
+      for (const NODE_ENV of ['development', 'test']) {
+        expect(() => loadConfig({ HOST, NODE_ENV })).toThrow(ConfigError);
+        expect(() => loadConfig({ HOST, NODE_ENV })).toThrow(/JWT_SECRET is required when HOST/);
+      }
+      expect(loadConfig({ HOST, JWT_SECRET: SECRET }).JWT_SECRET).toBe(SECRET);
+    }
+  });
+
+  it('is required in production, even on loopback', () => {
+    expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(/required in production/);
+    expect(loadConfig({ NODE_ENV: 'production', JWT_SECRET: SECRET }).JWT_SECRET).toBe(SECRET);
+  });
+
+  it('isLoopback knows the loopback spellings and nothing else', () => {
+    expect(['127.0.0.1', '127.255.0.9', 'LOCALHOST', '::1', '[::1]', '::ffff:127.0.0.1'].every(isLoopback)).toBe(true);
+    expect(['0.0.0.0', '', '127.0.0.1.example.com', 'localhost.example.com', '1127.0.0.1', '::'].some(isLoopback)).toBe(false);
+  });
+});
