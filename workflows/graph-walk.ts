@@ -1,8 +1,17 @@
 // The walk over the definition's graph: from `start` (or the node a retry resumes from) along
 // the edges to `end`, running each node: device steps (device-step.ts) and the control nodes
 // the engine runs itself (condition, wait, approval, loop).
-import { condition } from '@temporalio/workflow';
+import { condition, sleep } from '@temporalio/workflow';
 import { runApproval } from './approval.ts';
+import {
+  CONTROL_VISITS_PER_TASK,
+  INVALID_PARAM_VALUE,
+  MAX_LOOP_COUNT,
+  MAX_LOOP_ITEMS,
+  MAX_NODE_VISITS_PER_RUN,
+  MAX_WAIT_MS,
+  RUN_BUDGET_EXCEEDED,
+} from './bounds.ts';
 import { boundary, heldAtBoundary } from './control.ts';
 import { isDeviceStep, nextNodeId, render, type DefinitionNode } from './definition.ts';
 import { runDeviceStep } from './device-step.ts';
@@ -20,6 +29,9 @@ export async function walk(run: Run): Promise<void> {
   while (node) {
     if (heldAtBoundary(run)) await boundary(run);
     if (node.type === 'end') return;
+    // Awaited only when it yields: `await undefined` would still cost a promise per node.
+    const yielding = run.budgeted ? spend(run, node) : undefined;
+    if (yielding) await yielding;
     let branch: string | undefined;
     // A device step goes straight to its runner: no generic node wrapper (and its promise).
     if (isDeviceStep(node)) run.outputs[node.id] = await runDeviceStep(run, node, visit(run, node));
@@ -27,6 +39,50 @@ export async function walk(run: Run): Promise<void> {
     const next = nextNodeId(input.definition, node.id, branch);
     node = next === undefined ? undefined : nodes.get(next);
   }
+}
+
+/**
+ * Counts a node visit against the run's budget (MAX_NODE_VISITS_PER_RUN), and after
+ * CONTROL_VISITS_PER_TASK control nodes in a row yields the workflow task with a 1 ms timer:
+ * loops of conditions would otherwise run in one task past the SDK's deadline, retried forever,
+ * with no signal (cancel, pause) handled meanwhile. A device step ends the streak (its dispatch
+ * yields). Not async unless it yields: the step path pays no promise for it.
+ */
+function spend(run: Run, node: DefinitionNode): Promise<void> | undefined {
+  if (++run.nodeVisits > MAX_NODE_VISITS_PER_RUN) {
+    throw new RunFailed({
+      code: RUN_BUDGET_EXCEEDED,
+      message: `the run visited more than ${MAX_NODE_VISITS_PER_RUN} nodes`,
+      step_id: node.id,
+    });
+  }
+  if (isDeviceStep(node)) {
+    run.controlVisitsInTask = 0;
+    return undefined;
+  }
+  if (++run.controlVisitsInTask < CONTROL_VISITS_PER_TASK) return undefined;
+  run.controlVisitsInTask = 0;
+  return sleep(1);
+}
+
+/**
+ * Whether a templated value is a whole number from 0 to `max`, as the literal must be at save
+ * (a number, or its decimal digits: parameters may arrive as strings).
+ */
+function within(value: unknown, max: number): boolean {
+  if (typeof value !== 'number' && !(typeof value === 'string' && /^\d{1,16}$/.test(value))) return false;
+  const n = Number(value);
+  return Number.isSafeInteger(n) && n >= 0 && n <= max;
+}
+
+/** A templated value outside the bounds its literal has at save: the run fails with the node named. */
+function invalidParam(node: DefinitionNode, name: string, value: unknown, allowed: string): RunFailed {
+  const shown = typeof value === 'string' ? JSON.stringify(value.slice(0, 100)) : String(value);
+  return new RunFailed({
+    code: INVALID_PARAM_VALUE,
+    message: `${node.type} "${node.id}": ${name} resolved to ${shown} (allowed ${allowed})`,
+    step_id: node.id,
+  });
 }
 
 /** Runs a control node; returns the branch label to follow, if the node branches. */
@@ -67,7 +123,11 @@ function visit(run: Run, node: DefinitionNode): number {
 /** A durable timer that cancel interrupts. */
 async function runWait(run: Run, node: DefinitionNode, params: Record<string, unknown>): Promise<void> {
   const { state } = run;
-  const ms = Number(render(params.durationMs, run.scope()) ?? 0);
+  const rendered = render(params.durationMs, run.scope()) ?? 0;
+  const ms = Number(rendered);
+  if (run.budgeted && !within(rendered, MAX_WAIT_MS)) {
+    throw invalidParam(node, 'durationMs', rendered, `a whole number of ms from 0 to ${MAX_WAIT_MS}`);
+  }
   state.currentNode = node.id;
   run.details();
   await condition(() => state.cancelRequested, Math.max(0, ms));
@@ -85,7 +145,14 @@ function runLoop(run: Run, node: DefinitionNode, params: Record<string, unknown>
       throw new RunFailed({ code: 'LOOP_ITEMS_NOT_A_LIST', message: 'loop items did not resolve to a list', step_id: node.id });
     }
     const items = rendered as unknown[] | null;
-    const total = items ? items.length : Number(render(params.count, run.scope()) ?? 0);
+    const count = items ? null : render(params.count, run.scope()) ?? 0;
+    if (run.budgeted) {
+      if (items && items.length > MAX_LOOP_ITEMS) throw invalidParam(node, 'items', `${items.length} items`, `up to ${MAX_LOOP_ITEMS}`);
+      if (count !== null && !within(count, MAX_LOOP_COUNT)) {
+        throw invalidParam(node, 'count', count, `a whole number from 0 to ${MAX_LOOP_COUNT}`);
+      }
+    }
+    const total = items ? items.length : Number(count);
     if (!Number.isInteger(total) || total < 0 || total > max) {
       throw new RunFailed({ code: 'LOOP_BOUND', message: `loop would run ${total} times (allowed 0 to ${max})`, step_id: node.id });
     }

@@ -70,6 +70,12 @@ export class Run {
   readonly visits = new Map<string, number>();
   readonly loops = new Map<string, LoopState>();
   loopScope: { node: string; index: number; item: unknown; count: number } | null = null;
+  /** Runs started from the `run-budget` patch on: the walk keeps to the bounds in bounds.ts. */
+  budgeted = false;
+  /** Node visits so far (budgeted runs). */
+  nodeVisits = 0;
+  /** Control-node visits since the walk last gave Temporal the workflow task back. */
+  controlVisitsInTask = 0;
 
   /** The TaskStatus search attribute as last written (at the start, then by upserts). */
   private indexedStatus: RunStatus;

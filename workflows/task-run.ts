@@ -2,7 +2,7 @@
 // last write. Its parts: run.ts (the run's state), graph-walk.ts, device-step.ts,
 // lane-and-presence.ts, control.ts, event-log.ts.
 // Deterministic code only: no Node APIs, no I/O; time and timers come from the SDK.
-import { CancellationScope, isCancellation } from '@temporalio/workflow';
+import { CancellationScope, isCancellation, patched } from '@temporalio/workflow';
 import type { TaskRunInput, TaskRunResult } from './api.ts';
 import { abortInFlight, registerHandlers } from './control.ts';
 import { walk } from './graph-walk.ts';
@@ -10,8 +10,13 @@ import { awaitLane } from './lane-and-presence.ts';
 import { RunCancelled, RunFailed } from './run-errors.ts';
 import { Run } from './run.ts';
 
+const RUN_BUDGET = 'run-budget';
+
 export async function taskRunWorkflow(input: TaskRunInput): Promise<TaskRunResult> {
   const run = new Run(input);
+  // Node budget, yields in long walks, templated values checked against the literals' bounds
+  // (docs/workflow-changes.md). Decided once, before the run's first command.
+  run.budgeted = patched(RUN_BUDGET);
   const { events, outputs } = run;
   registerHandlers(run);
   events.emit('run.pending', { reason: 'queued' });
