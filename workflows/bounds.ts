@@ -16,7 +16,7 @@ export const MAX_LOOP_ITEMS = 10_000;
  * iteration plus one). A run that would go further fails with RUN_BUDGET_EXCEEDED; a definition
  * whose literal loop counts alone go further is refused at save.
  */
-export const MAX_NODE_VISITS_PER_RUN = 100_000;
+export const MAX_NODE_VISITS_PER_RUN = 20_000;
 /**
  * Control-node visits (condition, loop, start, wait) the walk makes in one workflow task before
  * it yields to Temporal (a 1 ms timer): the task stays far below the SDK's deadline, and a
