@@ -6,13 +6,8 @@ import { applyRunEvents } from '../src/domain/run-mirror.ts';
 import type { Logger } from '../src/logger.ts';
 import { DeviceDisconnectedError, type DeviceSessions, type StepOutcome } from '../src/ws/device-sessions.ts';
 import type { LiveBus } from '../src/ws/live-bus.ts';
-import {
-  FailureType,
-  type ControlStepInput,
-  type DispatchResult,
-  type DispatchStepInput,
-  type GatewayActivities,
-} from './types.ts';
+import { FailureType } from '../workflows/step-failures.ts';
+import type { ControlStepInput, DispatchResult, DispatchStepInput, GatewayActivities } from './types.ts';
 
 export interface GatewayDeps {
   sessions: DeviceSessions;
@@ -40,21 +35,18 @@ function outcomeOrThrow(outcome: StepOutcome): unknown {
 
 export function createGatewayActivities({ sessions, live, logger, orm, heartbeatEveryMs = 2000 }: GatewayDeps): GatewayActivities {
   /** Writes the carried events beside the step; a failure is the run's to repair, not the step's. */
-  const mirror = (input: DispatchStepInput): Promise<boolean> | null => {
-    if (!input.events) return null;
-    return applyRunEvents(orm, input.taskId, input.events).then(() => true, (err: unknown) => {
+  const mirror = (input: DispatchStepInput): Promise<boolean> =>
+    applyRunEvents(orm, input.taskId, input.events).then(() => true, (err: unknown) => {
       logger.warn({ err, taskId: input.taskId }, 'could not mirror the events a dispatch carried; the run records them');
       return false;
     });
-  };
-  const answer = async (mirrored: Promise<boolean> | null, output: unknown): Promise<unknown> =>
-    mirrored ? ({ output, mirrored: await mirrored } satisfies DispatchResult) : output;
 
   return {
-    async dispatchStep(input: DispatchStepInput): Promise<unknown> {
+    async dispatchStep(input: DispatchStepInput): Promise<DispatchResult> {
       const mirrored = mirror(input);
       try {
-        return await answer(mirrored, await deliver(input));
+        const output = await deliver(input);
+        return { output, mirrored: await mirrored };
       } finally {
         await mirrored; // never leave a write running past the activity
       }

@@ -3,15 +3,14 @@ import type { Client } from '@temporalio/client';
 import type { Orm } from '../src/db/orm.ts';
 import { Device } from '../src/db/entities.ts';
 import { DeviceLanes } from '../src/domain/device-lanes.ts';
-import { releaseLane, requestLane } from '../src/domain/lanes.ts';
 import { applyRunEvents } from '../src/domain/run-mirror.ts';
 import { submitForSchedule } from '../src/domain/schedules.ts';
-import type { DeviceLocation, FinishRunInput, LaneCall, PersistenceActivities, RecordEventsInput } from './types.ts';
+import type { DeviceLocation, FinishRunInput, PersistenceActivities, RecordEventsInput } from './types.ts';
 
 export interface PersistenceDeps {
   orm: Orm;
   temporal: Client;
-  /** The task workers' queue, where lanes run too. */
+  /** The task workers' queue (scheduled runs start their task there). */
   taskQueue: string;
   /** A device whose socket has not been seen for this long counts as offline. */
   presenceStaleMs: number;
@@ -40,14 +39,6 @@ export function createPersistenceActivities({ orm, temporal, taskQueue, presence
       const seen = device.lastOnlineAt?.getTime() ?? 0;
       if (Date.now() - seen > presenceStaleMs) return { online: false, nodeId: null };
       return { online: true, nodeId: device.nodeId };
-    },
-
-    async acquireLane({ deviceId, ...request }: LaneCall): Promise<void> {
-      await requestLane(temporal, taskQueue, deviceId, request);
-    },
-
-    async releaseLane({ deviceId, taskId }): Promise<void> {
-      await releaseLane(temporal, deviceId, taskId);
     },
 
     async acquireDeviceLane(ticket) {

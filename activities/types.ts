@@ -31,13 +31,13 @@ export interface DispatchStepInput {
   /** Fail the step (retryable) when the device shows no progress for this long. */
   heartbeatTimeoutMs?: number;
   /**
-   * Run events the step carries (pipelined runs): the gateway writes them to the mirror beside
-   * the dispatch, and the result is then a DispatchResult. Monitors read them from history.
+   * The run's events since its last write, up to this step's `step.dispatched`: the gateway
+   * writes them to the mirror beside the dispatch. Monitors read them from history.
    */
-  events?: RunEvent[];
+  events: RunEvent[];
 }
 
-/** What dispatchStep returns when its input carried events. */
+/** What dispatchStep answers. */
 export interface DispatchResult {
   output: unknown;
   /** Whether the carried events reached the mirror; if not, the run records them itself. */
@@ -52,45 +52,20 @@ export interface ControlStepInput {
   /**
    * Pause and resume: the seq of the run's event for this action. A pause and a resume sent close
    * together are two activities that may run in either order; the gateway drops a frame older
-   * than one it already sent for the step. (Absent from runs started before it: sent as they come.)
+   * than one it already sent for the step.
    */
   order?: number;
-}
-
-/** Failure types the gateway raises; the workflow branches on them. */
-export const FailureType = {
-  /** The device's socket is gone (or was never on this node): dispatch again when it is back. */
-  DeviceDisconnected: 'DeviceDisconnected',
-  /** The device ran the step and reported an error. details[0] = { code, message, retryable }. */
-  StepError: 'StepError',
-} as const;
-
-export interface StepErrorDetails {
-  code: string;
-  message: string;
-  retryable?: boolean;
-}
-
-export interface LaneCall {
-  deviceId: string;
-  taskId: string;
-  workflowId: string;
-  priorityRank: number;
-  submittedAt: number;
 }
 
 export interface PersistenceActivities {
   recordRunEvents(input: RecordEventsInput): Promise<void>;
   /**
-   * The last write of a table-lane run, run as a local activity (no activity task of its own).
+   * The last write of a run, run as a local activity (no activity task of its own).
    * A local activity's input is not kept in history, so it answers the events it wrote: the
    * monitors' bridge reads them from its marker.
    */
   finishRun(input: FinishRunInput): Promise<{ events: RunEvent[] }>;
   locateDevice(deviceId: string): Promise<DeviceLocation>;
-  /** Queues the run on its device's lane (starting the lane if needed). */
-  acquireLane(input: LaneCall): Promise<void>;
-  releaseLane(input: { deviceId: string; taskId: string }): Promise<void>;
   /** Asks for the device's table lane: held now, or queued until `laneGranted`. Idempotent. */
   acquireDeviceLane(input: LaneTicket): Promise<{ granted: boolean }>;
   /** Submits the task a schedule fired for (once per firing); null when the schedule is gone. */
@@ -98,6 +73,6 @@ export interface PersistenceActivities {
 }
 
 export interface GatewayActivities {
-  dispatchStep(input: DispatchStepInput): Promise<unknown>;
+  dispatchStep(input: DispatchStepInput): Promise<DispatchResult>;
   controlStep(input: ControlStepInput): Promise<boolean>;
 }

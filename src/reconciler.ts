@@ -6,7 +6,6 @@ import type { Orm } from './db/orm.ts';
 import { FINISHED_STATUSES, Task } from './db/entities.ts';
 import type { Logger } from './logger.ts';
 import { DeviceLanes } from './domain/device-lanes.ts';
-import { releaseLane } from './domain/lanes.ts';
 import { applyRunEvents } from './domain/run-mirror.ts';
 import { readRunEvents } from './ws/history-stream.ts';
 import { TASK_RUN_WORKFLOW } from '../workflows/api.ts';
@@ -40,10 +39,8 @@ export function startReconciler({ temporal, orm, logger, intervalMs = 2000, look
       const task = await em.findOne(Task, { id: taskId }, { fields: ['id', 'status', 'deviceId'] });
       if (task && !FINISHED_STATUSES.includes(task.status)) {
         await applyRunEvents(orm, taskId, await readRunEvents(temporal, taskId));
-        // Its lane: a table lane if it holds or waits in one, else (a run submitted before
-        // table lanes) its device's lane workflow.
-        if ((await lanes.position(task.deviceId, taskId)) !== null) await lanes.release(task.deviceId, taskId);
-        else await releaseLane(temporal, task.deviceId, taskId);
+        // Its hold or place in its device's lane (idempotent: nothing to give up is fine).
+        await lanes.release(task.deviceId, taskId);
         logger.info({ taskId, temporalStatus: run.status.name }, 'reconciled a run that ended outside its workflow code');
         fixed++;
       }

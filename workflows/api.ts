@@ -22,14 +22,11 @@ export interface TaskRunInput {
   taskQueue: string;
   /** Epoch ms the task was submitted: the lane orders equal priorities by it. */
   submittedAt: number;
-  /** The submitter queues the run on its device's lane itself (the run asks only if no grant comes). */
-  laneRequested?: boolean;
   /**
    * The device lane in PostgreSQL (src/domain/device-lanes.ts) that the submitter asked:
    * `granted`, the run holds its device from the start; `queued`, it waits for `laneGranted`.
-   * Absent on runs submitted before table lanes: they use the lane workflow.
    */
-  lane?: 'granted' | 'queued';
+  lane: 'granted' | 'queued';
   /** The API node that held the device's socket at submission: the first step tries it unlooked-up. */
   gatewayHint?: string;
   /**
@@ -127,23 +124,6 @@ export const approvalSignal = defineSignal<[ApprovalDecision]>('approval');
 
 // ---- the device lane ----------------------------------------------------------------------
 
-export interface LaneRequest {
-  taskId: string;
-  workflowId: string;
-  /** high 3, medium 2, low 1. */
-  priorityRank: number;
-  submittedAt: number;
-  /** Order of arrival at the lane (tie-breaker). */
-  arrival: number;
-  /** Whether the holder was sent laneGranted. */
-  notified: boolean;
-}
-
-export interface LaneState {
-  holder: LaneRequest | null;
-  queue: LaneRequest[];
-}
-
 /** A run's ask for its device's table lane. */
 export interface LaneTicket {
   deviceId: string;
@@ -156,14 +136,8 @@ export interface LaneTicket {
   submittedAt: number;
 }
 
-export const laneAcquireSignal = defineSignal<[Omit<LaneRequest, 'arrival' | 'notified'>]>('acquire');
-export const laneReleaseSignal = defineSignal<[{ taskId: string }]>('release');
-export const laneStateQuery = defineQuery<LaneState>('lane');
-/** Sent to the run a lane grants the device to (by the lane workflow or a table lane's release). */
+/** Sent to the run its table lane grants the device to (by the releasing run's last write). */
 export const laneGrantedSignal = defineSignal<[{ deviceId: string }]>('laneGranted');
-
-export const DEVICE_LANE_WORKFLOW = 'deviceLaneWorkflow';
-export const laneWorkflowId = (deviceId: string) => `device-${deviceId}`;
 
 export const TASK_RUN_WORKFLOW = 'taskRunWorkflow';
 /** The activity whose scheduled inputs carry the run's durable events in history. */

@@ -1,4 +1,3 @@
 // Entry point bundled for the task workers: every workflow type they run.
 export { taskRunWorkflow } from './task-run.ts';
-export { deviceLaneWorkflow } from './device-lane.ts';
 export { scheduledRunWorkflow } from './scheduled-run.ts';

@@ -9,6 +9,13 @@ import {
   type DefinitionNode,
 } from '../../workflows/definition.ts';
 import { COMPARISON_OPS, type Expr } from '../../workflows/expression.ts';
+import {
+  MAX_APPROVAL_TIMEOUT_MS,
+  MAX_LOOP_COUNT,
+  MAX_LOOP_ITEMS,
+  MAX_NODE_VISITS_PER_RUN,
+  MAX_WAIT_MS,
+} from '../../workflows/bounds.ts';
 import type { FieldError } from '../errors.ts';
 
 const nodeId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'node id: 1-64 letters, digits, "_" or "-"');
@@ -70,16 +77,16 @@ const controlParams: Record<string, z.ZodType> = {
   start: z.object({}).strict(),
   end: z.object({}).strict(),
   condition: z.object({ if: exprSchema }).strict(),
-  wait: z.object({ durationMs: templated(z.number().int().min(0).max(30 * 86_400_000)) }).strict(),
+  wait: z.object({ durationMs: templated(z.number().int().min(0).max(MAX_WAIT_MS)) }).strict(),
   approval: z.object({
     message: z.string().max(2000).optional(),
-    timeoutMs: z.number().int().min(1000).max(30 * 86_400_000).optional(),
+    timeoutMs: z.number().int().min(1000).max(MAX_APPROVAL_TIMEOUT_MS).optional(),
     onTimeout: z.enum(['approve', 'reject', 'fail']).optional(),
   }).strict(),
   loop: z.object({
-    count: templated(z.number().int().min(0).max(100_000)).optional(),
-    items: z.union([z.array(z.unknown()).max(10_000), z.string().regex(/^\{\{\s*[A-Za-z0-9_.-]+\s*\}\}$/)]).optional(),
-    maxIterations: z.number().int().min(1).max(100_000).optional(),
+    count: templated(z.number().int().min(0).max(MAX_LOOP_COUNT)).optional(),
+    items: z.union([z.array(z.unknown()).max(MAX_LOOP_ITEMS), z.string().regex(/^\{\{\s*[A-Za-z0-9_.-]+\s*\}\}$/)]).optional(),
+    maxIterations: z.number().int().min(1).max(MAX_LOOP_COUNT).optional(),
   }).strict().refine((p) => (p.count === undefined) !== (p.items === undefined), 'a loop has either count or items'),
 };
 
@@ -194,6 +201,12 @@ export function validateDefinition(input: unknown, prefix = 'definition'): { def
     at(`cycle through node "${cycleAt}" that does not pass a loop node`, `nodes.${ids.get(cycleAt)}`);
   }
 
+  const heaviest = heaviestNode(def, out);
+  if (heaviest.visits > MAX_NODE_VISITS_PER_RUN) {
+    at(`the loops around node "${heaviest.id}" make a run visit up to ${heaviest.visits} nodes ` +
+      `(at most ${MAX_NODE_VISITS_PER_RUN} allowed)`, `nodes.${ids.get(heaviest.id)}`);
+  }
+
   // Templates refer to parameters, the loop, or nodes that run before (can reach this node).
   const reaches = (fromId: string, toId: string): boolean => {
     const seenR = new Set<string>();
@@ -217,6 +230,49 @@ export function validateDefinition(input: unknown, prefix = 'definition'): { def
   });
 
   return errors.length ? { errors } : { definition: def, errors: [] };
+}
+
+/**
+ * How often a loop runs its body as far as the definition says: a literal count or item list,
+ * else its maxIterations; a templated count without maxIterations is known only at run time
+ * (where the run's node budget bounds it), counted once here.
+ */
+function loopTimes(n: DefinitionNode): number {
+  const p = (n.params ?? {}) as { count?: unknown; items?: unknown; maxIterations?: unknown };
+  if (typeof p.count === 'number') return p.count;
+  if (Array.isArray(p.items)) return p.items.length;
+  return typeof p.maxIterations === 'number' ? p.maxIterations : 1;
+}
+
+/**
+ * The node visited most often by a run, by the product of the counts of the loops around it
+ * (a node is inside a loop when the loop's body reaches it before coming back to the loop), and
+ * the total visits of all nodes: a run over MAX_NODE_VISITS_PER_RUN would fail, so it is refused
+ * at save. The total is what is compared; the node names where the weight sits.
+ */
+function heaviestNode(def: Definition, out: Map<string, string[]>): { id: string; visits: number } {
+  const times = new Map<string, number>(def.nodes.map((n) => [n.id, 1]));
+  for (const loop of def.nodes.filter((n) => n.type === 'loop')) {
+    const k = loopTimes(loop);
+    times.set(loop.id, times.get(loop.id)! * (k + 1));
+    const body = def.edges.find((e) => e.from === loop.id && e.when === 'body')?.to;
+    const inside = new Set<string>();
+    const todo = body === undefined ? [] : [body];
+    while (todo.length) {
+      const id = todo.pop()!;
+      if (id === loop.id || inside.has(id)) continue;
+      inside.add(id);
+      todo.push(...(out.get(id) ?? []));
+    }
+    for (const id of inside) times.set(id, times.get(id)! * k);
+  }
+  let total = 0;
+  let top = { id: def.nodes[0].id, visits: 0 };
+  for (const [id, visits] of times) {
+    total += visits;
+    if (visits > top.visits) top = { id, visits };
+  }
+  return { id: top.id, visits: total };
 }
 
 /** Which outgoing edge labels each node type takes. */

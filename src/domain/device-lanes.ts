@@ -4,8 +4,8 @@
 //
 // Why here and not in a lane workflow (docs/design.md, "Device lanes"): a free device is granted
 // in the request that submits the run, so the run starts its first step at once; a lane
-// workflow cost three workflow tasks and two signals per run. The releasing run's activity
-// hands the device to the next run and signals it (`laneGranted`), as the lane workflow did.
+// workflow costs three workflow tasks and two signals per run. The releasing run's last write
+// hands the device to the next run and signals it (`laneGranted`).
 //
 // Every change of a lane is one call of a PostgreSQL function (migration ..._device_lanes:
 // lane_acquire, lane_release) that locks the lane's row, so two submissions, a release and a

@@ -10,8 +10,6 @@ import {
   TASK_RUN_WORKFLOW,
   approvalSignal,
   cancelSignal,
-  laneStateQuery,
-  laneWorkflowId,
   deviceOnlineSignal,
   pauseSignal,
   resumeSignal,
@@ -115,6 +113,7 @@ export async function submitTask(
     offlineTimeoutMs: engine.offlineTimeoutMs,
     taskQueue: engine.taskQueue,
     submittedAt: task.createdAt.getTime(),
+    lane: 'queued', // set below from the lane's answer
     ...(gatewayHint(device, engine.presenceStaleMs) ? { gatewayHint: device.nodeId! } : {}),
     ...(options.resumeFrom ? { resumeFrom: options.resumeFrom } : {}),
   };
@@ -233,18 +232,7 @@ export async function taskWithSteps(repos: OwnedRepos, id: string) {
 /** Where a pending run stands in its device's queue (0: it holds the device). */
 export async function queuePosition(em: () => EntityManager, temporal: Client, task: Task): Promise<number | null> {
   if (task.status !== 'pending' && task.status !== 'paused') return null;
-  const inTable = await new DeviceLanes(em(), temporal).position(task.deviceId, task.id);
-  if (inTable !== null) return inTable;
-  // Runs submitted before table lanes wait in their device's lane workflow.
-  try {
-    const lane = await temporal.connection.withDeadline(Date.now() + 1500, () =>
-      temporal.workflow.getHandle(laneWorkflowId(task.deviceId)).query(laneStateQuery));
-    if (lane.holder?.taskId === task.id) return 0;
-    const i = lane.queue.findIndex((r) => r.taskId === task.id);
-    return i >= 0 ? i + 1 : null;
-  } catch {
-    return null; // no lane yet, or no worker to answer: position unknown
-  }
+  return new DeviceLanes(em(), temporal).position(task.deviceId, task.id);
 }
 
 /** Sends the approval decision to a run waiting at an approval node. */

@@ -98,14 +98,13 @@ describe('device lanes', () => {
     expect(kinds(third).at(-1)).toBe('run.completed');
   });
 
-  it('a free device is granted at submission: no lane workflow, no grant signal', async () => {
+  it('a free device is granted at submission: no grant signal', async () => {
     const { id } = await newDevice();
     const taskId = await submit(id, linear([{ type: 'demo.echo', params: {} }]));
     await waitEnd(taskId);
     const history = await sys.temporal.workflow.getHandle(`task-${taskId}`).fetchHistory();
     const types = (history.events ?? []).map((e) => String(e.eventType));
     expect(types.some((t) => /SIGNALED/.test(t) || t === '26')).toBe(false);
-    await expect(sys.temporal.workflow.getHandle(`device-${id}`).describe()).rejects.toThrow();
     // Released by the run's last write (monitors see the end first: it is in history once scheduled).
     await eventually(async () => {
       const rows = await sys.orm.em.fork().execute('select holder_task_id from device_lanes where device_id = ?', [id]);
@@ -427,6 +426,10 @@ describe('schedules', () => {
     expect(task.idempotency_key).toMatch(/^schedule:schedule-/);
     monitor.subscribe(task.id);
     await waitEnd(task.id);
+    // The firing's own workflow (its id is the task's idempotency key) has ended by now.
+    const firingId = task.idempotency_key.replace(/^schedule:/, '');
+    expect(await sys.temporal.workflow.getHandle(firingId).result()).toEqual({ taskId: task.id });
+    await recordHistory(firingId, 'scheduled-run');
     expect(dev!.dispatches(task.id)[0].params).toEqual({ from: 'schedule' });
 
     expect((await sys.api.post(`/schedules/${schedule.id}/pause`, {}, user.token)).body.data.schedule.paused).toBe(true);

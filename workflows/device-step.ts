@@ -1,0 +1,179 @@
+// A device step: dispatched to the API node holding the PC's socket (activity `dispatchStep`
+// on its gateway queue), sent again with the same key when the device is lost mid-step, and
+// retried with backoff when the device reports a retryable error.
+import {
+  ActivityCancellationType,
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  TimeoutFailure,
+  condition,
+  isCancellation,
+  proxyActivities,
+} from '@temporalio/workflow';
+import type { GatewayActivities } from '../activities/types.ts';
+import { gatewayQueue, stepKey, type RunError, type RunEvent, type StepState } from './api.ts';
+import { boundary, heldAtBoundary } from './control.ts';
+import { render, type DefinitionNode, type RetrySpec } from './definition.ts';
+import { awaitDevice, knownNode } from './lane-and-presence.ts';
+import { DeviceLost, RunCancelled, RunFailed, StepFailed } from './run-errors.ts';
+import type { Run } from './run.ts';
+import { FailureType, type StepErrorDetails } from './step-failures.ts';
+
+const DEFAULT_STEP_TIMEOUT_MS = 10 * 60 * 1000;
+const DEFAULT_RETRY: Required<Omit<RetrySpec, 'retryableCodes'>> = {
+  maxAttempts: 3,
+  initialIntervalMs: 1000,
+  backoffCoefficient: 2,
+  maxIntervalMs: 60_000,
+};
+
+/** Runs a device step to its output (its `visit`-th run of the node); throws RunFailed when it fails. */
+export async function runDeviceStep(run: Run, node: DefinitionNode, visit: number): Promise<unknown> {
+  const retry = { ...DEFAULT_RETRY, ...node.retry };
+  const params = render(node.params ?? {}, run.scope());
+  for (let attempt = 1; ; attempt++) {
+    const key = stepKey(run.input.taskId, node.id, attempt, visit);
+    let failure: StepErrorDetails;
+    try {
+      return await dispatchUntilAnswered(run, node, attempt, key, params);
+    } catch (err) {
+      if (!(err instanceof StepFailed)) throw err;
+      failure = err.details;
+    }
+    const retryable = retry.retryableCodes
+      ? retry.retryableCodes.includes(failure.code)
+      : failure.retryable === true;
+    const willRetry = retryable && attempt < retry.maxAttempts;
+    const error: RunError = { code: failure.code, message: failure.message, step_id: node.id };
+    run.markStep(key, 'failed', { error });
+    run.events.emit('step.failed', { step_id: node.id, attempt, key, error, will_retry: willRetry });
+    if (!willRetry) throw new RunFailed(error);
+    await run.events.flush();
+    const delay = Math.min(
+      retry.initialIntervalMs * Math.pow(retry.backoffCoefficient, attempt - 1),
+      retry.maxIntervalMs,
+    );
+    // Backoff that cancel interrupts.
+    await condition(() => run.state.cancelRequested, delay);
+    if (heldAtBoundary(run)) await boundary(run);
+  }
+}
+
+/** Dispatches one attempt, again with the same key whenever the device is lost mid-step. */
+async function dispatchUntilAnswered(run: Run, node: DefinitionNode, attempt: number, key: string, params: unknown): Promise<unknown> {
+  const { state, events } = run;
+  for (let delivery = 1; ; delivery++) {
+    // awaitDevice (an async call, its promises) only when the answering node is unknown.
+    const gatewayNode = knownNode(run) ?? (await awaitDevice(run));
+    if (heldAtBoundary(run)) await boundary(run);
+    beginStep(run, node, attempt, key, delivery);
+    // The events so far ride with the dispatch (the monitor bridge reads them there).
+    const carried = events.take();
+    try {
+      const output = await dispatch(run, node, gatewayNode, attempt, key, params, carried);
+      run.lastNode = gatewayNode;
+      run.inflight = null;
+      run.completedSteps++;
+      state.progress = run.totalSteps ? Math.round((run.completedSteps / run.totalSteps) * 100) : 100;
+      run.markStep(key, 'completed', { output });
+      events.emit('step.completed', { step_id: node.id, attempt, key, output, progress: state.progress });
+      return output;
+    } catch (err) {
+      run.inflight = null;
+      run.lastNode = null;
+      // Whether the gateway wrote them is unknown: write them again (idempotent by seq).
+      events.record(carried);
+      if (err instanceof DeviceLost) {
+        run.deviceSignalled = false;
+        continue;
+      }
+      throw err;
+    }
+  }
+}
+
+function beginStep(run: Run, node: DefinitionNode, attempt: number, key: string, delivery: number): void {
+  const { state } = run;
+  state.currentNode = node.id;
+  const step: StepState = { step_id: node.id, name: node.name, type: node.type, attempt, key, status: 'running' };
+  const existing = state.steps.findIndex((s) => s.key === key);
+  if (existing >= 0) state.steps[existing] = step;
+  else state.steps.push(step);
+  run.events.emit('step.dispatched', {
+    step_id: node.id, name: node.name ?? null, type: node.type, attempt, key, delivery,
+  });
+  run.details();
+}
+
+async function dispatch(
+  run: Run,
+  node: DefinitionNode,
+  gatewayNode: string,
+  attempt: number,
+  key: string,
+  params: unknown,
+  events: RunEvent[],
+): Promise<unknown> {
+  const timeoutMs = node.timeoutMs ?? DEFAULT_STEP_TIMEOUT_MS;
+  const gateway = proxyActivities<GatewayActivities>({
+    taskQueue: gatewayQueue(gatewayNode),
+    // The node holding the socket is gone if nobody picks the task up: locate the device again.
+    scheduleToStartTimeout: '15s',
+    // The gateway enforces the step timeout itself (and aborts the step); this is a backstop.
+    startToCloseTimeout: timeoutMs + 30_000,
+    heartbeatTimeout: '20s',
+    retry: { maximumAttempts: 1 },
+    cancellationType: ActivityCancellationType.TRY_CANCEL,
+    summary: `${node.name ?? node.id} · ${node.type} · attempt ${attempt}`,
+  });
+  // One scope for every dispatch of the run: it is cancelled once, when the run is.
+  const scope = (run.stepScope ??= new CancellationScope());
+  run.inflight = { key, gatewayNode, scope };
+  try {
+    const { output, mirrored } = await scope.run(() =>
+      gateway.dispatchStep({
+        taskId: run.input.taskId,
+        deviceId: run.input.deviceId,
+        stepId: node.id,
+        name: node.name,
+        type: node.type,
+        attempt,
+        key,
+        params,
+        timeoutMs,
+        ...(node.heartbeatTimeoutMs ? { heartbeatTimeoutMs: node.heartbeatTimeoutMs } : {}),
+        events,
+      }),
+    );
+    if (!mirrored) run.events.record(events);
+    return output;
+  } catch (err) {
+    if (isCancellation(err)) {
+      if (run.state.cancelRequested) throw new RunCancelled();
+      throw err;
+    }
+    if (err instanceof ActivityFailure) {
+      const cause = err.cause;
+      if (cause instanceof ApplicationFailure && cause.type === FailureType.DeviceDisconnected) {
+        throw new DeviceLost();
+      }
+      if (cause instanceof TimeoutFailure) {
+        if (cause.timeoutType === 'START_TO_CLOSE') {
+          throw new StepFailed({ code: 'STEP_TIMEOUT', message: `step timed out after ${timeoutMs} ms` });
+        }
+        throw new DeviceLost(); // heartbeat or schedule-to-start: the API node is gone
+      }
+      if (cause instanceof ApplicationFailure && cause.type === FailureType.StepError) {
+        const d = (cause.details?.[0] ?? {}) as Partial<StepErrorDetails>;
+        throw new StepFailed({
+          code: typeof d.code === 'string' ? d.code : 'STEP_ERROR',
+          message: typeof d.message === 'string' ? d.message : cause.message,
+          retryable: d.retryable === true,
+        });
+      }
+      throw new StepFailed({ code: 'DISPATCH_FAILED', message: cause?.message ?? err.message });
+    }
+    throw err;
+  }
+}
