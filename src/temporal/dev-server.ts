@@ -50,6 +50,9 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
     '--log-level', 'warn',
     // Search attributes become visible to list queries at once (no cache delay).
     '--dynamic-config-value', 'system.forceSearchAttributesCacheRefreshOnRead=true',
+    // Task queue fairness: runs carry their account as fairness key, so one account's backlog
+    // is dispatched in turn with the others' instead of ahead of them (temporal-config has the same).
+    '--dynamic-config-value', 'matching.enableFairness=true',
   ];
   if (opts.dbFile) {
     mkdirSync(dirname(opts.dbFile), { recursive: true });
