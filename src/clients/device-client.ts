@@ -7,7 +7,7 @@
 import { closeSync, existsSync, fdatasyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import WebSocket from 'ws';
-import type { StepDispatchPayload } from '../ws/protocol.ts';
+import type { StepDispatchPayload } from '../protocol/index.ts';
 
 export interface StepContext {
   key: string;

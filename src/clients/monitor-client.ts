@@ -1,7 +1,7 @@
 // Reference monitor client: watches runs over /ws with a user access token and resumes each
 // subscription after a drop with `after_seq`, so it sees every durable event exactly once.
 import WebSocket from 'ws';
-import type { TaskEventPayload } from '../ws/protocol.ts';
+import type { TaskEventPayload } from '../protocol/index.ts';
 
 export interface MonitorClientOptions {
   url: string;

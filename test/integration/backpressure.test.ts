@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import WebSocket from 'ws';
 import { MonitorClient } from '../../src/clients/monitor-client.ts';
 import { abortableSleep } from '../../src/clients/device-client.ts';
-import type { TaskEventPayload } from '../../src/ws/protocol.ts';
+import type { TaskEventPayload } from '../../src/protocol/index.ts';
 import { addDevice, addWorkflow, eventually, linear, signup } from '../helpers/api.ts';
 import { connectTestDevice, testHandlers, type TestDevice } from '../helpers/devices.ts';
 import { startSystem, type System } from '../helpers/system.ts';
