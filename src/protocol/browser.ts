@@ -2,4 +2,4 @@
 // included) into one script the page loads before its own, as the global `JarvisProtocol`, so
 // the page parses and encodes frames with the same schemas as the server.
 export { CloseCode, PROTOCOL_VERSION, WsErrorCode, isFinalClose } from './constants.ts';
-export { encodeFrame, parseServerToMonitor } from './codec.ts';
+export { encodeFrame, newFrameId, parseServerToMonitor } from './codec.ts';

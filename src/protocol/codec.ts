@@ -71,9 +71,12 @@ export const parseMonitorFrame = (text: string, opts?: ParseOptions): Parsed<Mon
 export const parseServerToDevice = (text: string): Parsed<ServerToDevice> => parseFrame(text, serverToDeviceSchema);
 export const parseServerToMonitor = (text: string): Parsed<ServerToMonitor> => parseFrame(text, serverToMonitorSchema);
 
-/** One frame's text: a fresh id and ts around the message, `re` when it answers a frame. */
-export function encodeFrame(msg: ServerFrame | ClientFrame, re?: string): string {
-  return JSON.stringify({ id: newId(), type: msg.type, ts: Date.now(), ...(re ? { re } : {}), payload: msg.payload });
+/**
+ * One frame's text: an id (fresh unless the sender needs to know it beforehand, to match the
+ * answer's `re`) and ts around the message, `re` when it answers a frame.
+ */
+export function encodeFrame(msg: ServerFrame | ClientFrame, re?: string, id = newFrameId()): string {
+  return JSON.stringify({ id, type: msg.type, ts: Date.now(), ...(re ? { re } : {}), payload: msg.payload });
 }
 
 /** Payloads serialized so far, by payload object (collected with it). */
@@ -90,12 +93,12 @@ export function encodeSharedFrame(msg: ServerFrame): string {
     json = JSON.stringify(msg.payload);
     serialized.set(msg.payload, json);
   }
-  return `{"id":"${newId()}","type":${JSON.stringify(msg.type)},"ts":${Date.now()},"payload":${json}}`;
+  return `{"id":"${newFrameId()}","type":${JSON.stringify(msg.type)},"ts":${Date.now()},"payload":${json}}`;
 }
 
 // Pages served over plain http (another host than localhost) have no crypto.randomUUID: frame ids
 // need to be unique per connection, not unguessable.
-function newId(): string {
+export function newFrameId(): string {
   if (typeof crypto !== 'undefined' && typeof crypto.randomUUID === 'function') return crypto.randomUUID();
   return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}-${Math.random().toString(36).slice(2)}`;
 }
