@@ -16,7 +16,7 @@ import type { PgBus } from './pg-bus.ts';
 import type { Connection, WsTransport } from './transport.ts';
 
 /** Why a device's connection is ended from outside (a REST call changed its credentials). */
-export type DeviceSessionEnd = 'device token rotated' | 'device unbound';
+export type DeviceConnectionEnd = 'device token rotated' | 'device unbound';
 
 export interface DeviceHandlerDeps {
   config: Config;
@@ -53,7 +53,7 @@ export class DeviceHandler {
     if (mine && mine.sessionId !== d.sessionId && isNewerConnection(d, mine)) replace(mine);
   }
 
-  end(deviceId: string, reason: DeviceSessionEnd): void {
+  end(deviceId: string, reason: DeviceConnectionEnd): void {
     this.deps.connections.get(deviceId)?.socket.close(CloseCode.TokenInvalid, reason);
   }
 

@@ -11,14 +11,14 @@ import type { AccessTokens } from '../domain/tokens.ts';
 import type { Logger } from '../logger.ts';
 import { identify } from './authenticate.ts';
 import type { DeviceConnections } from './device-connections.ts';
-import { DeviceHandler, type DeviceSessionEnd } from './device-handler.ts';
+import { DeviceHandler, type DeviceConnectionEnd } from './device-handler.ts';
 import type { HistoryStreams } from './history-stream.ts';
 import { MonitorHandler, type LoginSessionEnd } from './monitor-handler.ts';
 import type { PgBus } from './pg-bus.ts';
 import { WsTransport } from './transport.ts';
 import type { UserFeeds } from './user-feed.ts';
 
-export type { DeviceSessionEnd } from './device-handler.ts';
+export type { DeviceConnectionEnd } from './device-handler.ts';
 export type { LoginSessionEnd } from './monitor-handler.ts';
 
 export interface GatewayDeps {
@@ -77,7 +77,7 @@ export class Gateway {
   }
 
   /** Ends a device's live connection: its credentials changed (token rotated, device unbound). */
-  endDeviceSession(deviceId: string, reason: DeviceSessionEnd): void {
+  endDeviceConnection(deviceId: string, reason: DeviceConnectionEnd): void {
     this.devices.end(deviceId, reason);
   }
 

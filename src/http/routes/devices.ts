@@ -25,7 +25,7 @@ export const deviceUpdateBody = z.object({
 
 /** What the gateway offers routes: ending live connections whose credentials changed. */
 export interface DeviceSockets {
-  endDeviceSession(deviceId: string, reason: 'device token rotated' | 'device unbound'): void;
+  endDeviceConnection(deviceId: string, reason: 'device token rotated' | 'device unbound'): void;
   /** Closes the monitor sockets opened with access tokens of this login session. */
   endLoginSession(sessionId: string, reason: 'logged out'): void;
 }
@@ -76,7 +76,7 @@ export function deviceRoutes(sockets: DeviceSockets) {
       params: idParams, success: { status: 200, description: '{device, device_token}' }, errors: [400, 401, 404],
       async handler(ctx, { params }) {
         const { device, token } = await rotateDeviceToken(ctx.state.repos, params.id);
-        sockets.endDeviceSession(device.id, 'device token rotated');
+        sockets.endDeviceConnection(device.id, 'device token rotated');
         envelope(ctx, { device: presentDevice(device), device_token: token });
       },
     }),
@@ -87,7 +87,7 @@ export function deviceRoutes(sockets: DeviceSockets) {
       async handler(ctx, { params }) {
         const device = await ctx.state.repos.get(Device, params.id, 'device');
         await ctx.state.em.remove(device).flush();
-        sockets.endDeviceSession(device.id, 'device unbound');
+        sockets.endDeviceConnection(device.id, 'device unbound');
         envelope(ctx, { deleted: true });
       },
     }),
