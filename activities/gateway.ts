@@ -4,13 +4,13 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Orm } from '../src/db/orm.ts';
 import { applyRunEvents } from '../src/domain/run-mirror.ts';
 import type { Logger } from '../src/logger.ts';
-import { DeviceDisconnectedError, type DeviceSessions, type StepOutcome } from '../src/ws/device-sessions.ts';
+import { DeviceDisconnectedError, type DeviceConnections, type StepOutcome } from '../src/ws/device-connections.ts';
 import type { LiveBus } from '../src/ws/live-bus.ts';
 import { FailureType } from '../workflows/step-failures.ts';
 import type { ControlStepInput, DispatchResult, DispatchStepInput, GatewayActivities } from './types.ts';
 
 export interface GatewayDeps {
-  sessions: DeviceSessions;
+  sessions: DeviceConnections;
   live: LiveBus;
   logger: Logger;
   /** Writes the run events a dispatch carries. */

@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
 import { DeviceClient, MemoryKeyStore, MemoryOutbox, demoHandlers, fileStores, outboxPathFor, type KeyStore, type Outbox, type StepAnswer } from '../src/clients/device-client.ts';
+import { CloseCode } from '../src/protocol/index.ts';
 import { UsageError, clock, formatOptions, parseArgs, runCli, type Spec } from './lib/args.ts';
 
 const spec = {
@@ -73,9 +74,9 @@ runCli('device', async () => {
         case 'disconnected':
           if (stopping) return;
           log(`disconnected code=${e.code}${e.reason ? ` (${e.reason})` : ''}`);
-          if (e.code === 4401) fatal = 'the device token was revoked or rotated, or the device unbound (4401): get a new token';
-          if (e.code === 4403) fatal = 'forbidden (4403)';
-          if (e.code === 4409) fatal = 'replaced (4409): another app connected with this device token';
+          if (e.code === CloseCode.TokenInvalid) fatal = `the device token was revoked or rotated, or the device unbound (${e.code}): get a new token`;
+          if (e.code === CloseCode.Forbidden) fatal = `forbidden (${e.code})`;
+          if (e.code === CloseCode.Replaced) fatal = `replaced (${e.code}): another app connected with this device token`;
           if (fatal) done(1);
           return;
         case 'refused':
@@ -109,6 +110,9 @@ runCli('device', async () => {
         }
         case 'error-frame':
           log(`server error: ${JSON.stringify(e.payload)}`);
+          return;
+        case 'bad-frame':
+          log(`ignored a frame this client cannot read: ${e.error.message} ${JSON.stringify(e.error.errors ?? [])}`);
           return;
       }
     },

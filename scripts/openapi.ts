@@ -28,7 +28,7 @@ export function offlineRoutes(): RouteSpec[] {
     config,
     temporal: new Proxy({}, { get: notLive }) as unknown as Client,
     tokens: new AccessTokens(config.JWT_SECRET, config.ACCESS_TOKEN_TTL_S),
-    sockets: { closeDevice: notLive, closeSession: notLive },
+    sockets: { endDeviceConnection: notLive, endLoginSession: notLive },
   });
 }
 

@@ -98,7 +98,8 @@ runCli('simulate', async () => {
   const stats = { ...sim.stats(), connected: connectedAtEnd };
   for (const d of sim.duplicates()) if (!reported.has(d.key)) log(`DUPLICATE ${d.key} executed ${d.executions} times`);
   log(`final ${line(stats)}`);
-  return stats.duplicateExecutions ? 1 : 0;
+  if (stats.badFrames) log(`${stats.badFrames} frame(s) from the server did not parse: server and client disagree on the protocol`);
+  return stats.duplicateExecutions || stats.badFrames ? 1 : 0;
 });
 
 function line(s: SimulatorStats): string {

@@ -21,6 +21,7 @@ import { OwnedRepos } from '../src/db/owned.ts';
 import { registerDevice } from '../src/domain/devices.ts';
 import { TEMPORAL_BIN } from '../src/temporal/dev-server.ts';
 import { connectClient } from '../src/temporal/client.ts';
+import { encodeFrame, parseServerToMonitor, type MonitorToServer } from '../src/protocol/index.ts';
 import { workflowIdForTask, type TaskRunResult } from '../workflows/api.ts';
 import { BenchDevice, LiteSocket, Rest, connectDevices, disconnectDevices, linear, openSockets } from './bench/clients.ts';
 import { ROOT, machineInfo, median, pool, sleep, until, type MemorySample } from './bench/lib.ts';
@@ -74,8 +75,14 @@ class Monitor {
   constructor(sock: LiteSocket, stopping: () => boolean) {
     this.sock = sock;
     sock.onFrame = (text) => {
-      const f = JSON.parse(text) as { type: string; payload: { task_id?: string; seq?: number } };
-      if (f.type === 'task/event' && f.payload.seq !== undefined && f.payload.task_id) {
+      const parsed = parseServerToMonitor(text);
+      // A frame the codec refuses is a protocol bug, counted with the server's error frames.
+      if (!parsed.ok) {
+        this.errors++;
+        return;
+      }
+      const f = parsed.frame;
+      if (f.type === 'task/event' && f.payload.seq !== undefined) {
         const list = this.seqs.get(f.payload.task_id) ?? [];
         list.push(f.payload.seq);
         this.seqs.set(f.payload.task_id, list);
@@ -86,8 +93,12 @@ class Monitor {
     sock.ws.on('close', () => {
       if (!stopping()) this.closedUnexpectedly = true;
     });
-    // Heartbeat: the server closes a silent monitor (4408).
-    this.ping = setInterval(() => sock.send('ping', {}), 5000);
+    // Heartbeat: the server closes a silent monitor (CloseCode.HeartbeatMissed).
+    this.ping = setInterval(() => this.send({ type: 'ping', payload: {} }), 5000);
+  }
+
+  send(msg: MonitorToServer): void {
+    if (this.sock.ws.readyState === this.sock.ws.OPEN) this.sock.ws.send(encodeFrame(msg));
   }
 
   async close(): Promise<void> {
@@ -141,7 +152,7 @@ async function main(): Promise<void> {
     await connectDevices(devices, wsUrl);
     const feed = (await openSockets(S.feedMonitors, () => new LiteSocket(wsUrl, rest.token, true)))
       .map((s) => new Monitor(s, () => stopping));
-    for (const m of feed) m.sock.send('subscribe', { scope: 'user' });
+    for (const m of feed) m.send({ type: 'subscribe', payload: { scope: 'user' } });
     const watchers = (await openSockets(S.taskMonitors, () => new LiteSocket(wsUrl, rest.token, true)))
       .map((s) => new Monitor(s, () => stopping));
     log(`${devices.length} devices and ${feed.length + watchers.length} monitors connected`);
@@ -186,7 +197,7 @@ async function main(): Promise<void> {
           continue;
         }
         const taskId = sub.body.data.task.id as string;
-        for (const m of mine) m.sock.send('subscribe', { task_id: taskId });
+        for (const m of mine) m.send({ type: 'subscribe', payload: { task_id: taskId } });
         const rec: RunRecord = { taskId, action, expected: 'completed', got: null, mirror: null, lastSeq: 0 };
         runs.push(rec);
         if (action !== 'none') await control(rest, rec, () => nonOk++);
@@ -212,7 +223,7 @@ async function main(): Promise<void> {
           }
           const got = (m.seqs.get(taskId) ?? []).join(',');
           if (got !== want) problem(`task ${taskId}: a monitor got seqs [${got}], expected [1..${rec.lastSeq}]`);
-          m.sock.send('unsubscribe', { task_id: taskId });
+          m.send({ type: 'unsubscribe', payload: { task_id: taskId } });
           m.seqs.delete(taskId);
         }
       }

@@ -4,7 +4,7 @@
 // completes and 1 when it fails or is cancelled.
 import { ApiClient, ApiError } from '../src/clients/api-client.ts';
 import { MonitorClient } from '../src/clients/monitor-client.ts';
-import type { TaskEventPayload } from '../src/ws/protocol.ts';
+import type { TaskEventPayload } from '../src/protocol/index.ts';
 import { UsageError, formatOptions, parseArgs, runCli, type Spec } from './lib/args.ts';
 
 const spec = {

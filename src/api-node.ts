@@ -13,7 +13,7 @@ import type { Logger } from './logger.ts';
 import { AccessTokens } from './domain/tokens.ts';
 import { SessionCache } from './domain/sessions.ts';
 import { createApp } from './http/app.ts';
-import { DeviceSessions } from './ws/device-sessions.ts';
+import { DeviceConnections } from './ws/device-connections.ts';
 import { Gateway } from './ws/gateway.ts';
 import { HistoryStreams } from './ws/history-stream.ts';
 import { PgBus } from './ws/pg-bus.ts';
@@ -34,14 +34,14 @@ export interface ApiNode {
   server: Server;
   gateway: Gateway;
   streams: HistoryStreams;
-  sessions: DeviceSessions;
+  deviceConnections: DeviceConnections;
   stop(): Promise<void>;
 }
 
 export async function startApiNode(deps: ApiNodeDeps): Promise<ApiNode> {
   const { config, logger, orm, temporal } = deps;
   const tokens = new AccessTokens(config.JWT_SECRET, config.ACCESS_TOKEN_TTL_S);
-  const sessions = new DeviceSessions();
+  const deviceConnections = new DeviceConnections();
   // LISTEN/NOTIFY fan-out: live progress and user feeds reach monitors on every node.
   const live = new PgBus(config.DATABASE_URL, config.NODE_ID, logger.child({ component: 'pg-bus' }));
   await live.start();
@@ -50,14 +50,14 @@ export async function startApiNode(deps: ApiNodeDeps): Promise<ApiNode> {
   const streams = new HistoryStreams(temporal, config.TEMPORAL_NAMESPACE, logger.child({ component: 'history' }));
   // Open login sessions, trusted for a moment; revocations reach every node through the bus.
   const sessionCache = new SessionCache(live, config.SESSION_CACHE_TTL_MS);
-  const gateway = new Gateway({ config, logger: logger.child({ component: 'ws' }), orm, temporal, tokens, sessions, live, streams, feeds, sessionCache });
+  const gateway = new Gateway({ config, logger: logger.child({ component: 'ws' }), orm, temporal, tokens, deviceConnections, live, streams, feeds, sessionCache });
   const app = createApp({ config, logger, orm, temporal, tokens, sockets: gateway, counts: () => gateway.counts, sessionCache });
 
   const worker = await Worker.create({
     connection: deps.workerConnection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: gatewayQueue(config.NODE_ID),
-    activities: createGatewayActivities({ sessions, live, orm, logger: logger.child({ component: 'gateway' }) }),
+    activities: createGatewayActivities({ sessions: deviceConnections, live, orm, logger: logger.child({ component: 'gateway' }) }),
     // Device steps mostly wait on sockets: many may be in flight at once.
     maxConcurrentActivityTaskExecutions: 2000,
     shutdownGraceTime: '10s',
@@ -78,7 +78,7 @@ export async function startApiNode(deps: ApiNodeDeps): Promise<ApiNode> {
 
   let stopping: Promise<void> | undefined;
   return {
-    url, port, server, gateway, streams, sessions,
+    url, port, server, gateway, streams, deviceConnections,
     stop() {
       stopping ??= (async () => {
         reconciler.stop();

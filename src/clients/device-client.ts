@@ -7,7 +7,16 @@
 import { closeSync, existsSync, fdatasyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import WebSocket from 'ws';
-import type { StepDispatchPayload } from '../ws/protocol.ts';
+import {
+  MAX_FRAME_BYTES,
+  encodeFrame,
+  isFinalClose,
+  parseServerToDevice,
+  type BadFrame,
+  type DeviceToServer,
+  type ServerToDevice,
+  type StepDispatchPayload,
+} from '../protocol/index.ts';
 
 export interface StepContext {
   key: string;
@@ -375,7 +384,9 @@ export type DeviceClientEvent =
   | { type: 'answered'; answer: StepAnswer }
   /** Finished while offline: kept in the outbox until the socket is back. */
   | { type: 'queued'; answer: StepAnswer }
-  | { type: 'error-frame'; payload: unknown };
+  | { type: 'error-frame'; payload: unknown }
+  /** A frame from the server this client cannot read (ignored): a newer protocol, or a bug. */
+  | { type: 'bad-frame'; error: BadFrame['error'] };
 
 export interface StopOptions {
   /**
@@ -396,8 +407,8 @@ interface Running {
   done: Promise<void>;
 }
 
-/** Frames over 1 MiB close the socket (1009); answers stay well below. */
-const MAX_ANSWER_BYTES = 900 * 1024;
+/** Larger frames close the socket (CloseCode.TooBig): an answer leaves room for its envelope. */
+const MAX_ANSWER_BYTES = MAX_FRAME_BYTES - 100 * 1024;
 const MAX_EXECUTION_KEYS = DEFAULT_MAX_KEYS;
 
 export class DeviceClient {
@@ -530,26 +541,24 @@ export class DeviceClient {
     });
     ws.on('message', (raw) => {
       this.lastFrameAt = Date.now();
-      let msg: { type: string; payload: Record<string, unknown> };
-      try {
-        msg = JSON.parse(raw.toString());
-      } catch {
+      const parsed = parseServerToDevice(raw.toString());
+      if (!parsed.ok) {
+        this.opts.onEvent?.({ type: 'bad-frame', error: parsed.error });
         return;
       }
-      if (!msg || typeof msg !== 'object' || typeof msg.type !== 'string') return;
-      msg.payload ??= {};
+      const msg = parsed.frame;
       if (msg.type === 'hello') {
         helloSeen = true;
         this.backoff = this.opts.initialBackoffMs ?? 250;
         this.attempts = 0;
-        this.sessionId = String(msg.payload.session_id);
-        const heartbeatMs = Number(msg.payload.heartbeat_ms) || 30_000;
+        this.sessionId = msg.payload.session_id;
+        const heartbeatMs = msg.payload.heartbeat_ms;
         const every = Math.max(200, Math.floor(heartbeatMs / 3));
         clearInterval(this.heartbeat);
         this.heartbeat = setInterval(() => {
           // A server that went silent (half-open TCP) answers no ping: drop and reconnect.
           if (Date.now() - this.lastFrameAt > heartbeatMs * 2) ws.terminate();
-          else this.send('ping', {});
+          else this.send({ type: 'ping', payload: {} });
         }, every);
         this.opts.onEvent?.({ type: 'connected', sessionId: this.sessionId });
         this.flushOutbox();
@@ -566,8 +575,8 @@ export class DeviceClient {
       }
       this.opts.onEvent?.({ type: 'disconnected', code, reason: reason.toString() });
       if (this.ws !== ws) return; // an older socket
-      // 401/4401: token revoked; 4403: forbidden; 4409: replaced by a newer session: stay down.
-      if (this.stopped || refused || this.opts.reconnect === false || code === 4401 || code === 4403 || code === 4409) return;
+      // Refused (401/403) or closed for good (token invalid, forbidden, replaced): stay down.
+      if (this.stopped || refused || this.opts.reconnect === false || isFinalClose(code)) return;
       const delay = Math.round(this.backoff * (0.5 + Math.random() / 2));
       this.backoff = Math.min(this.backoff * 2, this.opts.maxBackoffMs ?? 10_000);
       this.attempts++;
@@ -579,15 +588,15 @@ export class DeviceClient {
     });
   }
 
-  private send(type: string, payload: unknown): boolean {
+  private send(msg: DeviceToServer): boolean {
     const ws = this.ws;
     if (!ws || ws.readyState !== WebSocket.OPEN) return false;
-    ws.send(JSON.stringify({ id: crypto.randomUUID(), type, ts: Date.now(), payload }));
+    ws.send(encodeFrame(msg));
     return true;
   }
 
   private deliver(answer: StepAnswer): void {
-    if (this.connected && this.send(answer.type, answer.payload)) {
+    if (this.connected && this.send(answer)) {
       this.outbox.remove(answer.payload.key);
       this.opts.onEvent?.({ type: 'answered', answer });
       return;
@@ -598,26 +607,26 @@ export class DeviceClient {
 
   private flushOutbox(): void {
     for (const a of this.outbox.list()) {
-      if (!this.send(a.type, a.payload)) return;
+      if (!this.send(a)) return;
       this.outbox.remove(a.payload.key);
       this.opts.onEvent?.({ type: 'answered', answer: a });
     }
   }
 
-  private onMessage(msg: { type: string; payload: Record<string, unknown> }): void {
+  private onMessage(msg: Exclude<ServerToDevice, { type: 'hello' }>): void {
     switch (msg.type) {
       case 'step/dispatch':
-        void this.runStep(msg.payload as unknown as StepDispatchPayload);
+        void this.runStep(msg.payload);
         return;
       case 'step/pause':
       case 'step/resume':
       case 'step/abort': {
-        const key = String(msg.payload.key);
-        const action = msg.type.slice(5) as 'pause' | 'resume' | 'abort';
+        const { key, reason } = msg.payload;
+        const action = msg.type === 'step/pause' ? 'pause' : msg.type === 'step/resume' ? 'resume' : 'abort';
         this.opts.onEvent?.({ type: 'control', action, key });
         const r = this.running.get(key);
         if (!r) return;
-        if (action === 'abort') r.abort.abort(new StepFailure('ABORTED', String(msg.payload.reason ?? 'aborted')));
+        if (action === 'abort') r.abort.abort(new StepFailure('ABORTED', reason ?? 'aborted'));
         if (action === 'pause') r.paused = true;
         if (action === 'resume' || action === 'abort') {
           r.paused = false;
@@ -628,13 +637,12 @@ export class DeviceClient {
       case 'error':
         this.opts.onEvent?.({ type: 'error-frame', payload: msg.payload });
         return;
-      default:
+      case 'pong':
         return;
     }
   }
 
   private async runStep(d: StepDispatchPayload): Promise<void> {
-    if (typeof d?.key !== 'string') return;
     const stored = this.store.get(d.key);
     if (stored) {
       // Finished before (the server lost our answer): answer again, do not run again.
@@ -644,7 +652,7 @@ export class DeviceClient {
     }
     if (this.running.has(d.key)) {
       // Sent again after a reconnect while the handler still runs: its answer will come.
-      this.send('step/accept', { key: d.key });
+      this.send({ type: 'step/accept', payload: { key: d.key } });
       return;
     }
     if (this.store.wasStarted(d.key)) {
@@ -660,7 +668,7 @@ export class DeviceClient {
     }
     this.store.markStarted(d.key);
     this.opts.onEvent?.({ type: 'dispatch', payload: d, replayed: false });
-    this.send('step/accept', { key: d.key });
+    this.send({ type: 'step/accept', payload: { key: d.key } });
     let finished!: () => void;
     const r: Running = {
       abort: new AbortController(), paused: false, resumeWaiters: [], stopped: false,
@@ -677,10 +685,10 @@ export class DeviceClient {
       whilePaused: () => (r.paused ? new Promise<void>((res) => r.resumeWaiters.push(res)) : Promise.resolve()),
       progress: (percent, message) => {
         const p = typeof percent === 'number' && Number.isFinite(percent) ? Math.min(100, Math.max(0, percent)) : undefined;
-        this.send('step/progress', { key: d.key, percent: p, message: message === undefined ? undefined : String(message).slice(0, 2000) });
+        this.send({ type: 'step/progress', payload: { key: d.key, percent: p, message: message === undefined ? undefined : String(message).slice(0, 2000) } });
       },
       log: (level, message, details) =>
-        this.send('log', { task_id: d.task_id, key: d.key, level, message: String(message).slice(0, 10_000), details: jsonOrUndefined(details) }),
+        this.send({ type: 'log', payload: { task_id: d.task_id, key: d.key, level, message: String(message).slice(0, 10_000), details: jsonOrUndefined(details) } }),
     };
     let answer: StepAnswer | null = null;
     // Own or inherited handlers, but never Object.prototype's ("constructor", "toString").

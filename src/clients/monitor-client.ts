@@ -1,14 +1,27 @@
 // Reference monitor client: watches runs over /ws with a user access token and resumes each
 // subscription after a drop with `after_seq`, so it sees every durable event exactly once.
 import WebSocket from 'ws';
-import type { TaskEventPayload } from '../ws/protocol.ts';
+import {
+  encodeFrame,
+  newFrameId,
+  parseServerToMonitor,
+  type BadFrame,
+  type MonitorToServer,
+  type ServerToMonitor,
+  type TaskEventPayload,
+} from '../protocol/index.ts';
+
+/** A frame as received: parsed against the server -> monitor union, with the `re` it answers. */
+export type ReceivedFrame = ServerToMonitor & { re?: string };
 
 export interface MonitorClientOptions {
   url: string;
   token: string;
   reconnect?: boolean;
   onEvent?: (ev: TaskEventPayload) => void;
-  onFrame?: (frame: { type: string; re?: string; payload: Record<string, unknown> }) => void;
+  onFrame?: (frame: ReceivedFrame) => void;
+  /** A frame this client cannot read (ignored): a newer protocol, or a server bug. */
+  onBadFrame?: (error: BadFrame['error']) => void;
 }
 
 export class MonitorClient {
@@ -19,7 +32,7 @@ export class MonitorClient {
   /** Last durable seq seen per subscribed task. */
   readonly cursors = new Map<string, number>();
   readonly events: TaskEventPayload[] = [];
-  readonly frames: { type: string; re?: string; payload: Record<string, unknown> }[] = [];
+  readonly frames: ReceivedFrame[] = [];
   private readonly waiters: { test: () => boolean; resolve: () => void }[] = [];
 
   constructor(opts: MonitorClientOptions) {
@@ -40,17 +53,22 @@ export class MonitorClient {
       ws.on('unexpected-response', (_req, res) => reject(new Error(`monitor connection refused: HTTP ${res.statusCode}`)));
       ws.on('error', reject);
       ws.on('message', (raw) => {
-        const msg = JSON.parse(raw.toString()) as { type: string; re?: string; payload: Record<string, unknown> };
+        const parsed = parseServerToMonitor(raw.toString());
+        if (!parsed.ok) {
+          this.opts.onBadFrame?.(parsed.error);
+          return;
+        }
+        const msg: ReceivedFrame = parsed.envelope.re ? { ...parsed.frame, re: parsed.envelope.re } : parsed.frame;
         this.frames.push(msg);
         this.opts.onFrame?.(msg);
         if (msg.type === 'hello') {
-          const every = Math.max(200, Math.floor(Number(msg.payload.heartbeat_ms) / 3));
-          this.heartbeat = setInterval(() => this.send('ping', {}), every);
+          const every = Math.max(200, Math.floor(msg.payload.heartbeat_ms / 3));
+          this.heartbeat = setInterval(() => this.send({ type: 'ping', payload: {} }), every);
           // Resume every subscription where it left off.
-          for (const [taskId, seq] of this.cursors) this.send('subscribe', { task_id: taskId, after_seq: seq });
+          for (const [taskId, seq] of this.cursors) this.send({ type: 'subscribe', payload: { task_id: taskId, after_seq: seq } });
           resolve();
         } else if (msg.type === 'task/event') {
-          const ev = msg.payload as unknown as TaskEventPayload;
+          const ev = msg.payload;
           if (ev.seq !== undefined) {
             const last = this.cursors.get(ev.task_id) ?? 0;
             if (ev.seq <= last) return; // never hand a durable event out twice
@@ -71,15 +89,21 @@ export class MonitorClient {
     });
   }
 
-  send(type: string, payload: unknown): string {
-    const id = crypto.randomUUID();
-    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify({ id, type, ts: Date.now(), payload }));
+  /** Sends a frame if the socket is open; returns its id (the `re` of the answer). */
+  send(msg: MonitorToServer): string {
+    const id = newFrameId();
+    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(encodeFrame(msg, undefined, id));
     return id;
   }
 
   subscribe(taskId: string, afterSeq = 0): string {
     if (!this.cursors.has(taskId)) this.cursors.set(taskId, afterSeq);
-    return this.send('subscribe', { task_id: taskId, after_seq: afterSeq });
+    return this.send({ type: 'subscribe', payload: { task_id: taskId, after_seq: afterSeq } });
+  }
+
+  /** The frames of one type received so far. */
+  framesOf<T extends ReceivedFrame['type']>(type: T): Extract<ReceivedFrame, { type: T }>[] {
+    return this.frames.filter((f): f is Extract<ReceivedFrame, { type: T }> => f.type === type);
   }
 
   /** Resolves when `test` holds (checked on every frame), or rejects after timeoutMs. */

@@ -61,6 +61,8 @@ export interface SimulatorStats {
   replayed: number;
   /** Runs submitted by the load generator. */
   submitted: number;
+  /** Frames from the server the device codec refused (protocol drift between server and client): must stay 0. */
+  badFrames: number;
 }
 
 interface SimDevice {
@@ -80,7 +82,7 @@ export class Simulator {
   private readonly devices: SimDevice[] = [];
   /** Handler executions per step key: the side effect that must happen once. */
   private readonly executions = new Map<string, number>();
-  private readonly counts = { dispatched: 0, completed: 0, failed: 0, disconnects: 0, replayed: 0, submitted: 0 };
+  private readonly counts = { dispatched: 0, completed: 0, failed: 0, disconnects: 0, replayed: 0, submitted: 0, badFrames: 0 };
   private generator?: NodeJS.Timeout;
   private workflowId?: string;
   private stopping = false;
@@ -162,6 +164,7 @@ export class Simulator {
       duplicateExecutions: this.duplicates().length,
       replayed: this.counts.replayed,
       submitted: this.counts.submitted,
+      badFrames: this.counts.badFrames,
     };
   }
 
@@ -186,6 +189,8 @@ export class Simulator {
       if (e.replayed) this.counts.replayed++;
     } else if (e.type === 'disconnected' && !this.stopping) {
       this.counts.disconnects++;
+    } else if (e.type === 'bad-frame') {
+      this.counts.badFrames++;
     }
   }
 

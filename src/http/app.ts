@@ -64,7 +64,7 @@ export function apiRoutes(deps: Pick<AppDeps, 'config' | 'temporal' | 'tokens' |
   };
   const sessions = new Sessions(deps.tokens, deps.config.REFRESH_TOKEN_TTL_S, deps.sessionCache);
   return [
-    ...authRoutes(new Accounts(sessions), sessions, (sid) => deps.sockets.closeSession(sid, 4401, 'logged out')),
+    ...authRoutes(new Accounts(sessions), sessions, (sid) => deps.sockets.endLoginSession(sid, 'logged out')),
     ...deviceRoutes(deps.sockets),
     ...workflowRoutes(),
     ...taskRoutes({ engine, temporalUiUrl: deps.config.TEMPORAL_UI_URL, namespace: deps.config.TEMPORAL_NAMESPACE }),

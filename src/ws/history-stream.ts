@@ -8,7 +8,7 @@ import proto, { type temporal } from '@temporalio/proto';
 const { HistoryEvent } = proto.temporal.api.history.v1;
 import type { Logger } from '../logger.ts';
 import { EVENT_CARRYING_ACTIVITIES, EVENT_CARRYING_LOCAL_ACTIVITIES, workflowIdForTask, type RunEvent } from '../../workflows/api.ts';
-import type { TaskEventPayload } from './protocol.ts';
+import type { TaskEventPayload } from '../protocol/index.ts';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 

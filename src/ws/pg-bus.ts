@@ -4,7 +4,7 @@
 // - `jarvis_events`: "task T of user U has durable events up to seq S", sent by the run
 //   mirror inside its transaction (so only committed events are announced), for monitors
 //   subscribed to a whole user (`{scope: "user"}`);
-// - `jarvis_devices`: a device's new session (older ones elsewhere close 4409);
+// - `jarvis_devices`: a device's new connection (older ones elsewhere close 4409);
 // - `jarvis_sessions`: a revoked login session id, sent in the revoking statement, so that
 //   every node drops it from its session cache and closes its monitor sockets.
 import pg from 'pg';

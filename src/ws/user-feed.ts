@@ -6,7 +6,7 @@ import type { Orm } from '../db/orm.ts';
 import { TaskEvent } from '../db/entities.ts';
 import type { Logger } from '../logger.ts';
 import type { TaskEventsNotice } from './pg-bus.ts';
-import type { TaskEventPayload } from './protocol.ts';
+import type { TaskEventPayload } from '../protocol/index.ts';
 
 export interface UserFeedListener {
   event(ev: TaskEventPayload): void;

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import WebSocket from 'ws';
 import { MonitorClient } from '../../src/clients/monitor-client.ts';
 import { abortableSleep } from '../../src/clients/device-client.ts';
-import type { TaskEventPayload } from '../../src/ws/protocol.ts';
+import type { TaskEventPayload } from '../../src/protocol/index.ts';
 import { addDevice, addWorkflow, eventually, linear, signup } from '../helpers/api.ts';
 import { connectTestDevice, testHandlers, type TestDevice } from '../helpers/devices.ts';
 import { startSystem, type System } from '../helpers/system.ts';
@@ -82,7 +82,7 @@ describe('a slow monitor', () => {
     (slow as unknown as { _socket: { pause(): void } })._socket.pause();
     // The server-side socket of the slow monitor (the user's only monitor so far): what it sees
     // as unsent is the real amount plus the backlog.
-    const serverSide = [...((gateway as unknown as { monitorsByUser: Map<string, Set<{ ws: object }>> }).monitorsByUser.get(user.userId) ?? [])];
+    const serverSide = [...((gateway as unknown as { monitors: { byUser: Map<string, Set<{ ws: object }>> } }).monitors.byUser.get(user.userId) ?? [])];
     expect(serverSide).toHaveLength(1);
     const ws = serverSide[0].ws;
     const real = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(ws), 'bufferedAmount')!.get!;

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import WebSocket from 'ws';
 import { MonitorClient } from '../../src/clients/monitor-client.ts';
-import type { TaskEventPayload } from '../../src/ws/protocol.ts';
+import type { TaskEventPayload } from '../../src/protocol/index.ts';
 import { addDevice, addWorkflow, eventually, linear, signup } from '../helpers/api.ts';
 import { connectTestDevice, type TestDevice } from '../helpers/devices.ts';
 import { startSystem, type System } from '../helpers/system.ts';
@@ -130,20 +130,20 @@ describe('history streaming', () => {
 
   it('streams the user feed: new tasks, their events and notifications', async () => {
     const monitor = await monitorOn(wsB);
-    const subscribed = monitor.send('subscribe', { scope: 'user' });
+    const subscribed = monitor.send({ type: 'subscribe', payload: { scope: 'user' } });
     await monitor.waitFor(() => monitor.frames.some((f) => f.type === 'subscribed' && f.re === subscribed), 10_000);
     const taskId = await submit(linear([{ type: 'demo.echo', params: {} }]));
     await monitor.waitFor(ended(monitor, taskId), 30_000, 'user feed run end');
     expect(durable(monitor.eventsOf(taskId)).map((e) => e.seq)).toEqual([1, 2, 3, 4, 5]);
     await monitor.waitFor(() => monitor.frames.some((f) => f.type === 'notification' && f.payload.task_id === taskId), 10_000);
-    const note = monitor.frames.find((f) => f.type === 'notification' && f.payload.task_id === taskId)!;
+    const note = monitor.framesOf('notification').find((f) => f.payload.task_id === taskId)!;
     expect(note.payload).toMatchObject({ kind: 'run.completed', title: 'Run completed' });
     // Another user's tasks never show up.
     const other = await signup(sys.api);
     const spy = new MonitorClient({ url: wsA, token: other.token });
     await spy.start();
     clients.push(spy);
-    spy.send('subscribe', { scope: 'user' });
+    spy.send({ type: 'subscribe', payload: { scope: 'user' } });
     const second = await submit(linear([{ type: 'demo.echo', params: {} }]));
     await monitor.waitFor(ended(monitor, second), 30_000);
     expect(spy.events).toHaveLength(0);
@@ -152,13 +152,13 @@ describe('history streaming', () => {
   it('raw mode forwards the Temporal history events themselves', async () => {
     const taskId = await submit(linear([{ type: 'demo.echo', params: {} }]));
     const monitor = await monitorOn(wsA);
-    monitor.send('subscribe', { task_id: taskId, raw: true });
+    monitor.send({ type: 'subscribe', payload: { task_id: taskId, raw: true } });
     await monitor.waitFor(() => monitor.frames.some((f) => f.type === 'history/event' &&
       (f.payload.event as { eventType?: string }).eventType === 'EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED'), 30_000, 'raw completion');
-    const raw = monitor.frames.filter((f) => f.type === 'history/event');
+    const raw = monitor.framesOf('history/event');
     expect(raw[0].payload.event_id).toBe(1);
     expect((raw[0].payload.event as { eventType: string }).eventType).toBe('EVENT_TYPE_WORKFLOW_EXECUTION_STARTED');
-    const ids = raw.map((f) => f.payload.event_id as number);
+    const ids = raw.map((f) => f.payload.event_id);
     expect(ids).toEqual(ids.map((_, i) => i + 1));
   });
 });

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import WebSocket from 'ws';
 import { offlineRoutes } from '../../scripts/openapi.ts';
-import { MAX_FRAME_BYTES } from '../../src/ws/protocol.ts';
+import { MAX_FRAME_BYTES } from '../../src/protocol/index.ts';
 import { addDevice, addWorkflow, eventually, linear, signup, type Reply } from '../helpers/api.ts';
 import { startSystem, type System } from '../helpers/system.ts';
 

@@ -23,11 +23,11 @@ export const deviceUpdateBody = z.object({
   capabilities: z.array(short(100)).max(100).optional(),
 }).strict();
 
-/** What the gateway offers routes: closing live sockets whose credentials changed. */
+/** What the gateway offers routes: ending live connections whose credentials changed. */
 export interface DeviceSockets {
-  closeDevice(deviceId: string, code: number, reason: string): void;
+  endDeviceConnection(deviceId: string, reason: 'device token rotated' | 'device unbound'): void;
   /** Closes the monitor sockets opened with access tokens of this login session. */
-  closeSession(sessionId: string, code: number, reason: string): void;
+  endLoginSession(sessionId: string, reason: 'logged out'): void;
 }
 
 export function deviceRoutes(sockets: DeviceSockets) {
@@ -76,7 +76,7 @@ export function deviceRoutes(sockets: DeviceSockets) {
       params: idParams, success: { status: 200, description: '{device, device_token}' }, errors: [400, 401, 404],
       async handler(ctx, { params }) {
         const { device, token } = await rotateDeviceToken(ctx.state.repos, params.id);
-        sockets.closeDevice(device.id, 4401, 'device token rotated');
+        sockets.endDeviceConnection(device.id, 'device token rotated');
         envelope(ctx, { device: presentDevice(device), device_token: token });
       },
     }),
@@ -87,7 +87,7 @@ export function deviceRoutes(sockets: DeviceSockets) {
       async handler(ctx, { params }) {
         const device = await ctx.state.repos.get(Device, params.id, 'device');
         await ctx.state.em.remove(device).flush();
-        sockets.closeDevice(device.id, 4401, 'device unbound');
+        sockets.endDeviceConnection(device.id, 'device unbound');
         envelope(ctx, { deleted: true });
       },
     }),

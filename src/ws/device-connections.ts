@@ -1,6 +1,7 @@
-// Live device sessions on this API node, and the steps each one has in flight.
+// Live device connections on this API node (a device's WebSocket from hello to close: not a
+// login session), and the steps each one has in flight.
 import type { WebSocket } from 'ws';
-import { frame, type ServerMessage, type StepDispatchPayload } from './protocol.ts';
+import { encodeFrame, type ServerToDevice, type StepDispatchPayload } from '../protocol/index.ts';
 
 export type StepOutcome =
   | { ok: true; output: unknown }
@@ -24,23 +25,24 @@ interface Waiter {
 /** The socket went away while a step was in flight. */
 export class DeviceDisconnectedError extends Error {}
 
-/** Which of a device's sessions is newer: later start, ties broken by session id. */
-export interface SessionOrder {
+/** Which of a device's connections is newer: later start, ties broken by connection id. */
+export interface ConnectionOrder {
+  /** The connection's id (`session_id` in hello and in the presence columns). */
   sessionId: string;
   startedAt: number;
 }
 
 /** True when `a` is newer than `b`; the same order markOnline keeps in PostgreSQL. */
-export function isNewerSession(a: SessionOrder, b: SessionOrder): boolean {
+export function isNewerConnection(a: ConnectionOrder, b: ConnectionOrder): boolean {
   return a.startedAt !== b.startedAt ? a.startedAt > b.startedAt : a.sessionId > b.sessionId;
 }
 
-export class DeviceSession {
+export class DeviceConnection {
   readonly deviceId: string;
   readonly userId: string;
   readonly sessionId: string;
   readonly socket: WebSocket;
-  /** When the connection was accepted (ms): orders sessions of one device across nodes. */
+  /** When the connection was accepted (ms): orders a device's connections across nodes. */
   readonly startedAt: number;
   private readonly waiters = new Map<string, Waiter>();
   closed = false;
@@ -53,9 +55,9 @@ export class DeviceSession {
     this.startedAt = startedAt;
   }
 
-  send(msg: ServerMessage, re?: string): void {
+  send(msg: ServerToDevice, re?: string): void {
     if (this.closed || this.socket.readyState !== this.socket.OPEN) return;
-    this.socket.send(frame(msg, re));
+    this.socket.send(encodeFrame(msg, re));
   }
 
   /** Sends `step/dispatch` and waits for the device's `step/result` or `step/error`. */
@@ -63,7 +65,7 @@ export class DeviceSession {
     outcome: Promise<StepOutcome>;
     cancel(err: unknown): void;
   } {
-    if (this.closed) throw new DeviceDisconnectedError('device session is closed');
+    if (this.closed) throw new DeviceDisconnectedError('device connection is closed');
     const { key } = payload;
     // A second dispatch of a key still in flight (a workflow retry) replaces the first waiter.
     this.waiters.get(key)?.reject(new DeviceDisconnectedError('superseded by a new dispatch of the same key'));
@@ -110,7 +112,7 @@ export class DeviceSession {
     return this.waiters.get(key)?.lastActivity;
   }
 
-  /** Settles a step; false when no step with this key is in flight on this session. */
+  /** Settles a step; false when no step with this key is in flight on this connection. */
   settle(key: string, outcome: StepOutcome): boolean {
     const w = this.waiters.get(key);
     if (!w) return false;
@@ -131,33 +133,33 @@ export class DeviceSession {
   }
 }
 
-/** deviceId -> its one live session on this node (a newer connection replaces an older one). */
-export class DeviceSessions {
-  private readonly byDevice = new Map<string, DeviceSession>();
+/** deviceId -> its one live connection on this node (a newer connection replaces an older one). */
+export class DeviceConnections {
+  private readonly byDevice = new Map<string, DeviceConnection>();
   /** Answers that arrived after their dispatch was gone, kept briefly for the re-dispatch. */
   private readonly lateOutcomes = new Map<string, { deviceId: string; outcome: StepOutcome; at: number }>();
   private static readonly LATE_TTL_MS = 10 * 60 * 1000;
   private static readonly LATE_MAX = 10_000;
 
-  get(deviceId: string): DeviceSession | undefined {
+  get(deviceId: string): DeviceConnection | undefined {
     return this.byDevice.get(deviceId);
   }
 
-  /** Registers a session; returns the session it replaces, if any. */
-  add(session: DeviceSession): DeviceSession | undefined {
-    const old = this.byDevice.get(session.deviceId);
-    this.byDevice.set(session.deviceId, session);
+  /** Registers a connection; returns the connection it replaces, if any. */
+  add(conn: DeviceConnection): DeviceConnection | undefined {
+    const old = this.byDevice.get(conn.deviceId);
+    this.byDevice.set(conn.deviceId, conn);
     return old;
   }
 
-  /** Removes the session if it is still the current one; true when it was. */
-  remove(session: DeviceSession): boolean {
-    if (this.byDevice.get(session.deviceId) !== session) return false;
-    this.byDevice.delete(session.deviceId);
+  /** Removes the connection if it is still the current one; true when it was. */
+  remove(conn: DeviceConnection): boolean {
+    if (this.byDevice.get(conn.deviceId) !== conn) return false;
+    this.byDevice.delete(conn.deviceId);
     return true;
   }
 
-  all(): DeviceSession[] {
+  all(): DeviceConnection[] {
     return [...this.byDevice.values()];
   }
 
@@ -169,19 +171,19 @@ export class DeviceSessions {
   private readonly dispatched = new Map<string, { deviceId: string; at: number }>();
 
   rememberDispatch(deviceId: string, key: string): void {
-    prune(this.dispatched, DeviceSessions.LATE_TTL_MS, DeviceSessions.LATE_MAX);
+    prune(this.dispatched, DeviceConnections.LATE_TTL_MS, DeviceConnections.LATE_MAX);
     this.dispatched.set(key, { deviceId, at: Date.now() });
   }
 
   wasDispatchedTo(deviceId: string, key: string): boolean {
     const d = this.dispatched.get(key);
-    return !!d && d.deviceId === deviceId && Date.now() - d.at < DeviceSessions.LATE_TTL_MS;
+    return !!d && d.deviceId === deviceId && Date.now() - d.at < DeviceConnections.LATE_TTL_MS;
   }
 
   /** Keeps an answer that came after its dispatch was gone; false when the key is not this device's. */
   keepLate(deviceId: string, key: string, outcome: StepOutcome): boolean {
     if (!this.wasDispatchedTo(deviceId, key)) return false;
-    prune(this.lateOutcomes, DeviceSessions.LATE_TTL_MS, DeviceSessions.LATE_MAX);
+    prune(this.lateOutcomes, DeviceConnections.LATE_TTL_MS, DeviceConnections.LATE_MAX);
     this.lateOutcomes.set(key, { deviceId, outcome, at: Date.now() });
     return true;
   }
@@ -193,7 +195,7 @@ export class DeviceSessions {
   controlInOrder(key: string, order: number): boolean {
     const last = this.controlOrder.get(key);
     if (last && last.order > order) return false;
-    prune(this.controlOrder, DeviceSessions.LATE_TTL_MS, DeviceSessions.LATE_MAX);
+    prune(this.controlOrder, DeviceConnections.LATE_TTL_MS, DeviceConnections.LATE_MAX);
     this.controlOrder.delete(key); // re-inserted last: the map stays in age order for prune()
     this.controlOrder.set(key, { order, at: Date.now() });
     return true;
@@ -201,7 +203,7 @@ export class DeviceSessions {
 
   takeLate(deviceId: string, key: string): StepOutcome | undefined {
     const v = this.lateOutcomes.get(key);
-    if (!v || v.deviceId !== deviceId || Date.now() - v.at > DeviceSessions.LATE_TTL_MS) return undefined;
+    if (!v || v.deviceId !== deviceId || Date.now() - v.at > DeviceConnections.LATE_TTL_MS) return undefined;
     this.lateOutcomes.delete(key);
     return v.outcome;
   }

@@ -1,0 +1,45 @@
+// The protocol's numbers: its version, the frame size limit, close codes and error codes.
+// Everything here is plain data so the browser build of the codec (browser.ts) carries it too.
+
+/** Sent in `hello`; bumped only for a change an older client cannot read. */
+export const PROTOCOL_VERSION = 1;
+
+/** Larger frames close the socket with CloseCode.TooBig (the transport enforces it). */
+export const MAX_FRAME_BYTES = 1024 * 1024;
+
+/** Why the server closed a socket. 4xxx are ours, the rest are RFC 6455's. */
+export const CloseCode = {
+  Normal: 1000,
+  /** The server is shutting down: reconnect (another node takes over). */
+  GoingAway: 1001,
+  /** A frame over MAX_FRAME_BYTES. */
+  TooBig: 1009,
+  /** A monitor too far behind on durable events: resubscribe with after_seq. */
+  Overloaded: 1013,
+  /** Token expired or revoked, device token rotated or device unbound. */
+  TokenInvalid: 4401,
+  Forbidden: 4403,
+  /** No frame within 1.5 heartbeat intervals. */
+  HeartbeatMissed: 4408,
+  /** A newer connection of the same device took over. */
+  Replaced: 4409,
+} as const;
+export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
+
+/**
+ * Closes after which reconnecting with the same credentials cannot help: a client stays down
+ * (a device asks its user for a new token; a replaced device lets the newer connection be).
+ */
+export function isFinalClose(code: number): boolean {
+  return code === CloseCode.TokenInvalid || code === CloseCode.Forbidden || code === CloseCode.Replaced;
+}
+
+/** Codes carried by `error` frames: the REST contract's codes. */
+export const WsErrorCode = {
+  InvalidFrame: 1001,
+  Forbidden: 1003,
+  NotFound: 2001,
+  NotExecutable: 3001,
+  ServerError: 5000,
+} as const;
+export type WsErrorCode = (typeof WsErrorCode)[keyof typeof WsErrorCode];

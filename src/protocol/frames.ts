@@ -1,0 +1,181 @@
+// Every frame of the protocol as zod schemas, one discriminated union per direction and role
+// (docs/PROTOCOL.md is the prose spec). The types the gateway and the clients use are inferred
+// from these, so a frame's shape is written once.
+import { z } from 'zod';
+
+const id = z.string().min(1).max(100);
+const key = z.string().min(1).max(600);
+const taskId = z.uuid();
+/** Ids the server sends: the server's own, so clients only check they are there. */
+const sentId = z.string().min(1);
+const json = z.unknown();
+
+/** Every frame, both ways. `payload` is checked against its type after this. */
+export const envelopeSchema = z.object({
+  id,
+  type: z.string().min(1).max(64),
+  ts: z.number().finite().optional(),
+  re: id.optional(),
+  payload: z.record(z.string(), json).optional().default({}),
+});
+export type Envelope = z.infer<typeof envelopeSchema>;
+
+// ---- device -> server ---------------------------------------------------------------------
+
+const ping = z.object({ type: z.literal('ping'), payload: z.object({}).loose() });
+
+export const stepErrorSchema = z.object({
+  code: z.string().min(1).max(100),
+  message: z.string().max(10_000),
+  retryable: z.boolean().optional(),
+});
+
+export const logLevelSchema = z.enum(['debug', 'info', 'warn', 'error']);
+
+export const deviceToServerSchema = z.discriminatedUnion('type', [
+  ping,
+  z.object({ type: z.literal('step/accept'), payload: z.object({ key }) }),
+  z.object({
+    type: z.literal('step/progress'),
+    payload: z.object({
+      key,
+      percent: z.number().min(0).max(100).optional(),
+      message: z.string().max(2000).optional(),
+    }),
+  }),
+  z.object({ type: z.literal('step/result'), payload: z.object({ key, output: json.optional() }) }),
+  z.object({ type: z.literal('step/error'), payload: z.object({ key, error: stepErrorSchema }) }),
+  z.object({
+    type: z.literal('log'),
+    payload: z.object({
+      task_id: taskId.optional(),
+      key: key.optional(),
+      level: logLevelSchema,
+      message: z.string().max(10_000),
+      details: json.optional(),
+    }),
+  }),
+  z.object({
+    type: z.literal('device/status'),
+    payload: z.object({ busy: z.boolean().optional(), app_version: z.string().max(50).optional() }).loose(),
+  }),
+]);
+export type DeviceToServer = z.infer<typeof deviceToServerSchema>;
+
+// ---- monitor -> server --------------------------------------------------------------------
+
+const userScope = z.object({ scope: z.literal('user') }).strict();
+
+export const monitorToServerSchema = z.discriminatedUnion('type', [
+  ping,
+  z.object({
+    type: z.literal('subscribe'),
+    payload: z.union([
+      z.object({
+        task_id: taskId,
+        after_seq: z.number().int().min(0).optional(),
+        /** Forward the Temporal history events themselves (`history/event`), for tools. */
+        raw: z.boolean().optional(),
+      }).strict(),
+      userScope,
+    ]),
+  }),
+  z.object({
+    type: z.literal('unsubscribe'),
+    payload: z.union([z.object({ task_id: taskId }).strict(), userScope]),
+  }),
+]);
+export type MonitorToServer = z.infer<typeof monitorToServerSchema>;
+
+// ---- server -> both -----------------------------------------------------------------------
+
+export const helloSchema = z.object({
+  type: z.literal('hello'),
+  payload: z.object({
+    role: z.enum(['device', 'monitor']),
+    /** This connection's id (not a login session): orders a device's connections. */
+    session_id: z.string(),
+    heartbeat_ms: z.number().int().positive(),
+    protocol: z.number().int(),
+  }),
+});
+export type HelloPayload = z.infer<typeof helloSchema>['payload'];
+
+const pong = z.object({ type: z.literal('pong'), payload: z.object({}).strict() });
+
+export const fieldErrorSchema = z.object({ path: z.string(), message: z.string() });
+
+const errorFrame = z.object({
+  type: z.literal('error'),
+  payload: z.object({ code: z.number().int(), message: z.string(), errors: z.array(fieldErrorSchema).optional() }),
+});
+
+// ---- server -> device ---------------------------------------------------------------------
+
+export const stepDispatchSchema = z.object({
+  task_id: sentId,
+  step_id: z.string(),
+  attempt: z.number().int().min(0),
+  key,
+  type: z.string(),
+  params: json,
+  timeout_ms: z.number().int().min(0),
+});
+export type StepDispatchPayload = z.infer<typeof stepDispatchSchema>;
+
+const stepControl = (type: 'step/pause' | 'step/resume' | 'step/abort') =>
+  z.object({ type: z.literal(type), payload: z.object({ key, reason: z.string().optional() }) });
+
+export const serverToDeviceSchema = z.discriminatedUnion('type', [
+  helloSchema,
+  pong,
+  errorFrame,
+  z.object({ type: z.literal('step/dispatch'), payload: stepDispatchSchema }),
+  stepControl('step/pause'),
+  stepControl('step/resume'),
+  stepControl('step/abort'),
+]);
+export type ServerToDevice = z.infer<typeof serverToDeviceSchema>;
+
+// ---- server -> monitor --------------------------------------------------------------------
+
+export const taskEventSchema = z.object({
+  task_id: sentId,
+  /** Durable events have one (resume with after_seq); live-only ones (logs, progress) do not. */
+  seq: z.number().int().min(1).optional(),
+  kind: z.string(),
+  at: z.number(),
+  data: z.record(z.string(), json),
+});
+export type TaskEventPayload = z.infer<typeof taskEventSchema>;
+
+export const notificationSchema = z.object({ task_id: sentId, kind: z.string(), title: z.string(), at: z.number() });
+export type NotificationPayload = z.infer<typeof notificationSchema>;
+
+export const historyEventSchema = z.object({ task_id: sentId, event_id: z.number().int(), event: json });
+export type HistoryEventPayload = z.infer<typeof historyEventSchema>;
+
+export const serverToMonitorSchema = z.discriminatedUnion('type', [
+  helloSchema,
+  pong,
+  errorFrame,
+  z.object({
+    type: z.literal('subscribed'),
+    payload: z.object({
+      task_id: sentId.optional(),
+      scope: z.literal('user').optional(),
+      status: z.string().optional(),
+      raw: z.boolean().optional(),
+    }),
+  }),
+  z.object({ type: z.literal('unsubscribed'), payload: z.object({ task_id: sentId.optional(), scope: z.literal('user').optional() }) }),
+  z.object({ type: z.literal('task/event'), payload: taskEventSchema }),
+  z.object({ type: z.literal('history/event'), payload: historyEventSchema }),
+  z.object({ type: z.literal('notification'), payload: notificationSchema }),
+]);
+export type ServerToMonitor = z.infer<typeof serverToMonitorSchema>;
+
+/** Whatever the server sends, to either role. */
+export type ServerFrame = ServerToDevice | ServerToMonitor;
+/** Whatever a client sends. */
+export type ClientFrame = DeviceToServer | MonitorToServer;

@@ -1,0 +1,160 @@
+// A device's side of /ws: one live connection per device across all nodes (a newer one replaces
+// the older), presence in PostgreSQL, waking the runs that wait for the device, and the frames a
+// device sends (step answers settle their dispatch; logs are stored then shown live).
+import type { WebSocket } from 'ws';
+import type { Client } from '@temporalio/client';
+import type { Config } from '../config.ts';
+import type { Orm } from '../db/orm.ts';
+import { markOffline, markOnline, touchPresence } from '../domain/devices.ts';
+import { recordDeviceLog } from '../domain/logs.ts';
+import { signalDeviceOnline } from '../domain/tasks.ts';
+import type { Logger } from '../logger.ts';
+import { CloseCode, WsErrorCode, parseDeviceFrame, type DeviceToServer } from '../protocol/index.ts';
+import { unstorableInput } from '../validation.ts';
+import { DeviceConnection, isNewerConnection, type DeviceConnections } from './device-connections.ts';
+import type { PgBus } from './pg-bus.ts';
+import type { Connection, WsTransport } from './transport.ts';
+
+/** Why a device's connection is ended from outside (a REST call changed its credentials). */
+export type DeviceConnectionEnd = 'device token rotated' | 'device unbound';
+
+export interface DeviceHandlerDeps {
+  config: Config;
+  logger: Logger;
+  orm: Orm;
+  temporal: Client;
+  connections: DeviceConnections;
+  live: PgBus;
+}
+
+// What PostgreSQL cannot store (NUL, lone surrogates) or too deep: refused at the edge, never a
+// run whose events can no longer be recorded.
+const parse = (text: string) => parseDeviceFrame(text, { refuse: unstorableInput });
+
+export class DeviceHandler {
+  private readonly deps: DeviceHandlerDeps;
+  private readonly transport: WsTransport;
+  /** Set on shutdown: the node marks all its devices offline itself. */
+  closing = false;
+
+  constructor(deps: DeviceHandlerDeps, transport: WsTransport) {
+    this.deps = deps;
+    this.transport = transport;
+  }
+
+  get count(): number {
+    return this.deps.connections.size;
+  }
+
+  /** A device connected on another node: a newer connection there replaces ours. */
+  onConnectedElsewhere(d: { deviceId: string; sessionId: string; startedAt: number }): void {
+    // An announcement can land after a newer connection opened here, so only a newer one closes ours.
+    const mine = this.deps.connections.get(d.deviceId);
+    if (mine && mine.sessionId !== d.sessionId && isNewerConnection(d, mine)) replace(mine);
+  }
+
+  end(deviceId: string, reason: DeviceConnectionEnd): void {
+    this.deps.connections.get(deviceId)?.socket.close(CloseCode.TokenInvalid, reason);
+  }
+
+  run(conn: Connection, id: { deviceId: string; userId: string }): void {
+    const { connections, orm, logger, config, temporal, live } = this.deps;
+    const { ws } = conn;
+    const startedAt = new Date();
+    const device = new DeviceConnection(id.deviceId, id.userId, conn.id, ws, startedAt.getTime());
+    const replaced = connections.add(device);
+    if (replaced) replace(replaced);
+    const log = logger.child({ deviceId: id.deviceId, connection: conn.id });
+    let lastTouch = Date.now();
+    // Presence first, then wake the runs waiting for this device.
+    const ready = (async () => {
+      await live.announceDevice({ deviceId: id.deviceId, sessionId: conn.id, startedAt: startedAt.getTime() });
+      if (!(await markOnline(orm.em.fork(), id.deviceId, config.NODE_ID, conn.id, startedAt))) {
+        // A newer connection of this device exists elsewhere: this one is already replaced.
+        closeReplaced(ws);
+        return;
+      }
+      await signalDeviceOnline(orm.em.fork(), temporal, id.deviceId, config.NODE_ID);
+    })().catch((err) => log.error({ err }, 'could not record device presence'));
+
+    ws.on('message', (data, isBinary) => {
+      const got = this.transport.receive(conn, data, isBinary, parse);
+      if (!got) return;
+      this.onFrame(device, got.frame, got.id);
+      if (got.frame.type === 'ping' && Date.now() - lastTouch > config.WS_HEARTBEAT_MS / 2) {
+        lastTouch = Date.now();
+        touchPresence(orm.em.fork(), id.deviceId, conn.id).catch((err) => log.warn({ err }, 'presence update failed'));
+      }
+    });
+    ws.on('close', (code) => {
+      device.dropAll('device disconnected');
+      if (connections.remove(device) && !this.closing) {
+        void ready.then(() => markOffline(orm.em.fork(), id.deviceId, conn.id)).catch((err) =>
+          log.error({ err }, 'could not record device offline'));
+      }
+      log.debug({ code }, 'device disconnected');
+    });
+  }
+
+  private onFrame(device: DeviceConnection, msg: DeviceToServer, re: string): void {
+    switch (msg.type) {
+      case 'ping':
+        device.send({ type: 'pong', payload: {} }, re);
+        return;
+      case 'step/accept':
+        if (!device.accept(msg.payload.key)) unknownKey(device, re, msg.payload.key);
+        return;
+      case 'step/progress':
+        if (!device.progress(msg.payload.key, { percent: msg.payload.percent, message: msg.payload.message })) {
+          unknownKey(device, re, msg.payload.key);
+        }
+        return;
+      case 'step/result':
+      case 'step/error': {
+        const outcome = msg.type === 'step/result'
+          ? { ok: true as const, output: msg.payload.output ?? null }
+          : { ok: false as const, error: msg.payload.error };
+        const key = msg.payload.key;
+        if (device.settle(key, outcome)) return;
+        // Its dispatch is gone (connection replaced, activity retried): keep it for the re-dispatch.
+        if (!this.deps.connections.keepLate(device.deviceId, key, outcome)) unknownKey(device, re, key);
+        return;
+      }
+      case 'log':
+        this.storeLog(device, msg.payload);
+        return;
+      case 'device/status':
+        return;
+    }
+  }
+
+  /** Stored first (secrets stripped, task checked against the device's owner), then shown live as stored. */
+  private storeLog(device: DeviceConnection, p: Extract<DeviceToServer, { type: 'log' }>['payload']): void {
+    const taskId = p.task_id ?? (p.key ? device.taskOf(p.key) : undefined);
+    recordDeviceLog(this.deps.orm.em, {
+      userId: device.userId, taskId, deviceId: device.deviceId, level: p.level, message: p.message, details: p.details,
+    }).then((log) => {
+      if (!log.taskId) return;
+      this.deps.live.publish({
+        userId: device.userId,
+        event: {
+          task_id: log.taskId, kind: 'log', at: log.createdAt.getTime(),
+          data: { level: log.level, message: log.message, key: p.key ?? null, details: log.details ?? null },
+        },
+      });
+    }).catch((err) => this.deps.logger.warn({ err }, 'device log not stored'));
+  }
+}
+
+function replace(old: DeviceConnection): void {
+  old.dropAll('replaced by a newer connection');
+  closeReplaced(old.socket);
+}
+
+function closeReplaced(ws: WebSocket): void {
+  ws.close(CloseCode.Replaced, 'replaced by a newer session');
+}
+
+function unknownKey(device: DeviceConnection, re: string, key: string): void {
+  device.send({ type: 'error', payload: { code: WsErrorCode.NotFound, message: `no step in flight with key ${key} on this device` } }, re);
+}
