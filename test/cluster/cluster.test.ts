@@ -72,8 +72,8 @@ describe('cluster', () => {
     await first.waitFor(() => first.eventsOf(taskId).filter((e) => e.seq !== undefined).length >= 3, 30_000, 'first events');
     await first.stop();
     const cursor = first.cursors.get(taskId)!;
-    const onWire = (m: MonitorClient) => m.frames
-      .filter((f) => f.type === 'task/event' && f.payload.task_id === taskId && f.payload.seq !== undefined)
+    const onWire = (m: MonitorClient) => m.framesOf('task/event')
+      .filter((f) => f.payload.task_id === taskId && f.payload.seq !== undefined)
       .map((f) => f.payload.seq as number);
     const before = onWire(first);
 
