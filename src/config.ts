@@ -35,6 +35,10 @@ const schema = z
     WS_LIVE_DROP_BYTES: z.coerce.number().int().min(1024).default(256 * 1024),
     /** A monitor with more unsent bytes than this when a durable event is due is closed with 1013. */
     WS_OVERLOAD_CLOSE_BYTES: z.coerce.number().int().min(1024).default(4 * 1024 * 1024),
+    /** Open monitor sockets per user on one API node (more: the upgrade is refused with 429). */
+    WS_MAX_MONITORS_PER_USER: z.coerce.number().int().min(1).default(20),
+    /** Task subscriptions per monitor socket (more: `error` code 4029). */
+    WS_MAX_SUBSCRIPTIONS: z.coerce.number().int().min(1).default(100),
     /** How long an API node trusts a session it found open (revocations reach it at once through NOTIFY); 0: ask PostgreSQL every time. */
     SESSION_CACHE_TTL_MS: z.coerce.number().int().min(0).max(60_000).default(5000),
     /** How long a run waits for an offline device before it fails. */

@@ -36,6 +36,8 @@ export type Parsed<T> = { ok: true; envelope: Envelope; frame: T } | BadFrame;
 export interface ParseOptions {
   /** Checked on the payload before its schema: the server refuses what it could not store. */
   refuse?: (payload: Record<string, unknown>) => FieldIssue | null;
+  /** Largest frame of this type, in bytes of `text`'s UTF-8 (checked before refuse and schema). */
+  maxBytes?: (type: string) => number;
 }
 
 /** Parses one text frame against the union of what may arrive in its direction. */
@@ -52,6 +54,14 @@ export function parseFrame<T>(text: string, schema: z.ZodType<T>, opts: ParseOpt
     return bad(typeof id === 'string' && id ? id.slice(0, 100) : undefined, 'invalid frame envelope', issues(env.error));
   }
   const { id, type, payload } = env.data;
+  if (opts.maxBytes) {
+    const max = opts.maxBytes(type);
+    // Length in UTF-16 units is at most the UTF-8 length: count bytes only when it could matter.
+    // (Only the server passes maxBytes, so Buffer is there; the browser build never gets here.)
+    if (text.length > max / 3 && Buffer.byteLength(text) > max) {
+      return bad(id, `a "${type}" frame may be at most ${max} bytes`);
+    }
+  }
   const refused = opts.refuse?.(payload);
   if (refused) {
     const path = refused.path === '(root)' ? 'payload' : `payload.${refused.path}`;

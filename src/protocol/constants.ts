@@ -4,8 +4,27 @@
 /** Sent in `hello`; bumped only for a change an older client cannot read. */
 export const PROTOCOL_VERSION = 1;
 
-/** Larger frames close the socket with CloseCode.TooBig (the transport enforces it). */
+/**
+ * Larger frames from a device close its socket with CloseCode.TooBig (the transport enforces
+ * it). Only a step's answer (`step/result`, `step/error`) and a `log` may come near it.
+ */
 export const MAX_FRAME_BYTES = 1024 * 1024;
+
+/**
+ * Largest frame a monitor may send (subscribe, unsubscribe, ping are a few hundred bytes):
+ * larger ones close the socket with CloseCode.TooBig before they are even buffered whole.
+ */
+export const MAX_MONITOR_FRAME_BYTES = 16 * 1024;
+
+/**
+ * Largest device frame of any other type than a step's answer or a log (ping, step/accept,
+ * step/progress, device/status): refused with `error` before its payload is validated, so a
+ * stream of large pings costs a JSON parse each, not a schema walk.
+ */
+export const MAX_CONTROL_FRAME_BYTES = 16 * 1024;
+
+/** Device frame types that may be up to MAX_FRAME_BYTES. */
+export const LARGE_DEVICE_FRAMES: ReadonlySet<string> = new Set(['step/result', 'step/error', 'log']);
 
 /** Why the server closed a socket. 4xxx are ours, the rest are RFC 6455's. */
 export const CloseCode = {
@@ -40,6 +59,8 @@ export const WsErrorCode = {
   Forbidden: 1003,
   NotFound: 2001,
   NotExecutable: 3001,
+  /** Over a per-account or per-socket limit (subscriptions per socket). */
+  TooMany: 4029,
   ServerError: 5000,
 } as const;
 export type WsErrorCode = (typeof WsErrorCode)[keyof typeof WsErrorCode];

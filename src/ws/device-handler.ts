@@ -9,7 +9,9 @@ import { markOffline, markOnline, touchPresence } from '../domain/devices.ts';
 import { recordDeviceLog } from '../domain/logs.ts';
 import { signalDeviceOnline } from '../domain/tasks.ts';
 import type { Logger } from '../logger.ts';
-import { CloseCode, WsErrorCode, parseDeviceFrame, type DeviceToServer } from '../protocol/index.ts';
+import {
+  CloseCode, LARGE_DEVICE_FRAMES, MAX_CONTROL_FRAME_BYTES, MAX_FRAME_BYTES, WsErrorCode, parseDeviceFrame, type DeviceToServer,
+} from '../protocol/index.ts';
 import { unstorableInput } from '../validation.ts';
 import { DeviceConnection, isNewerConnection, type DeviceConnections } from './device-connections.ts';
 import type { PgBus } from './pg-bus.ts';
@@ -29,7 +31,10 @@ export interface DeviceHandlerDeps {
 
 // What PostgreSQL cannot store (NUL, lone surrogates) or too deep: refused at the edge, never a
 // run whose events can no longer be recorded.
-const parse = (text: string) => parseDeviceFrame(text, { refuse: unstorableInput });
+const parse = (text: string) => parseDeviceFrame(text, {
+  refuse: unstorableInput,
+  maxBytes: (type) => (LARGE_DEVICE_FRAMES.has(type) ? MAX_FRAME_BYTES : MAX_CONTROL_FRAME_BYTES),
+});
 
 export class DeviceHandler {
   private readonly deps: DeviceHandlerDeps;

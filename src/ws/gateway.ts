@@ -50,6 +50,8 @@ export class Gateway {
       logger,
       heartbeatMs: config.WS_HEARTBEAT_MS,
       identify: (token) => identify(orm, tokens, loginSessions, token),
+      // Devices have one connection each (a newer one replaces the older); monitors are counted.
+      admit: (who) => (who.role === 'device' ? () => undefined : this.monitors.admit(who.userId, config.WS_MAX_MONITORS_PER_USER)),
       accept: (conn, who) => (who.role === 'device' ? this.devices.run(conn, who) : this.monitors.run(conn, who)),
     });
     this.devices = new DeviceHandler({ ...deps, connections: deps.deviceConnections }, this.transport);

@@ -43,6 +43,8 @@ export class MonitorHandler {
   private readonly byLoginSession = new Map<string, Set<WebSocket>>();
   /** This node's monitors by user: a live event goes to its user's monitors only. */
   private readonly byUser = new Map<string, Set<MonitorState>>();
+  /** Monitor sockets per user on this node, from the upgrade request until the TCP socket closes. */
+  private readonly sockets = new Map<string, number>();
   /** Slow monitors: live-only frames dropped, monitors closed with 1013 (tests and logs read it). */
   readonly backpressure = { liveDropped: 0, overloadClosed: 0 };
 
@@ -54,6 +56,21 @@ export class MonitorHandler {
 
   get count(): number {
     return this.monitors;
+  }
+
+  /** A place for one more monitor socket of the user on this node (its release), or null at `max`. */
+  admit(userId: string, max: number): (() => void) | null {
+    const n = this.sockets.get(userId) ?? 0;
+    if (n >= max) return null;
+    this.sockets.set(userId, n + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.sockets.get(userId) ?? 1) - 1;
+      if (left > 0) this.sockets.set(userId, left);
+      else this.sockets.delete(userId);
+    };
   }
 
   /** A live (not durable) event of a user's run: to the monitors watching it or the user feed. */
@@ -147,6 +164,12 @@ export class MonitorHandler {
           return;
         }
         if (ws.readyState !== ws.OPEN) return;
+        if (!m.subs.has(taskId) && m.subs.size >= this.deps.config.WS_MAX_SUBSCRIPTIONS) {
+          // Each subscription holds a history stream: bounded per socket like everything else.
+          const max = this.deps.config.WS_MAX_SUBSCRIPTIONS;
+          send(ws, { type: 'error', payload: { code: WsErrorCode.TooMany, message: `at most ${max} task subscriptions per socket; unsubscribe first` } }, re);
+          return;
+        }
         m.subs.get(taskId)?.();
         // `subscribed` and the replay of every event so far leave in one write, not one each.
         corked(ws, () => {

@@ -8,6 +8,7 @@ import type { Logger } from '../logger.ts';
 import {
   CloseCode,
   MAX_FRAME_BYTES,
+  MAX_MONITOR_FRAME_BYTES,
   PROTOCOL_VERSION,
   WsErrorCode,
   encodeFrame,
@@ -28,20 +29,30 @@ export interface TransportOptions {
   logger: Logger;
   heartbeatMs: number;
   identify(token: string): Promise<Identity | null>;
+  /**
+   * Takes a place for one more socket of this identity: its release (called when the TCP socket
+   * closes, whether or not the upgrade completed), or null when there is none (429).
+   */
+  admit(identity: Identity): (() => void) | null;
   /** Called once the socket is open and `hello` sent. */
   accept(conn: Connection, identity: Identity): void;
 }
 
 export class WsTransport {
   private readonly opts: TransportOptions;
-  private readonly wss: WebSocketServer;
+  /** One server per role: each with the largest frame its role may send (see protocol/constants). */
+  private readonly wss: Record<Identity['role'], WebSocketServer>;
   private readonly conns = new Set<Connection>();
   private sweeper?: NodeJS.Timeout;
 
   constructor(opts: TransportOptions) {
     this.opts = opts;
-    // ws closes a connection with 1009 (CloseCode.TooBig) when a frame is larger than maxPayload.
-    this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, clientTracking: false });
+    // ws closes a connection with 1009 (CloseCode.TooBig) when a frame is larger than maxPayload,
+    // as soon as the frame's header says so: an oversized frame is never buffered.
+    this.wss = {
+      device: new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, clientTracking: false }),
+      monitor: new WebSocketServer({ noServer: true, maxPayload: MAX_MONITOR_FRAME_BYTES, clientTracking: false }),
+    };
   }
 
   attach(server: Server): void {
@@ -98,7 +109,11 @@ export class WsTransport {
     const token = (header ?? url.searchParams.get('token') ?? '').trim();
     const identity = token ? await this.opts.identify(token) : null;
     if (!identity) return refuse(socket, 401, 'Unauthorized');
-    this.wss.handleUpgrade(req, socket, head, (ws) => {
+    // Counted from the upgrade request on, so that many upgrades at once cannot all pass.
+    const release = this.opts.admit(identity);
+    if (!release) return refuse(socket, 429, 'Too Many Requests');
+    socket.once('close', release);
+    this.wss[identity.role].handleUpgrade(req, socket, head, (ws) => {
       const conn: Connection = { ws, id: crypto.randomUUID(), lastSeen: Date.now() };
       this.conns.add(conn);
       ws.on('close', () => this.conns.delete(conn));
