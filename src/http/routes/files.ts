@@ -383,7 +383,9 @@ export function fileRoutes(opts: FileRouteOptions) {
         // attachment() (which would derive one from the name) leaves it alone.
         ctx.type = TEXT_TYPES.has(f.contentType) ? `${f.contentType}; charset=utf-8` : f.contentType;
         ctx.length = size;
-        ctx.attachment(f.name);
+        // Header bytes past ASCII are read differently by different clients: an ASCII fallback
+        // name, and the exact one in RFC 8187's filename* when they differ.
+        ctx.attachment(f.name, { fallback: f.name.replace(/[^\x20-\x7e]/g, '_') });
         ctx.set('X-Content-Type-Options', 'nosniff');
         ctx.set('Cache-Control', 'private, no-cache');
         ctx.set('ETag', `"${f.sha256}"`);
