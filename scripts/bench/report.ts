@@ -1,6 +1,12 @@
 // Renders docs/benchmarks.md from one bench run. The "Analysis" section between the markers is
 // written by people and kept as it is when the figures are regenerated.
-import type { F1Level, F2Result, F3Result, F4Level, F5Result, F6Result, ProfileResult } from './run.ts';
+import type { F1Level } from './figures/f1-throughput.ts';
+import type { F2Result } from './figures/f2-per-step.ts';
+import type { F3Result } from './figures/f3-control.ts';
+import type { F4Level } from './figures/f4-fan-out.ts';
+import type { F5Result } from './figures/f5-rest.ts';
+import type { F6Result } from './figures/f6-memory.ts';
+import type { ProfileResult } from './figures/profiles.ts';
 import { median, percentile, type MachineInfo } from './lib.ts';
 
 export interface Results {
