@@ -267,8 +267,11 @@ builds both workflow bundles and forks the system under test, \`scripts/bench/se
 \`--expose-gc\`: our API node (REST, /ws, the device-gateway worker) and task worker, and next to them in
 the same process the bare baselines: a Temporal worker for \`scripts/bench/bare-workflows.ts\` on its own
 task queue with the task worker's settings, a bare koa app and a bare \`ws\` server. The driver
-(\`scripts/bench/run.ts\`) holds the clients: simulated devices (the reference \`DeviceClient\` with an
-echo handler), monitor sockets, autocannon. Rate limits are raised for the bench user; the server logs at
+holds the clients: simulated devices (the reference \`DeviceClient\` with an echo handler), monitor
+sockets, autocannon. Its harness, \`scripts/bench/run.ts\`, starts the system, shares the time
+budget among the figures and writes the report; each figure is one module of \`scripts/bench/figures/\`
+(\`f1-throughput.ts\` to \`f6-memory.ts\`, and \`profiles.ts\`) over the runs and loops of
+\`scripts/bench/harness.ts\`. Rate limits are raised for the bench user; the server logs at
 \`warn\`. Loopback only; every loop is bounded in runs and seconds.
 
 - **F1**: closed loop, one simulated device per lane (the device lane serializes runs per PC). Ours:
