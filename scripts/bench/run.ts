@@ -55,7 +55,7 @@ the report. The full run takes under 10 minutes and both cores: --quick for a lo
     smoke: { schema: arg.flag(), flag: true, help: 'tiny sizes, one data point each (seconds): a test runs it' },
     out: { schema: arg.text().optional(), placeholder: 'path', help: 'write the report there (default docs/benchmarks.md)' },
     profile: {
-      schema: arg.flag().optional(), flag: true,
+      schema: z.boolean().optional(), flag: true,
       help: 'CPU profiles of the server for the figures that missed their target (default on in the full run only; --no-profile)',
     },
     'log-level': { schema: arg.choice(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('warn'), placeholder: 'level', help: 'the server\'s log level' },
@@ -226,7 +226,7 @@ async function registerDevices(orm: Orm, userId: string, n: number): Promise<Ben
 }
 
 function commandLine(): string {
-  const flags = argv.filter((a, i) => a !== '--out' && argv[i - 1] !== '--out');
+  const flags = argv.filter((a, i) => a !== '--out' && !a.startsWith('--out=') && argv[i - 1] !== '--out');
   return `npm run bench${flags.length ? ` -- ${flags.join(' ')}` : ''}`;
 }
 
