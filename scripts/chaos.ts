@@ -14,16 +14,27 @@ import { Task, TaskEvent } from '../src/db/entities.ts';
 import { TEMPORAL_BIN, freePort, stopChild } from '../src/temporal/dev-server.ts';
 import { SEARCH_ATTRIBUTES } from '../src/temporal/search-attributes.ts';
 import { readRunEvents } from '../src/ws/history-stream.ts';
+import { arg, readCommandLine } from './lib/cli.ts';
 
-const arg = (name: string, def: number) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : def;
-};
-const RUNS = arg('runs', 24);
-const DEVICES = arg('devices', 6);
-const FAULTS_FOR_S = arg('faults-for-s', 60);
-const SETTLE_S = arg('settle-s', 180);
-const SEED = arg('seed', Date.now() % 100_000);
+const { options: opts } = readCommandLine({
+  name: 'chaos',
+  usage: `Usage: npm run test:chaos -- [--runs 24] [--devices 6] [--faults-for-s 60] [--settle-s 180] [--seed n]
+
+Kills and restarts the worker, the API node, the Temporal dev server and device clients while
+multi-step runs go on, then checks every run's end state. Exit code 0 when all holds.`,
+  options: {
+    runs: { schema: arg.int(1, 10_000).default(24), placeholder: 'n', help: 'multi-step runs to submit' },
+    devices: { schema: arg.int(1, 1000).default(6), placeholder: 'n', help: 'device clients' },
+    'faults-for-s': { schema: arg.number(0).default(60), placeholder: 'n', help: 'seconds of injected faults' },
+    'settle-s': { schema: arg.number(1).default(180), placeholder: 'n', help: 'seconds the runs may take to end after the faults' },
+    seed: { schema: arg.int(0).optional(), placeholder: 'n', help: 'the random seed, to replay a run\'s faults (default: from the clock)' },
+  },
+});
+const RUNS = opts.runs;
+const DEVICES = opts.devices;
+const FAULTS_FOR_S = opts['faults-for-s'];
+const SETTLE_S = opts['settle-s'];
+const SEED = opts.seed ?? Date.now() % 100_000;
 
 let rng = SEED;
 const random = () => ((rng = (rng * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);

@@ -6,41 +6,29 @@ import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
 import { DeviceClient, MemoryKeyStore, MemoryOutbox, demoHandlers, fileStores, outboxPathFor, type KeyStore, type Outbox, type StepAnswer } from '../src/clients/device-client.ts';
 import { CloseCode } from '../src/protocol/index.ts';
-import { UsageError, clock, formatOptions, parseArgs, runCli, type Spec } from './lib/args.ts';
+import { UsageError, arg, clock, runCli, type Spec } from './lib/cli.ts';
 
-const spec = {
-  token: { type: 'string', env: 'JARVIS_DEVICE_TOKEN', required: true, placeholder: 'dev_...', help: 'device token, from POST /api/v1/users/devices' },
-  url: { type: 'string', env: 'JARVIS_WS', default: 'ws://127.0.0.1:3000/ws', placeholder: 'ws://host:port/ws', help: 'WebSocket URL of an API node' },
-  store: { type: 'string', env: 'JARVIS_DEVICE_STORE', placeholder: 'file.jsonl', help: 'finished and started step keys (JSON lines; the outbox goes next to it as .outbox.jsonl; default .data/device-<token hash>.jsonl)' },
-  memory: { type: 'boolean', help: 'keep finished keys and the outbox in memory only (lost on exit)' },
-  'grace-ms': { type: 'int', default: 5000, min: 0, help: 'on Ctrl-C, let running steps finish this long; the rest are aborted and run again on the next start' },
-  'max-backoff-ms': { type: 'int', default: 10_000, min: 100, help: 'longest wait between reconnect attempts' },
+const options = {
+  token: {
+    schema: arg.text().regex(/^dev_\S+$/, 'must be a device token (dev_...), as returned by POST /api/v1/users/devices'),
+    env: 'JARVIS_DEVICE_TOKEN', placeholder: 'dev_...', help: 'device token, from POST /api/v1/users/devices',
+  },
+  url: { schema: arg.url('ws:', 'wss:').default('ws://127.0.0.1:3000/ws'), env: 'JARVIS_WS', placeholder: 'ws://host:port/ws', help: 'WebSocket URL of an API node' },
+  store: { schema: arg.text().optional(), env: 'JARVIS_DEVICE_STORE', placeholder: 'file.jsonl', help: 'finished and started step keys (JSON lines; the outbox goes next to it as .outbox.jsonl; default .data/device-<token hash>.jsonl)' },
+  memory: { schema: arg.flag(), flag: true, help: 'keep finished keys and the outbox in memory only (lost on exit)' },
+  'grace-ms': { schema: arg.int(0).default(5000), placeholder: 'n', help: 'on Ctrl-C, let running steps finish this long; the rest are aborted and run again on the next start' },
+  'max-backoff-ms': { schema: arg.int(100).default(10_000), placeholder: 'n', help: 'longest wait between reconnect attempts' },
 } satisfies Spec;
 
 const usage = `Usage: npm run device -- --token dev_... [--url ws://127.0.0.1:3000/ws] [--store .data/device-<id>.jsonl]
 
 Connects as a device with the built-in demo handlers (demo.echo, demo.sleep, demo.fail) and runs
-the steps dispatched to it. Ctrl-C stops (a second Ctrl-C exits at once).
+the steps dispatched to it. Ctrl-C stops (a second Ctrl-C exits at once).`;
 
-Options:
-${formatOptions(spec)}`;
-
-runCli('device', async () => {
-  const { values: o, help } = parseArgs(process.argv.slice(2), spec);
-  if (help) {
-    process.stdout.write(`${usage}\n`);
-    return 0;
-  }
-  const token = String(o.token).trim();
-  if (!/^dev_\S+$/.test(token)) throw new UsageError('--token must be a device token (dev_...), as returned by POST /api/v1/users/devices');
-  let url: URL;
-  try {
-    url = new URL(o.url);
-  } catch {
-    throw new UsageError(`--url is not a URL: "${o.url}"`);
-  }
-  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new UsageError(`--url must be a ws:// or wss:// URL, got "${o.url}"`);
-
+runCli({ name: 'device', usage, options }, async ({ options: o, positionals }) => {
+  if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  const token = o.token;
+  const url = new URL(o.url);
   const log = (line: string) => process.stdout.write(`${clock()} ${line}\n`);
   let store: KeyStore;
   let outbox: Outbox;

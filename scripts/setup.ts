@@ -6,6 +6,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, symlinkSync, readlinkSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { cacheRoot, ensureClusterBinaries } from './cluster/binaries.ts';
+import { arg, readCommandLine } from './lib/cli.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 // v1.5.1 embeds server 1.29 and UI 2.42; v1.6+ cannot be `go install`ed. Older tags are fallbacks.
@@ -74,8 +75,19 @@ function ensureChromium() {
   if (install.status !== 0 || !existsSync(bin)) log('could not install Chromium; the page tests will fail until it is installed');
 }
 
-if (process.argv.includes('--with-browser')) ensureChromium();
-if (process.argv.includes('--cluster')) ensureClusterBinaries(log);
+const { options: opts } = readCommandLine({
+  name: 'setup',
+  usage: `Usage: node scripts/setup.ts [--with-browser] [--cluster]
+
+Builds the Temporal CLI once (cached outside the clone) and links it into .tools/bin/temporal.`,
+  options: {
+    'with-browser': { schema: arg.flag(), flag: true, help: 'also install Chromium with apt-get (the page tests need it)' },
+    cluster: { schema: arg.flag(), flag: true, help: 'also build the Temporal server, its SQL tool and UI server, and install HAProxy (npm run cluster)' },
+  },
+});
+
+if (opts['with-browser']) ensureChromium();
+if (opts.cluster) ensureClusterBinaries(log);
 
 if (process.env.TEMPORAL_ADDRESS && process.env.JARVIS_SETUP_FORCE !== '1') {
   log(`TEMPORAL_ADDRESS is set (${process.env.TEMPORAL_ADDRESS}): no local Temporal server needed`);

@@ -4,23 +4,24 @@
 // line every few seconds and a final one on Ctrl-C or after --duration-s. A step key executed
 // twice is a bug: each is printed, and the exit code is 1.
 import { Simulator, SIM_STEP_TYPES, type SimulatorStats } from '../src/clients/simulator.ts';
-import { UsageError, clock, formatOptions, parseArgs, runCli, type Spec } from './lib/args.ts';
+import { z } from 'zod';
+import { UsageError, arg, clock, runCli, type Spec } from './lib/cli.ts';
 
-const spec = {
-  devices: { type: 'int', default: 10, min: 1, max: 10_000, help: 'how many simulated devices' },
-  'latency-ms': { type: 'range', default: [20, 200], min: 0, help: 'each step takes a random time in this range' },
-  'fail-rate': { type: 'number', default: 0, min: 0, max: 1, help: 'probability a step fails (SIM_FAILURE, retryable)' },
-  'disconnect-rate': { type: 'number', default: 0, min: 0, max: 1, help: 'probability a step drops its socket while it runs' },
-  'duration-s': { type: 'number', min: 0.1, help: 'stop after this long (default: at Ctrl-C)' },
-  'every-s': { type: 'number', default: 5, min: 0.2, help: 'seconds between summary lines' },
-  'runs-per-s': { type: 'number', default: 0, min: 0, max: 1000, help: 'also submit this many runs per second to random simulated devices' },
-  steps: { type: 'int', default: 3, min: 1, max: 50, help: 'steps (sim.work) per submitted run' },
-  cleanup: { type: 'boolean', help: 'unbind the registered devices at the end' },
-  api: { type: 'string', env: 'JARVIS_API', default: 'http://127.0.0.1:3000/api/v1', placeholder: 'url', help: 'REST base URL' },
-  url: { type: 'string', env: 'JARVIS_WS', placeholder: 'ws://host:port/ws', help: 'WebSocket URL (default: the API\'s node, /ws)' },
-  token: { type: 'string', env: 'JARVIS_TOKEN', placeholder: 'access token', help: 'register the devices for this user' },
-  email: { type: 'string', env: 'JARVIS_EMAIL', help: 'or sign in with this email' },
-  password: { type: 'string', env: 'JARVIS_PASSWORD', help: 'and this password (neither: a throwaway user is registered)' },
+const options = {
+  devices: { schema: arg.int(1, 10_000).default(10), placeholder: 'n', help: 'how many simulated devices' },
+  'latency-ms': { schema: arg.range(0).default([20, 200]), placeholder: 'min..max', help: 'each step takes a random time in this range' },
+  'fail-rate': { schema: arg.number(0, 1).default(0), placeholder: 'n', help: 'probability a step fails (SIM_FAILURE, retryable)' },
+  'disconnect-rate': { schema: arg.number(0, 1).default(0), placeholder: 'n', help: 'probability a step drops its socket while it runs' },
+  'duration-s': { schema: arg.number(0.1).optional(), placeholder: 'n', help: 'stop after this long (default: at Ctrl-C)' },
+  'every-s': { schema: arg.number(0.2).default(5), placeholder: 'n', help: 'seconds between summary lines' },
+  'runs-per-s': { schema: arg.number(0, 1000).default(0), placeholder: 'n', help: 'also submit this many runs per second to random simulated devices' },
+  steps: { schema: arg.int(1, 50).default(3), placeholder: 'n', help: 'steps (sim.work) per submitted run' },
+  cleanup: { schema: arg.flag(), flag: true, help: 'unbind the registered devices at the end' },
+  api: { schema: arg.url('http:', 'https:').default('http://127.0.0.1:3000/api/v1'), env: 'JARVIS_API', placeholder: 'url', help: 'REST base URL' },
+  url: { schema: arg.url('ws:', 'wss:').optional(), env: 'JARVIS_WS', placeholder: 'ws://host:port/ws', help: 'WebSocket URL (default: the API\'s node, /ws)' },
+  token: { schema: arg.text().optional(), env: 'JARVIS_TOKEN', placeholder: 'access token', help: 'register the devices for this user' },
+  email: { schema: z.string().optional(), env: 'JARVIS_EMAIL', help: 'or sign in with this email' },
+  password: { schema: z.string().optional(), env: 'JARVIS_PASSWORD', help: 'and this password (neither: a throwaway user is registered)' },
 } satisfies Spec;
 
 const usage = `Usage: npm run simulate -- --devices 50 --latency-ms 20..200 --fail-rate 0.05 --disconnect-rate 0.01
@@ -28,27 +29,11 @@ const usage = `Usage: npm run simulate -- --devices 50 --latency-ms 20..200 --fa
 
 Registers and connects simulated devices. Their steps (${SIM_STEP_TYPES.join(', ')}; demo.fail as asked)
 sleep a random latency, fail or drop the socket at the given rates. Submit runs to them yourself
-(npm run task) or with --runs-per-s. Exit code 1 when a step key ran twice.
+(npm run task) or with --runs-per-s. Exit code 1 when a step key ran twice.`;
 
-Options:
-${formatOptions(spec)}`;
-
-runCli('simulate', async () => {
-  const { values: o, positionals, help } = parseArgs(process.argv.slice(2), spec);
-  if (help) {
-    process.stdout.write(`${usage}\n`);
-    return 0;
-  }
+runCli({ name: 'simulate', usage, options }, async ({ options: o, positionals }) => {
   if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   if ((o.email && !o.password) || (!o.email && o.password)) throw new UsageError('--email and --password go together');
-  for (const name of ['api', 'url'] as const) {
-    if (o[name] === undefined) continue;
-    try {
-      new URL(o[name]);
-    } catch {
-      throw new UsageError(`--${name} is not a URL: "${o[name]}"`);
-    }
-  }
 
   const log = (line: string) => process.stdout.write(`${clock()} ${line}\n`);
   const sim = new Simulator({

@@ -26,20 +26,27 @@ import { workflowIdForTask, type TaskRunResult } from '../workflows/api.ts';
 import { BenchDevice, LiteSocket, Rest, connectDevices, disconnectDevices, linear, openSockets } from './bench/clients.ts';
 import { ROOT, machineInfo, median, pool, sleep, until, type MemorySample } from './bench/lib.ts';
 import { ServerProcess } from './bench/server-process.ts';
+import { arg, readCommandLine } from './lib/cli.ts';
 import { prepare, type Cleanup } from './bench/system.ts';
 
-const argv = process.argv.slice(2);
-const argValue = (name: string) => {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : undefined;
-};
-const smoke = argv.includes('--smoke');
+const { options: opts } = readCommandLine({
+  name: 'soak',
+  usage: `Usage: npm run soak -- [--minutes 3] [--smoke] [--out docs/soak.md]
+
+A bounded load soak: runs in flight on simulated devices while monitors watch them, then checks
+that nothing went wrong and nothing grew. Writes the report; exit code 1 when a check fails.`,
+  options: {
+    minutes: { schema: arg.number(0.5, 12).optional(), placeholder: 'n', help: 'how long the load runs (at most 12: the monitors\' access tokens live 15; default 3, 0.5 with --smoke)' },
+    smoke: { schema: arg.flag(), flag: true, help: '10 devices, 40 runs, 100 monitors, 30 s (a test runs it)' },
+    out: { schema: arg.text().optional(), placeholder: 'path', help: 'the report (default docs/soak.md)' },
+  },
+});
+const smoke = opts.smoke;
 const S = smoke
   ? { devices: 10, inflight: 40, taskMonitors: 90, feedMonitors: 10, seconds: 30, sampleEveryS: 3 }
   : { devices: 50, inflight: 200, taskMonitors: 900, feedMonitors: 100, seconds: 180, sampleEveryS: 10 };
-const minutes = argValue('--minutes');
-if (minutes !== undefined) S.seconds = Math.max(0.5, Math.min(12, Number(minutes))) * 60;
-const outPath = resolve(argValue('--out') ?? resolve(ROOT, 'docs', 'soak.md'));
+if (opts.minutes !== undefined) S.seconds = opts.minutes * 60;
+const outPath = resolve(opts.out ?? resolve(ROOT, 'docs', 'soak.md'));
 
 /** Growth allowed between the first and the last third of the load, after warm-up. */
 const HEAP_GROWTH = { ratio: 0.2, bytes: 16 * 1024 * 1024 };

@@ -5,24 +5,25 @@
 import { ApiClient, ApiError } from '../src/clients/api-client.ts';
 import { MonitorClient } from '../src/clients/monitor-client.ts';
 import type { TaskEventPayload } from '../src/protocol/index.ts';
-import { UsageError, formatOptions, parseArgs, runCli, type Spec } from './lib/args.ts';
+import { z } from 'zod';
+import { UsageError, arg, runCli, type Spec } from './lib/cli.ts';
 
-const spec = {
-  workflow: { type: 'string', placeholder: 'workflow id', help: 'submit: the workflow to run' },
-  device: { type: 'string', placeholder: 'device id', help: 'submit: the device to run it on; list: only this device\'s tasks' },
-  params: { type: 'json', placeholder: '{"k":1}', help: 'submit: the run\'s parameters (a JSON object)' },
-  priority: { type: 'string', choices: ['high', 'medium', 'low'], help: 'submit: high, medium or low' },
-  'idempotency-key': { type: 'string', placeholder: 'key', help: 'submit: the same key again returns the same task' },
-  detach: { type: 'boolean', help: 'submit: print the task id and exit without watching' },
-  status: { type: 'string', choices: ['pending', 'running', 'paused', 'completed', 'failed', 'cancelled'], help: 'list: only tasks in this status' },
-  limit: { type: 'int', default: 20, min: 1, max: 100, help: 'list: how many (newest first)' },
-  json: { type: 'boolean', help: 'status, list: print the JSON' },
-  progress: { type: 'boolean', default: true, help: 'submit, watch: print live step.progress and log lines too (--no-progress: durable events only)' },
-  api: { type: 'string', env: 'JARVIS_API', default: 'http://127.0.0.1:3000/api/v1', placeholder: 'url', help: 'REST base URL' },
-  ws: { type: 'string', env: 'JARVIS_WS', placeholder: 'url', help: 'WebSocket URL (default: the API\'s node, /ws)' },
-  token: { type: 'string', env: 'JARVIS_TOKEN', placeholder: 'access token', help: 'user access token (POST /auth/login)' },
-  email: { type: 'string', env: 'JARVIS_EMAIL', help: 'sign in with this email (instead of --token)' },
-  password: { type: 'string', env: 'JARVIS_PASSWORD', help: 'and this password' },
+const options = {
+  workflow: { schema: arg.text().optional(), placeholder: 'workflow id', help: 'submit: the workflow to run' },
+  device: { schema: arg.text().optional(), placeholder: 'device id', help: 'submit: the device to run it on; list: only this device\'s tasks' },
+  params: { schema: arg.object().optional(), placeholder: '{"k":1}', help: 'submit: the run\'s parameters (a JSON object)' },
+  priority: { schema: arg.choice(['high', 'medium', 'low']).optional(), help: 'submit: high, medium or low' },
+  'idempotency-key': { schema: arg.text().optional(), placeholder: 'key', help: 'submit: the same key again returns the same task' },
+  detach: { schema: arg.flag(), flag: true, help: 'submit: print the task id and exit without watching' },
+  status: { schema: arg.choice(['pending', 'running', 'paused', 'completed', 'failed', 'cancelled']).optional(), help: 'list: only tasks in this status' },
+  limit: { schema: arg.int(1, 100).default(20), placeholder: 'n', help: 'list: how many (newest first)' },
+  json: { schema: arg.flag(), flag: true, help: 'status, list: print the JSON' },
+  progress: { schema: arg.flag(true), flag: true, help: 'submit, watch: print live step.progress and log lines too (--no-progress: durable events only)' },
+  api: { schema: arg.url('http:', 'https:').default('http://127.0.0.1:3000/api/v1'), env: 'JARVIS_API', placeholder: 'url', help: 'REST base URL' },
+  ws: { schema: arg.url('ws:', 'wss:').optional(), env: 'JARVIS_WS', placeholder: 'url', help: 'WebSocket URL (default: the API\'s node, /ws)' },
+  token: { schema: arg.text().optional(), env: 'JARVIS_TOKEN', placeholder: 'access token', help: 'user access token (POST /auth/login)' },
+  email: { schema: z.string().optional(), env: 'JARVIS_EMAIL', help: 'sign in with this email (instead of --token)' },
+  password: { schema: z.string().optional(), env: 'JARVIS_PASSWORD', help: 'and this password' },
 } satisfies Spec;
 
 const usage = `Usage:
@@ -33,19 +34,11 @@ const usage = `Usage:
 
 submit starts a run and prints its events as they happen, one line each (seq kind step_id
 detail; live-only lines have seq "-"); submit and watch exit 0 when the run completes, 1 when
-it fails or is cancelled. Sign in with --token (or JARVIS_TOKEN), or --email and --password.
-
-Options:
-${formatOptions(spec)}`;
+it fails or is cancelled. Sign in with --token (or JARVIS_TOKEN), or --email and --password.`;
 
 const TERMINAL: Record<string, number> = { 'run.completed': 0, 'run.failed': 1, 'run.cancelled': 1 };
 
-runCli('task', async () => {
-  const { values: o, positionals, help } = parseArgs(process.argv.slice(2), spec);
-  if (help) {
-    process.stdout.write(`${usage}\n`);
-    return 0;
-  }
+runCli({ name: 'task', usage, options }, async ({ options: o, positionals }) => {
   const [command, ...rest] = positionals;
   if (!command) throw new UsageError('missing command: submit, watch, status or list');
   if (!['submit', 'watch', 'status', 'list'].includes(command)) throw new UsageError(`unknown command "${command}": submit, watch, status or list`);
@@ -55,14 +48,6 @@ runCli('task', async () => {
   if (command === 'submit') {
     if (!o.workflow) throw new UsageError('submit needs --workflow <id>');
     if (!o.device) throw new UsageError('submit needs --device <id>');
-    if (o.params !== undefined && (typeof o.params !== 'object' || o.params === null || Array.isArray(o.params))) {
-      throw new UsageError('--params must be a JSON object, e.g. \'{"k":1}\'');
-    }
-  }
-  try {
-    new URL(o.api);
-  } catch {
-    throw new UsageError(`--api is not a URL: "${o.api}"`);
   }
   if (!o.token && !(o.email && o.password)) throw new UsageError('sign in with --token <access token> (or JARVIS_TOKEN), or --email and --password');
 

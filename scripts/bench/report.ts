@@ -1,6 +1,12 @@
 // Renders docs/benchmarks.md from one bench run. The "Analysis" section between the markers is
 // written by people and kept as it is when the figures are regenerated.
-import type { F1Level, F2Result, F3Result, F4Level, F5Result, F6Result, ProfileResult } from './run.ts';
+import type { F1Level } from './figures/f1-throughput.ts';
+import type { F2Result } from './figures/f2-per-step.ts';
+import type { F3Result } from './figures/f3-control.ts';
+import type { F4Level } from './figures/f4-fan-out.ts';
+import type { F5Result } from './figures/f5-rest.ts';
+import type { F6Result } from './figures/f6-memory.ts';
+import type { ProfileResult } from './figures/profiles.ts';
 import { median, percentile, type MachineInfo } from './lib.ts';
 
 export interface Results {
@@ -261,8 +267,11 @@ builds both workflow bundles and forks the system under test, \`scripts/bench/se
 \`--expose-gc\`: our API node (REST, /ws, the device-gateway worker) and task worker, and next to them in
 the same process the bare baselines: a Temporal worker for \`scripts/bench/bare-workflows.ts\` on its own
 task queue with the task worker's settings, a bare koa app and a bare \`ws\` server. The driver
-(\`scripts/bench/run.ts\`) holds the clients: simulated devices (the reference \`DeviceClient\` with an
-echo handler), monitor sockets, autocannon. Rate limits are raised for the bench user; the server logs at
+holds the clients: simulated devices (the reference \`DeviceClient\` with an echo handler), monitor
+sockets, autocannon. Its harness, \`scripts/bench/run.ts\`, starts the system, shares the time
+budget among the figures and writes the report; each figure is one module of \`scripts/bench/figures/\`
+(\`f1-throughput.ts\` to \`f6-memory.ts\`, and \`profiles.ts\`) over the runs and loops of
+\`scripts/bench/harness.ts\`. Rate limits are raised for the bench user; the server logs at
 \`warn\`. Loopback only; every loop is bounded in runs and seconds.
 
 - **F1**: closed loop, one simulated device per lane (the device lane serializes runs per PC). Ours:

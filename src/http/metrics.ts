@@ -11,7 +11,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import Router from '@koa/router';
 import type { Context, Next } from 'koa';
-import { collectDefaultMetrics, Gauge, Registry, type Metric } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { TASK_STATUSES } from '../db/entities.ts';
 import type { Orm } from '../db/orm.ts';
 import type { Logger } from '../logger.ts';
@@ -55,14 +55,13 @@ export function routeLabel(ctx: Context, routers: Router[] = []): string {
 export class Metrics {
   readonly registry = new Registry();
   private readonly deps: MetricsDeps;
-  private readonly requests = new RequestSeries(DURATION_BUCKETS);
+  private readonly requests: RequestMetrics;
 
   constructor(deps: MetricsDeps) {
     this.deps = deps;
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
-    this.registry.registerMetric(this.requests.counter('http_requests_total', 'HTTP requests answered, by method, route pattern and status'));
-    this.registry.registerMetric(this.requests.histogram('http_request_duration_seconds', 'Time to answer HTTP requests, by method, route pattern and status'));
+    this.requests = new RequestMetrics(this.registry);
     const { orm, logger } = deps;
     new Gauge({
       name: 'jarvis_runs',
@@ -142,73 +141,38 @@ export class Metrics {
 }
 
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
-
-type RequestLabels = { method: string; route: string; status: string };
-interface Series {
-  labels: RequestLabels;
-  count: number;
-  sum: number;
-  /** Per bucket (not cumulative), the last one past the largest bound (+Inf). */
-  buckets: Float64Array;
-}
+const REQUEST_LABELS = ['method', 'route', 'status'] as const;
 
 /**
- * Requests by method, route and status: a count and a duration histogram per label set, kept in
- * plain numbers and handed to the registry at scrape time, in the exposition prom-client's own
- * Counter and Histogram produce. Those validate and hash the label set on every `inc` and
- * `observe`, and key buckets by their float bound: measured alone, 14 µs a request against 5
- * (docs/benchmarks.md, F5). The label sets are few (routes x methods x statuses).
+ * http_requests_total and http_request_duration_seconds, by method, route pattern and status. The
+ * label sets stay few (routes x methods x statuses). prom-client validates and hashes the labels
+ * on every inc and observe, a labeled child's too, so children kept per label set would buy
+ * nothing: one fresh labels object per request is the cheap way.
  */
-export class RequestSeries {
-  private readonly bounds: number[];
-  private readonly series = new Map<string, Series>();
+export class RequestMetrics {
+  private readonly total: Counter<(typeof REQUEST_LABELS)[number]>;
+  private readonly duration: Histogram<(typeof REQUEST_LABELS)[number]>;
 
-  constructor(bounds: number[]) {
-    this.bounds = bounds;
+  constructor(registry: Registry) {
+    this.total = new Counter({
+      name: 'http_requests_total',
+      help: 'HTTP requests answered, by method, route pattern and status',
+      labelNames: REQUEST_LABELS,
+      registers: [registry],
+    });
+    this.duration = new Histogram({
+      name: 'http_request_duration_seconds',
+      help: 'Time to answer HTTP requests, by method, route pattern and status',
+      labelNames: REQUEST_LABELS,
+      buckets: DURATION_BUCKETS,
+      registers: [registry],
+    });
   }
 
   record(method: string, route: string, status: number, seconds: number): void {
-    const key = `${method} ${status} ${route}`;
-    let s = this.series.get(key);
-    if (!s) {
-      s = { labels: { method, route, status: String(status) }, count: 0, sum: 0, buckets: new Float64Array(this.bounds.length + 1) };
-      this.series.set(key, s);
-    }
-    s.count++;
-    s.sum += seconds;
-    let i = 0;
-    while (i < this.bounds.length && seconds > this.bounds[i]) i++;
-    s.buckets[i]++;
-  }
-
-  /** The counts as a registry metric (type counter). */
-  counter(name: string, help: string): Metric {
-    return this.metric(name, help, 'counter', () => [...this.series.values()].map((s) => ({ labels: s.labels, value: s.count })));
-  }
-
-  /** The durations as a registry metric (type histogram: cumulative buckets, sum, count). */
-  histogram(name: string, help: string): Metric {
-    return this.metric(name, help, 'histogram', () => [...this.series.values()].flatMap((s) => {
-      let cumulative = 0;
-      const buckets = [...this.bounds, Infinity].map((bound, i) => {
-        cumulative += s.buckets[i];
-        return { labels: { le: bound === Infinity ? '+Inf' : bound, ...s.labels }, value: cumulative, metricName: `${name}_bucket` };
-      });
-      return [
-        ...buckets,
-        { labels: s.labels, value: s.sum, metricName: `${name}_sum` },
-        { labels: s.labels, value: s.count, metricName: `${name}_count` },
-      ];
-    }));
-  }
-
-  private metric(name: string, help: string, type: 'counter' | 'histogram', values: () => unknown[]): Metric {
-    // The shape Registry reads (name, help, type, get, reset); not one of prom-client's classes.
-    return {
-      name, help, type, aggregator: 'sum',
-      get: async () => ({ name, help, type, aggregator: 'sum', values: values() }),
-      reset: () => this.series.clear(),
-    } as unknown as Metric;
+    const labels = { method, route, status: String(status) };
+    this.total.inc(labels);
+    this.duration.observe(labels, seconds);
   }
 }
 

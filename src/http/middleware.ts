@@ -1,5 +1,6 @@
 // Koa middleware: error handler (first), request id, security headers, access logs, JSON body.
 import { randomUUID } from 'node:crypto';
+import { bodyParser } from '@koa/bodyparser';
 import type { Context, Next } from 'koa';
 import type { Logger } from '../logger.ts';
 import { AppError, ErrorCode, errors } from '../errors.ts';
@@ -94,38 +95,37 @@ export function accessLog(logger: Logger) {
   };
 }
 
-const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
+const BODY_METHODS = ['POST', 'PUT', 'PATCH'];
 
-/** Parses JSON bodies: 415 for another content type, 413 over the limit, 400 for bad JSON. */
+/**
+ * JSON bodies into `ctx.state.body`, read by @koa/bodyparser (co-body: size limit counted while
+ * reading, gzip inflated within it, `__proto__` keys refused). Around it, the contract's answers:
+ * 415 for a body of another content type (the parser would silently skip it), 413 over the limit,
+ * 400 for bad JSON or JSON that is not an object or array, all with code 1001. No body reads as {}.
+ */
 export function jsonBody(limitBytes: number, skip: (ctx: Context) => boolean = () => false) {
+  const parse = bodyParser({
+    enableTypes: ['json'],
+    parsedMethods: BODY_METHODS,
+    jsonLimit: limitBytes,
+    onError(err) {
+      const status = (err as { status?: number }).status;
+      if (status === 413) throw errors.payloadTooLarge(`request body over ${limitBytes} bytes`);
+      if (status === 415) throw errors.unsupportedMediaType();
+      throw errors.invalid('request body is not valid JSON');
+    },
+  });
   return async (ctx: Context, next: Next) => {
     ctx.state.body = undefined;
-    if (!BODY_METHODS.has(ctx.method) || skip(ctx)) return next();
-    const declared = Number(ctx.get('Content-Length') || 0);
-    const chunked = ctx.get('Transfer-Encoding').length > 0;
-    if (!declared && !chunked) {
+    if (!BODY_METHODS.includes(ctx.method) || skip(ctx)) return next();
+    if (!ctx.request.length && !ctx.get('Transfer-Encoding')) {
       ctx.state.body = {};
       return next();
     }
     if (!ctx.is('application/json')) throw errors.unsupportedMediaType();
-    if (declared > limitBytes) throw errors.payloadTooLarge(`request body over ${limitBytes} bytes`);
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of ctx.req) {
-      size += (chunk as Buffer).length;
-      if (size > limitBytes) throw errors.payloadTooLarge(`request body over ${limitBytes} bytes`);
-      chunks.push(chunk as Buffer);
-    }
-    const text = Buffer.concat(chunks).toString('utf8');
-    if (!text.trim()) {
-      ctx.state.body = {};
-    } else {
-      try {
-        ctx.state.body = JSON.parse(text);
-      } catch {
-        throw errors.invalid('request body is not valid JSON');
-      }
-    }
-    return next();
+    return parse(ctx, () => {
+      ctx.state.body = ctx.request.body;
+      return next();
+    });
   };
 }

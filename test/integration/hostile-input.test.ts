@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import WebSocket from 'ws';
@@ -301,6 +302,22 @@ describe('property-based REST bodies', () => {
     }
     await expectResponsive();
   }, 60_000);
+
+  it('a compressed body is held to the 1 MiB limit once inflated; within it, it reads as any other', async () => {
+    const send = async (json: string): Promise<Reply> => {
+      const res = await fetch(`${sys.url}/api/v1/workflows`, {
+        method: 'POST',
+        body: gzipSync(json),
+        headers: { 'Content-Type': 'application/json', 'Content-Encoding': 'gzip', Authorization: `Bearer ${user.token}` },
+      });
+      return { status: res.status, headers: res.headers, body: await res.json() as Reply['body'] };
+    };
+    // A few KB on the wire, 2 MiB inflated.
+    expectContract(await send(`{"name":"${'x'.repeat(2 * 1024 * 1024)}"}`), 'gzip inflating to 2 MiB', [413]);
+    const ok = await send(JSON.stringify({ name: 'gzipped', definition: linear([{ type: 'demo.echo', params: {} }]) }));
+    expect([ok.status, ok.body.data?.workflow?.name]).toEqual([201, 'gzipped']);
+    await expectResponsive();
+  });
 });
 
 // ---- query strings -----------------------------------------------------------------------------

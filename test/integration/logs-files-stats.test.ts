@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Device, Log, Task, WorkflowVersion, type TaskStatus } from '../../src/db/entities.ts';
 import { recordDeviceLog } from '../../src/domain/logs.ts';
-import { contentDisposition, sanitizeFilename } from '../../src/http/routes/files.ts';
+import { sanitizeFilename } from '../../src/http/routes/files.ts';
 import { addDevice, addWorkflow, eventually, linear, signup, type Reply } from '../helpers/api.ts';
 import { startSystem, type System } from '../helpers/system.ts';
 
@@ -328,7 +328,7 @@ describe('files', () => {
     expect(dl.status).toBe(200);
     expect(dl.headers.get('content-type')).toBe('image/png');
     expect(dl.headers.get('content-length')).toBe(String(PNG.length));
-    expect(dl.headers.get('content-disposition')).toBe(`attachment; filename="pixel.png"; filename*=UTF-8''pixel.png`);
+    expect(dl.headers.get('content-disposition')).toBe('attachment; filename="pixel.png"');
     expect(dl.headers.get('x-content-type-options')).toBe('nosniff');
     expect(Buffer.from(await dl.arrayBuffer()).equals(PNG)).toBe(true);
   });
@@ -359,6 +359,13 @@ describe('files', () => {
       `attachment; filename="_ber r_sum_ 2026.txt"; filename*=UTF-8''${encodeURIComponent('über résumé 2026.txt')}`,
     );
     expect(await dl.text()).toBe(`${'é'.repeat(400)}ü`);
+    // Characters encodeURIComponent leaves alone but RFC 8187 does not allow are escaped too.
+    const cjk = await uploadFile(a.token, '日本語 (memo).txt', 'x', 'text/plain');
+    expect(cjk.status).toBe(201);
+    const cjkDl = await fetch(`${sys.url}/api/v1/files/${cjk.body.data.file.id}/content`, { headers: { Authorization: `Bearer ${a.token}` } });
+    expect(cjkDl.headers.get('content-disposition')).toBe(
+      "attachment; filename=\"___ (memo).txt\"; filename*=UTF-8''%E6%97%A5%E6%9C%AC%E8%AA%9E%20%28memo%29.txt",
+    );
   });
 
   it('refuses other types with 415, whatever the name says, and leaves nothing on disk', async () => {
@@ -496,9 +503,6 @@ describe('files', () => {
     const long = sanitizeFilename(`${'ü'.repeat(300)}.pdf`);
     expect(Array.from(long).length).toBe(255);
     expect(long.endsWith('.pdf')).toBe(true);
-    expect(contentDisposition('a "quoted" (name).txt')).toBe(
-      `attachment; filename="a _quoted_ (name).txt"; filename*=UTF-8''a%20%22quoted%22%20%28name%29.txt`,
-    );
   });
 
   it('GET /files lists my files, newest first, paged', async () => {

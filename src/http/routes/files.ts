@@ -169,13 +169,6 @@ export function sanitizeFilename(raw: string | undefined): string {
     : chars.slice(0, 255).join('');
 }
 
-/** `attachment` with an ASCII fallback and the exact name as RFC 8187 `filename*`. */
-export function contentDisposition(name: string): string {
-  const fallback = name.replace(/[^\x20-\x7e]|["\\%]/g, '_');
-  const encoded = encodeURIComponent(name).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
-  return `attachment; filename="${fallback}"; filename*=UTF-8''${encoded}`;
-}
-
 // ---- upload --------------------------------------------------------------------------------
 
 interface Received {
@@ -386,9 +379,13 @@ export function fileRoutes(opts: FileRouteOptions) {
         if (size === null) throw errors.notFound('file content');
         ctx.body = createReadStream(path);
         ctx.status = 200;
+        // The type is the one detected at upload, never the name's extension: set it first, so
+        // attachment() (which would derive one from the name) leaves it alone.
         ctx.type = TEXT_TYPES.has(f.contentType) ? `${f.contentType}; charset=utf-8` : f.contentType;
         ctx.length = size;
-        ctx.set('Content-Disposition', contentDisposition(f.name));
+        // Header bytes past ASCII are read differently by different clients: an ASCII fallback
+        // name, and the exact one in RFC 8187's filename* when they differ.
+        ctx.attachment(f.name, { fallback: f.name.replace(/[^\x20-\x7e]/g, '_') });
         ctx.set('X-Content-Type-Options', 'nosniff');
         ctx.set('Cache-Control', 'private, no-cache');
         ctx.set('ETag', `"${f.sha256}"`);
