@@ -1,7 +1,7 @@
 // Task rows: the submission's reads and writes (POST /tasks is the API's hottest write) and the
 // task-with-steps read (GET /tasks/:id, its hottest read), each in one round trip.
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { Device, Task, TaskStep, Workflow, WorkflowVersion } from './entities.ts';
+import { Device, Task, TaskEvent, TaskStep, Workflow, WorkflowVersion } from './entities.ts';
 import * as lanes from './lanes.ts';
 import type { OwnedRepos } from './owned.ts';
 import { plainRow } from './rows.ts';
@@ -72,4 +72,16 @@ export function version(repos: OwnedRepos, task: Task): Promise<WorkflowVersion>
 /** The unfinished runs on a device, whoever's (the engine wakes them when it connects). */
 export function unfinishedOnDevice(em: EntityManager, deviceId: string) {
   return em.find(Task, { deviceId, status: { $in: ['pending', 'running', 'paused'] } }, { fields: ['id', 'temporalWorkflowId'] });
+}
+
+/** The user's task. */
+export function get(repos: OwnedRepos, id: string): Promise<Task> {
+  return repos.get(Task, id, 'task');
+}
+
+/** The user's task's durable events after `afterSeq`, oldest first; null when the task is not the user's. */
+export async function eventsAfter(repos: OwnedRepos, id: string, afterSeq: number, limit: number): Promise<TaskEvent[] | null> {
+  const task = await repos.findOne(Task, id);
+  if (!task) return null;
+  return repos.em.find(TaskEvent, { taskId: task.id, seq: { $gt: afterSeq } }, { orderBy: { seq: 'asc' }, limit });
 }

@@ -1,6 +1,7 @@
 import type { Context } from 'koa';
 import { z } from 'zod';
-import { LOG_CATEGORIES, LOG_LEVELS, Log, Task } from '../../db/entities.ts';
+import { LOG_CATEGORIES, LOG_LEVELS, Log } from '../../db/entities.ts';
+import * as tasksDb from '../../db/tasks.ts';
 import { insertLog, MAX_LOG_MESSAGE, presentLog } from '../../domain/logs.ts';
 import { envelope } from '../middleware.ts';
 import { cursorParam, instantParam, keysetPage, pageQuery } from '../paging.ts';
@@ -52,7 +53,7 @@ export function logRoutes() {
       summary: 'Report a log (optionally about one of my tasks); secret-looking keys in details are dropped',
       body: logBody, success: { status: 201, description: '{log}' }, errors: [400, 401, 404],
       async handler(ctx, { body }) {
-        if (body.task_id) await ctx.state.repos.get(Task, body.task_id, 'task');
+        if (body.task_id) await tasksDb.get(ctx.state.repos, body.task_id);
         const log = await insertLog(ctx.state.em, {
           userId: ctx.state.userId,
           taskId: body.task_id ?? null,
@@ -77,7 +78,7 @@ export function logRoutes() {
       summary: 'The logs of one of my tasks, newest first (same filters and paging as GET /logs)',
       params: idParams, query: taskLogListQuery, success: { status: 200, description: 'page of logs' }, errors: [400, 401, 404],
       async handler(ctx, { params, query }) {
-        const task = await ctx.state.repos.get(Task, params.id, 'task');
+        const task = await tasksDb.get(ctx.state.repos, params.id);
         await listLogs(ctx, query, task.id);
       },
     }),

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { PRIORITIES, Task, TaskEvent, TaskStep, TASK_STATUSES } from '../../db/entities.ts';
+import { PRIORITIES, Task, TaskStep, TASK_STATUSES } from '../../db/entities.ts';
+import * as tasksDb from '../../db/tasks.ts';
 import {
   controlTask, decideApproval, isFinished, queuePosition, retryTask, submitTask, taskWithSteps,
   type ControlAction, type TaskEngine,
@@ -140,10 +141,8 @@ export function taskRoutes({ engine, temporalUiUrl, namespace }: TaskRouteDeps) 
       summary: 'The run\'s durable events so far, paged by after_seq', params: idParams, query: eventsQuery,
       success: { status: 200, description: '{list, next_after_seq}' }, errors: [400, 401, 404],
       async handler(ctx, { params, query }) {
-        const task = await ctx.state.repos.get(Task, params.id, 'task');
-        const rows = await ctx.state.em.find(TaskEvent, { taskId: task.id, seq: { $gt: query.after_seq } }, {
-          orderBy: { seq: 'asc' }, limit: query.limit,
-        });
+        const rows = await tasksDb.eventsAfter(ctx.state.repos, params.id, query.after_seq, query.limit);
+        if (!rows) throw errors.notFound('task');
         const list = rows.map((e) => ({ task_id: e.taskId, seq: e.seq, kind: e.kind, at: e.at.getTime(), data: e.data }));
         envelope(ctx, { list, next_after_seq: list.length ? list[list.length - 1].seq : query.after_seq });
       },
@@ -152,9 +151,9 @@ export function taskRoutes({ engine, temporalUiUrl, namespace }: TaskRouteDeps) 
       method: 'delete', path: '/tasks/:id', tag: 'tasks', auth: 'user', summary: 'Delete a finished task',
       params: idParams, success: { status: 200, description: '{deleted: true}' }, errors: [400, 401, 404, 409],
       async handler(ctx, { params }) {
-        const task = await ctx.state.repos.get(Task, params.id, 'task');
+        const task = await tasksDb.get(ctx.state.repos, params.id);
         if (!isFinished(task.status)) throw errors.conflict(`cannot delete a task that is ${task.status}`, { status: task.status });
-        await ctx.state.em.remove(task).flush();
+        await tasksDb.remove(ctx.state.repos, task.id);
         envelope(ctx, { deleted: true });
       },
     }),
