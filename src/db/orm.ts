@@ -55,6 +55,11 @@ export async function dropDatabase(databaseUrl: string): Promise<void> {
   }
 }
 
+/** Whether PostgreSQL answers (the readiness probe). */
+export async function ping(orm: Orm): Promise<boolean> {
+  return orm.em.fork().getConnection().execute('select 1').then(() => true, () => false);
+}
+
 /** Applies pending migrations; returns their names. */
 export async function migrate(orm: Orm): Promise<string[]> {
   const done = await orm.migrator.up();

@@ -1,11 +1,11 @@
 // Task rows: the submission's reads and writes (POST /tasks is the API's hottest write) and the
 // task-with-steps read (GET /tasks/:id, its hottest read), each in one round trip.
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { Device, Task, TaskEvent, TaskStep, Workflow, WorkflowVersion } from './entities.ts';
+import { Device, Task, TaskEvent, TaskStep, Workflow, WorkflowVersion, type TaskStatus } from './entities.ts';
 import * as lanes from './lanes.ts';
 import type { OwnedRepos } from './owned.ts';
 import { plainRow } from './rows.ts';
-import { dbOf, sql, type Row } from './sql.ts';
+import { dbOf, sql, type Db, type Row } from './sql.ts';
 import type { LaneTicket } from '../../workflows/api.ts';
 
 /** The user's task submitted under `key`, if any. */
@@ -84,4 +84,26 @@ export async function eventsAfter(repos: OwnedRepos, id: string, afterSeq: numbe
   const task = await repos.findOne(Task, id);
   if (!task) return null;
   return repos.em.find(TaskEvent, { taskId: task.id, seq: { $gt: afterSeq } }, { orderBy: { seq: 'asc' }, limit });
+}
+
+// For the engine (no user scope: these answer by task id for code that already knows the run).
+
+/** Owner and status of each task (a monitor's subscription check, batched); absent ids are missing. */
+export async function ownersAndStatus(db: Db, ids: readonly string[]): Promise<{ id: string; user_id: string; status: TaskStatus }[]> {
+  return db.all(sql`select id, user_id, status from tasks where id = any(${ids}::uuid[])`);
+}
+
+/** A run's durable events with from < seq <= to, oldest first. */
+export function eventsBetween(em: EntityManager, taskId: string, from: number, to: number): Promise<TaskEvent[]> {
+  return em.find(TaskEvent, { taskId, seq: { $gt: from, $lte: to } }, { orderBy: { seq: 'asc' } });
+}
+
+/** A task's status and device, by id (the reconciler). */
+export function statusAndDevice(em: EntityManager, id: string) {
+  return em.findOne(Task, { id }, { fields: ['id', 'status', 'deviceId'] });
+}
+
+/** How many tasks are in each status, everyone's (the metrics scrape). */
+export function countByStatus(db: Db): Promise<{ status: TaskStatus; n: number }[]> {
+  return db.all(sql`select status, count(*)::int as n from tasks group by status`);
 }
