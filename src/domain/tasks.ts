@@ -233,7 +233,7 @@ export async function queuePosition(em: () => EntityManager, temporal: Client, t
 
 /** Sends the approval decision to a run waiting at an approval node. */
 export async function decideApproval(repos: OwnedRepos, temporal: Client, id: string, decision: ApprovalDecision) {
-  const task = await repos.get(Task, id, 'task');
+  const task = await tasksDb.get(repos, id);
   if (task.statusReason !== 'waiting_approval' || isFinished(task.status)) {
     throw errors.conflict('the task is not waiting for an approval', { status: task.status });
   }
@@ -251,7 +251,7 @@ export async function decideApproval(repos: OwnedRepos, temporal: Client, id: st
  * and priority. `fromFailedStep` starts at the node that failed, with earlier outputs kept.
  */
 export async function retryTask(repos: OwnedRepos, engine: TaskEngine, id: string, fromFailedStep: boolean) {
-  const old = await repos.get(Task, id, 'task');
+  const old = await tasksDb.get(repos, id);
   if (old.status !== 'failed' && old.status !== 'cancelled') {
     throw errors.conflict(`only a failed or cancelled task can be retried (this one is ${old.status})`, { status: old.status });
   }
@@ -300,7 +300,7 @@ export async function controlTask(
   action: ControlAction,
   who: ControlRequest,
 ): Promise<{ task: Task; status: TaskStatus }> {
-  const task = await repos.get(Task, id, 'task');
+  const task = await tasksDb.get(repos, id);
   const handle = temporal.workflow.getHandle(task.temporalWorkflowId);
   if (!ALLOWED[action].includes(task.status)) {
     if (isFinished(task.status)) throw errors.conflict(`cannot ${action} a task that is ${task.status}`, { status: task.status });
