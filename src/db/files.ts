@@ -21,7 +21,7 @@ export async function insertWithinQuota(
   repos: OwnedRepos, file: NewFile, quotaBytes: number, place: () => Promise<void>,
 ): Promise<{ file: StoredFile } | { over: number }> {
   return repos.em.transactional(async (tx) => {
-    await onEm(tx, sql`select pg_advisory_xact_lock(hashtextextended(${`files:${repos.userId}`}, 0))`);
+    await onEm(tx, sql`select pg_advisory_xact_lock(hashtextextended(${`files:${repos.userId}`}::text, 0))`);
     const [row] = await onEm<{ used: string }>(tx,
       sql`select coalesce(sum(size_bytes), 0)::text as used from files where user_id = ${repos.userId}`);
     const used = Number(row.used);
