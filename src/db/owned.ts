@@ -1,15 +1,16 @@
-// Owner scoping of user data, in one place: every read and write of a user's rows goes
-// through an OwnedRepos bound to that user, which adds `userId` to each query. Another user's
-// row is simply not found (404), so ids leak nothing.
+// The user scope the ORM side of src/db works through: an OwnedRepos is bound to one user and
+// adds `userId` to each query it runs. The db modules (src/db/tasks.ts, files.ts, ...) take one
+// from the request; nothing outside src/db queries through it directly.
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { EntityName, FilterQuery, FindOptions } from '@mikro-orm/core';
 import { errors } from '../errors.ts';
 import { dbOf, raw, sql, type Sql } from './sql.ts';
 import { insertStatement, selectList, tableOf } from './rows.ts';
+import type { UserScope } from './scope.ts';
 
 type Owned = { id: string; userId: string };
 
-export class OwnedRepos {
+export class OwnedRepos implements UserScope {
   readonly userId: string;
   private readonly emOf: () => EntityManager;
   private forked?: EntityManager;

@@ -3,6 +3,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Device, Task, TaskEvent, TaskStep, Workflow, WorkflowVersion, type TaskStatus } from './entities.ts';
 import * as lanes from './lanes.ts';
+import { createdBetween } from './filters.ts';
 import type { OwnedRepos } from './owned.ts';
 import { plainRow } from './rows.ts';
 import { dbOf, sql, type Db, type Row } from './sql.ts';
@@ -106,4 +107,22 @@ export function statusAndDevice(em: EntityManager, id: string) {
 /** How many tasks are in each status, everyone's (the metrics scrape). */
 export function countByStatus(db: Db): Promise<{ status: TaskStatus; n: number }[]> {
   return db.all(sql`select status, count(*)::int as n from tasks group by status`);
+}
+
+export interface TaskFilter {
+  status?: TaskStatus;
+  deviceId?: string;
+  workflowId?: string;
+  from?: Date;
+  to?: Date;
+}
+
+/** The condition (for the ORM, under the user's scope) that selects the tasks `filter` asks for. */
+export function where(filter: TaskFilter): Record<string, unknown> {
+  const w: Record<string, unknown> = {};
+  if (filter.status) w.status = filter.status;
+  if (filter.deviceId) w.deviceId = filter.deviceId;
+  if (filter.workflowId) w.workflowId = filter.workflowId;
+  if (filter.from || filter.to) w.createdAt = createdBetween(filter.from, filter.to);
+  return w;
 }

@@ -1,5 +1,6 @@
 // The user's workflows and their immutable versions.
 import { FINISHED_STATUSES, Task, Workflow, WorkflowVersion } from './entities.ts';
+import { escapeLike } from './filters.ts';
 import type { OwnedRepos } from './owned.ts';
 
 export interface WorkflowFilter {
@@ -15,7 +16,7 @@ export function page(repos: OwnedRepos, filter: WorkflowFilter, offset: number, 
   const where: Record<string, unknown> = { isArchived: filter.archived };
   if (filter.category) where.category = filter.category;
   if (filter.tag) where.tags = { $contains: [filter.tag] };
-  if (filter.nameLike) where.name = { $ilike: `%${filter.nameLike.replace(/[\\%_]/g, (c) => '\\' + c)}%` };
+  if (filter.nameLike) where.name = { $ilike: `%${escapeLike(filter.nameLike)}%` };
   return repos.findAndCount(Workflow, where, { orderBy: { updatedAt: 'desc', id: 'desc' }, offset, limit });
 }
 

@@ -80,13 +80,10 @@ export function taskRoutes({ engine, temporalUiUrl, namespace }: TaskRouteDeps) 
       method: 'get', path: '/tasks', tag: 'tasks', auth: 'user', summary: 'List my tasks, newest first',
       query: taskListQuery, success: { status: 200, description: 'page of tasks' }, errors: [400, 401],
       async handler(ctx, { query }) {
-        const where: Record<string, unknown> = {};
-        if (query.status) where.status = query.status;
-        if (query.device_id) where.deviceId = query.device_id;
-        if (query.workflow_id) where.workflowId = query.workflow_id;
-        if (query.from || query.to) {
-          where.createdAt = { ...(query.from ? { $gte: new Date(query.from) } : {}), ...(query.to ? { $lt: new Date(query.to) } : {}) };
-        }
+        const where = tasksDb.where({
+          status: query.status, deviceId: query.device_id, workflowId: query.workflow_id,
+          from: query.from ? new Date(query.from) : undefined, to: query.to ? new Date(query.to) : undefined,
+        });
         envelope(ctx, await keysetPage(ctx.state.repos, Task, where, query, (t: Task) => present(t)));
       },
     }),
