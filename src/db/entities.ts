@@ -1,8 +1,13 @@
-// Entities as the database has them (migrations in /migrations own the schema).
-// Foreign keys are plain id columns: every query is by id, and owner scoping stays explicit.
+// Entities as the database has them: every table, column, index, unique and check constraint
+// that the migrations (/migrations, which own the schema) build is declared here too, and
+// test/integration/schema.test.ts fails when the two differ. Foreign keys are plain id columns
+// (every query is by id, and owner scoping stays explicit in src/db), so the constraints behind
+// them are listed in FOREIGN_KEYS below, and checked by the same test.
 import { defineEntity, p, type InferEntity } from '@mikro-orm/core';
 
 const now = () => new Date();
+/** Columns the database fills with now() when an insert leaves them out (hand-written SQL does). */
+const NOW = 'now()';
 
 export const TASK_STATUSES = ['pending', 'running', 'paused', 'completed', 'failed', 'cancelled'] as const;
 export type TaskStatus = (typeof TASK_STATUSES)[number];
@@ -15,12 +20,14 @@ export const User = defineEntity({
   tableName: 'users',
   properties: {
     id: p.uuid().primary(),
-    email: p.string(),
+    email: p.string().length(254),
     passwordHash: p.text().hidden(),
-    name: p.string().nullable(),
-    createdAt: p.datetime().onCreate(now),
-    updatedAt: p.datetime().onCreate(now).onUpdate(now),
+    name: p.string().length(100).nullable(),
+    createdAt: p.datetime().defaultRaw(NOW).onCreate(now),
+    updatedAt: p.datetime().defaultRaw(NOW).onCreate(now).onUpdate(now),
   },
+  // One account per address, whatever its case.
+  uniques: [{ name: 'users_email_key', expression: 'create unique index users_email_key on users (lower(email))' }],
 });
 export type User = InferEntity<typeof User>;
 
@@ -33,21 +40,22 @@ export const Device = defineEntity({
     /** The client's own id for the machine (unique per user). */
     deviceId: p.string(),
     deviceName: p.string(),
-    osType: p.string().nullable(),
-    osVersion: p.string().nullable(),
-    appVersion: p.string().nullable(),
-    tokenHash: p.string().hidden(),
+    osType: p.string().length(50).nullable(),
+    osVersion: p.string().length(50).nullable(),
+    appVersion: p.string().length(50).nullable(),
+    tokenHash: p.string().length(64).hidden().unique('devices_token_hash_key'),
     capabilities: p.json<string[]>().nullable(),
     isOnline: p.boolean().default(false),
     /** API node holding the live socket; null when offline. */
-    nodeId: p.string().nullable(),
-    sessionId: p.string().nullable(),
+    nodeId: p.string().length(64).nullable(),
+    sessionId: p.string().length(64).nullable(),
     /** When the current session started: an older session's late write never wins. */
     sessionStartedAt: p.datetime().nullable(),
     lastOnlineAt: p.datetime().nullable(),
-    createdAt: p.datetime().onCreate(now),
-    updatedAt: p.datetime().onCreate(now).onUpdate(now),
+    createdAt: p.datetime().defaultRaw(NOW).onCreate(now),
+    updatedAt: p.datetime().defaultRaw(NOW).onCreate(now).onUpdate(now),
   },
+  uniques: [{ name: 'devices_user_id_device_id_key', properties: ['userId', 'deviceId'] }],
 });
 export type Device = InferEntity<typeof Device>;
 
@@ -59,13 +67,14 @@ export const Workflow = defineEntity({
     userId: p.uuid(),
     name: p.string(),
     description: p.text().nullable(),
-    category: p.string().nullable(),
-    tags: p.json<string[]>(),
+    category: p.string().length(50).nullable(),
+    tags: p.json<string[]>().defaultRaw(`'[]'`),
     currentVersion: p.integer(),
     isArchived: p.boolean().default(false),
-    createdAt: p.datetime().onCreate(now),
-    updatedAt: p.datetime().onCreate(now).onUpdate(now),
+    createdAt: p.datetime().defaultRaw(NOW).onCreate(now),
+    updatedAt: p.datetime().defaultRaw(NOW).onCreate(now).onUpdate(now),
   },
+  indexes: [{ name: 'workflows_user_idx', columns: [{ name: 'user_id' }, { name: 'updated_at', sort: 'desc' }] }],
 });
 export type Workflow = InferEntity<typeof Workflow>;
 
@@ -78,8 +87,9 @@ export const WorkflowVersion = defineEntity({
     version: p.integer(),
     definition: p.json<Record<string, unknown>>(),
     parameters: p.json<Record<string, unknown>>().nullable(),
-    createdAt: p.datetime().onCreate(now),
+    createdAt: p.datetime().defaultRaw(NOW).onCreate(now),
   },
+  uniques: [{ name: 'workflow_versions_workflow_id_version_key', properties: ['workflowId', 'version'] }],
 });
 export type WorkflowVersion = InferEntity<typeof WorkflowVersion>;
 
@@ -92,24 +102,34 @@ export const Task = defineEntity({
     workflowId: p.uuid(),
     workflowVersionId: p.uuid(),
     deviceId: p.uuid(),
-    status: p.enum(TASK_STATUSES),
+    status: p.enum(TASK_STATUSES).columnType('varchar(16)'),
     statusReason: p.string().nullable(),
-    priority: p.enum(PRIORITIES),
-    parameters: p.json<Record<string, unknown>>(),
+    priority: p.enum(PRIORITIES).columnType('varchar(8)'),
+    parameters: p.json<Record<string, unknown>>().defaultRaw(`'{}'`),
     idempotencyKey: p.string().nullable(),
     temporalWorkflowId: p.string(),
-    temporalRunId: p.string().nullable(),
+    temporalRunId: p.string().length(64).nullable(),
     currentNode: p.string().nullable(),
     progress: p.integer().default(0),
     result: p.json<unknown>().nullable(),
     error: p.json<{ code: string; message: string; [k: string]: unknown }>().nullable(),
     lastSeq: p.integer().default(0),
-    createdAt: p.datetime().onCreate(now),
-    updatedAt: p.datetime().onCreate(now).onUpdate(now),
+    createdAt: p.datetime().defaultRaw(NOW).onCreate(now),
+    updatedAt: p.datetime().defaultRaw(NOW).onCreate(now).onUpdate(now),
     startedAt: p.datetime().nullable(),
     finishedAt: p.datetime().nullable(),
     durationMs: p.integer().nullable(),
   },
+  indexes: [
+    // As an expression: MikroORM 7.2's introspection reads `id desc` as ascending when another
+    // column's name ends in "id" (it matches `user_id`), so the structural form always differs.
+    { name: 'tasks_user_created_idx', expression: 'create index tasks_user_created_idx on tasks (user_id, created_at desc, id desc)' },
+    { name: 'tasks_device_status_idx', properties: ['deviceId', 'status'] },
+  ],
+  uniques: [{
+    name: 'tasks_idempotency_key',
+    expression: 'create unique index tasks_idempotency_key on tasks (user_id, idempotency_key) where idempotency_key is not null',
+  }],
 });
 export type Task = InferEntity<typeof Task>;
 
@@ -123,13 +143,14 @@ export const TaskStep = defineEntity({
     nodeType: p.string(),
     name: p.string().nullable(),
     attempt: p.integer(),
-    key: p.string(),
-    status: p.enum(['running', 'completed', 'failed', 'cancelled'] as const),
+    key: p.string().length(600).unique('task_steps_key_key'),
+    status: p.enum(['running', 'completed', 'failed', 'cancelled'] as const).columnType('varchar(16)'),
     output: p.json<unknown>().nullable(),
     error: p.json<unknown>().nullable(),
     startedAt: p.datetime(),
     finishedAt: p.datetime().nullable(),
   },
+  indexes: [{ name: 'task_steps_task_idx', properties: ['taskId', 'startedAt'] }],
 });
 export type TaskStep = InferEntity<typeof TaskStep>;
 
@@ -139,9 +160,9 @@ export const TaskEvent = defineEntity({
   properties: {
     taskId: p.uuid().primary(),
     seq: p.integer().primary(),
-    kind: p.string(),
+    kind: p.string().length(64),
     at: p.datetime(),
-    data: p.json<Record<string, unknown>>(),
+    data: p.json<Record<string, unknown>>().defaultRaw(`'{}'`),
   },
   primaryKeys: ['taskId', 'seq'],
 });
@@ -156,16 +177,22 @@ export const Schedule = defineEntity({
     workflowId: p.uuid(),
     deviceId: p.uuid(),
     name: p.string().nullable(),
-    parameters: p.json<Record<string, unknown>>(),
-    priority: p.enum(PRIORITIES),
+    parameters: p.json<Record<string, unknown>>().defaultRaw(`'{}'`),
+    priority: p.enum(PRIORITIES).columnType('varchar(8)'),
     cron: p.string().nullable(),
     intervalSeconds: p.integer().nullable(),
-    timezone: p.string().nullable(),
+    timezone: p.string().length(64).nullable(),
     paused: p.boolean().default(false),
-    temporalScheduleId: p.string(),
-    createdAt: p.datetime().onCreate(now),
-    updatedAt: p.datetime().onCreate(now).onUpdate(now),
+    temporalScheduleId: p.string().unique('schedules_temporal_schedule_id_key'),
+    createdAt: p.datetime().defaultRaw(NOW).onCreate(now),
+    updatedAt: p.datetime().defaultRaw(NOW).onCreate(now).onUpdate(now),
   },
+  indexes: [{ name: 'schedules_user_idx', columns: [{ name: 'user_id' }, { name: 'created_at', sort: 'desc' }] }],
+  checks: [
+    // Exactly one of the two ways to recur.
+    { name: 'schedules_check', expression: '(cron is null) <> (interval_seconds is null)' },
+    { name: 'schedules_interval_seconds_check', expression: 'interval_seconds is null or interval_seconds >= 60' },
+  ],
 });
 export type Schedule = InferEntity<typeof Schedule>;
 
@@ -183,13 +210,18 @@ export const Log = defineEntity({
     /** Null when the log is about no task (or named a task that is not the user's). */
     taskId: p.uuid().nullable(),
     deviceId: p.uuid().nullable(),
-    level: p.enum(LOG_LEVELS),
-    category: p.enum(LOG_CATEGORIES),
+    level: p.enum(LOG_LEVELS).columnType('varchar(8)'),
+    category: p.enum(LOG_CATEGORIES).columnType('varchar(16)'),
     message: p.text(),
     /** Free JSON, with secret-looking keys stripped before storing (src/domain/logs.ts). */
     details: p.json<unknown>().nullable(),
-    createdAt: p.datetime().onCreate(now),
+    createdAt: p.datetime().defaultRaw(NOW).onCreate(now),
   },
+  indexes: [
+    // An expression for the reason given at tasks_user_created_idx.
+    { name: 'logs_user_idx', expression: 'create index logs_user_idx on logs (user_id, created_at desc, id desc)' },
+    { name: 'logs_task_idx', expression: 'create index logs_task_idx on logs (task_id, created_at) where task_id is not null' },
+  ],
 });
 export type Log = InferEntity<typeof Log>;
 
@@ -202,13 +234,111 @@ export const StoredFile = defineEntity({
     userId: p.uuid(),
     name: p.string(),
     /** Detected from the content, never taken from the client. */
-    contentType: p.string(),
+    contentType: p.string().length(100),
     sizeBytes: p.bigint('number'),
-    sha256: p.string(),
-    storageKey: p.string(),
-    createdAt: p.datetime().onCreate(now),
+    sha256: p.string().columnType('char(64)'),
+    storageKey: p.string().unique('files_storage_key_key'),
+    createdAt: p.datetime().defaultRaw(NOW).onCreate(now),
   },
+  indexes: [{ name: 'files_user_idx', columns: [{ name: 'user_id' }, { name: 'created_at', sort: 'desc' }] }],
+  checks: [{ name: 'files_size_bytes_check', expression: 'size_bytes >= 0' }],
 });
 export type StoredFile = InferEntity<typeof StoredFile>;
 
-export const ENTITIES = [User, Device, Workflow, WorkflowVersion, Task, TaskStep, TaskEvent, Schedule, Log, StoredFile];
+
+/** A login session: one refresh-token family (src/db/sessions.ts). */
+export const Session = defineEntity({
+  name: 'Session',
+  tableName: 'sessions',
+  properties: {
+    id: p.uuid().primary(),
+    userId: p.uuid().index('sessions_user_idx'),
+    client: p.string().length(100).nullable(),
+    createdAt: p.datetime().defaultRaw(NOW).onCreate(now),
+    revokedAt: p.datetime().nullable(),
+    revokedReason: p.string().length(100).nullable(),
+  },
+});
+export type Session = InferEntity<typeof Session>;
+
+/** One refresh token of a session; spent when `usedAt` is set. Only its hash is stored. */
+export const RefreshToken = defineEntity({
+  name: 'RefreshToken',
+  tableName: 'refresh_tokens',
+  properties: {
+    id: p.uuid().primary(),
+    sessionId: p.uuid().index('refresh_tokens_session_idx'),
+    tokenHash: p.string().length(64).hidden().unique('refresh_tokens_token_hash_key'),
+    expiresAt: p.datetime(),
+    usedAt: p.datetime().nullable(),
+    createdAt: p.datetime().defaultRaw(NOW).onCreate(now),
+  },
+});
+export type RefreshToken = InferEntity<typeof RefreshToken>;
+
+/** Which run holds a device (src/db/lanes.ts); changed only by the lane_* SQL functions. */
+export const DeviceLane = defineEntity({
+  name: 'DeviceLane',
+  tableName: 'device_lanes',
+  properties: {
+    deviceId: p.uuid().primary(),
+    holderTaskId: p.uuid().nullable(),
+    holderWorkflowId: p.string().nullable(),
+    /** Whether the holder's run has been told (by the grant's answer or by a signal). */
+    holderNotified: p.boolean().default(false),
+    grantedAt: p.datetime().nullable(),
+  },
+});
+export type DeviceLane = InferEntity<typeof DeviceLane>;
+
+/** A run waiting for its device, served by rank (high first), then submission, then arrival. */
+export const LaneRequest = defineEntity({
+  name: 'LaneRequest',
+  tableName: 'lane_requests',
+  properties: {
+    taskId: p.uuid().primary(),
+    deviceId: p.uuid(),
+    workflowId: p.string(),
+    priorityRank: p.smallint(),
+    /** ms since epoch. */
+    submittedAt: p.bigint('number'),
+    arrival: p.bigint('number').autoincrement(),
+    createdAt: p.datetime().defaultRaw(NOW).onCreate(now),
+  },
+  indexes: [{
+    name: 'lane_requests_order_idx',
+    columns: [{ name: 'device_id' }, { name: 'priority_rank', sort: 'desc' }, { name: 'submitted_at' }, { name: 'arrival' }],
+  }],
+});
+export type LaneRequest = InferEntity<typeof LaneRequest>;
+
+export const ENTITIES = [
+  User, Device, Workflow, WorkflowVersion, Task, TaskStep, TaskEvent, Schedule, Log, StoredFile,
+  Session, RefreshToken, DeviceLane, LaneRequest,
+];
+
+/**
+ * The foreign key constraints the migrations build, by table and column: the entities hold
+ * these ids as plain columns (no relations), so this list is the entities' side of them.
+ */
+export const FOREIGN_KEYS: readonly { table: string; column: string; references: string; onDelete: 'cascade' | 'no action' }[] = [
+  { table: 'devices', column: 'user_id', references: 'users', onDelete: 'cascade' },
+  { table: 'workflows', column: 'user_id', references: 'users', onDelete: 'cascade' },
+  { table: 'workflow_versions', column: 'workflow_id', references: 'workflows', onDelete: 'cascade' },
+  { table: 'tasks', column: 'user_id', references: 'users', onDelete: 'cascade' },
+  { table: 'tasks', column: 'workflow_id', references: 'workflows', onDelete: 'cascade' },
+  { table: 'tasks', column: 'workflow_version_id', references: 'workflow_versions', onDelete: 'no action' },
+  { table: 'tasks', column: 'device_id', references: 'devices', onDelete: 'cascade' },
+  { table: 'task_steps', column: 'task_id', references: 'tasks', onDelete: 'cascade' },
+  { table: 'task_events', column: 'task_id', references: 'tasks', onDelete: 'cascade' },
+  { table: 'schedules', column: 'user_id', references: 'users', onDelete: 'cascade' },
+  { table: 'schedules', column: 'workflow_id', references: 'workflows', onDelete: 'cascade' },
+  { table: 'schedules', column: 'device_id', references: 'devices', onDelete: 'cascade' },
+  { table: 'logs', column: 'user_id', references: 'users', onDelete: 'cascade' },
+  { table: 'logs', column: 'task_id', references: 'tasks', onDelete: 'cascade' },
+  { table: 'files', column: 'user_id', references: 'users', onDelete: 'cascade' },
+  { table: 'sessions', column: 'user_id', references: 'users', onDelete: 'cascade' },
+  { table: 'refresh_tokens', column: 'session_id', references: 'sessions', onDelete: 'cascade' },
+  { table: 'device_lanes', column: 'device_id', references: 'devices', onDelete: 'cascade' },
+  { table: 'lane_requests', column: 'device_id', references: 'devices', onDelete: 'cascade' },
+];

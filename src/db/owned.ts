@@ -1,15 +1,16 @@
-// Owner scoping of user data, in one place: every read and write of a user's rows goes
-// through an OwnedRepos bound to that user, which adds `userId` to each query. Another user's
-// row is simply not found (404), so ids leak nothing.
+// The user scope the ORM side of src/db works through: an OwnedRepos is bound to one user and
+// adds `userId` to each query it runs. The db modules (src/db/tasks.ts, files.ts, ...) take one
+// from the request; nothing outside src/db queries through it directly.
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { EntityName, FilterQuery, FindOptions } from '@mikro-orm/core';
 import { errors } from '../errors.ts';
-import { nativeSql } from './native-sql.ts';
+import { dbOf, raw, sql, type Sql } from './sql.ts';
 import { insertStatement, selectList, tableOf } from './rows.ts';
+import type { UserScope } from './scope.ts';
 
 type Owned = { id: string; userId: string };
 
-export class OwnedRepos {
+export class OwnedRepos implements UserScope {
   readonly userId: string;
   private readonly emOf: () => EntityManager;
   private forked?: EntityManager;
@@ -62,16 +63,16 @@ export class OwnedRepos {
 
   /**
    * The user's row of `entity` by id (its columns, by column name), with `extra` selected
-   * columns, in one SQL query and without entity hydration: for hot read paths. `extra` is code,
-   * never request input; it refers to `extraParams` as $3, $4...
+   * columns, in one SQL query and without entity hydration: for hot read paths. `extra` may
+   * refer to the row as `t`; its text must not vary with its values (the statement is prepared).
    */
-  async rawOne<T extends Owned>(entity: EntityName<T>, id: string, extra?: string, extraParams: unknown[] = []): Promise<Record<string, unknown> | null> {
+  async rawOne<T extends Owned>(entity: EntityName<T>, id: string, extra?: Sql): Promise<Record<string, unknown> | null> {
     // Straight to the pool (one round trip, no ORM layers; outside any transaction of `em`), as
     // a statement each connection prepares once.
-    const db = await nativeSql(this.root);
-    const columns = selectList(this.root, entity, 't');
-    const text = `select ${columns}${extra ? `, ${extra}` : ''} from ${tableOf(this.root, entity)} t where t.id = $1 and t.user_id = $2`;
-    const rows = await db.prepared(statementName(text), text, [id, this.userId, ...extraParams]);
+    const db = await dbOf(this.root);
+    const columns = raw(selectList(this.root, entity, 't'));
+    const rows = await db.prepared(sql`select ${columns}${extra ? sql`, ${extra}` : raw('')}
+      from ${raw(tableOf(this.root, entity))} t where t.id = ${id} and t.user_id = ${this.userId}`);
     return rows[0] ?? null;
   }
 
@@ -79,7 +80,7 @@ export class OwnedRepos {
    * A new row of the user's as a plain object and the statement that inserts it, for a caller
    * that sends the insert together with other statements (POST /tasks). `userId` is set here.
    */
-  insertion<T extends Owned>(entity: EntityName<T>, data: Omit<T, 'userId'>): { row: T; statement: string } {
+  insertion<T extends Owned>(entity: EntityName<T>, data: Omit<T, 'userId'>): { row: T; statement: Sql } {
     const row = { ...data, userId: this.userId } as T;
     return { row, statement: insertStatement(this.root, entity, row) };
   }
@@ -91,13 +92,4 @@ export class OwnedRepos {
   create<T extends Owned>(entity: EntityName<T>, data: Omit<Partial<T>, 'userId'>): T {
     return this.em.create(entity, { ...data, userId: this.userId } as never) as T;
   }
-}
-
-const names = new Map<string, string>();
-
-/** A prepared statement's name, the same for the same text (texts here are code, so few). */
-function statementName(text: string): string {
-  let name = names.get(text);
-  if (!name) names.set(text, (name = `owned_${names.size + 1}`));
-  return name;
 }

@@ -4,7 +4,7 @@
 // Also the other way: a row as an insert statement for hot write paths.
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { EntityName } from '@mikro-orm/core';
-import { jsonb, literal } from './native-sql.ts';
+import { join, jsonb, raw, sql, type Sql } from './sql.ts';
 
 interface Column {
   field: string;
@@ -44,17 +44,16 @@ export function plainRow<T extends object>(em: EntityManager, entity: EntityName
 }
 
 /**
- * `insert into <table> (...) values (...)` for a whole row given by property, values inlined as
- * literals (src/db/native-sql.ts): for a caller that sends it with other statements in one trip.
+ * `insert into <table> (...) values (...)` for a whole row given by property: for a caller that
+ * sends it with other statements in one trip.
  */
-export function insertStatement<T extends object>(em: EntityManager, entity: EntityName<T>, row: T): string {
+export function insertStatement<T extends object>(em: EntityManager, entity: EntityName<T>, row: T): Sql {
   const cols = columnsOf(em, entity as EntityName<object>);
-  const table = tableOf(em, entity);
   const values = cols.map((c) => {
     const v = (row as Record<string, unknown>)[c.prop];
-    return literal(c.json ? jsonb(v) : v);
+    return c.json ? jsonb(v) : sql`${v}`;
   });
-  return `insert into ${table} (${cols.map((c) => c.field).join(', ')}) values (${values.join(', ')})`;
+  return sql`insert into ${raw(tableOf(em, entity))} (${raw(cols.map((c) => c.field).join(', '))}) values (${join(values)})`;
 }
 
 /**

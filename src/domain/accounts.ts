@@ -1,7 +1,8 @@
 // People: registration, login, profile. Passwords are argon2id hashes.
 import { hash, verify } from '@node-rs/argon2';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { User } from '../db/entities.ts';
+import type { User } from '../db/entities.ts';
+import * as usersDb from '../db/users.ts';
 import { AppError, ErrorCode, errors } from '../errors.ts';
 import type { Sessions } from './sessions.ts';
 
@@ -17,27 +18,20 @@ export class Accounts {
 
   async register(em: EntityManager, input: { email: string; password: string; name?: string }): Promise<User> {
     const email = input.email.trim().toLowerCase();
-    const taken = await em.count(User, { email });
-    if (taken) throw new AppError(409, ErrorCode.InvalidParams, 'email already registered', { errors: [{ path: 'email', message: 'already registered' }] });
-    const user = em.create(User, {
-      id: crypto.randomUUID(),
-      email,
-      passwordHash: await hash(input.password),
-      name: input.name ?? null,
-    });
+    if (await usersDb.emailTaken(em, email)) throw new AppError(409, ErrorCode.InvalidParams, 'email already registered', { errors: [{ path: 'email', message: 'already registered' }] });
+    const passwordHash = await hash(input.password);
     try {
-      await em.flush();
+      return await usersDb.insert(em, { id: crypto.randomUUID(), email, passwordHash, name: input.name ?? null });
     } catch (err) {
       if ((err as { code?: string }).code === '23505') {
         throw new AppError(409, ErrorCode.InvalidParams, 'email already registered', { errors: [{ path: 'email', message: 'already registered' }] });
       }
       throw err;
     }
-    return user;
   }
 
   async login(em: EntityManager, input: { email: string; password: string }, client: string | null) {
-    const user = await em.findOne(User, { email: input.email.trim().toLowerCase() });
+    const user = await usersDb.byEmail(em, input.email.trim().toLowerCase());
     const ok = await verify(user?.passwordHash ?? DUMMY_HASH, input.password);
     if (!user || !ok) throw errors.unauthenticated('email or password is wrong');
     return { user, tokens: await this.sessions.open(em, user.id, client) };

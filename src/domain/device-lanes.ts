@@ -7,28 +7,17 @@
 // workflow costs three workflow tasks and two signals per run. The releasing run's last write
 // hands the device to the next run and signals it (`laneGranted`).
 //
-// Every change of a lane is one call of a PostgreSQL function (migration ..._device_lanes:
-// lane_acquire, lane_release) that locks the lane's row, so two submissions, a release and a
-// reconciler never hand one device to two runs, and the lock is held for one round trip only.
+// Every change of a lane is one call of a PostgreSQL function (src/db/lanes.ts) that locks the
+// lane's row for one round trip only.
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { FINISHED_STATUSES, type TaskStatus } from '../db/entities.ts';
-import { nativeSql, sql, type Row } from '../db/native-sql.ts';
+import { FINISHED_STATUSES } from '../db/entities.ts';
+import { dbOf, type Row, type Sql } from '../db/sql.ts';
+import * as lanesDb from '../db/lanes.ts';
+import type { Holder, LaneAnswer } from '../db/lanes.ts';
 import { laneGrantedSignal, type LaneTicket } from '../../workflows/api.ts';
 
 export type { LaneTicket };
-
-type Holder = {
-  holder_task_id: string | null;
-  holder_workflow_id: string | null;
-  holder_notified: boolean;
-};
-
-/** Gives up the task's hold or place (the next run holds the device, not told yet). */
-const releaseSql = (deviceId: string, taskId: string) => sql`select lane_release(${deviceId}, ${taskId})`;
-/** The device's holder as it is now. */
-const holderSql = (deviceId: string) =>
-  sql`select holder_task_id, holder_workflow_id, holder_notified from device_lanes where device_id = ${deviceId}`;
 
 /** Most runs one release walks past when their workflows are gone. */
 const MAX_GONE_HOLDERS = 100;
@@ -47,17 +36,12 @@ export class DeviceLanes {
    * otherwise it waits in the queue and gets `laneGranted` when its turn comes. Idempotent per task.
    */
   async acquire(t: LaneTicket): Promise<{ granted: boolean }> {
-    const [row] = await (await nativeSql(this.em)).query(DeviceLanes.acquireStatement(t));
+    const row = await (await dbOf(this.em)).one(lanesDb.acquire(t));
     return this.afterAcquire(t.deviceId, row);
   }
 
-  /** `acquire` as a statement for a caller's transaction (POST /tasks); pass its row to `afterAcquire`. */
-  static acquireStatement(t: LaneTicket): string {
-    return sql`select lane_acquire(${t.deviceId}, ${t.taskId}, ${t.workflowId}, ${t.priorityRank}::smallint, ${t.submittedAt}) as answer`;
-  }
-
   async afterAcquire(deviceId: string, row: Row | undefined): Promise<{ granted: boolean }> {
-    const answer = row?.answer as 'granted' | 'queued' | 'queued_other' | undefined;
+    const answer = row?.answer as LaneAnswer | undefined;
     if (!answer) throw new Error('lane_acquire gave no answer');
     // A free device went to a run that waited longer (or ranks higher): tell it.
     if (answer === 'queued_other') await this.notifyHolder(deviceId);
@@ -74,8 +58,8 @@ export class DeviceLanes {
    * `release` as statements for a caller's transaction (the run's last mirror write), so that the
    * release costs no round trip of its own; pass their rows to `afterRelease`.
    */
-  static releaseStatements(deviceId: string, taskId: string): string[] {
-    return [releaseSql(deviceId, taskId), holderSql(deviceId)];
+  static releaseStatements(deviceId: string, taskId: string): Sql[] {
+    return [lanesDb.release(deviceId, taskId), lanesDb.holder(deviceId)];
   }
 
   /** Tells the next holder, after `releaseStatements` committed. */
@@ -84,7 +68,7 @@ export class DeviceLanes {
   }
 
   private async giveUp(deviceId: string, taskId: string): Promise<void> {
-    await (await nativeSql(this.em)).query(releaseSql(deviceId, taskId));
+    await (await dbOf(this.em)).all(lanesDb.release(deviceId, taskId));
   }
 
   /**
@@ -93,38 +77,28 @@ export class DeviceLanes {
    * the run asks itself. Throws when Temporal cannot be reached (the calling activity retries).
    */
   async notifyHolder(deviceId: string, known?: Holder | null): Promise<void> {
+    const db = await dbOf(this.em);
     for (let i = 0; i < MAX_GONE_HOLDERS; i++) {
       // The lane as the caller just read it (first time round only), else as it is now.
-      const [lane] = i === 0 && known !== undefined ? [known] : await (await nativeSql(this.em)).query<Holder>(holderSql(deviceId));
+      const lane = i === 0 && known !== undefined ? known : await lanesDb.readHolder(db, deviceId);
       if (!lane?.holder_task_id || lane.holder_notified) return;
       try {
         await this.temporal.workflow.getHandle(lane.holder_workflow_id!).signal(laneGrantedSignal, { deviceId });
       } catch (err) {
         if (!(err instanceof WorkflowNotFoundError)) throw err;
-        const [task] = await this.em.fork().execute<{ status: TaskStatus }[]>(
-          'select status from tasks where id = ?', [lane.holder_task_id]);
-        if (task && !FINISHED_STATUSES.includes(task.status)) return;
+        const status = await lanesDb.holderTaskStatus(db, lane.holder_task_id);
+        if (status && !FINISHED_STATUSES.includes(status)) return;
         await this.giveUp(deviceId, lane.holder_task_id);
         continue;
       }
-      await this.em.fork().execute(
-        'update device_lanes set holder_notified = true where device_id = ? and holder_task_id = ?',
-        [deviceId, lane.holder_task_id]);
+      await lanesDb.markNotified(db, deviceId, lane.holder_task_id);
       return;
     }
   }
 
   /** 0: the task holds its device; n: n-th in the queue; null: neither (not in a table lane). */
   async position(deviceId: string, taskId: string): Promise<number | null> {
-    const rows = await this.em.fork().execute<{ task_id: string; holder: boolean }[]>(
-      `select task_id, holder from (
-         select holder_task_id as task_id, true as holder, 0 as rank, 0::bigint as submitted_at, 0::bigint as arrival
-         from device_lanes where device_id = ? and holder_task_id is not null
-         union all
-         select task_id, false, 4 - priority_rank, submitted_at, arrival from lane_requests where device_id = ?
-       ) lane order by holder desc, rank, submitted_at, arrival`,
-      [deviceId, deviceId],
-    );
+    const rows = await lanesDb.lineUp(await dbOf(this.em), deviceId);
     const i = rows.findIndex((r) => r.task_id === taskId);
     if (i < 0) return null;
     return rows[0].holder ? i : i + 1;

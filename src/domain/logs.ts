@@ -2,7 +2,8 @@
 // Nothing secret is stored: keys that look like credentials are stripped from `details`.
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { LOG_CATEGORIES, LOG_LEVELS, Log, Task, type LogCategory, type LogLevel } from '../db/entities.ts';
+import { LOG_CATEGORIES, LOG_LEVELS, type Log, type LogCategory, type LogLevel } from '../db/entities.ts';
+import * as logsDb from '../db/logs.ts';
 
 export const MAX_LOG_MESSAGE = 10_000;
 
@@ -51,9 +52,8 @@ export interface NewLog {
 
 /** Inserts one log row (details redacted). The caller has checked that taskId is the user's. */
 export async function insertLog(em: EntityManager, input: NewLog): Promise<Log> {
-  const log = em.create(Log, {
+  return logsDb.insert(em, { userId: input.userId }, {
     id: randomUUID(),
-    userId: input.userId,
     taskId: input.taskId ?? null,
     deviceId: input.deviceId ?? null,
     level: input.level,
@@ -62,8 +62,6 @@ export async function insertLog(em: EntityManager, input: NewLog): Promise<Log> 
     details: input.details === undefined || input.details === null ? null : redactSecrets(input.details),
     createdAt: new Date(),
   });
-  await em.persist(log).flush();
-  return log;
 }
 
 export interface DeviceLogInput {
@@ -86,8 +84,7 @@ export async function recordDeviceLog(em: EntityManager, input: DeviceLogInput):
   em = em.fork();
   let taskId: string | null = null;
   if (input.taskId && UUID.test(input.taskId)) {
-    const owned = await em.count(Task, { id: input.taskId, userId: input.userId });
-    if (owned > 0) taskId = input.taskId;
+    if (await logsDb.isUsersTask(em, { userId: input.userId }, input.taskId)) taskId = input.taskId;
   }
   const level = (LOG_LEVELS as readonly string[]).includes(input.level) ? (input.level as LogLevel) : 'info';
   return insertLog(em, {

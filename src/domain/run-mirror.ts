@@ -4,44 +4,27 @@
 // run's writers run side by side), the fold advances over the log's gap-free prefix only.
 import type { Orm } from '../db/orm.ts';
 import { Task } from '../db/entities.ts';
-import { Fragment, jsonb, nativeSql, sql, uuid, type Row } from '../db/native-sql.ts';
+import { dbOf, type Row, type Sql } from '../db/sql.ts';
+import { abortRunningSteps, lockTask, logEvents, writeFold, type StepRow } from '../db/run-mirror.ts';
 import { plainRow } from '../db/rows.ts';
 import type { RunEvent } from '../../workflows/api.ts';
 import { applyEvents, type StepWrite } from './task-mirror.ts';
-import { EVENTS_CHANNEL } from '../db/channels.ts';
 
 /**
  * Writes a batch of a run's events. `also`: statements committed in the same transaction whatever
  * the batch does (the run's last write releases its device lane there); their rows are returned.
  */
-export async function applyRunEvents(orm: Orm, taskId: string, batch: RunEvent[], also: string[] = []): Promise<Row[][]> {
+export async function applyRunEvents(orm: Orm, taskId: string, batch: RunEvent[], also: Sql[] = []): Promise<Row[][]> {
   if (batch.length === 0 && also.length === 0) return [];
-  const db = await nativeSql(orm);
+  const db = await dbOf(orm);
   if (batch.length === 0) return db.transaction(async (tx) => (await tx.run(['begin', ...also, 'commit'])).slice(1, -1));
   const sorted = [...batch].sort((a, b) => a.seq - b.seq);
-  const last = sorted[sorted.length - 1].seq;
-  // One transaction in two round trips (src/db/native-sql.ts): this is the engine's hottest write
-  // (every step's dispatch carries one), and it was five round trips through the ORM.
+  // One transaction in two round trips (src/db/sql.ts): this is the engine's hottest write.
   return db.transaction(async (tx) => {
     /** Trip 2: `statements`, then `also`, then COMMIT; the rows of `also`. */
-    const finish = async (statements: string[]) => (await tx.run([...statements, ...also, 'commit'])).slice(statements.length, -1);
-    // Trip 1. The row lock first: one writer per task, so retried or concurrent activities apply
-    // events once. Then, in a statement of its own (a fresh snapshot, taken under the lock), the
-    // batch into the log, and the events that arrived ahead of it and wait past a gap: rows beyond
-    // this batch are not its own, so that snapshot sees them all.
-    const values = new Fragment(sorted.map((ev) => sql`(${ev.seq}, ${ev.kind}, ${new Date(ev.at)}, ${jsonb(ev.data ?? {})})`).join(', '));
-    const [, [row], waitingRows] = await tx.run([
-      'begin',
-      sql`select * from tasks where id = ${taskId} for update`,
-      sql`with ins as (
-         insert into task_events (task_id, seq, kind, at, data)
-         select ${uuid(taskId)}, v.seq, v.kind, v.at, v.data from (values ${values}) as v (seq, kind, at, data)
-          where exists (select 1 from tasks where id = ${taskId})
-         on conflict (task_id, seq) do nothing)
-       select seq, kind, at, data from task_events
-        where task_id = ${taskId} and seq > greatest(${last}, (select last_seq from tasks where id = ${taskId}))
-        order by seq`,
-    ]);
+    const finish = async (statements: Sql[]) => (await tx.run([...statements, ...also, 'commit'])).slice(statements.length, -1);
+    // Trip 1: the row lock, then the batch into the log with the events waiting past a gap.
+    const [, [row], waitingRows] = await tx.run(['begin', lockTask(taskId), logEvents(taskId, sorted)]);
     if (!row) return finish([]); // the task was deleted; nothing to mirror
     const task = plainRow(orm.em, Task, row);
     const before = task.lastSeq;
@@ -52,36 +35,10 @@ export async function applyRunEvents(orm: Orm, taskId: string, batch: RunEvent[]
     }));
     const events = gapFree([...sorted, ...waiting], before);
     const steps = stepRows(applyEvents(task, events));
-    const statements: string[] = [];
-    if (task.lastSeq > before) {
-      // Trip 2. The fold in one statement: the steps these events touch, the task row, and the
-      // notice (delivered at commit) that lets user-scope monitors on every API node read them.
-      const stepValues = steps.map((st) => sql`(${uuid(crypto.randomUUID())}, ${uuid(taskId)}, ${st.key}, ${st.nodeId},
-        ${st.nodeType || 'unknown'}, ${st.name}, ${st.attempt}, ${st.status}, ${jsonb(st.output)}, ${jsonb(st.error)},
-        ${st.startedAt}, ${st.status === 'running' ? null : st.at})`);
-      const upsertSteps = new Fragment(steps.length
-        ? `s as (
-             insert into task_steps (id, task_id, key, node_id, node_type, name, attempt, status, output, error, started_at, finished_at)
-             values ${stepValues.join(', ')}
-             on conflict (key) do update set
-               status = excluded.status,
-               finished_at = excluded.finished_at,
-               output = case when excluded.status = 'running' then task_steps.output else excluded.output end,
-               error = case when excluded.status = 'running' then task_steps.error else excluded.error end),`
-        : '');
-      const notice = { user_id: task.userId, task_id: taskId, from_seq: before + 1, seq: task.lastSeq };
-      statements.push(sql`with ${upsertSteps} u as (
-           update tasks set status = ${task.status}, status_reason = ${task.statusReason}, current_node = ${task.currentNode},
-             progress = ${task.progress}, result = ${jsonb(task.result)}, error = ${jsonb(task.error)},
-             last_seq = ${task.lastSeq}, started_at = ${task.startedAt}, finished_at = ${task.finishedAt},
-             duration_ms = ${task.durationMs}, updated_at = now()
-           where id = ${taskId} returning id)
-         select pg_notify(${EVENTS_CHANNEL}, ${JSON.stringify(notice)}) from u`);
-    }
-    if ((task.status === 'cancelled' || task.status === 'failed') && task.finishedAt) {
-      // A step still marked running when the run ended was aborted with it.
-      statements.push(sql`update task_steps set status = ${task.status}, finished_at = ${task.finishedAt} where task_id = ${taskId} and status = 'running'`);
-    }
+    const statements: Sql[] = [];
+    // Trip 2: the fold, when the events moved the task on.
+    if (task.lastSeq > before) statements.push(writeFold(task, steps, before + 1));
+    if ((task.status === 'cancelled' || task.status === 'failed') && task.finishedAt) statements.push(abortRunningSteps(task));
     return finish(statements);
   });
 }
@@ -90,16 +47,20 @@ export async function applyRunEvents(orm: Orm, taskId: string, batch: RunEvent[]
  * One row per step key, as the sequence of writes would leave it: created by its first write,
  * status, end and result from its last (an upsert may touch a row once per statement).
  */
-function stepRows(writes: StepWrite[]): (StepWrite & { startedAt: Date })[] {
-  const rows = new Map<string, StepWrite & { startedAt: Date }>();
+function stepRows(writes: StepWrite[]): StepRow[] {
+  const rows = new Map<string, StepRow>();
   for (const w of writes) {
     const row = rows.get(w.key);
+    const finishedAt = w.status === 'running' ? null : w.at;
     if (!row) {
-      rows.set(w.key, { ...w, startedAt: w.at });
+      rows.set(w.key, {
+        key: w.key, nodeId: w.nodeId, nodeType: w.nodeType || 'unknown', name: w.name, attempt: w.attempt, status: w.status,
+        output: w.output ?? null, error: w.error ?? null, startedAt: w.at, finishedAt,
+      });
       continue;
     }
     row.status = w.status;
-    row.at = w.at;
+    row.finishedAt = finishedAt;
     if (w.status !== 'running') {
       row.output = w.output ?? null;
       row.error = w.error ?? null;

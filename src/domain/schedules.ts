@@ -2,7 +2,8 @@
 // an ordinary task; the `schedules` row owns the schedule for its user.
 import { ScheduleNotFoundError, type Client } from '@temporalio/client';
 import type { Orm } from '../db/orm.ts';
-import { Device, Schedule, Workflow, type Priority } from '../db/entities.ts';
+import type { Priority, Schedule } from '../db/entities.ts';
+import * as schedulesDb from '../db/schedules.ts';
 import { OwnedRepos } from '../db/owned.ts';
 import { errors } from '../errors.ts';
 import type { scheduledRunWorkflow } from '../../workflows/scheduled-run.ts';
@@ -23,10 +24,9 @@ export interface ScheduleInput {
 }
 
 export async function createSchedule(repos: OwnedRepos, engine: TaskEngine, input: ScheduleInput): Promise<Schedule> {
-  await repos.get(Workflow, input.workflow_id, 'workflow');
-  await repos.get(Device, input.device_id, 'device');
+  await schedulesDb.checkTargets(repos, input.workflow_id, input.device_id);
   const id = crypto.randomUUID();
-  const schedule = repos.create(Schedule, {
+  const schedule = await schedulesDb.insert(repos, {
     id,
     workflowId: input.workflow_id,
     deviceId: input.device_id,
@@ -39,7 +39,6 @@ export async function createSchedule(repos: OwnedRepos, engine: TaskEngine, inpu
     paused: input.paused ?? false,
     temporalScheduleId: `schedule-${id}`,
   });
-  await repos.em.flush();
   try {
     await engine.temporal.schedule.create<typeof scheduledRunWorkflow>({
       scheduleId: schedule.temporalScheduleId,
@@ -59,7 +58,7 @@ export async function createSchedule(repos: OwnedRepos, engine: TaskEngine, inpu
       memo: { userId: repos.userId, name: schedule.name ?? undefined },
     });
   } catch (err) {
-    await repos.em.nativeDelete(Schedule, { id });
+    await schedulesDb.removeById(repos, id);
     const msg = (err as Error).message;
     // The client turns INVALID_ARGUMENT on the spec (bad cron, unknown time zone) into a TypeError.
     const code = (err as { code?: number }).code ?? (err as { cause?: { code?: number } }).cause?.code;
@@ -90,7 +89,7 @@ export async function describeSchedule(temporal: Client, s: Schedule) {
 }
 
 export async function setSchedulePaused(repos: OwnedRepos, temporal: Client, id: string, paused: boolean) {
-  const s = await repos.get(Schedule, id, 'schedule');
+  const s = await schedulesDb.get(repos, id);
   const handle = temporal.schedule.getHandle(s.temporalScheduleId);
   try {
     if (paused) await handle.pause(`paused by ${repos.userId}`);
@@ -99,24 +98,24 @@ export async function setSchedulePaused(repos: OwnedRepos, temporal: Client, id:
     if (!(err instanceof ScheduleNotFoundError)) throw errors.unavailable(`could not reach the schedule: ${(err as Error).message}`);
   }
   s.paused = paused;
-  await repos.em.flush();
+  await schedulesDb.save(repos);
   return s;
 }
 
 export async function deleteSchedule(repos: OwnedRepos, temporal: Client, id: string) {
-  const s = await repos.get(Schedule, id, 'schedule');
+  const s = await schedulesDb.get(repos, id);
   try {
     await temporal.schedule.getHandle(s.temporalScheduleId).delete();
   } catch (err) {
     if (!(err instanceof ScheduleNotFoundError)) throw errors.unavailable(`could not delete the schedule: ${(err as Error).message}`);
   }
-  await repos.em.remove(s).flush();
+  await schedulesDb.remove(repos, s);
 }
 
 /** Called once per firing (by the scheduledRunWorkflow activity): submits the run. */
 export async function submitForSchedule(orm: Orm, engine: TaskEngine, scheduleId: string, firingId: string) {
   const em = orm.em.fork();
-  const s = await em.findOne(Schedule, { id: scheduleId });
+  const s = await schedulesDb.byId(em, scheduleId);
   if (!s) return { taskId: null };
   const repos = new OwnedRepos(em, s.userId);
   const { task } = await submitTask(repos, engine, {

@@ -3,7 +3,8 @@
 // spent token again means it was stolen or replayed, so the whole session is revoked.
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { errors } from '../errors.ts';
-import { SESSIONS_CHANNEL } from '../db/channels.ts';
+import * as sessionsDb from '../db/sessions.ts';
+import { dbOf, type Tx } from '../db/sql.ts';
 import { hashToken, newOpaqueToken, type AccessTokens } from './tokens.ts';
 
 export interface TokenPair {
@@ -82,17 +83,14 @@ export class Sessions {
   /** A new session for a user who just proved who they are. */
   async open(em: EntityManager, userId: string, client: string | null): Promise<TokenPair> {
     const sessionId = crypto.randomUUID();
-    await em.execute('insert into sessions (id, user_id, client) values (?, ?, ?)', [sessionId, userId, client], 'run');
-    return this.issue(em, userId, sessionId);
+    const db = await dbOf(em);
+    await sessionsDb.insertSession(db, { userId }, sessionId, client);
+    return this.issue(db, userId, sessionId);
   }
 
-  private async issue(em: EntityManager, userId: string, sessionId: string): Promise<TokenPair> {
+  private async issue(db: Pick<Tx, 'all'>, userId: string, sessionId: string): Promise<TokenPair> {
     const { token, hash } = newOpaqueToken('rt_');
-    await em.execute(
-      `insert into refresh_tokens (id, session_id, token_hash, expires_at) values (?, ?, ?, now() + (? || ' seconds')::interval)`,
-      [crypto.randomUUID(), sessionId, hash, String(this.refreshTtlS)],
-      'run',
-    );
+    await sessionsDb.insertRefreshToken(db, sessionId, hash, this.refreshTtlS);
     return {
       access_token: await this.tokens.issue(userId, sessionId),
       expires_in: this.tokens.ttl,
@@ -105,35 +103,33 @@ export class Sessions {
   /** Spends a refresh token for a new pair; reuse of a spent one revokes its session. */
   async refresh(em: EntityManager, refreshToken: string): Promise<TokenPair> {
     if (!refreshToken.startsWith('rt_') || refreshToken.length > 200) throw errors.unauthenticated('refresh token invalid');
-    return em.transactional(async (tx) => {
-      const rows = await tx.execute<{ id: string; session_id: string; user_id: string; used_at: Date | null; expired: boolean; revoked_at: Date | null }[]>(
-        `select r.id, r.session_id, s.user_id, r.used_at, r.expires_at < now() as expired, s.revoked_at
-           from refresh_tokens r join sessions s on s.id = r.session_id
-          where r.token_hash = ? for update of r, s`,
-        [hashToken(refreshToken)],
-      );
-      const row = rows[0];
+    const db = await dbOf(em);
+    const outcome = await db.transaction(async (tx): Promise<TokenPair | { revoked: string }> => {
+      await tx.run(['begin']);
+      const row = await sessionsDb.lockRefreshToken(tx, hashToken(refreshToken));
       if (!row) throw errors.unauthenticated('refresh token invalid');
       if (row.revoked_at) throw errors.unauthenticated('session revoked');
       if (row.used_at) {
-        await tx.execute(REVOKE_SQL, ['refresh_token_reuse', row.session_id]);
         // Commit the revocation, then refuse: the caller gets a 401 either way.
-        return row.session_id;
+        await sessionsDb.revoke(tx, row.session_id, 'refresh_token_reuse');
+        await tx.run(['commit']);
+        return { revoked: row.session_id };
       }
       if (row.expired) throw errors.unauthenticated('refresh token expired');
-      await tx.execute('update refresh_tokens set used_at = now() where id = ?', [row.id], 'run');
-      return this.issue(tx, row.user_id, row.session_id);
-    }).then((pair) => {
-      if (typeof pair === 'string') {
-        this.cache?.forget(pair);
-        throw errors.unauthenticated('refresh token already used: the session is revoked');
-      }
+      await sessionsDb.spendRefreshToken(tx, row.id);
+      const pair = await this.issue(tx, row.user_id, row.session_id);
+      await tx.run(['commit']);
       return pair;
     });
+    if ('revoked' in outcome) {
+      this.cache?.forget(outcome.revoked);
+      throw errors.unauthenticated('refresh token already used: the session is revoked');
+    }
+    return outcome;
   }
 
   async revoke(em: EntityManager, sessionId: string, reason: string): Promise<void> {
-    await em.execute(REVOKE_SQL, [reason, sessionId]);
+    await sessionsDb.revoke(await dbOf(em), sessionId, reason);
     this.cache?.forget(sessionId);
   }
 
@@ -141,15 +137,8 @@ export class Sessions {
   async isOpen(em: EntityManager | (() => EntityManager), userId: string, sessionId: string): Promise<boolean> {
     if (this.cache?.has(userId, sessionId)) return true;
     const ticket = this.cache?.ticket();
-    const rows = await (typeof em === 'function' ? em() : em).execute<{ ok: number }[]>(
-      'select 1 as ok from sessions where id = ? and user_id = ? and revoked_at is null',
-      [sessionId, userId],
-    );
-    if (rows.length && ticket) this.cache!.store(userId, sessionId, ticket);
-    return rows.length > 0;
+    const open = await sessionsDb.isOpen(await dbOf(typeof em === 'function' ? em() : em), { userId }, sessionId);
+    if (open && ticket) this.cache!.store(userId, sessionId, ticket);
+    return open;
   }
 }
-
-/** Revokes a session and, in the same statement, tells every node (delivered on commit). */
-const REVOKE_SQL = `with r as (update sessions set revoked_at = now(), revoked_reason = ? where id = ? and revoked_at is null returning id)
-  select pg_notify('${SESSIONS_CHANNEL}', id::text) from r`;

@@ -2,7 +2,7 @@
 import type { Client } from '@temporalio/client';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { Device, FINISHED_STATUSES, Task, TaskStep, Workflow, WorkflowVersion, type Priority, type TaskStatus } from '../db/entities.ts';
+import { FINISHED_STATUSES, Task, type Device, type Priority, type TaskStatus, type WorkflowVersion } from '../db/entities.ts';
 import type { OwnedRepos } from '../db/owned.ts';
 import { errors } from '../errors.ts';
 import { PRIORITY_RANK, SA } from '../temporal/search-attributes.ts';
@@ -24,8 +24,8 @@ import type { taskRunWorkflow } from '../../workflows/task-run.ts';
 import { beginsWithDeviceStep, type Definition } from '../../workflows/definition.ts';
 import { validateDefinition } from './definition-schema.ts';
 import { DeviceLanes } from './device-lanes.ts';
-import { plainRow } from '../db/rows.ts';
-import { nativeSql, type NativeSql, type Row } from '../db/native-sql.ts';
+import * as tasksDb from '../db/tasks.ts';
+import type { Row } from '../db/sql.ts';
 
 export interface TaskEngine {
   temporal: Client;
@@ -67,8 +67,8 @@ export async function submitTask(
   // F1): read what the run needs, insert the task with its place in the device's lane, and
   // record the run id once the workflow started.
   if (input.idempotency_key) {
-    const existing = await repos.find(Task, { idempotencyKey: input.idempotency_key });
-    if (existing[0]) return { task: existing[0], created: false };
+    const existing = await tasksDb.byIdempotencyKey(repos, input.idempotency_key);
+    if (existing) return { task: existing, created: false };
   }
   const { wf, device, version } = await submissionParts(repos, input, options.version);
   if (wf.isArchived && !options.version) throw errors.conflict('workflow is archived');
@@ -76,7 +76,7 @@ export async function submitTask(
 
   const id = crypto.randomUUID();
   const now = new Date();
-  const { row: task, statement: insertTask } = repos.insertion(Task, {
+  const data: Omit<Task, 'userId'> = {
     id,
     workflowId: wf.id,
     workflowVersionId: version.id,
@@ -98,7 +98,7 @@ export async function submitTask(
     startedAt: null,
     finishedAt: null,
     durationMs: null,
-  });
+  };
 
   const runInput: TaskRunInput = {
     taskId: id,
@@ -108,27 +108,26 @@ export async function submitTask(
     workflowVersionId: version.id,
     workflowName: wf.name,
     definition,
-    parameters: task.parameters,
-    priority: task.priority,
+    parameters: data.parameters,
+    priority: data.priority,
     offlineTimeoutMs: engine.offlineTimeoutMs,
     taskQueue: engine.taskQueue,
-    submittedAt: task.createdAt.getTime(),
+    submittedAt: now.getTime(),
     lane: 'queued', // set below from the lane's answer
     ...(gatewayHint(device, engine.presenceStaleMs) ? { gatewayHint: device.nodeId! } : {}),
     ...(options.resumeFrom ? { resumeFrom: options.resumeFrom } : {}),
   };
-  // The task row and its place in the device's lane, in one transaction and one round trip: a
-  // free device is the run's from its first workflow task.
-  const db = await nativeSql(repos.root);
+  // The task row and its place in the device's lane, together.
   const lanes = new DeviceLanes(repos.root, engine.temporal);
-  const ticket = { deviceId: device.id, taskId: id, workflowId: task.temporalWorkflowId, priorityRank: PRIORITY_RANK[task.priority], submittedAt: runInput.submittedAt };
+  const ticket = { deviceId: device.id, taskId: id, workflowId: data.temporalWorkflowId, priorityRank: PRIORITY_RANK[data.priority], submittedAt: runInput.submittedAt };
+  let task: Task;
   let lane: Row | undefined;
   try {
-    [, , [lane]] = await db.transaction((tx) => tx.run(['begin', insertTask, DeviceLanes.acquireStatement(ticket), 'commit']));
+    ({ task, lane } = await tasksDb.insertWithLane(repos, data, ticket));
   } catch (err) {
     // Two submissions with one key raced: the other one won.
     if ((err as { code?: string }).code === '23505' && input.idempotency_key) {
-      const [winner] = await repos.em.fork().find(Task, { userId: repos.userId, idempotencyKey: input.idempotency_key });
+      const winner = await tasksDb.byIdempotencyKey(repos, input.idempotency_key, true);
       if (winner) return { task: winner, created: false };
     }
     throw err;
@@ -136,7 +135,7 @@ export async function submitTask(
   try {
     runInput.lane = (await lanes.afterAcquire(device.id, lane)).granted ? 'granted' : 'queued';
   } catch (err) {
-    await removeUnstarted(db, lanes, task);
+    await removeUnstarted(repos, lanes, task);
     throw errors.unavailable(`could not queue the run on its device: ${(err as Error).message}`);
   }
   // A run that holds its connected device and begins with a device step is running from its first
@@ -165,39 +164,29 @@ export async function submitTask(
   } catch (err) {
     // Nothing runs without its workflow: remove the row so the same key can be submitted again,
     // and give its place in the lane up (a run whose start did succeed releases it itself).
-    await removeUnstarted(db, lanes, task);
+    await removeUnstarted(repos, lanes, task);
     throw errors.unavailable(`could not start the run: ${(err as Error).message}`);
   }
   // The run is under way: recording its run id is a convenience (the workflow id, `task-<id>`,
   // is what links the task to Temporal), so a failure here does not fail the submission.
-  await db.query('update tasks set temporal_run_id = $1 where id = $2', [task.temporalRunId, id]).catch(() => undefined);
+  await tasksDb.setRunId(repos, id, task.temporalRunId).catch(() => undefined);
   return { task, created: true };
 }
 
 /** A task whose workflow never started: its row goes, and its hold or place in the lane. */
-async function removeUnstarted(db: NativeSql, lanes: DeviceLanes, task: Task): Promise<void> {
-  await db.query('delete from tasks where id = $1', [task.id]);
+async function removeUnstarted(repos: OwnedRepos, lanes: DeviceLanes, task: Task): Promise<void> {
+  await tasksDb.remove(repos, task.id);
   await lanes.release(task.deviceId, task.id).catch(() => undefined);
 }
 
-/**
- * The workflow (the user's), the device (the user's) and the version to run, in one query:
- * `version` given (a retry) or the workflow's current one.
- */
+/** The workflow (the user's), the device (the user's) and the version to run: `given` (a retry) or the current one. */
 async function submissionParts(repos: OwnedRepos, input: SubmitInput, given?: WorkflowVersion) {
-  const row = await repos.rawOne(Workflow, input.workflow_id, `
-    (select row_to_json(d) from devices d where d.id = $3 and d.user_id = t.user_id) as device,
-    (select row_to_json(v) from workflow_versions v where v.workflow_id = t.id and v.version = t.current_version) as version`,
-  [input.device_id]);
-  if (!row) throw errors.notFound('workflow');
-  const { device, version, ...wf } = row;
+  const parts = await tasksDb.submissionParts(repos, input.workflow_id, input.device_id);
+  if (!parts) throw errors.notFound('workflow');
+  const { wf, device, version } = parts;
   if (!device) throw errors.notFound('device');
   if (!given && !version) throw new Error(`workflow ${input.workflow_id} has no current version`);
-  return {
-    wf: plainRow(repos.root, Workflow, wf),
-    device: plainRow(repos.root, Device, device as Row),
-    version: given ?? plainRow(repos.root, WorkflowVersion, version as Row),
-  };
+  return { wf, device, version: given ?? version! };
 }
 
 /**
@@ -219,14 +208,9 @@ function validDefinition(version: WorkflowVersion): Definition {
 
 /** A task and its steps in one query, read-only (GET /tasks/:id is the hottest read of the API). */
 export async function taskWithSteps(repos: OwnedRepos, id: string) {
-  const row = await repos.rawOne(Task, id,
-    `coalesce((select json_agg(s order by s.started_at, s.attempt) from task_steps s where s.task_id = t.id), '[]'::json) as steps`);
-  if (!row) throw errors.notFound('task');
-  const { steps, ...task } = row;
-  return {
-    task: plainRow(repos.root, Task, task),
-    steps: (steps as Record<string, unknown>[]).map((s) => plainRow(repos.root, TaskStep, s)),
-  };
+  const found = await tasksDb.withSteps(repos, id);
+  if (!found) throw errors.notFound('task');
+  return found;
 }
 
 /** Where a pending run stands in its device's queue (0: it holds the device). */
@@ -237,7 +221,7 @@ export async function queuePosition(em: () => EntityManager, temporal: Client, t
 
 /** Sends the approval decision to a run waiting at an approval node. */
 export async function decideApproval(repos: OwnedRepos, temporal: Client, id: string, decision: ApprovalDecision) {
-  const task = await repos.get(Task, id, 'task');
+  const task = await tasksDb.get(repos, id);
   if (task.statusReason !== 'waiting_approval' || isFinished(task.status)) {
     throw errors.conflict('the task is not waiting for an approval', { status: task.status });
   }
@@ -255,7 +239,7 @@ export async function decideApproval(repos: OwnedRepos, temporal: Client, id: st
  * and priority. `fromFailedStep` starts at the node that failed, with earlier outputs kept.
  */
 export async function retryTask(repos: OwnedRepos, engine: TaskEngine, id: string, fromFailedStep: boolean) {
-  const old = await repos.get(Task, id, 'task');
+  const old = await tasksDb.get(repos, id);
   if (old.status !== 'failed' && old.status !== 'cancelled') {
     throw errors.conflict(`only a failed or cancelled task can be retried (this one is ${old.status})`, { status: old.status });
   }
@@ -267,7 +251,7 @@ export async function retryTask(repos: OwnedRepos, engine: TaskEngine, id: strin
     delete outputs[nodeId];
     resumeFrom = { nodeId, outputs };
   }
-  const version = await repos.em.findOneOrFail(WorkflowVersion, { id: old.workflowVersionId });
+  const version = await tasksDb.version(repos, old);
   return submitTask(repos, engine, {
     workflow_id: old.workflowId,
     device_id: old.deviceId,
@@ -304,7 +288,7 @@ export async function controlTask(
   action: ControlAction,
   who: ControlRequest,
 ): Promise<{ task: Task; status: TaskStatus }> {
-  const task = await repos.get(Task, id, 'task');
+  const task = await tasksDb.get(repos, id);
   const handle = temporal.workflow.getHandle(task.temporalWorkflowId);
   if (!ALLOWED[action].includes(task.status)) {
     if (isFinished(task.status)) throw errors.conflict(`cannot ${action} a task that is ${task.status}`, { status: task.status });
@@ -341,7 +325,7 @@ export function isFinished(status: TaskStatus): boolean {
 
 /** Wakes the runs waiting for a device that just connected. */
 export async function signalDeviceOnline(em: EntityManager, temporal: Client, deviceId: string, nodeId: string) {
-  const waiting = await em.find(Task, { deviceId, status: { $in: ['pending', 'running', 'paused'] } }, { fields: ['id', 'temporalWorkflowId'] });
+  const waiting = await tasksDb.unfinishedOnDevice(em, deviceId);
   await Promise.all(
     waiting.map((t) =>
       temporal.workflow.getHandle(t.temporalWorkflowId).signal(deviceOnlineSignal, { nodeId }).catch(() => undefined),

@@ -1,8 +1,8 @@
 // Workflow definitions: a workflow row with immutable versions; a definition change is a
 // new version, so runs keep the exact graph they started with.
-import type { EntityManager } from '@mikro-orm/postgresql';
-import { Workflow, WorkflowVersion } from '../db/entities.ts';
+import type { Workflow, WorkflowVersion } from '../db/entities.ts';
 import type { OwnedRepos } from '../db/owned.ts';
+import * as workflowsDb from '../db/workflows.ts';
 import { errors } from '../errors.ts';
 import { validateDefinition } from './definition-schema.ts';
 
@@ -23,58 +23,56 @@ function checkedDefinition(definition: unknown) {
 
 export async function createWorkflow(repos: OwnedRepos, input: WorkflowInput) {
   const definition = checkedDefinition(input.definition);
-  // Plain id columns carry no insert order for the unit of work: flush the parent first.
-  return repos.em.transactional(async (em) => {
-    const workflow = em.create(Workflow, {
-      id: crypto.randomUUID(),
-      userId: repos.userId,
-      name: input.name,
-      description: input.description ?? null,
-      category: input.category ?? null,
-      tags: input.tags ?? [],
-      currentVersion: 1,
-      isArchived: false,
-    });
-    await em.flush();
-    const version = em.create(WorkflowVersion, {
-      id: crypto.randomUUID(),
-      workflowId: workflow.id,
-      version: 1,
-      definition: definition as unknown as Record<string, unknown>,
-      parameters: input.parameters ?? null,
-    });
-    await em.flush();
-    return { workflow, version };
+  return workflowsDb.insert(repos, {
+    id: crypto.randomUUID(),
+    name: input.name,
+    description: input.description ?? null,
+    category: input.category ?? null,
+    tags: input.tags ?? [],
+    currentVersion: 1,
+    isArchived: false,
+  }, {
+    id: crypto.randomUUID(),
+    version: 1,
+    definition: definition as unknown as Record<string, unknown>,
+    parameters: input.parameters ?? null,
   });
 }
 
-export async function currentVersion(em: EntityManager, wf: Workflow): Promise<WorkflowVersion> {
-  const v = await em.findOne(WorkflowVersion, { workflowId: wf.id, version: wf.currentVersion });
-  if (!v) throw new Error(`workflow ${wf.id} has no version ${wf.currentVersion}`);
-  return v;
+/** The user's workflow and the version it runs now. */
+export async function getWorkflow(repos: OwnedRepos, id: string): Promise<{ workflow: Workflow; version: WorkflowVersion }> {
+  const workflow = await workflowsDb.get(repos, id);
+  return { workflow, version: await workflowsDb.currentVersion(repos, workflow) };
 }
 
 export async function updateWorkflow(repos: OwnedRepos, id: string, input: Partial<WorkflowInput> & { is_archived?: boolean }) {
-  const wf = await repos.get(Workflow, id, 'workflow');
-  let version = await currentVersion(repos.em, wf);
+  const { workflow: wf, version: current } = await getWorkflow(repos, id);
   if (input.name !== undefined) wf.name = input.name;
   if (input.description !== undefined) wf.description = input.description;
   if (input.category !== undefined) wf.category = input.category;
   if (input.tags !== undefined) wf.tags = input.tags;
   if (input.is_archived !== undefined) wf.isArchived = input.is_archived;
-  const defChanged = input.definition !== undefined && JSON.stringify(input.definition) !== JSON.stringify(version.definition);
-  const paramsChanged = input.parameters !== undefined && JSON.stringify(input.parameters) !== JSON.stringify(version.parameters);
-  if (defChanged || paramsChanged) {
-    const definition = defChanged ? checkedDefinition(input.definition) : version.definition;
-    wf.currentVersion += 1;
-    version = repos.em.create(WorkflowVersion, {
-      id: crypto.randomUUID(),
-      workflowId: wf.id,
-      version: wf.currentVersion,
-      definition: definition as unknown as Record<string, unknown>,
-      parameters: paramsChanged ? (input.parameters ?? null) : version.parameters,
-    });
+  const defChanged = input.definition !== undefined && JSON.stringify(input.definition) !== JSON.stringify(current.definition);
+  const paramsChanged = input.parameters !== undefined && JSON.stringify(input.parameters) !== JSON.stringify(current.parameters);
+  if (!defChanged && !paramsChanged) {
+    await workflowsDb.save(repos, wf);
+    return { workflow: wf, version: current };
   }
-  await repos.em.flush();
-  return { workflow: wf, version };
+  const definition = defChanged ? checkedDefinition(input.definition) : current.definition;
+  wf.currentVersion += 1;
+  const version = await workflowsDb.save(repos, wf, {
+    id: crypto.randomUUID(),
+    version: wf.currentVersion,
+    definition: definition as unknown as Record<string, unknown>,
+    parameters: paramsChanged ? (input.parameters ?? null) : current.parameters,
+  });
+  return { workflow: wf, version: version! };
+}
+
+/** Deletes the user's workflow, refused while any of its tasks has not finished. */
+export async function deleteWorkflow(repos: OwnedRepos, id: string): Promise<void> {
+  const wf = await workflowsDb.get(repos, id);
+  const active = await workflowsDb.unfinishedTasks(repos, wf.id);
+  if (active) throw errors.conflict(`workflow has ${active} unfinished task(s); cancel them first`);
+  await workflowsDb.remove(repos, wf);
 }

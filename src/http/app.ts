@@ -4,7 +4,7 @@ import Router from '@koa/router';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../config.ts';
-import type { Orm } from '../db/orm.ts';
+import { ping, type Orm } from '../db/orm.ts';
 import { OwnedRepos } from '../db/owned.ts';
 import type { Logger } from '../logger.ts';
 import { Accounts } from '../domain/accounts.ts';
@@ -131,7 +131,7 @@ export function createApp(deps: AppDeps): Koa {
   health.get('/healthz', (ctx) => envelope(ctx, { status: 'ok' }));
   health.get('/readyz', async (ctx) => {
     const [postgres, temporal] = await Promise.all([
-      orm.em.fork().getConnection().execute('select 1').then(() => true, () => false),
+      ping(orm),
       deps.temporal.connection
         .withDeadline(Date.now() + 3000, () => deps.temporal.workflowService.getSystemInfo({}))
         .then(() => true, () => false),

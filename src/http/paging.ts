@@ -1,6 +1,7 @@
-import type { EntityName, FilterQuery } from '@mikro-orm/core';
+import type { EntityName } from '@mikro-orm/core';
 import { z } from 'zod';
 import type { OwnedRepos } from '../db/owned.ts';
+import { newestFirst } from '../db/pages.ts';
 import { errors } from '../errors.ts';
 
 /** `page` and `page_size` (default 20, max 100), as the contract lists them. */
@@ -38,11 +39,6 @@ export function decodeCursor(raw: string | undefined): Cursor | null | undefined
   }
 }
 
-/** The filter for rows after a cursor in (created_at desc, id desc) order. */
-export function afterCursor(c: Cursor) {
-  return { $or: [{ createdAt: { $lt: c.at } }, { createdAt: c.at, id: { $lt: c.id } }] };
-}
-
 export const cursorParam = z.string().max(200).optional();
 
 /**
@@ -67,9 +63,8 @@ export async function keysetPage<T extends { id: string; userId: string; created
 ) {
   const cursor = decodeCursor(query.cursor);
   if (cursor === null) throw errors.invalid('invalid query', [{ path: 'cursor', message: 'malformed cursor' }]);
-  const total = await repos.count(entity, where as FilterQuery<T>);
-  const rows = await repos.find(entity, (cursor ? { ...where, ...afterCursor(cursor) } : where) as FilterQuery<T>, {
-    orderBy: { createdAt: 'desc', id: 'desc' } as never,
+  const { rows, total } = await newestFirst(repos, entity, where, {
+    after: cursor,
     limit: query.page_size + 1,
     // With a cursor, `page` is ignored: the cursor says where to go on.
     offset: cursor ? 0 : (query.page - 1) * query.page_size,

@@ -1,4 +1,4 @@
-// The statements the engine sends to the pool directly (src/db/native-sql.ts): prepared reads
+// The statements the engine sends to the pool directly (src/db/sql.ts): prepared reads
 // survive a migration that adds a column, and a submission lands its task and lane together.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { addDevice, addWorkflow, linear, signup } from '../helpers/api.ts';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { User } from '../../db/entities.ts';
+import * as usersDb from '../../db/users.ts';
 import type { Accounts } from '../../domain/accounts.ts';
 import type { Sessions } from '../../domain/sessions.ts';
 import { envelope } from '../middleware.ts';
@@ -22,7 +22,7 @@ function currentUser(path: string, tag: string, summary: string) {
     method: 'get', path, tag, auth: 'user', summary,
     success: { status: 200, description: '{user}' }, errors: [401],
     async handler(ctx) {
-      const user = await ctx.state.em.findOneOrFail(User, { id: ctx.state.userId });
+      const user = await usersDb.me(ctx.state.repos);
       envelope(ctx, { user: presentUser(user) });
     },
   });
@@ -71,9 +71,9 @@ export function authRoutes(accounts: Accounts, sessions: Sessions, onLogout?: (s
       method: 'put', path: '/users/profile', tag: 'users', auth: 'user', summary: 'Update the profile',
       body: profileBody, success: { status: 200, description: '{user}' }, errors: [400, 401],
       async handler(ctx, { body }) {
-        const user = await ctx.state.em.findOneOrFail(User, { id: ctx.state.userId });
+        const user = await usersDb.me(ctx.state.repos);
         user.name = body.name;
-        await ctx.state.em.flush();
+        await usersDb.save(ctx.state.repos);
         envelope(ctx, { user: presentUser(user) });
       },
     }),

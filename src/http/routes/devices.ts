@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Device } from '../../db/entities.ts';
+import * as devicesDb from '../../db/devices.ts';
 import { registerDevice, rotateDeviceToken } from '../../domain/devices.ts';
 import { envelope } from '../middleware.ts';
 import { presentDevice } from '../presenters.ts';
@@ -36,7 +36,7 @@ export function deviceRoutes(sockets: DeviceSockets) {
       method: 'get', path: '/users/devices', tag: 'devices', auth: 'user', summary: 'List my devices with presence',
       success: { status: 200, description: '{list, total}' }, errors: [401],
       async handler(ctx) {
-        const list = await ctx.state.repos.find(Device, {}, { orderBy: { createdAt: 'asc' } });
+        const list = await devicesDb.list(ctx.state.repos);
         envelope(ctx, { list: list.map(presentDevice), total: list.length });
       },
     }),
@@ -53,7 +53,7 @@ export function deviceRoutes(sockets: DeviceSockets) {
       method: 'get', path: '/users/devices/:id', tag: 'devices', auth: 'user', summary: 'One device',
       params: idParams, success: { status: 200, description: '{device}' }, errors: [400, 401, 404],
       async handler(ctx, { params }) {
-        const device = await ctx.state.repos.get(Device, params.id, 'device');
+        const device = await devicesDb.get(ctx.state.repos, params.id);
         envelope(ctx, { device: presentDevice(device) });
       },
     }),
@@ -61,12 +61,12 @@ export function deviceRoutes(sockets: DeviceSockets) {
       method: 'put', path: '/users/devices/:id', tag: 'devices', auth: 'user', summary: 'Rename or update a device',
       params: idParams, body: deviceUpdateBody, success: { status: 200, description: '{device}' }, errors: [400, 401, 404],
       async handler(ctx, { params, body }) {
-        const device = await ctx.state.repos.get(Device, params.id, 'device');
+        const device = await devicesDb.get(ctx.state.repos, params.id);
         if (body.device_name !== undefined) device.deviceName = body.device_name;
         if (body.app_version !== undefined) device.appVersion = body.app_version;
         if (body.os_version !== undefined) device.osVersion = body.os_version;
         if (body.capabilities !== undefined) device.capabilities = body.capabilities;
-        await ctx.state.em.flush();
+        await devicesDb.save(ctx.state.repos);
         envelope(ctx, { device: presentDevice(device) });
       },
     }),
@@ -85,8 +85,8 @@ export function deviceRoutes(sockets: DeviceSockets) {
       summary: 'Unbind a device (its live session is closed)', params: idParams,
       success: { status: 200, description: '{deleted: true}' }, errors: [400, 401, 404],
       async handler(ctx, { params }) {
-        const device = await ctx.state.repos.get(Device, params.id, 'device');
-        await ctx.state.em.remove(device).flush();
+        const device = await devicesDb.get(ctx.state.repos, params.id);
+        await devicesDb.remove(ctx.state.repos, device);
         sockets.endDeviceConnection(device.id, 'device unbound');
         envelope(ctx, { deleted: true });
       },

@@ -10,10 +10,10 @@ import { TextDecoder } from 'node:util';
 import { pipeline } from 'node:stream/promises';
 import busboy from 'busboy';
 import type { Context } from 'koa';
-import type { EntityManager } from '@mikro-orm/postgresql';
 import { z } from 'zod';
-import { StoredFile } from '../../db/entities.ts';
-import { OwnedRepos } from '../../db/owned.ts';
+import type { StoredFile } from '../../db/entities.ts';
+import * as filesDb from '../../db/files.ts';
+import type { OwnedRepos } from '../../db/owned.ts';
 import { AppError, errors } from '../../errors.ts';
 import { envelope } from '../middleware.ts';
 import { pageOf, pageQuery } from '../paging.ts';
@@ -272,13 +272,6 @@ function presentFile(f: StoredFile) {
   };
 }
 
-async function usedBytes(em: EntityManager, userId: string): Promise<number> {
-  const [row] = await em.execute<{ used: string }[]>(
-    'select coalesce(sum(size_bytes), 0)::text as used from files where user_id = ?', [userId], 'all',
-  );
-  return Number(row.used);
-}
-
 export function fileRoutes(opts: FileRouteOptions) {
   const root = resolve(opts.dataDir);
   /** Where a row's bytes are; never outside DATA_DIR. */
@@ -292,11 +285,12 @@ export function fileRoutes(opts: FileRouteOptions) {
   async function upload(ctx: Context) {
     const repos: OwnedRepos = ctx.state.repos;
     if (!ctx.is('multipart/form-data')) throw errors.unsupportedMediaType('content type must be multipart/form-data');
-    const used = await usedBytes(ctx.state.em, repos.userId);
+    const used = await filesDb.usedBytes(repos);
     const left = Math.max(0, opts.quotaBytes - used);
-    const quotaError = () => errors.payloadTooLarge(
-      `storage quota exceeded: ${used} of ${opts.quotaBytes} bytes (${mib(opts.quotaBytes)}) used; delete files to make room`,
+    const overQuota = (usedNow: number) => errors.payloadTooLarge(
+      `storage quota exceeded: ${usedNow} of ${opts.quotaBytes} bytes (${mib(opts.quotaBytes)}) used; delete files to make room`,
     );
+    const quotaError = () => overQuota(used);
     const sizeError = () => errors.payloadTooLarge(`file over the ${opts.maxBytes} byte (${mib(opts.maxBytes)}) limit`);
     if (left === 0) throw quotaError();
     const byQuota = left < opts.maxBytes;
@@ -315,29 +309,21 @@ export function fileRoutes(opts: FileRouteOptions) {
     const id = randomUUID();
     const storageKey = `files/${repos.userId}/${id}`;
     const finalPath = resolve(root, storageKey);
-    let row: StoredFile;
+    let stored: Awaited<ReturnType<typeof filesDb.insertWithinQuota>>;
     try {
-      row = await ctx.state.em.transactional(async (tx) => {
-        // One upload per user at a time past this point: the quota holds under concurrent uploads.
-        await tx.execute('select pg_advisory_xact_lock(hashtextextended(?::text, 0))', [`files:${repos.userId}`]);
-        const now = await usedBytes(tx, repos.userId);
-        if (now + got.size > opts.quotaBytes) {
-          throw errors.payloadTooLarge(
-            `storage quota exceeded: ${now} of ${opts.quotaBytes} bytes (${mib(opts.quotaBytes)}) used; delete files to make room`,
-          );
-        }
-        await rename(got.tmpPath, finalPath);
-        return new OwnedRepos(tx, repos.userId).create(StoredFile, {
-          id, name: got.name, contentType: got.contentType, sizeBytes: got.size, sha256: got.sha256, storageKey,
-          createdAt: new Date(),
-        });
-      });
+      stored = await filesDb.insertWithinQuota(repos, {
+        id, name: got.name, contentType: got.contentType, sizeBytes: got.size, sha256: got.sha256, storageKey, createdAt: new Date(),
+      }, opts.quotaBytes, () => rename(got.tmpPath, finalPath));
     } catch (err) {
       await rm(got.tmpPath, { force: true });
       await rm(finalPath, { force: true });
       throw err;
     }
-    envelope(ctx, { file: presentFile(row) }, 201);
+    if ('over' in stored) {
+      await rm(got.tmpPath, { force: true });
+      throw overQuota(stored.over);
+    }
+    envelope(ctx, { file: presentFile(stored.file) }, 201);
   }
 
   return [
@@ -352,11 +338,7 @@ export function fileRoutes(opts: FileRouteOptions) {
       method: 'get', path: '/files', tag: 'files', auth: 'user', summary: 'List my files, newest first',
       query: fileListQuery, success: { status: 200, description: 'page of files' }, errors: [400, 401],
       async handler(ctx, { query }) {
-        const [rows, total] = await ctx.state.repos.findAndCount(StoredFile, {}, {
-          orderBy: { createdAt: 'desc', id: 'desc' },
-          limit: query.page_size,
-          offset: (query.page - 1) * query.page_size,
-        });
+        const [rows, total] = await filesDb.page(ctx.state.repos, (query.page - 1) * query.page_size, query.page_size);
         envelope(ctx, pageOf(rows.map(presentFile), total, query));
       },
     }),
@@ -364,7 +346,7 @@ export function fileRoutes(opts: FileRouteOptions) {
       method: 'get', path: '/files/:id', tag: 'files', auth: 'user', summary: 'A file\'s metadata',
       params: idParams, success: { status: 200, description: '{file}' }, errors: [400, 401, 404],
       async handler(ctx, { params }) {
-        const f = await ctx.state.repos.get(StoredFile, params.id, 'file');
+        const f = await filesDb.get(ctx.state.repos, params.id);
         envelope(ctx, { file: presentFile(f) });
       },
     }),
@@ -373,7 +355,7 @@ export function fileRoutes(opts: FileRouteOptions) {
       summary: 'Download a file: its bytes with its content type, as an attachment (not the JSON envelope)',
       params: idParams, success: { status: 200, description: 'the file\'s bytes (errors are the JSON envelope)' }, errors: [400, 401, 404],
       async handler(ctx, { params }) {
-        const f = await ctx.state.repos.get(StoredFile, params.id, 'file');
+        const f = await filesDb.get(ctx.state.repos, params.id);
         const path = pathOf(f);
         const size = await stat(path).then((s) => s.size, () => null);
         if (size === null) throw errors.notFound('file content');
@@ -395,9 +377,9 @@ export function fileRoutes(opts: FileRouteOptions) {
       method: 'delete', path: '/files/:id', tag: 'files', auth: 'user', summary: 'Delete a file (its row and its bytes)',
       params: idParams, success: { status: 200, description: '{deleted: true}' }, errors: [400, 401, 404],
       async handler(ctx, { params }) {
-        const f = await ctx.state.repos.get(StoredFile, params.id, 'file');
+        const f = await filesDb.get(ctx.state.repos, params.id);
         const path = pathOf(f);
-        await ctx.state.em.remove(f).flush();
+        await filesDb.remove(ctx.state.repos, f);
         await rm(path, { force: true });
         envelope(ctx, { deleted: true });
       },

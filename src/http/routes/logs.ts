@@ -1,6 +1,8 @@
 import type { Context } from 'koa';
 import { z } from 'zod';
-import { LOG_CATEGORIES, LOG_LEVELS, Log, Task } from '../../db/entities.ts';
+import { LOG_CATEGORIES, LOG_LEVELS, Log } from '../../db/entities.ts';
+import * as logsDb from '../../db/logs.ts';
+import * as tasksDb from '../../db/tasks.ts';
 import { insertLog, MAX_LOG_MESSAGE, presentLog } from '../../domain/logs.ts';
 import { envelope } from '../middleware.ts';
 import { cursorParam, instantParam, keysetPage, pageQuery } from '../paging.ts';
@@ -33,15 +35,10 @@ type ListQuery = z.infer<typeof logListQuery>;
 
 /** One page of the user's logs, newest first: page/page_size or the keyset cursor. */
 async function listLogs(ctx: Context, query: ListQuery, taskId?: string): Promise<void> {
-  const where: Record<string, unknown> = {};
-  if (query.level) where.level = { $in: [...new Set(query.level.split(','))] };
-  if (query.category) where.category = query.category;
-  if (taskId ?? query.task_id) where.taskId = taskId ?? query.task_id;
-  if (query.device_id) where.deviceId = query.device_id;
-  if (query.from || query.to) {
-    where.createdAt = { ...(query.from ? { $gte: new Date(query.from) } : {}), ...(query.to ? { $lt: new Date(query.to) } : {}) };
-  }
-  if (query.q) where.message = { $ilike: `%${query.q.replace(/[\\%_]/g, (c) => '\\' + c)}%` };
+  const where = logsDb.where({
+    levels: query.level?.split(','), category: query.category, taskId: taskId ?? query.task_id, deviceId: query.device_id,
+    from: query.from ? new Date(query.from) : undefined, to: query.to ? new Date(query.to) : undefined, messageLike: query.q,
+  });
   envelope(ctx, await keysetPage(ctx.state.repos, Log, where, query, presentLog));
 }
 
@@ -52,7 +49,7 @@ export function logRoutes() {
       summary: 'Report a log (optionally about one of my tasks); secret-looking keys in details are dropped',
       body: logBody, success: { status: 201, description: '{log}' }, errors: [400, 401, 404],
       async handler(ctx, { body }) {
-        if (body.task_id) await ctx.state.repos.get(Task, body.task_id, 'task');
+        if (body.task_id) await tasksDb.get(ctx.state.repos, body.task_id);
         const log = await insertLog(ctx.state.em, {
           userId: ctx.state.userId,
           taskId: body.task_id ?? null,
@@ -77,7 +74,7 @@ export function logRoutes() {
       summary: 'The logs of one of my tasks, newest first (same filters and paging as GET /logs)',
       params: idParams, query: taskLogListQuery, success: { status: 200, description: 'page of logs' }, errors: [400, 401, 404],
       async handler(ctx, { params, query }) {
-        const task = await ctx.state.repos.get(Task, params.id, 'task');
+        const task = await tasksDb.get(ctx.state.repos, params.id);
         await listLogs(ctx, query, task.id);
       },
     }),

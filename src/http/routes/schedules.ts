@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { PRIORITIES, Schedule } from '../../db/entities.ts';
 import { cronProblem, MIN_INTERVAL_S } from '../../domain/schedule-spec.ts';
+import * as schedulesDb from '../../db/schedules.ts';
 import { createSchedule, deleteSchedule, describeSchedule, setSchedulePaused } from '../../domain/schedules.ts';
 import type { TaskEngine } from '../../domain/tasks.ts';
 import { envelope } from '../middleware.ts';
@@ -60,9 +61,7 @@ export function scheduleRoutes(engine: TaskEngine) {
       method: 'get', path: '/schedules', tag: 'schedules', auth: 'user', summary: 'List my schedules',
       query: pageQuery.strict(), success: { status: 200, description: 'page of schedules' }, errors: [400, 401],
       async handler(ctx, { query }) {
-        const [rows, total] = await ctx.state.repos.findAndCount(Schedule, {}, {
-          orderBy: { createdAt: 'desc', id: 'desc' }, limit: query.page_size, offset: (query.page - 1) * query.page_size,
-        });
+        const [rows, total] = await schedulesDb.page(ctx.state.repos, (query.page - 1) * query.page_size, query.page_size);
         envelope(ctx, pageOf(rows.map((s) => present(s)), total, query));
       },
     }),
@@ -71,7 +70,7 @@ export function scheduleRoutes(engine: TaskEngine) {
       summary: 'A schedule with its next and recent runs', params: idParams,
       success: { status: 200, description: '{schedule}' }, errors: [400, 401, 404],
       async handler(ctx, { params }) {
-        const s = await ctx.state.repos.get(Schedule, params.id, 'schedule');
+        const s = await schedulesDb.get(ctx.state.repos, params.id);
         envelope(ctx, { schedule: present(s, await describeSchedule(engine.temporal, s)) });
       },
     }),

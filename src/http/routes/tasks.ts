@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { PRIORITIES, Task, TaskEvent, TaskStep, TASK_STATUSES } from '../../db/entities.ts';
+import { PRIORITIES, Task, TaskStep, TASK_STATUSES } from '../../db/entities.ts';
+import * as tasksDb from '../../db/tasks.ts';
 import {
   controlTask, decideApproval, isFinished, queuePosition, retryTask, submitTask, taskWithSteps,
   type ControlAction, type TaskEngine,
@@ -79,13 +80,10 @@ export function taskRoutes({ engine, temporalUiUrl, namespace }: TaskRouteDeps) 
       method: 'get', path: '/tasks', tag: 'tasks', auth: 'user', summary: 'List my tasks, newest first',
       query: taskListQuery, success: { status: 200, description: 'page of tasks' }, errors: [400, 401],
       async handler(ctx, { query }) {
-        const where: Record<string, unknown> = {};
-        if (query.status) where.status = query.status;
-        if (query.device_id) where.deviceId = query.device_id;
-        if (query.workflow_id) where.workflowId = query.workflow_id;
-        if (query.from || query.to) {
-          where.createdAt = { ...(query.from ? { $gte: new Date(query.from) } : {}), ...(query.to ? { $lt: new Date(query.to) } : {}) };
-        }
+        const where = tasksDb.where({
+          status: query.status, deviceId: query.device_id, workflowId: query.workflow_id,
+          from: query.from ? new Date(query.from) : undefined, to: query.to ? new Date(query.to) : undefined,
+        });
         envelope(ctx, await keysetPage(ctx.state.repos, Task, where, query, (t: Task) => present(t)));
       },
     }),
@@ -140,10 +138,8 @@ export function taskRoutes({ engine, temporalUiUrl, namespace }: TaskRouteDeps) 
       summary: 'The run\'s durable events so far, paged by after_seq', params: idParams, query: eventsQuery,
       success: { status: 200, description: '{list, next_after_seq}' }, errors: [400, 401, 404],
       async handler(ctx, { params, query }) {
-        const task = await ctx.state.repos.get(Task, params.id, 'task');
-        const rows = await ctx.state.em.find(TaskEvent, { taskId: task.id, seq: { $gt: query.after_seq } }, {
-          orderBy: { seq: 'asc' }, limit: query.limit,
-        });
+        const rows = await tasksDb.eventsAfter(ctx.state.repos, params.id, query.after_seq, query.limit);
+        if (!rows) throw errors.notFound('task');
         const list = rows.map((e) => ({ task_id: e.taskId, seq: e.seq, kind: e.kind, at: e.at.getTime(), data: e.data }));
         envelope(ctx, { list, next_after_seq: list.length ? list[list.length - 1].seq : query.after_seq });
       },
@@ -152,9 +148,9 @@ export function taskRoutes({ engine, temporalUiUrl, namespace }: TaskRouteDeps) 
       method: 'delete', path: '/tasks/:id', tag: 'tasks', auth: 'user', summary: 'Delete a finished task',
       params: idParams, success: { status: 200, description: '{deleted: true}' }, errors: [400, 401, 404, 409],
       async handler(ctx, { params }) {
-        const task = await ctx.state.repos.get(Task, params.id, 'task');
+        const task = await tasksDb.get(ctx.state.repos, params.id);
         if (!isFinished(task.status)) throw errors.conflict(`cannot delete a task that is ${task.status}`, { status: task.status });
-        await ctx.state.em.remove(task).flush();
+        await tasksDb.remove(ctx.state.repos, task.id);
         envelope(ctx, { deleted: true });
       },
     }),

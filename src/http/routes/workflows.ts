@@ -1,7 +1,6 @@
 import { z } from 'zod';
-import { FINISHED_STATUSES, Task, Workflow } from '../../db/entities.ts';
-import { errors } from '../../errors.ts';
-import { createWorkflow, currentVersion, updateWorkflow } from '../../domain/workflows.ts';
+import { createWorkflow, deleteWorkflow, getWorkflow, updateWorkflow } from '../../domain/workflows.ts';
+import * as workflowsDb from '../../db/workflows.ts';
 import { envelope } from '../middleware.ts';
 import { presentWorkflow } from '../presenters.ts';
 import { defineRoute, idParams } from '../route.ts';
@@ -42,15 +41,9 @@ export function workflowRoutes() {
       method: 'get', path: '/workflows', tag: 'workflows', auth: 'user', summary: 'List my workflows',
       query: workflowListQuery, success: { status: 200, description: 'page of workflows' }, errors: [400, 401],
       async handler(ctx, { query }) {
-        const where: Record<string, unknown> = { isArchived: query.archived === 'true' };
-        if (query.category) where.category = query.category;
-        if (query.tag) where.tags = { $contains: [query.tag] };
-        if (query.q) where.name = { $ilike: `%${query.q.replace(/[\\%_]/g, (c) => '\\' + c)}%` };
-        const [rows, total] = await ctx.state.repos.findAndCount(Workflow, where, {
-          orderBy: { updatedAt: 'desc', id: 'desc' },
-          limit: query.page_size,
-          offset: (query.page - 1) * query.page_size,
-        });
+        const [rows, total] = await workflowsDb.page(ctx.state.repos,
+          { archived: query.archived === 'true', category: query.category, tag: query.tag, nameLike: query.q },
+          (query.page - 1) * query.page_size, query.page_size);
         envelope(ctx, pageOf(rows.map((w) => presentWorkflow(w)), total, query));
       },
     }),
@@ -66,8 +59,8 @@ export function workflowRoutes() {
       method: 'get', path: '/workflows/:id', tag: 'workflows', auth: 'user', summary: 'A workflow with its current definition',
       params: idParams, success: { status: 200, description: '{workflow}' }, errors: [400, 401, 404],
       async handler(ctx, { params }) {
-        const wf = await ctx.state.repos.get(Workflow, params.id, 'workflow');
-        envelope(ctx, { workflow: presentWorkflow(wf, await currentVersion(ctx.state.em, wf)) });
+        const { workflow, version } = await getWorkflow(ctx.state.repos, params.id);
+        envelope(ctx, { workflow: presentWorkflow(workflow, version) });
       },
     }),
     defineRoute<z.infer<typeof workflowUpdateBody>, undefined, z.infer<typeof idParams>>({
@@ -84,8 +77,7 @@ export function workflowRoutes() {
       summary: 'The workflow as one portable JSON document (no ids)', params: idParams,
       success: { status: 200, description: '{format, format_version, exported_at, workflow}' }, errors: [400, 401, 404],
       async handler(ctx, { params }) {
-        const wf = await ctx.state.repos.get(Workflow, params.id, 'workflow');
-        const v = await currentVersion(ctx.state.em, wf);
+        const { workflow: wf, version: v } = await getWorkflow(ctx.state.repos, params.id);
         envelope(ctx, {
           format: EXPORT_FORMAT,
           format_version: 1,
@@ -111,10 +103,7 @@ export function workflowRoutes() {
       method: 'delete', path: '/workflows/:id', tag: 'workflows', auth: 'user', summary: 'Delete a workflow',
       params: idParams, success: { status: 200, description: '{deleted: true}' }, errors: [400, 401, 404, 409],
       async handler(ctx, { params }) {
-        const wf = await ctx.state.repos.get(Workflow, params.id, 'workflow');
-        const active = await ctx.state.repos.count(Task, { workflowId: wf.id, status: { $nin: FINISHED_STATUSES } });
-        if (active) throw errors.conflict(`workflow has ${active} unfinished task(s); cancel them first`);
-        await ctx.state.em.remove(wf).flush();
+        await deleteWorkflow(ctx.state.repos, params.id);
         envelope(ctx, { deleted: true });
       },
     }),

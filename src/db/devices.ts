@@ -1,0 +1,76 @@
+// Devices: the user's registered PCs, and their presence (written by the API node that holds a
+// device's socket; an older session's late write never wins over a newer one).
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { Device } from './entities.ts';
+import type { OwnedRepos } from './owned.ts';
+
+/** Whether the user already registered a machine under this client id. */
+export async function isRegistered(repos: OwnedRepos, clientDeviceId: string): Promise<boolean> {
+  return (await repos.count(Device, { deviceId: clientDeviceId })) > 0;
+}
+
+/** Registers one of the user's devices (written at once). */
+export async function insert(repos: OwnedRepos, device: Omit<Device, 'userId' | 'createdAt' | 'updatedAt' | 'nodeId' | 'sessionId' | 'sessionStartedAt' | 'lastOnlineAt'>): Promise<Device> {
+  const row = repos.create(Device, device);
+  await repos.em.flush();
+  return row;
+}
+
+export function get(repos: OwnedRepos, id: string): Promise<Device> {
+  return repos.get(Device, id, 'device');
+}
+
+export function list(repos: OwnedRepos): Promise<Device[]> {
+  return repos.find(Device, {}, { orderBy: { createdAt: 'asc' } });
+}
+
+/** Writes the changes made to the user's devices read through `repos`. */
+export async function save(repos: OwnedRepos): Promise<void> {
+  await repos.em.flush();
+}
+
+export async function remove(repos: OwnedRepos, device: Device): Promise<void> {
+  await repos.em.remove(device).flush();
+}
+
+/** The device whose token hashes to `tokenHash` (whoever's: the token is the credential). */
+export function byTokenHash(em: EntityManager, tokenHash: string): Promise<Device | null> {
+  return em.findOne(Device, { tokenHash });
+}
+
+/** This node holds the device's socket now, unless a newer session already wrote its presence. */
+export async function markOnline(em: EntityManager, deviceId: string, nodeId: string, sessionId: string, startedAt: Date): Promise<boolean> {
+  const n = await em.nativeUpdate(
+    Device,
+    // The newer session wins (later start, ties by session id): the order the gateways use.
+    {
+      id: deviceId,
+      $or: [
+        { sessionStartedAt: null },
+        { sessionStartedAt: { $lt: startedAt } },
+        { sessionStartedAt: startedAt, sessionId: { $lte: sessionId } },
+      ],
+    },
+    { isOnline: true, nodeId, sessionId, sessionStartedAt: startedAt, lastOnlineAt: new Date() },
+  );
+  return n > 0;
+}
+
+export async function touchPresence(em: EntityManager, deviceId: string, sessionId: string): Promise<void> {
+  await em.nativeUpdate(Device, { id: deviceId, sessionId }, { lastOnlineAt: new Date(), isOnline: true });
+}
+
+/** Offline only if this session is still the device's current one. */
+export async function markOffline(em: EntityManager, deviceId: string, sessionId: string): Promise<boolean> {
+  return (await em.nativeUpdate(Device, { id: deviceId, sessionId }, { isOnline: false, nodeId: null, sessionId: null })) > 0;
+}
+
+/** Every device this node held goes offline (the node is stopping). */
+export async function releaseNode(em: EntityManager, nodeId: string): Promise<void> {
+  await em.nativeUpdate(Device, { nodeId }, { isOnline: false, nodeId: null, sessionId: null });
+}
+
+/** A device by id, whoever's: for the engine (a run already knows its device is its user's). */
+export function byId(em: EntityManager, id: string): Promise<Device | null> {
+  return em.findOne(Device, { id });
+}

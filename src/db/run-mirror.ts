@@ -1,0 +1,73 @@
+// The run mirror's statements (the engine's hottest write: every step's dispatch carries one):
+// the event log `task_events`, and the fold of it into `tasks` and `task_steps`. The caller
+// (src/domain/run-mirror.ts) sends them in two round trips of one transaction.
+import type { RunEvent } from '../../workflows/api.ts';
+import { EVENTS_CHANNEL, type TaskEventsNotice } from './channels.ts';
+import type { Task } from './entities.ts';
+import { empty, join, jsonb, sql, type Sql } from './sql.ts';
+
+/** The task's row, locked: one writer per task, so retried or concurrent activities apply events once. */
+export const lockTask = (taskId: string): Sql => sql`select * from tasks where id = ${taskId} for update`;
+
+/**
+ * The batch into the log (of a task that still exists), and the events that arrived ahead of it
+ * and wait past a gap: run after `lockTask` as a statement of its own (a fresh snapshot, taken
+ * under the lock), so it sees them all. `events` in seq order.
+ */
+export function logEvents(taskId: string, events: readonly RunEvent[]): Sql {
+  const values = join(events.map((ev) => sql`(${ev.seq}::int, ${ev.kind}::varchar, ${new Date(ev.at)}::timestamptz, ${jsonb(ev.data ?? {})})`));
+  const last = events[events.length - 1].seq;
+  return sql`with ins as (
+      insert into task_events (task_id, seq, kind, at, data)
+      select ${taskId}::uuid, v.seq, v.kind, v.at, v.data from (values ${values}) as v (seq, kind, at, data)
+       where exists (select 1 from tasks where id = ${taskId})
+      on conflict (task_id, seq) do nothing)
+    select seq, kind, at, data from task_events
+     where task_id = ${taskId} and seq > greatest(${last}::int, (select last_seq from tasks where id = ${taskId}))
+     order by seq`;
+}
+
+/** One step row as the fold leaves it. */
+export interface StepRow {
+  key: string;
+  nodeId: string;
+  nodeType: string;
+  name: string | null;
+  attempt: number;
+  status: 'running' | 'completed' | 'failed' | 'cancelled';
+  output: unknown;
+  error: unknown;
+  startedAt: Date;
+  finishedAt: Date | null;
+}
+
+/**
+ * The fold in one statement: the steps the events touched, the task row, and the notice
+ * (delivered at commit) that lets user-scope monitors on every API node read the new events.
+ */
+export function writeFold(task: Task, steps: readonly StepRow[], fromSeq: number): Sql {
+  const upsertSteps = steps.length
+    ? sql`s as (
+        insert into task_steps (id, task_id, key, node_id, node_type, name, attempt, status, output, error, started_at, finished_at)
+        values ${join(steps.map((st) => sql`(${crypto.randomUUID()}::uuid, ${task.id}::uuid, ${st.key}, ${st.nodeId}, ${st.nodeType},
+          ${st.name}, ${st.attempt}::int, ${st.status}, ${jsonb(st.output)}, ${jsonb(st.error)}, ${st.startedAt}::timestamptz, ${st.finishedAt}::timestamptz)`))}
+        on conflict (key) do update set
+          status = excluded.status,
+          finished_at = excluded.finished_at,
+          output = case when excluded.status = 'running' then task_steps.output else excluded.output end,
+          error = case when excluded.status = 'running' then task_steps.error else excluded.error end),`
+    : empty;
+  const notice: TaskEventsNotice & { from_seq: number } = { user_id: task.userId, task_id: task.id, from_seq: fromSeq, seq: task.lastSeq };
+  return sql`with ${upsertSteps} u as (
+      update tasks set status = ${task.status}, status_reason = ${task.statusReason}, current_node = ${task.currentNode},
+        progress = ${task.progress}::int, result = ${jsonb(task.result)}, error = ${jsonb(task.error)},
+        last_seq = ${task.lastSeq}::int, started_at = ${task.startedAt}::timestamptz, finished_at = ${task.finishedAt}::timestamptz,
+        duration_ms = ${task.durationMs}::int, updated_at = now()
+      where id = ${task.id} returning id)
+    select pg_notify(${EVENTS_CHANNEL}, ${JSON.stringify(notice)}) from u`;
+}
+
+/** A step still marked running when its run ended was aborted with it. */
+export const abortRunningSteps = (task: Task): Sql =>
+  sql`update task_steps set status = ${task.status}, finished_at = ${task.finishedAt}::timestamptz
+       where task_id = ${task.id} and status = 'running'`;
