@@ -1,11 +1,11 @@
 // Persistence activities, run by the task workers: the PostgreSQL mirror of each run.
 import type { Client } from '@temporalio/client';
 import type { Orm } from '../src/db/orm.ts';
-import { Device } from '../src/db/entities.ts';
 import { DeviceLanes } from '../src/domain/device-lanes.ts';
 import { applyRunEvents } from '../src/domain/run-mirror.ts';
 import { submitForSchedule } from '../src/domain/schedules.ts';
 import type { DeviceLocation, FinishRunInput, PersistenceActivities, RecordEventsInput } from './types.ts';
+import * as devicesDb from '../src/db/devices.ts';
 
 export interface PersistenceDeps {
   orm: Orm;
@@ -34,7 +34,7 @@ export function createPersistenceActivities({ orm, temporal, taskQueue, presence
 
     async locateDevice(deviceId: string): Promise<DeviceLocation> {
       const em = orm.em.fork();
-      const device = await em.findOne(Device, { id: deviceId });
+      const device = await devicesDb.byId(em, deviceId);
       if (!device || !device.isOnline || !device.nodeId) return { online: false, nodeId: null };
       const seen = device.lastOnlineAt?.getTime() ?? 0;
       if (Date.now() - seen > presenceStaleMs) return { online: false, nodeId: null };

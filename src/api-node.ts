@@ -8,7 +8,6 @@ import { createGatewayActivities } from '../activities/gateway.ts';
 import { gatewayQueue } from '../workflows/api.ts';
 import type { Config } from './config.ts';
 import type { Orm } from './db/orm.ts';
-import { Device } from './db/entities.ts';
 import type { Logger } from './logger.ts';
 import { AccessTokens } from './domain/tokens.ts';
 import { SessionCache } from './domain/sessions.ts';
@@ -19,6 +18,7 @@ import { HistoryStreams } from './ws/history-stream.ts';
 import { PgBus } from './ws/pg-bus.ts';
 import { UserFeeds } from './ws/user-feed.ts';
 import { startReconciler } from './reconciler.ts';
+import * as devicesDb from './db/devices.ts';
 
 export interface ApiNodeDeps {
   config: Config;
@@ -84,7 +84,7 @@ export async function startApiNode(deps: ApiNodeDeps): Promise<ApiNode> {
         reconciler.stop();
         // First say the devices here are offline: runs whose step fails below then wait for
         // the device to reconnect elsewhere instead of dispatching again to this node.
-        await orm.em.fork().nativeUpdate(Device, { nodeId: config.NODE_ID }, { isOnline: false, nodeId: null, sessionId: null });
+        await devicesDb.releaseNode(orm.em.fork(), config.NODE_ID);
         const closed = new Promise<void>((r) => server.close(() => r()));
         server.closeIdleConnections();
         await gateway.close();

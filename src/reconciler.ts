@@ -3,12 +3,13 @@
 // Such a run is closed but its TaskStatus search attribute still says it is not finished.
 import type { Client } from '@temporalio/client';
 import type { Orm } from './db/orm.ts';
-import { FINISHED_STATUSES, Task } from './db/entities.ts';
+import { FINISHED_STATUSES } from './db/entities.ts';
 import type { Logger } from './logger.ts';
 import { DeviceLanes } from './domain/device-lanes.ts';
 import { applyRunEvents } from './domain/run-mirror.ts';
 import { readRunEvents } from './ws/history-stream.ts';
 import { TASK_RUN_WORKFLOW } from '../workflows/api.ts';
+import * as tasksDb from './db/tasks.ts';
 
 export interface ReconcilerDeps {
   temporal: Client;
@@ -36,7 +37,7 @@ export function startReconciler({ temporal, orm, logger, intervalMs = 2000, look
       if (done.has(run.runId)) continue;
       if (done.size > 10_000) done.clear();
       const em = orm.em.fork();
-      const task = await em.findOne(Task, { id: taskId }, { fields: ['id', 'status', 'deviceId'] });
+      const task = await tasksDb.statusAndDevice(em, taskId);
       if (task && !FINISHED_STATUSES.includes(task.status)) {
         await applyRunEvents(orm, taskId, await readRunEvents(temporal, taskId));
         // Its hold or place in its device's lane (idempotent: nothing to give up is fine).

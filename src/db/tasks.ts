@@ -89,9 +89,15 @@ export async function eventsAfter(repos: OwnedRepos, id: string, afterSeq: numbe
 
 // For the engine (no user scope: these answer by task id for code that already knows the run).
 
-/** Owner and status of each task (a monitor's subscription check, batched); absent ids are missing. */
-export async function ownersAndStatus(db: Db, ids: readonly string[]): Promise<{ id: string; user_id: string; status: TaskStatus }[]> {
-  return db.all(sql`select id, user_id, status from tasks where id = any(${ids}::uuid[])`);
+/**
+ * The status of each asked task that belongs to its asker (monitors' subscriptions, batched across
+ * users): a pair whose task is missing or someone else's has no row, so the owner check is here.
+ */
+export async function statusesOwned(db: Db, asks: readonly { taskId: string; userId: string }[]): Promise<{ id: string; user_id: string; status: TaskStatus }[]> {
+  const ids = asks.map((a) => a.taskId);
+  const users = asks.map((a) => a.userId);
+  return db.all(sql`select t.id, t.user_id, t.status from tasks t
+    join unnest(${ids}::uuid[], ${users}::uuid[]) as a(id, user_id) on t.id = a.id and t.user_id = a.user_id`);
 }
 
 /** A run's durable events with from < seq <= to, oldest first. */

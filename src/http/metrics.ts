@@ -16,6 +16,8 @@ import { TASK_STATUSES } from '../db/entities.ts';
 import type { Orm } from '../db/orm.ts';
 import type { Logger } from '../logger.ts';
 import { errors } from '../errors.ts';
+import { dbOf } from '../db/sql.ts';
+import * as tasksDb from '../db/tasks.ts';
 
 export const METRICS_PATH = '/metrics';
 const UNMATCHED = 'unmatched';
@@ -71,9 +73,7 @@ export class Metrics {
       async collect() {
         try {
           const rows = await withTimeout(
-            orm.em.fork().getConnection().execute<{ status: string; n: number }[]>(
-              'select status, count(*)::int as n from tasks group by status',
-            ),
+            dbOf(orm).then((db) => tasksDb.countByStatus(db)),
             RUNS_QUERY_TIMEOUT_MS,
           );
           this.reset();

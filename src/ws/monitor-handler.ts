@@ -158,8 +158,8 @@ export class MonitorHandler {
           return;
         }
         const { task_id: taskId, after_seq: afterSeq = 0, raw = false } = msg.payload;
-        const task = await this.tasks.get(taskId);
-        if (!task || task.userId !== m.userId) {
+        const task = await this.tasks.get(taskId, m.userId);
+        if (!task) {
           send(ws, { type: 'error', payload: { code: WsErrorCode.NotFound, message: 'task not found' } }, re);
           return;
         }

@@ -1,5 +1,7 @@
-// A task's owner and status for monitor subscribes, read in batches.
+// A task's status for a monitor's subscribe, if the task is the monitor's user's, read in batches.
 import type { Orm } from '../db/orm.ts';
+import { dbOf } from '../db/sql.ts';
+import * as tasksDb from '../db/tasks.ts';
 
 /**
  * Every subscribe that arrives while a read is running waits for the next one, so a burst of
@@ -8,18 +10,21 @@ import type { Orm } from '../db/orm.ts';
  */
 export class TaskLookups {
   private readonly orm: Orm;
-  private pending = new Map<string, ((row: { userId: string; status: string } | null, err?: unknown) => void)[]>();
+  /** `<taskId> <userId>` -> who waits for the answer. */
+  private pending = new Map<string, ((row: { status: string } | null, err?: unknown) => void)[]>();
   private running = false;
 
   constructor(orm: Orm) {
     this.orm = orm;
   }
 
-  get(taskId: string): Promise<{ userId: string; status: string } | null> {
+  /** The task's status, or null when it does not exist or is not the user's. */
+  get(taskId: string, userId: string): Promise<{ status: string } | null> {
     return new Promise((resolve, reject) => {
-      const waiters = this.pending.get(taskId) ?? [];
+      const key = `${taskId} ${userId}`;
+      const waiters = this.pending.get(key) ?? [];
       waiters.push((row, err) => (err ? reject(err) : resolve(row)));
-      this.pending.set(taskId, waiters);
+      this.pending.set(key, waiters);
       if (!this.running) {
         this.running = true;
         setImmediate(() => void this.drain());
@@ -32,12 +37,13 @@ export class TaskLookups {
       const batch = [...this.pending].slice(0, 500);
       for (const [id] of batch) this.pending.delete(id);
       try {
-        const rows = await this.orm.em.getConnection().execute<{ id: string; user_id: string; status: string }[]>(
-          `select id, user_id, status from tasks where id in (${batch.map(() => '?').join(', ')})`,
-          batch.map(([id]) => id),
-        );
-        const found = new Map(rows.map((r) => [r.id, { userId: r.user_id, status: r.status }]));
-        for (const [id, waiters] of batch) for (const w of waiters) w(found.get(id) ?? null);
+        const asks = batch.map(([key]) => {
+          const [taskId, userId] = key.split(' ');
+          return { taskId, userId };
+        });
+        const rows = await tasksDb.statusesOwned(await dbOf(this.orm), asks);
+        const found = new Map(rows.map((r) => [`${r.id} ${r.user_id}`, { status: r.status }]));
+        for (const [key, waiters] of batch) for (const w of waiters) w(found.get(key) ?? null);
       } catch (err) {
         for (const [, waiters] of batch) for (const w of waiters) w(null, err);
       }

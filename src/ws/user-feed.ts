@@ -3,10 +3,10 @@
 // NOTIFY (committed events only) and read from task_events, once per notice per node however
 // many of the user's monitors listen.
 import type { Orm } from '../db/orm.ts';
-import { TaskEvent } from '../db/entities.ts';
 import type { Logger } from '../logger.ts';
 import type { TaskEventsNotice } from './pg-bus.ts';
 import type { TaskEventPayload } from '../protocol/index.ts';
+import * as tasksDb from '../db/tasks.ts';
 
 export interface UserFeedListener {
   event(ev: TaskEventPayload): void;
@@ -60,8 +60,7 @@ export class UserFeeds {
     // Reads run side by side, deliveries one after the other in notice order: two notices of a
     // task close together (a batch folded right after the one before it) must not reach monitors
     // as [2, 3, 1] because the first read came back last.
-    const read = this.orm.em.fork()
-      .find(TaskEvent, { taskId: n.task_id, seq: { $gt: from, $lte: n.seq } }, { orderBy: { seq: 'asc' } });
+    const read = tasksDb.eventsBetween(this.orm.em.fork(), n.task_id, from, n.seq);
     read.catch(() => undefined); // handled below, in order (not an unhandled rejection meanwhile)
     const previous = this.deliveries.get(n.task_id);
     const delivered: Promise<void> = (previous ? previous.then(() => read) : read)

@@ -47,6 +47,9 @@ export async function startSystem(opts: SystemOptions = {}): Promise<System> {
     TASK_QUEUE: taskQueue,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'error',
     WS_HEARTBEAT_MS: '5000',
+    // Test files sign up one user and open many monitors of it (200 in bridge.test);
+    // ws-limits.test sets its own limit and checks it.
+    WS_MAX_MONITORS_PER_USER: '10000',
     ...opts.env,
   };
   const config = loadConfig({ ...base, NODE_ID: `test-${randomUUID().slice(0, 8)}` });

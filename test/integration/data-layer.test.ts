@@ -89,8 +89,11 @@ describe('owner scope in src/db', () => {
     expect(await total(bob)).toBe(0);
   });
 
-  it('the engine\'s batched owner lookup answers the ids that exist', async () => {
-    expect(await tasksDb.ownersAndStatus(db, [mine.task, id()])).toEqual([{ id: mine.task, user_id: alice.userId, status: 'completed' }]);
+  it('the monitors\' batched lookup answers only the asker\'s own tasks', async () => {
+    expect(await tasksDb.statusesOwned(db, [{ taskId: mine.task, userId: alice.userId }, { taskId: id(), userId: alice.userId }]))
+      .toEqual([{ id: mine.task, user_id: alice.userId, status: 'completed' }]);
+    // Another user asking for the same task gets no row: the owner check is the query's.
+    expect(await tasksDb.statusesOwned(db, [{ taskId: mine.task, userId: bob.userId }])).toEqual([]);
   });
 
   it('a revoked session is closed', async () => {
