@@ -1,6 +1,6 @@
 // A route is data: method, path, schemas, auth and handler. The router mounts it
 // (validate -> authenticate -> handler), and the OpenAPI document is generated from the same
-// schemas that validate requests.
+// schemas that validate requests and describe responses.
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { z } from 'zod';
@@ -17,6 +17,15 @@ export interface RouteInput<B, Q, P> {
   params: P;
 }
 
+export interface Success {
+  status: number;
+  /** Other success statuses with the same `data` (e.g. 200 for an idempotent replay of a 201). */
+  also?: number[];
+  description: string;
+  /** The envelope's `data` (schemas in src/http/schemas/), or 'binary' for a raw download. */
+  data: z.ZodType | 'binary';
+}
+
 export interface RouteSpec<B = unknown, Q = unknown, P = unknown> {
   method: 'get' | 'post' | 'put' | 'delete' | 'patch';
   /** Koa path, e.g. `/tasks/:id`. */
@@ -27,8 +36,8 @@ export interface RouteSpec<B = unknown, Q = unknown, P = unknown> {
   body?: z.ZodType<B>;
   query?: z.ZodType<Q>;
   params?: z.ZodType<P>;
-  /** Success status and what it returns (described in OpenAPI). */
-  success: { status: number; description: string };
+  /** Success status and what it returns (described in OpenAPI, checked outside production). */
+  success: Success;
   /** Other statuses this route may answer with. */
   errors?: number[];
   handler(ctx: Context, input: RouteInput<B, Q, P>): Promise<void>;
@@ -40,7 +49,27 @@ export function defineRoute<B = undefined, Q = undefined, P = undefined>(spec: R
 
 export type Authenticate = (ctx: Context) => Promise<void>;
 
-export function mount(router: Router, routes: RouteSpec[], authenticate: Authenticate): void {
+/**
+ * Outside production every success response is parsed with its route's `data` schema: a
+ * presenter that drifts from the documented shape fails the request (a 500, logged) and so the
+ * tests. Production skips the check: it costs a parse of every response body.
+ */
+export const CHECK_RESPONSES = process.env.NODE_ENV !== 'production';
+
+export class ResponseSchemaError extends Error {}
+
+/** Throws when a success answer of `r` does not match its documented `data`. */
+export function checkResponse(r: RouteSpec, status: number, body: unknown): void {
+  if (r.success.data === 'binary' || (status !== r.success.status && !r.success.also?.includes(status))) return;
+  const data = (body as { data?: unknown } | null)?.data;
+  const res = r.success.data.safeParse(data);
+  if (!res.success) {
+    const issues = res.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+    throw new ResponseSchemaError(`${r.method.toUpperCase()} ${r.path} answered ${status} with data that does not match its schema: ${issues}`);
+  }
+}
+
+export function mount(router: Router, routes: RouteSpec[], authenticate: Authenticate, checkResponses = CHECK_RESPONSES): void {
   for (const r of routes) {
     router[r.method](r.path, async (ctx: Context) => {
       if (r.auth === 'user') await authenticate(ctx);
@@ -50,6 +79,7 @@ export function mount(router: Router, routes: RouteSpec[], authenticate: Authent
         body: r.body ? parse(r.body, ctx.state.body ?? {}, 'body') : undefined,
       };
       await r.handler(ctx, input);
+      if (checkResponses) checkResponse(r, ctx.status, ctx.body);
     });
   }
 }
