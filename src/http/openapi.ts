@@ -238,7 +238,7 @@ class Builder {
       description: r.success.description,
       content: {
         'application/json': {
-          schema: { allOf: [ref('Envelope'), { type: 'object', properties: { data } }] },
+          schema: { allOf: [ref('Envelope'), { type: 'object', required: ['data'], properties: { data } }] },
           examples: { success: { summary: r.success.description, value: envelopeOf(this.example(data, 'output'), message) } },
         },
       },
@@ -271,7 +271,7 @@ function staticPaths(): Record<string, Record<string, Schema>> {
     description,
     content: {
       'application/json': {
-        schema: { allOf: [ref('Envelope'), { type: 'object', properties: { data } }] },
+        schema: { allOf: [ref('Envelope'), { type: 'object', required: ['data'], properties: { data } }] },
         examples: { success: { value: envelopeOf(example) } },
       },
     },

@@ -17,7 +17,7 @@ export const TaskStep = z.strictObject({
   key: z.string().describe('Idempotency key of this attempt on the device'),
   status: z.enum(['running', 'completed', 'failed', 'cancelled']),
   output: json,
-  error: json,
+  error: runError.nullable(),
   started_at: nullableInstant,
   finished_at: nullableInstant,
 }).meta({

@@ -19,6 +19,7 @@ const tokenFields = {
   expires_in: z.int().min(1).describe('Seconds the access token is valid'),
   refresh_token: z.string().describe('Single use: POST /auth/refresh spends it for a new pair'),
   refresh_expires_in: z.int().min(1).describe('Seconds the refresh token is valid'),
+  token_type: z.literal('Bearer'),
 };
 
 export const TokenPair = z.strictObject(tokenFields).meta({
@@ -28,6 +29,7 @@ export const TokenPair = z.strictObject(tokenFields).meta({
     expires_in: 900,
     refresh_token: 'rt_q8Yx3v0bW9kqLrR2mZ7c1A',
     refresh_expires_in: 2_592_000,
+    token_type: 'Bearer',
   }],
 });
 
