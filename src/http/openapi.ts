@@ -329,7 +329,7 @@ function staticPaths(): Record<string, Record<string, Schema>> {
         security: [{}, { metricsToken: [] }],
         responses: {
           200: text('text/plain', 'Prometheus text exposition format 0.0.4', '# TYPE http_requests_total counter\nhttp_requests_total{method="GET",route="/healthz",status="200"} 3\n'),
-          401: { description: 'METRICS_TOKEN is set and the bearer token is missing or wrong (code 1002)', content: { 'application/json': { schema: ref('Error') } } },
+          401: { ...errorResponse(401), description: 'METRICS_TOKEN is set and the bearer token is missing or wrong (code 1002)' },
         },
       },
     },
