@@ -2,13 +2,23 @@
 // `examples` first (the resources in this folder carry hand-written ones), else a value that
 // fits its type, format, enum and bounds. test/unit/openapi.test.ts parses every example with the
 // route's zod schema, so an example that a schema change makes invalid fails there.
+import { EXAMPLE } from './common.ts';
+
 type Schema = Record<string, unknown>;
+
+/** Ids by property name, so an example's references line up with the resource examples. */
+const UUID_BY_NAME: Record<string, string> = {
+  workflow_id: EXAMPLE.workflowId,
+  device_id: EXAMPLE.deviceId,
+  task_id: EXAMPLE.taskId,
+  id: EXAMPLE.taskId,
+};
 
 /** Sample strings by property name, where a type alone would give a poor example. */
 const BY_NAME: Record<string, string> = {
   email: 'ada@example.com',
   password: 'correct horse battery',
-  name: 'Office PC',
+  name: 'Example',
   device_name: 'Office PC',
   device_id: 'pc-office',
   message: 'Backup finished',
@@ -70,7 +80,9 @@ export function exampleOf(schema: Schema | undefined, opts: ExampleOptions, name
       return Array.from({ length: Math.max(1, min) }, () => exampleOf(schema.items as Schema, opts, name, depth + 1));
     }
     case 'string': {
-      const fromFormat = typeof schema.format === 'string' ? BY_FORMAT[schema.format] : undefined;
+      const fromFormat = schema.format === 'uuid' && UUID_BY_NAME[name]
+        ? UUID_BY_NAME[name]
+        : typeof schema.format === 'string' ? BY_FORMAT[schema.format] : undefined;
       const s = fromFormat ?? BY_NAME[name] ?? (name ? name.replaceAll('_', ' ') : 'text');
       const min = typeof schema.minLength === 'number' ? schema.minLength : 0;
       const max = typeof schema.maxLength === 'number' ? schema.maxLength : Infinity;
