@@ -3,7 +3,7 @@
 // src/http/schemas/) are the ones documented, with an example of each request and response.
 // Served at GET /api/v1/openapi.json and rendered at GET /docs by Scalar's standalone bundle,
 // served from node_modules (no CDN: works offline). `npm run openapi` writes the same document
-// to docs/openapi.json and the client types generated from it to src/clients/rest/schema.d.ts.
+// to docs/openapi.json and the client types generated from it to src/clients/rest/schema.ts.
 import { readFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import Router from '@koa/router';
@@ -192,8 +192,8 @@ class Builder {
       description: `${r.auth === 'user' ? 'Needs a bearer access token.' : 'Public: no token.'} ` +
         `Answers ${[r.success.status, ...(r.success.also ?? [])].join(' or ')}: ${r.success.description}.`,
     };
-    // Public routes say so: without `security: []` they would inherit nothing, which linters
-    // (and readers) cannot tell from a forgotten requirement.
+    // Public routes say so with `security: []`: leaving it out reads, to linters and to people,
+    // the same as a forgotten requirement.
     op.security = r.auth === 'user' ? [{ bearerAuth: [] }] : [];
     if (parameters.length) op.parameters = parameters;
     if (r.body) {
@@ -203,6 +203,20 @@ class Builder {
       op.requestBody = {
         required,
         content: { 'application/json': { schema, examples: { request: { summary: 'A valid body', value: this.example(schema, 'input') } } } },
+      };
+    }
+    if (r.multipartFile) {
+      op.requestBody = {
+        required: true,
+        content: {
+          'multipart/form-data': {
+            schema: {
+              type: 'object',
+              required: [r.multipartFile],
+              properties: { [r.multipartFile]: { type: 'string', contentMediaType: 'application/octet-stream', description: 'The file' } },
+            },
+          },
+        },
       };
     }
 

@@ -36,6 +36,8 @@ export interface RouteSpec<B = unknown, Q = unknown, P = unknown> {
   body?: z.ZodType<B>;
   query?: z.ZodType<Q>;
   params?: z.ZodType<P>;
+  /** A multipart/form-data upload (read by the handler, not parsed here): the name of its file part. */
+  multipartFile?: string;
   /** Success status and what it returns (described in OpenAPI, checked outside production). */
   success: Success;
   /** Other statuses this route may answer with. */

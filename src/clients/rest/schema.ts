@@ -3604,6 +3604,14 @@ export interface operations {
    * @description Needs a bearer access token. Answers 201: The stored file's metadata.
    */
   postFilesUpload: {
+    requestBody: {
+      content: {
+        "multipart/form-data": {
+          /** @description The file */
+          file: string;
+        };
+      };
+    };
     responses: {
       /** @description The stored file's metadata */
       201: {

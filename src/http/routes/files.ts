@@ -354,7 +354,7 @@ export function fileRoutes(opts: FileRouteOptions) {
       method: 'post', path: UPLOAD_PATH, tag: 'files', auth: 'user',
       summary: 'Upload a file: multipart/form-data with one part named `file`. Allowed by content: png, jpeg, gif, webp, pdf, zip, ' +
         'json, UTF-8 text, csv (415 otherwise; content_type is the detected type). 413 over FILE_MAX_BYTES or the per-user quota (USER_QUOTA_BYTES)',
-      success: { status: 201, description: 'The stored file\'s metadata', data: fileData }, errors: [400, 401, 413, 415],
+      multipartFile: 'file', success: { status: 201, description: 'The stored file\'s metadata', data: fileData }, errors: [400, 401, 413, 415],
       handler: upload,
     }),
     defineRoute<undefined, z.infer<typeof fileListQuery>>({
