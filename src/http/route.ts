@@ -60,9 +60,13 @@ export const CHECK_RESPONSES = process.env.NODE_ENV !== 'production';
 
 export class ResponseSchemaError extends Error {}
 
-/** Throws when a success answer of `r` does not match its documented `data`. */
+/** Throws when a success answer of `r` has a status or `data` its spec does not document. */
 export function checkResponse(r: RouteSpec, status: number, body: unknown): void {
-  if (r.success.data === 'binary' || (status !== r.success.status && !r.success.also?.includes(status))) return;
+  if (status < 200 || status > 299) return;
+  if (status !== r.success.status && !r.success.also?.includes(status)) {
+    throw new ResponseSchemaError(`${r.method.toUpperCase()} ${r.path} answered ${status}, which its spec does not document`);
+  }
+  if (r.success.data === 'binary') return;
   const data = (body as { data?: unknown } | null)?.data;
   const res = r.success.data.safeParse(data);
   if (!res.success) {

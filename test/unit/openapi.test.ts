@@ -295,6 +295,13 @@ describe('the response check', () => {
     expect(() => checkResponse(route, 200, { data: { user: { ...user, created_at: 17 } } })).toThrow(/user\.created_at/);
   });
 
+  it('refuses a success status the spec does not document', () => {
+    const route = byPath('post', '/workflows');
+    expect(() => checkResponse(route, 200, { data: {} })).toThrow('POST /workflows answered 200, which its spec does not document');
+    // POST /tasks documents 200 beside 201: the same task again for the same idempotency key.
+    expect(byPath('post', '/tasks').success.also).toEqual([200]);
+  });
+
   it('leaves error answers and raw downloads alone', () => {
     expect(() => checkResponse(byPath('get', '/auth/me'), 401, { code: 1002, data: null })).not.toThrow();
     expect(() => checkResponse(byPath('get', '/files/:id/content'), 200, 'bytes')).not.toThrow();
