@@ -4,6 +4,7 @@
 // completes and 1 when it fails or is cancelled.
 import { ApiClient, ApiError } from '../src/clients/api-client.ts';
 import { MonitorClient } from '../src/clients/monitor-client.ts';
+import type { Schemas } from '../src/clients/rest/index.ts';
 import type { TaskEventPayload } from '../src/protocol/index.ts';
 import { z } from 'zod';
 import { UsageError, arg, runCli, type Spec } from './lib/cli.ts';
@@ -56,11 +57,15 @@ runCli({ name: 'task', usage, options }, async ({ options: o, positionals }) => 
 
   switch (command) {
     case 'submit': {
-      const body: Record<string, unknown> = { workflow_id: o.workflow, device_id: o.device };
-      if (o.params !== undefined) body.parameters = o.params;
-      if (o.priority) body.priority = o.priority;
-      if (o['idempotency-key']) body.idempotency_key = o['idempotency-key'];
-      const { task } = await api.post<{ task: { id: string; status: string } }>('/tasks', body);
+      if (!o.workflow || !o.device) throw new UsageError('submit needs --workflow <id> and --device <id>');
+      const body = {
+        workflow_id: o.workflow,
+        device_id: o.device,
+        ...(o.params !== undefined ? { parameters: o.params as Record<string, unknown> } : {}),
+        ...(o.priority ? { priority: o.priority as Priority } : {}),
+        ...(o['idempotency-key'] ? { idempotency_key: o['idempotency-key'] } : {}),
+      };
+      const { task } = await api.call((rest) => rest.POST('/api/v1/tasks', { body }), 'POST /tasks');
       out(`task ${task.id} submitted (${task.status})`);
       if (o.detach) return 0;
       return watch(api, task.id, o.ws ?? api.wsUrl, o.progress);
@@ -68,17 +73,19 @@ runCli({ name: 'task', usage, options }, async ({ options: o, positionals }) => 
     case 'watch':
       return watch(api, rest[0], o.ws ?? api.wsUrl, o.progress);
     case 'status': {
-      const { task } = await api.get<{ task: Task }>(`/tasks/${encodeURIComponent(rest[0])}`);
+      const { task } = await api.call((r) => r.GET('/api/v1/tasks/{id}', { params: { path: { id: rest[0] } } }), 'GET /tasks/{id}');
       if (o.json) out(JSON.stringify(task, null, 2));
       else printTask(task);
       return 0;
     }
     case 'list': {
-      const q = new URLSearchParams({ page_size: String(o.limit) });
-      if (o.status) q.set('status', o.status);
-      if (o.device) q.set('device_id', o.device);
-      if (o.workflow) q.set('workflow_id', o.workflow);
-      const page = await api.get<{ list: Task[]; total: number }>(`/tasks?${q}`);
+      const query = {
+        page_size: o.limit,
+        ...(o.status ? { status: o.status as Task['status'] } : {}),
+        ...(o.device ? { device_id: o.device } : {}),
+        ...(o.workflow ? { workflow_id: o.workflow } : {}),
+      };
+      const page = await api.call((rest) => rest.GET('/api/v1/tasks', { params: { query } }), 'GET /tasks');
       if (o.json) {
         out(JSON.stringify(page, null, 2));
         return 0;
@@ -94,24 +101,8 @@ runCli({ name: 'task', usage, options }, async ({ options: o, positionals }) => 
   return 0;
 });
 
-interface Task {
-  id: string;
-  status: string;
-  workflow_id: string;
-  device_id: string;
-  priority: string;
-  progress: number;
-  current_node: string | null;
-  parameters: unknown;
-  result: unknown;
-  error: { code: string; message: string; step_id?: string } | null;
-  created_at: string;
-  started_at: string | null;
-  finished_at: string | null;
-  duration_ms: number | null;
-  temporal?: { workflow_id: string; ui_url?: string };
-  steps?: { step_id: string; type: string; attempt: number; status: string; error: { code: string; message: string } | null }[];
-}
+type Task = Schemas['Task'];
+type Priority = Task['priority'];
 
 function out(line: string): void {
   process.stdout.write(`${line}\n`);
@@ -230,8 +221,10 @@ async function watch(api: ApiClient, taskId: string, wsUrl: string, live: boolea
       await Promise.race([wait, ended]);
       if (code !== null) return;
       try {
-        const page = await api.get<{ list: TaskEventPayload[] }>(`/tasks/${encodeURIComponent(taskId)}/events?after_seq=${last}&limit=1000`);
-        for (const ev of page.list) take(ev);
+        const page = await api.call((rest) => rest.GET('/api/v1/tasks/{id}/events', {
+          params: { path: { id: taskId }, query: { after_seq: last, limit: 1000 } },
+        }), 'GET /tasks/{id}/events');
+        for (const ev of page.list) take(ev as TaskEventPayload);
       } catch (err) {
         if (err instanceof ApiError && (err.status === 401 || err.status === 404)) {
           failure = err;

@@ -33,7 +33,8 @@ export async function awaitLane(run: Run): Promise<void> {
     if (granted) run.laneGranted = true;
   };
   const wait = async (ms?: number) => {
-    await condition(() => run.laneGranted || state.cancelRequested, ms);
+    const answered = () => run.laneGranted || state.cancelRequested;
+    await (ms === undefined ? condition(answered) : condition(answered, ms));
     if (state.cancelRequested) throw new RunCancelled();
     return run.laneGranted;
   };

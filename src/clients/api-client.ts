@@ -1,18 +1,10 @@
-// A small client of the REST API (`/api/v1`) for scripts and tools: the envelope unwrapped,
-// errors as ApiError, and a fresh sign-in when the access token expires (given credentials).
+// The REST client of scripts and tools: the typed client (./rest/, generated from the OpenAPI
+// document) with a session around it: sign-in with credentials, and a fresh sign-in when the
+// access token expires.
 import { randomUUID } from 'node:crypto';
+import { ApiError, createRestClient, unwrap, type RestClient } from './rest/index.ts';
 
-export class ApiError extends Error {
-  readonly status: number;
-  readonly code: number;
-  readonly data: unknown;
-  constructor(status: number, code: number, message: string, data: unknown) {
-    super(message);
-    this.status = status;
-    this.code = code;
-    this.data = data;
-  }
-}
+export { ApiError };
 
 export interface ApiClientOptions {
   /** Base URL with the version prefix, e.g. http://127.0.0.1:3000/api/v1 */
@@ -28,12 +20,15 @@ export interface ApiClientOptions {
 export class ApiClient {
   readonly base: string;
   token?: string;
+  /** Typed calls: `api.call((rest) => rest.GET('/api/v1/tasks/{id}', { params: { path: { id } } }))`. */
+  readonly rest: RestClient;
   private readonly opts: ApiClientOptions;
 
   constructor(opts: ApiClientOptions) {
     this.opts = opts;
     this.base = opts.base.replace(/\/+$/, '');
     this.token = opts.token;
+    this.rest = createRestClient({ base: this.base, token: () => this.token, client: opts.client ?? 'jarvis-cli' });
   }
 
   /** The WebSocket URL of the same node: http://h:p/api/v1 -> ws://h:p/ws */
@@ -44,7 +39,7 @@ export class ApiClient {
   /** Signs in with the configured credentials; returns the access token. */
   async login(email = this.opts.email, password = this.opts.password): Promise<string> {
     if (!email || !password) throw new Error('no credentials to sign in with (email and password)');
-    const data = await this.request<{ access_token: string }>('POST', '/auth/login', { email, password }, { auth: false });
+    const data = await unwrap(this.rest.POST('/api/v1/auth/login', { body: { email, password } }), 'POST /auth/login');
     this.token = data.access_token;
     return this.token;
   }
@@ -53,7 +48,7 @@ export class ApiClient {
   async registerThrowaway(prefix = 'sim'): Promise<{ email: string; password: string; token: string }> {
     const email = `${prefix}-${randomUUID().slice(0, 12)}@example.com`;
     const password = `pw-${randomUUID()}`;
-    await this.request('POST', '/auth/register', { email, password, name: `${prefix} user` }, { auth: false });
+    await unwrap(this.rest.POST('/api/v1/auth/register', { body: { email, password, name: `${prefix} user` } }), 'POST /auth/register');
     this.opts.email = email;
     this.opts.password = password;
     return { email, password, token: await this.login(email, password) };
@@ -65,6 +60,24 @@ export class ApiClient {
     return this.login();
   }
 
+  /**
+   * One typed call, unwrapped to its `data`; on a 401 with credentials at hand, signs in again
+   * and repeats the call once.
+   */
+  async call<D extends { data: unknown }>(
+    request: (rest: RestClient) => Promise<{ data?: D; error?: unknown; response: Response }>,
+    what?: string,
+  ): Promise<D['data']> {
+    try {
+      return await unwrap(request(this.rest), what);
+    } catch (err) {
+      if (!(err instanceof ApiError) || err.status !== 401 || !this.opts.email || !this.opts.password) throw err;
+      await this.login();
+      return unwrap(request(this.rest), what);
+    }
+  }
+
+  // Untyped calls by path under the version prefix, for callers that build paths at run time.
   get<T = any>(path: string): Promise<T> {
     return this.request<T>('GET', path);
   }
@@ -75,35 +88,11 @@ export class ApiClient {
     return this.request<T>('DELETE', path);
   }
 
-  async request<T = any>(method: string, path: string, body?: unknown, o: { auth?: boolean; retried?: boolean } = {}): Promise<T> {
-    const headers: Record<string, string> = { 'X-Client': this.opts.client ?? 'jarvis-cli' };
-    if (o.auth !== false && this.token) headers.Authorization = `Bearer ${this.token}`;
-    if (body !== undefined) headers['Content-Type'] = 'application/json';
-    let res: Response;
-    try {
-      res = await fetch(`${this.base}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-    } catch (err) {
-      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      throw new ApiError(0, 0, `cannot reach ${this.base}: ${cause?.code ?? cause?.message ?? (err as Error).message}`, null);
-    }
-    const text = await res.text();
-    let json: { code?: number; message?: string; data?: unknown } | null = null;
-    try {
-      json = text ? JSON.parse(text) : null;
-    } catch {
-      json = null;
-    }
-    if (res.status === 401 && o.auth !== false && !o.retried && this.opts.email && this.opts.password) {
-      await this.login();
-      return this.request<T>(method, path, body, { ...o, retried: true });
-    }
-    if (!res.ok || !json || (json.code !== undefined && json.code !== 0)) {
-      const message = json?.message ?? (text.slice(0, 200) || res.statusText);
-      const details = (json?.data as { errors?: { path: string; message: string }[] } | undefined)?.errors;
-      const extra = details?.length ? ` (${details.map((e) => `${e.path}: ${e.message}`).join('; ')})` : '';
-      throw new ApiError(res.status, json?.code ?? 0, `${method} ${path}: HTTP ${res.status}: ${message}${extra}`, json?.data ?? null);
-    }
-    return json.data as T;
+  async request<T = any>(method: string, path: string, body?: unknown): Promise<T> {
+    // The path is only known at run time: the typed client's checks cannot apply here.
+    const untyped = this.rest.request as unknown as (method: string, url: string, init: { body?: unknown }) =>
+      Promise<{ data?: { data: T }; error?: unknown; response: Response }>;
+    return this.call(() => untyped(method.toLowerCase(), `/api/v1${path}`, body === undefined ? {} : { body }), `${method} ${path}`);
   }
 }
 

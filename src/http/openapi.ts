@@ -1,24 +1,30 @@
 // The OpenAPI 3.1 document, generated from the RouteSpecs: the zod schemas that validate requests
-// are the ones documented (z.toJSONSchema, input side). Served at GET /api/v1/openapi.json and
-// rendered by GET /docs (a self-contained page: no CDN, works offline). `npm run openapi` writes
-// the same document to docs/openapi.json.
+// (z.toJSONSchema, input side) and the ones that describe each response's `data` (output side,
+// src/http/schemas/) are the ones documented, with an example of each request and response.
+// Served at GET /api/v1/openapi.json and rendered at GET /docs by Scalar's standalone bundle,
+// served from node_modules (no CDN: works offline). `npm run openapi` writes the same document
+// to docs/openapi.json and the client types generated from it to src/clients/rest/schema.ts.
+import { readFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import Router from '@koa/router';
 import { z } from 'zod';
 import { ErrorCode } from '../errors.ts';
 import { METRICS_PATH } from './metrics.ts';
 import { API_PREFIX, type RouteSpec } from './route.ts';
+import { exampleOf } from './schemas/examples.ts';
 
 type Schema = Record<string, unknown>;
 
 export interface OpenApiInfo {
   version: string;
-  /** Base URL of the server (PUBLIC_URL); without it, paths are relative to where the doc is served. */
+  /** Base URL of the server (PUBLIC_URL); without it, `/`: paths are relative to where the doc is served. */
   serverUrl?: string;
 }
 
 export const OPENAPI_PATH = `${API_PREFIX}/openapi.json`;
 export const DOCS_PATH = '/docs';
+/** Scalar's standalone bundle, served from node_modules by this node. */
+export const DOCS_SCRIPT_PATH = '/docs/scalar.js';
 
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 
@@ -35,6 +41,15 @@ const ERROR_STATUS: Record<number, string> = {
   500: 'Internal server error (code 5000)',
   503: 'A dependency (Temporal or PostgreSQL) is unavailable; retry later (code 5000)',
 };
+
+/** The contract code each error status carries (for the examples). */
+const ERROR_CODE: Record<number, number> = {
+  400: ErrorCode.InvalidParams, 401: ErrorCode.Unauthenticated, 403: ErrorCode.Forbidden, 404: ErrorCode.NotFound,
+  409: ErrorCode.NotExecutable, 413: ErrorCode.InvalidParams, 415: ErrorCode.InvalidParams, 429: ErrorCode.RateLimited,
+  500: ErrorCode.ServerError, 503: ErrorCode.ServerError,
+};
+
+const EXAMPLE_REQUEST_ID = 'b7c1e2d4-5f6a-4b8c-9d0e-1f2a3b4c5d6e';
 
 // Each route's tag needs a description here (test/unit/openapi.test.ts checks it).
 const TAGS: Record<string, string> = {
@@ -120,9 +135,9 @@ function operationId(method: string, koaPath: string): string {
 class Builder {
   readonly schemas: Record<string, Schema> = structuredClone(COMPONENT_SCHEMAS);
 
-  /** JSON Schema (2020-12, the dialect of OpenAPI 3.1) of what a client sends. */
-  jsonSchema(schema: z.ZodType, where: string): Schema {
-    const out = z.toJSONSchema(schema, { target: 'draft-2020-12', io: 'input', unrepresentable: 'any' }) as Schema;
+  /** JSON Schema (2020-12, the dialect of OpenAPI 3.1) of what a client sends (`input`) or receives (`output`). */
+  jsonSchema(schema: z.ZodType, where: string, io: 'input' | 'output' = 'input'): Schema {
+    const out = z.toJSONSchema(schema, { target: 'draft-2020-12', io, unrepresentable: 'any' }) as Schema;
     delete out.$schema;
     const defs = out.$defs as Record<string, Schema> | undefined;
     delete out.$defs;
@@ -139,6 +154,10 @@ class Builder {
       this.schemas[name] = next;
     }
     return moved(out);
+  }
+
+  example(schema: Schema, io: 'input' | 'output'): unknown {
+    return exampleOf(schema, { input: io === 'input', resolve: (ref) => this.schemas[ref.split('/').pop()!] });
   }
 
   /** One parameter per property of an object schema. */
@@ -170,14 +189,35 @@ class Builder {
       operationId: operationId(r.method, r.path),
       tags: [r.tag],
       summary: r.summary,
+      description: `${r.auth === 'user' ? 'Needs a bearer access token.' : 'Public: no token.'} ` +
+        `Answers ${[r.success.status, ...(r.success.also ?? [])].join(' or ')}: ${r.success.description}.`,
     };
-    if (r.auth === 'user') op.security = [{ bearerAuth: [] }];
+    // Public routes say so with `security: []`: leaving it out reads, to linters and to people,
+    // the same as a forgotten requirement.
+    op.security = r.auth === 'user' ? [{ bearerAuth: [] }] : [];
     if (parameters.length) op.parameters = parameters;
     if (r.body) {
       const schema = this.jsonSchema(r.body, `body of ${where}`);
       // An absent body is read as `{}`: it is required only when some field is.
       const required = Array.isArray(schema.required) && schema.required.length > 0;
-      op.requestBody = { required, content: { 'application/json': { schema } } };
+      op.requestBody = {
+        required,
+        content: { 'application/json': { schema, examples: { request: { summary: 'A valid body', value: this.example(schema, 'input') } } } },
+      };
+    }
+    if (r.multipartFile) {
+      op.requestBody = {
+        required: true,
+        content: {
+          'multipart/form-data': {
+            schema: {
+              type: 'object',
+              required: [r.multipartFile],
+              properties: { [r.multipartFile]: { type: 'string', contentMediaType: 'application/octet-stream', description: 'The file' } },
+            },
+          },
+        },
+      };
     }
 
     const statuses = new Set(r.errors ?? []);
@@ -190,22 +230,44 @@ class Builder {
     // The rate limiter (src/http/rate-limit.ts) guards every /api/v1 route.
     statuses.add(429);
     statuses.add(500);
-    const responses: Record<string, unknown> = {
-      [String(r.success.status)]: {
-        description: `data: ${r.success.description}`,
-        content: { 'application/json': { schema: ref('Envelope') } },
-      },
-    };
+    const responses: Record<string, unknown> = {};
+    const success = this.successResponse(r, where);
+    for (const status of [r.success.status, ...(r.success.also ?? [])]) responses[String(status)] = success;
     for (const status of [...statuses].sort((a, b) => a - b)) responses[String(status)] = errorResponse(status);
     op.responses = responses;
     return op;
   }
+
+  /** The envelope with this route's `data`, and an example of it. */
+  successResponse(r: RouteSpec, where: string): Schema {
+    if (r.success.data === 'binary') {
+      return {
+        description: r.success.description,
+        content: { 'application/octet-stream': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } } },
+      };
+    }
+    const data = this.jsonSchema(r.success.data, `response of ${where}`, 'output');
+    const message = r.success.status === 202 ? 'accepted' : 'success';
+    return {
+      description: r.success.description,
+      content: {
+        'application/json': {
+          schema: { allOf: [ref('Envelope'), { type: 'object', required: ['data'], properties: { data } }] },
+          examples: { success: { summary: r.success.description, value: envelopeOf(this.example(data, 'output'), message) } },
+        },
+      },
+    };
+  }
 }
 
+const envelopeOf = (data: unknown, message = 'success') => ({ code: 0, message, data, request_id: EXAMPLE_REQUEST_ID });
+
 function errorResponse(status: number): Schema {
+  const code = ERROR_CODE[status] ?? ErrorCode.ServerError;
+  const example = { code, message: (ERROR_STATUS[status] ?? 'error').split(/[:;(]/)[0].trim(), data: null, request_id: EXAMPLE_REQUEST_ID };
   const res: Schema = {
     description: ERROR_STATUS[status] ?? `Error (HTTP ${status})`,
-    content: { 'application/json': { schema: ref('Error') } },
+    content: { 'application/json': { schema: ref('Error'), examples: { error: { value: example } } } },
   };
   if (status === 429) {
     res.headers = {
@@ -219,22 +281,54 @@ function errorResponse(status: number): Schema {
 
 /** Routes outside the RouteSpecs: health, metrics and the documentation itself. */
 function staticPaths(): Record<string, Record<string, Schema>> {
-  const envelope = (description: string) => ({ description, content: { 'application/json': { schema: ref('Envelope') } } });
+  const envelope = (description: string, data: Schema, example: unknown) => ({
+    description,
+    content: {
+      'application/json': {
+        schema: { allOf: [ref('Envelope'), { type: 'object', required: ['data'], properties: { data } }] },
+        examples: { success: { value: envelopeOf(example) } },
+      },
+    },
+  });
+  const text = (type: string, description: string, example: string) => ({
+    description, content: { [type]: { schema: { type: 'string' }, examples: { page: { value: example } } } },
+  });
   return {
     '/healthz': {
       get: {
-        operationId: 'getHealthz', tags: ['system'], summary: 'Liveness: the process is up',
-        responses: { 200: envelope('data: {status: "ok"}') },
+        operationId: 'getHealthz', description: 'Public. Answers 200 while the process runs; it checks no dependency.', tags: ['system'], summary: 'Liveness: the process is up', security: [],
+        responses: {
+          200: envelope('The process answers', {
+            type: 'object', required: ['status'], properties: { status: { const: 'ok' } }, additionalProperties: false,
+          }, { status: 'ok' }),
+        },
       },
     },
     '/readyz': {
       get: {
-        operationId: 'getReadyz', tags: ['system'], summary: 'Readiness: PostgreSQL and Temporal answer',
+        operationId: 'getReadyz', description: 'Public. Answers 200 when PostgreSQL and Temporal both answer, 503 otherwise.', tags: ['system'], summary: 'Readiness: PostgreSQL and Temporal answer', security: [],
         responses: {
-          200: envelope('data: {postgres: true, temporal: true}'),
+          200: envelope('Both dependencies answer', {
+            type: 'object', required: ['postgres', 'temporal'], additionalProperties: false,
+            properties: { postgres: { const: true }, temporal: { const: true } },
+          }, { postgres: true, temporal: true }),
           503: {
             description: 'Not ready (code 5000); data: {postgres, temporal} says which one failed',
-            content: { 'application/json': { schema: ref('Error') } },
+            content: {
+              'application/json': {
+                schema: {
+                  type: 'object',
+                  required: ['code', 'message', 'data', 'request_id'],
+                  properties: {
+                    code: { const: ErrorCode.ServerError },
+                    message: { type: 'string' },
+                    data: { type: 'object', properties: { postgres: { type: 'boolean' }, temporal: { type: 'boolean' } } },
+                    request_id: { type: 'string' },
+                  },
+                },
+                examples: { error: { value: { code: 5000, message: 'not ready', data: { postgres: true, temporal: false }, request_id: EXAMPLE_REQUEST_ID } } },
+              },
+            },
           },
         },
       },
@@ -245,25 +339,33 @@ function staticPaths(): Record<string, Record<string, Schema>> {
         summary: 'Prometheus metrics of this API node',
         description: 'Prometheus text format (not the envelope): HTTP requests by route pattern, runs by status, ' +
           'connected devices and monitors, Node process metrics. Needs `Authorization: Bearer <METRICS_TOKEN>` when that setting is set.',
+        // Open unless METRICS_TOKEN is set: either requirement satisfies it.
+        security: [{}, { metricsToken: [] }],
         responses: {
-          200: { description: 'Prometheus text exposition format 0.0.4', content: { 'text/plain': { schema: { type: 'string' } } } },
-          401: { description: 'METRICS_TOKEN is set and the bearer token is missing or wrong (code 1002)', content: { 'application/json': { schema: ref('Error') } } },
+          200: text('text/plain', 'Prometheus text exposition format 0.0.4', '# TYPE http_requests_total counter\nhttp_requests_total{method="GET",route="/healthz",status="200"} 3\n'),
+          401: { ...errorResponse(401), description: 'METRICS_TOKEN is set and the bearer token is missing or wrong (code 1002)' },
         },
       },
     },
     [OPENAPI_PATH]: {
       get: {
-        operationId: 'getOpenApi', tags: ['system'], summary: 'This OpenAPI 3.1 document (not wrapped in the envelope)',
+        operationId: 'getOpenApi', description: 'Public. The document this page is generated from, as JSON.', tags: ['system'], summary: 'This OpenAPI 3.1 document (not wrapped in the envelope)', security: [],
         responses: {
-          200: { description: 'The OpenAPI document', content: { 'application/json': { schema: { type: 'object' } } } },
+          200: { description: 'The OpenAPI document', content: { 'application/json': { schema: { type: 'object' }, examples: { document: { value: { openapi: '3.1.0' } } } } } },
           429: errorResponse(429),
         },
       },
     },
     [DOCS_PATH]: {
       get: {
-        operationId: 'getDocs', tags: ['system'], summary: 'This documentation as a web page',
-        responses: { 200: { description: 'An HTML page that renders the OpenAPI document', content: { 'text/html': { schema: { type: 'string' } } } } },
+        operationId: 'getDocs', description: 'Public. Renders this document with Scalar, served by this node (no CDN).', tags: ['system'], summary: 'This documentation as a web page', security: [],
+        responses: { 200: text('text/html', 'An HTML page that renders the OpenAPI document', '<!doctype html>…') },
+      },
+    },
+    [DOCS_SCRIPT_PATH]: {
+      get: {
+        operationId: 'getDocsScript', description: 'Public. The standalone bundle of Scalar, from node_modules.', tags: ['system'], summary: 'The script of the documentation page (Scalar API Reference)', security: [],
+        responses: { 200: text('text/javascript', 'Scalar\'s standalone bundle', '/* Scalar API Reference */') },
       },
     },
   };
@@ -294,8 +396,12 @@ export function buildOpenApi(routes: RouteSpec[], info: OpenApiInfo): Schema {
       title: 'Jarvis Orchestrator API',
       version: info.version,
       description: DESCRIPTION,
+      contact: { name: 'Jarvis Orchestrator maintainers' },
+      license: { name: 'Proprietary' },
     },
-    ...(info.serverUrl ? { servers: [{ url: info.serverUrl }] } : {}),
+    servers: [info.serverUrl
+      ? { url: info.serverUrl, description: 'This deployment (PUBLIC_URL)' }
+      : { url: '/', description: 'The node that serves this document' }],
     tags: tags.map((name) => (TAGS[name] ? { name, description: TAGS[name] } : { name })),
     paths,
     components: {
@@ -306,6 +412,11 @@ export function buildOpenApi(routes: RouteSpec[], info: OpenApiInfo): Schema {
           scheme: 'bearer',
           bearerFormat: 'JWT',
           description: 'Access token from POST /api/v1/auth/login',
+        },
+        metricsToken: {
+          type: 'http',
+          scheme: 'bearer',
+          description: 'The METRICS_TOKEN setting, when it is set',
         },
       },
     },
@@ -324,13 +435,50 @@ export function packageVersion(): string {
   return pkg.version;
 }
 
-// The page may run inline script and style and talk to its own origin, nothing else.
-export const DOCS_CSP = "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'";
+// The page runs its own inline start-up and Scalar's bundle (which styles inline and loads
+// images as data: URLs), and talks to its own origin only: no CDN, no fonts, no proxy.
+export const DOCS_CSP = "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; " +
+  "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'";
 
-/** GET /api/v1/openapi.json (the raw document) and GET /docs; the document is built once, here. */
+/** Where npm put Scalar's standalone bundle (the package's exports do not list it). */
+const SCALAR_BUNDLE = new URL('../../node_modules/@scalar/api-reference/dist/browser/standalone.js', import.meta.url);
+
+/**
+ * Scalar's settings: everything that would reach outside this node is off (its hosted fonts,
+ * the AI agent, telemetry, the request proxy), so the page works offline.
+ */
+const SCALAR_CONFIG = {
+  url: OPENAPI_PATH,
+  withDefaultFonts: false,
+  telemetry: false,
+  agent: { disabled: true },
+  hideClientButton: true,
+  showDeveloperTools: 'never',
+  theme: 'default',
+};
+
+export const DOCS_HTML = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Jarvis Orchestrator API</title>
+</head>
+<body>
+<noscript>The documentation needs JavaScript; the raw document is at <a href="${OPENAPI_PATH}">${OPENAPI_PATH}</a>.</noscript>
+<div id="app"></div>
+<script src="${DOCS_SCRIPT_PATH}"></script>
+<script>Scalar.createApiReference('#app', ${JSON.stringify(SCALAR_CONFIG)});</script>
+</body>
+</html>
+`;
+
+/** GET /api/v1/openapi.json (the raw document), GET /docs and its script; the document is built once, here. */
 export function docsRouter(routes: RouteSpec[], info: Partial<OpenApiInfo> = {}): Router {
   const doc = buildOpenApi(routes, { version: info.version ?? packageVersion(), serverUrl: info.serverUrl });
   const json = JSON.stringify(doc);
+  // Read on first use: nodes that never serve /docs never hold the bundle's megabytes.
+  let bundle: Promise<Buffer> | undefined;
   const router = new Router();
   router.get(OPENAPI_PATH, (ctx) => {
     ctx.type = 'application/json';
@@ -341,161 +489,14 @@ export function docsRouter(routes: RouteSpec[], info: Partial<OpenApiInfo> = {})
     ctx.type = 'text/html; charset=utf-8';
     ctx.body = DOCS_HTML;
   });
+  router.get(DOCS_SCRIPT_PATH, async (ctx) => {
+    bundle ??= readFile(SCALAR_BUNDLE).catch((err: unknown) => {
+      bundle = undefined;
+      throw err;
+    });
+    ctx.type = 'text/javascript; charset=utf-8';
+    ctx.set('Cache-Control', 'public, max-age=3600');
+    ctx.body = await bundle;
+  });
   return router;
 }
-
-// The /docs page: plain DOM building (textContent only, no innerHTML), grouped by tag.
-export const DOCS_HTML = `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Jarvis Orchestrator API</title>
-<style>
-:root { color-scheme: light dark; --fg: #1f2328; --muted: #59636e; --bg: #fff; --panel: #f6f8fa; --line: #d1d9e0; }
-@media (prefers-color-scheme: dark) { :root { --fg: #e6edf3; --muted: #9198a1; --bg: #0d1117; --panel: #151b23; --line: #3d444d; } }
-body { font: 14px/1.5 system-ui, sans-serif; max-width: 1040px; margin: 0 auto; padding: 1rem 1.5rem 4rem; color: var(--fg); background: var(--bg); }
-h1 { margin: .5rem 0 0; } h2 { margin-top: 2rem; border-bottom: 1px solid var(--line); } h4 { margin: .8rem 0 .3rem; }
-a { color: inherit; } .muted, .sum { color: var(--muted); } .intro p { margin: .4rem 0; }
-nav a { margin-right: 1rem; }
-details.op { border: 1px solid var(--line); border-radius: 6px; margin: .4rem 0; background: var(--panel); }
-details.op > summary { cursor: pointer; padding: .35rem .6rem; display: flex; gap: .7rem; align-items: baseline; }
-.m { font: bold 12px ui-monospace, monospace; color: #fff; border-radius: 4px; padding: .05rem .4rem; min-width: 4.2em; text-align: center; text-transform: uppercase; }
-.get { background: #0969da; } .post { background: #1a7f37; } .put { background: #9a6700; } .patch { background: #8250df; } .delete { background: #cf222e; }
-.path { font: 600 13px ui-monospace, monospace; } .sum { flex: 1; } .lock { white-space: nowrap; }
-.opbody { padding: .2rem .9rem .8rem; border-top: 1px solid var(--line); background: var(--bg); border-radius: 0 0 6px 6px; }
-table { border-collapse: collapse; width: 100%; } th, td { text-align: left; vertical-align: top; padding: .25rem .5rem; border-bottom: 1px solid var(--line); }
-code, pre { font-family: ui-monospace, monospace; font-size: 12px; }
-pre { background: var(--panel); padding: .6rem; border-radius: 4px; overflow: auto; max-height: 30rem; margin: .3rem 0; }
-.err { color: #cf222e; }
-</style>
-</head>
-<body>
-<h1 id="title">Jarvis Orchestrator API</h1>
-<p class="muted" id="meta"></p>
-<div class="intro" id="intro"></div>
-<nav id="toc"></nav>
-<main id="ops"><p class="muted">Loading ${OPENAPI_PATH}…</p></main>
-<script>
-(function () {
-  'use strict';
-  var SPEC_URL = '${OPENAPI_PATH}';
-  var METHODS = ['get', 'post', 'put', 'patch', 'delete'];
-  function $(id) { return document.getElementById(id); }
-  function el(tag, attrs) {
-    var n = document.createElement(tag);
-    if (attrs) Object.keys(attrs).forEach(function (k) { if (attrs[k] != null) n.setAttribute(k, attrs[k]); });
-    for (var i = 2; i < arguments.length; i++) {
-      var c = arguments[i];
-      if (c == null || c === false) continue;
-      (Array.isArray(c) ? c : [c]).forEach(function (x) { if (x != null) n.append(typeof x === 'object' ? x : String(x)); });
-    }
-    return n;
-  }
-  function pretty(v) { return el('pre', null, el('code', null, JSON.stringify(v, null, 2))); }
-  function refName(s) { return s && s.$ref ? s.$ref.split('/').pop() : null; }
-  function schemaLink(s) {
-    var name = refName(s);
-    return name ? el('a', { href: '#schema-' + name }, name) : el('code', null, brief(s));
-  }
-  // A one-line description of a parameter's schema: type(format), enum, default, bounds.
-  function brief(s) {
-    if (!s) return '';
-    var parts = [];
-    var t = Array.isArray(s.type) ? s.type.join(' | ') : (s.type || (s.anyOf ? 'one of ' + s.anyOf.length : 'any'));
-    parts.push(s.format ? t + ' (' + s.format + ')' : t);
-    if (s.enum) parts.push('one of ' + s.enum.join(', '));
-    if (s.default !== undefined) parts.push('default ' + JSON.stringify(s.default));
-    if (s.minimum !== undefined || s.maximum !== undefined) parts.push((s.minimum !== undefined ? s.minimum : '…') + '..' + (s.maximum !== undefined ? s.maximum : '…'));
-    if (s.maxLength !== undefined) parts.push('max length ' + s.maxLength);
-    return parts.join('; ');
-  }
-  function parametersTable(params) {
-    return el('table', null,
-      el('thead', null, el('tr', null, el('th', null, 'name'), el('th', null, 'in'), el('th', null, 'required'), el('th', null, 'schema'))),
-      el('tbody', null, params.map(function (p) {
-        return el('tr', null, el('td', null, el('code', null, p.name)), el('td', null, p.in), el('td', null, p.required ? 'yes' : 'no'),
-          el('td', null, brief(p.schema), p.description ? el('div', { class: 'muted' }, p.description) : null));
-      })));
-  }
-  function responsesTable(responses) {
-    return el('table', null,
-      el('thead', null, el('tr', null, el('th', null, 'status'), el('th', null, 'description'), el('th', null, 'body'))),
-      el('tbody', null, Object.keys(responses).map(function (status) {
-        var r = responses[status];
-        var content = r.content || {};
-        return el('tr', null, el('td', null, el('code', null, status)), el('td', null, r.description || ''),
-          el('td', null, Object.keys(content).map(function (type) {
-            return el('div', null, el('span', { class: 'muted' }, type + ' '), schemaLink(content[type].schema));
-          })));
-      })));
-  }
-  function operation(path, method, op) {
-    var body = el('div', { class: 'opbody' });
-    if (op.description) body.append(el('p', null, op.description));
-    body.append(el('p', { class: 'muted' }, op.security && op.security.length ? 'Requires a bearer access token.' : 'No authentication.'));
-    if (op.parameters && op.parameters.length) body.append(el('h4', null, 'Parameters'), parametersTable(op.parameters));
-    if (op.requestBody) {
-      var content = op.requestBody.content || {};
-      Object.keys(content).forEach(function (type) {
-        body.append(el('h4', null, 'Request body (' + type + (op.requestBody.required ? ', required' : ', optional') + ')'), pretty(content[type].schema));
-      });
-    }
-    body.append(el('h4', null, 'Responses'), responsesTable(op.responses || {}));
-    return el('details', { class: 'op', id: op.operationId || null },
-      el('summary', null,
-        el('span', { class: 'm ' + method }, method),
-        el('span', { class: 'path' }, path),
-        el('span', { class: 'sum' }, op.summary || ''),
-        op.security && op.security.length ? el('span', { class: 'lock', title: 'requires a bearer token' }, '\\u{1F512} auth') : null),
-      body);
-  }
-  function render(doc) {
-    document.title = doc.info.title + ' ' + doc.info.version;
-    $('title').textContent = doc.info.title;
-    $('meta').textContent = 'Version ' + doc.info.version + ' \\u00b7 OpenAPI ' + doc.openapi + ' \\u00b7 ';
-    $('meta').append(el('a', { href: SPEC_URL }, SPEC_URL));
-    $('intro').replaceChildren.apply($('intro'), String(doc.info.description || '').split(/\\n\\n+/).map(function (p) { return el('p', null, p); }));
-    var groups = {};
-    var order = (doc.tags || []).map(function (t) { return t.name; });
-    Object.keys(doc.paths).forEach(function (path) {
-      METHODS.forEach(function (method) {
-        var op = doc.paths[path][method];
-        if (!op) return;
-        var tag = (op.tags && op.tags[0]) || 'other';
-        if (order.indexOf(tag) < 0) order.push(tag);
-        (groups[tag] = groups[tag] || []).push(operation(path, method, op));
-      });
-    });
-    var sections = [];
-    var links = [];
-    order.forEach(function (tag) {
-      if (!groups[tag]) return;
-      var info = (doc.tags || []).filter(function (t) { return t.name === tag; })[0];
-      links.push(el('a', { href: '#tag-' + tag }, tag));
-      sections.push(el('section', null, el('h2', { id: 'tag-' + tag }, tag),
-        info && info.description ? el('p', { class: 'muted' }, info.description) : null, groups[tag]));
-    });
-    var schemas = (doc.components && doc.components.schemas) || {};
-    links.push(el('a', { href: '#schemas' }, 'schemas'));
-    sections.push(el('section', null, el('h2', { id: 'schemas' }, 'schemas'), Object.keys(schemas).map(function (name) {
-      return el('div', null, el('h4', { id: 'schema-' + name }, name), pretty(schemas[name]));
-    })));
-    var ws = doc['x-websocket'];
-    if (ws) {
-      links.push(el('a', { href: '#websocket' }, 'websocket'));
-      sections.push(el('section', null, el('h2', { id: 'websocket' }, 'websocket ' + ws.path), el('p', null, ws.description)));
-    }
-    $('toc').replaceChildren.apply($('toc'), links);
-    $('ops').replaceChildren.apply($('ops'), sections);
-    if (location.hash) { var target = document.getElementById(location.hash.slice(1)); if (target) { if (target.tagName === 'DETAILS') target.open = true; target.scrollIntoView(); } }
-  }
-  fetch(SPEC_URL, { headers: { Accept: 'application/json' } })
-    .then(function (res) { if (!res.ok) throw new Error('HTTP ' + res.status); return res.json(); })
-    .then(render)
-    .catch(function (err) { $('ops').replaceChildren(el('p', { class: 'err' }, 'Could not load ' + SPEC_URL + ': ' + err.message)); });
-})();
-</script>
-</body>
-</html>
-`;

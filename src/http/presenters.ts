@@ -1,13 +1,20 @@
-// What clients see of each row: snake_case, no secrets.
+// What clients see of each row: snake_case, no secrets. Each presenter returns the output type of
+// its schema in src/http/schemas/, so the compiler holds the two together and the router's
+// response check (route.ts) catches what types cannot (an extra field, a malformed date).
+import type { z } from 'zod';
 import type { Device, Task, TaskStep, User, Workflow, WorkflowVersion } from '../db/entities.ts';
+import type { Device as DeviceOut } from './schemas/devices.ts';
+import type { Task as TaskOut, TaskStep as TaskStepOut } from './schemas/tasks.ts';
+import type { User as UserOut } from './schemas/users.ts';
+import type { Workflow as WorkflowOut, WorkflowSummary } from './schemas/workflows.ts';
 
 const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);
 
-export function presentUser(u: User) {
-  return { id: u.id, email: u.email, name: u.name ?? null, created_at: iso(u.createdAt) };
+export function presentUser(u: User): z.output<typeof UserOut> {
+  return { id: u.id, email: u.email, name: u.name ?? null, created_at: u.createdAt.toISOString() };
 }
 
-export function presentDevice(d: Device) {
+export function presentDevice(d: Device): z.output<typeof DeviceOut> {
   return {
     id: d.id,
     device_id: d.deviceId,
@@ -18,12 +25,15 @@ export function presentDevice(d: Device) {
     capabilities: d.capabilities ?? [],
     is_online: d.isOnline,
     last_online_at: iso(d.lastOnlineAt),
-    created_at: iso(d.createdAt),
+    created_at: d.createdAt.toISOString(),
   };
 }
 
-export function presentWorkflow(w: Workflow, version?: WorkflowVersion) {
-  return {
+/** A workflow; with its current version's definition when `version` is given. */
+export function presentWorkflow(w: Workflow): z.output<typeof WorkflowSummary>;
+export function presentWorkflow(w: Workflow, version: WorkflowVersion): z.output<typeof WorkflowOut>;
+export function presentWorkflow(w: Workflow, version?: WorkflowVersion): z.output<typeof WorkflowSummary> | z.output<typeof WorkflowOut> {
+  const summary = {
     id: w.id,
     name: w.name,
     description: w.description ?? null,
@@ -31,13 +41,13 @@ export function presentWorkflow(w: Workflow, version?: WorkflowVersion) {
     tags: w.tags,
     version: w.currentVersion,
     is_archived: w.isArchived,
-    created_at: iso(w.createdAt),
-    updated_at: iso(w.updatedAt),
-    ...(version ? { definition: version.definition, parameters: version.parameters ?? null, version_id: version.id } : {}),
+    created_at: w.createdAt.toISOString(),
+    updated_at: w.updatedAt.toISOString(),
   };
+  return version ? { ...summary, definition: version.definition, parameters: version.parameters ?? null, version_id: version.id } : summary;
 }
 
-export function presentStep(s: TaskStep) {
+export function presentStep(s: TaskStep): z.output<typeof TaskStepOut> {
   return {
     step_id: s.nodeId,
     name: s.name ?? null,
@@ -46,13 +56,16 @@ export function presentStep(s: TaskStep) {
     key: s.key,
     status: s.status,
     output: s.output ?? null,
-    error: s.error ?? null,
+    error: (s.error ?? null) as z.output<typeof TaskStepOut>['error'],
     started_at: iso(s.startedAt),
     finished_at: iso(s.finishedAt),
   };
 }
 
-export function presentTask(t: Task, extra: { steps?: TaskStep[]; temporalUiUrl?: string; namespace?: string } = {}) {
+export function presentTask(
+  t: Task,
+  extra: { steps?: TaskStep[]; temporalUiUrl?: string; namespace?: string } = {},
+): z.output<typeof TaskOut> {
   return {
     id: t.id,
     workflow_id: t.workflowId,
@@ -68,7 +81,7 @@ export function presentTask(t: Task, extra: { steps?: TaskStep[]; temporalUiUrl?
     result: t.result ?? null,
     error: t.error ?? null,
     last_seq: t.lastSeq,
-    created_at: iso(t.createdAt),
+    created_at: t.createdAt.toISOString(),
     started_at: iso(t.startedAt),
     finished_at: iso(t.finishedAt),
     duration_ms: t.durationMs ?? null,

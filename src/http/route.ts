@@ -1,6 +1,6 @@
 // A route is data: method, path, schemas, auth and handler. The router mounts it
 // (validate -> authenticate -> handler), and the OpenAPI document is generated from the same
-// schemas that validate requests.
+// schemas that validate requests and describe responses.
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { z } from 'zod';
@@ -18,6 +18,15 @@ export interface RouteInput<B, Q, P> {
   params: P;
 }
 
+export interface Success {
+  status: number;
+  /** Other success statuses with the same `data` (e.g. 200 for an idempotent replay of a 201). */
+  also?: number[];
+  description: string;
+  /** The envelope's `data` (schemas in src/http/schemas/), or 'binary' for a raw download. */
+  data: z.ZodType | 'binary';
+}
+
 export interface RouteSpec<B = unknown, Q = unknown, P = unknown> {
   method: 'get' | 'post' | 'put' | 'delete' | 'patch';
   /** Koa path, e.g. `/tasks/:id`. */
@@ -30,8 +39,10 @@ export interface RouteSpec<B = unknown, Q = unknown, P = unknown> {
   body?: z.ZodType<B>;
   query?: z.ZodType<Q>;
   params?: z.ZodType<P>;
-  /** Success status and what it returns (described in OpenAPI). */
-  success: { status: number; description: string };
+  /** A multipart/form-data upload (read by the handler, not parsed here): the name of its file part. */
+  multipartFile?: string;
+  /** Success status and what it returns (described in OpenAPI, checked outside production). */
+  success: Success;
   /** Other statuses this route may answer with. */
   errors?: number[];
   handler(ctx: Context, input: RouteInput<B, Q, P>): Promise<void>;
@@ -48,7 +59,31 @@ export interface Guards {
   limit(ctx: Context, limit: RouteLimit): void;
 }
 
-export function mount(router: Router, routes: RouteSpec[], guards: Guards): void {
+/**
+ * Outside production every success response is parsed with its route's `data` schema: a
+ * presenter that drifts from the documented shape fails the request (a 500, logged) and so the
+ * tests. Production skips the check: it costs a parse of every response body.
+ */
+export const CHECK_RESPONSES = process.env.NODE_ENV !== 'production';
+
+export class ResponseSchemaError extends Error {}
+
+/** Throws when a success answer of `r` has a status or `data` its spec does not document. */
+export function checkResponse(r: RouteSpec, status: number, body: unknown): void {
+  if (status < 200 || status > 299) return;
+  if (status !== r.success.status && !r.success.also?.includes(status)) {
+    throw new ResponseSchemaError(`${r.method.toUpperCase()} ${r.path} answered ${status}, which its spec does not document`);
+  }
+  if (r.success.data === 'binary') return;
+  const data = (body as { data?: unknown } | null)?.data;
+  const res = r.success.data.safeParse(data);
+  if (!res.success) {
+    const issues = res.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+    throw new ResponseSchemaError(`${r.method.toUpperCase()} ${r.path} answered ${status} with data that does not match its schema: ${issues}`);
+  }
+}
+
+export function mount(router: Router, routes: RouteSpec[], guards: Guards, checkResponses = CHECK_RESPONSES): void {
   for (const r of routes) {
     router[r.method](r.path, async (ctx: Context) => {
       if (r.limit) guards.limit(ctx, r.limit);
@@ -59,6 +94,7 @@ export function mount(router: Router, routes: RouteSpec[], guards: Guards): void
         body: r.body ? parse(r.body, ctx.state.body ?? {}, 'body') : undefined,
       };
       await r.handler(ctx, input);
+      if (checkResponses) checkResponse(r, ctx.status, ctx.body);
     });
   }
 }

@@ -1,5 +1,8 @@
-// A small REST client for tests, and factories for the usual fixtures.
+// A small REST client for tests, and factories for the usual fixtures. `req`/`get`/`post`... send
+// anything and hand back the raw reply (the tests of bad input need that); `typed()` is the
+// client generated from the OpenAPI document, which the fixtures use.
 import { randomUUID } from 'node:crypto';
+import { createRestClient, unwrap, type RestClient } from '../../src/clients/rest/index.ts';
 
 export interface Reply<T = any> {
   status: number;
@@ -28,6 +31,11 @@ export class Api {
     return { status: res.status, body: json, headers: res.headers };
   }
 
+  /** The typed client (src/clients/rest/), signed in with `token` when given. */
+  typed(token?: string): RestClient {
+    return createRestClient({ base: this.base, token: () => token });
+  }
+
   get<T = any>(path: string, token?: string) { return this.req<T>('GET', `/api/v1${path}`, { token }); }
   post<T = any>(path: string, body: unknown, token?: string) { return this.req<T>('POST', `/api/v1${path}`, { body, token }); }
   put<T = any>(path: string, body: unknown, token?: string) { return this.req<T>('PUT', `/api/v1${path}`, { body, token }); }
@@ -37,17 +45,17 @@ export class Api {
 export async function signup(api: Api): Promise<{ token: string; userId: string; email: string }> {
   const email = `u-${randomUUID()}@example.com`;
   const password = 'correct horse battery';
-  const reg = await api.post('/auth/register', { email, password, name: 'Test User' });
-  if (reg.status !== 201) throw new Error(`register failed: ${JSON.stringify(reg.body)}`);
-  const login = await api.post('/auth/login', { email, password });
-  if (login.status !== 200) throw new Error(`login failed: ${JSON.stringify(login.body)}`);
-  return { token: login.body.data.access_token, userId: login.body.data.user.id, email };
+  const rest = api.typed();
+  await unwrap(rest.POST('/api/v1/auth/register', { body: { email, password, name: 'Test User' } }), 'register');
+  const login = await unwrap(rest.POST('/api/v1/auth/login', { body: { email, password } }), 'login');
+  return { token: login.access_token, userId: login.user.id, email };
 }
 
 export async function addDevice(api: Api, token: string): Promise<{ id: string; deviceToken: string }> {
-  const res = await api.post('/users/devices', { device_id: `pc-${randomUUID().slice(0, 8)}`, device_name: 'Test PC', os_type: 'windows' }, token);
-  if (res.status !== 201) throw new Error(`device failed: ${JSON.stringify(res.body)}`);
-  return { id: res.body.data.device.id, deviceToken: res.body.data.device_token };
+  const data = await unwrap(api.typed(token).POST('/api/v1/users/devices', {
+    body: { device_id: `pc-${randomUUID().slice(0, 8)}`, device_name: 'Test PC', os_type: 'windows' },
+  }), 'add device');
+  return { id: data.device.id, deviceToken: data.device_token };
 }
 
 /** A linear definition: start -> steps... -> end. */
@@ -62,9 +70,10 @@ export function linear(steps: { type: string; params?: Record<string, unknown>; 
 }
 
 export async function addWorkflow(api: Api, token: string, definition: unknown, name = 'Test workflow'): Promise<string> {
-  const res = await api.post('/workflows', { name, definition }, token);
-  if (res.status !== 201) throw new Error(`workflow failed: ${JSON.stringify(res.body)}`);
-  return res.body.data.workflow.id;
+  const data = await unwrap(api.typed(token).POST('/api/v1/workflows', {
+    body: { name, definition: definition as Record<string, unknown> },
+  }), 'add workflow');
+  return data.workflow.id;
 }
 
 /** Polls until `check` returns a truthy value or the time runs out. */

@@ -5,6 +5,7 @@ import type { Sessions } from '../../domain/sessions.ts';
 import { envelope } from '../middleware.ts';
 import { presentUser } from '../presenters.ts';
 import { defineRoute } from '../route.ts';
+import { loginData, logoutData, TokenPair, userData } from '../schemas/users.ts';
 
 const email = z.email().max(254);
 const password = z.string().min(8, 'at least 8 characters').max(200);
@@ -20,7 +21,7 @@ const clientName = (ctx: { get(h: string): string }) => (ctx.get('X-Client') || 
 function currentUser(path: string, tag: string, summary: string) {
   return defineRoute({
     method: 'get', path, tag, auth: 'user', summary,
-    success: { status: 200, description: '{user}' }, errors: [401],
+    success: { status: 200, description: 'The signed-in user', data: userData }, errors: [401],
     async handler(ctx) {
       const user = await usersDb.me(ctx.state.repos);
       envelope(ctx, { user: presentUser(user) });
@@ -32,7 +33,7 @@ export function authRoutes(accounts: Accounts, sessions: Sessions, onLogout?: (s
   return [
     defineRoute<z.infer<typeof registerBody>>({
       method: 'post', path: '/auth/register', tag: 'auth', auth: 'none', limit: 'auth', summary: 'Create an account',
-      body: registerBody, success: { status: 201, description: '{user}' }, errors: [400, 409],
+      body: registerBody, success: { status: 201, description: 'The new account', data: userData }, errors: [400, 409],
       async handler(ctx, { body }) {
         const user = await accounts.register(ctx.state.em, body);
         envelope(ctx, { user: presentUser(user) }, 201);
@@ -40,7 +41,7 @@ export function authRoutes(accounts: Accounts, sessions: Sessions, onLogout?: (s
     }),
     defineRoute<z.infer<typeof loginBody>>({
       method: 'post', path: '/auth/login', tag: 'auth', auth: 'none', limit: 'auth', summary: 'Log in with email and password',
-      body: loginBody, success: { status: 200, description: '{access_token, expires_in, refresh_token, user}' }, errors: [400, 401],
+      body: loginBody, success: { status: 200, description: 'A token pair and the user', data: loginData }, errors: [400, 401],
       async handler(ctx, { body }) {
         const { user, tokens } = await accounts.login(ctx.state.em, body, clientName(ctx));
         envelope(ctx, { ...tokens, user: presentUser(user) });
@@ -49,7 +50,7 @@ export function authRoutes(accounts: Accounts, sessions: Sessions, onLogout?: (s
     defineRoute<z.infer<typeof refreshBody>>({
       method: 'post', path: '/auth/refresh', tag: 'auth', auth: 'none',
       summary: 'Spend a refresh token for a new pair (reusing a spent one revokes the session)',
-      body: refreshBody, success: { status: 200, description: '{access_token, expires_in, refresh_token}' }, errors: [400, 401],
+      body: refreshBody, success: { status: 200, description: 'A new token pair (the spent refresh token stops working)', data: TokenPair }, errors: [400, 401],
       async handler(ctx, { body }) {
         envelope(ctx, await sessions.refresh(ctx.state.em, body.refresh_token));
       },
@@ -57,7 +58,7 @@ export function authRoutes(accounts: Accounts, sessions: Sessions, onLogout?: (s
     defineRoute({
       method: 'post', path: '/auth/logout', tag: 'auth', auth: 'user',
       summary: 'Revoke this session: its refresh tokens and access tokens stop working',
-      success: { status: 200, description: '{logged_out: true}' }, errors: [401],
+      success: { status: 200, description: 'The session is revoked', data: logoutData }, errors: [401],
       async handler(ctx) {
         await sessions.revoke(ctx.state.em, ctx.state.sessionId, 'logout');
         onLogout?.(ctx.state.sessionId);
@@ -69,7 +70,7 @@ export function authRoutes(accounts: Accounts, sessions: Sessions, onLogout?: (s
     currentUser('/users/profile', 'users', 'The current user\'s profile'),
     defineRoute<z.infer<typeof profileBody>>({
       method: 'put', path: '/users/profile', tag: 'users', auth: 'user', summary: 'Update the profile',
-      body: profileBody, success: { status: 200, description: '{user}' }, errors: [400, 401],
+      body: profileBody, success: { status: 200, description: 'The updated user', data: userData }, errors: [400, 401],
       async handler(ctx, { body }) {
         const user = await usersDb.me(ctx.state.repos);
         user.name = body.name;

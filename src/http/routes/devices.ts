@@ -4,6 +4,8 @@ import { registerDevice, rotateDeviceToken } from '../../domain/devices.ts';
 import { envelope } from '../middleware.ts';
 import { presentDevice } from '../presenters.ts';
 import { defineRoute, idParams } from '../route.ts';
+import { deleted } from '../schemas/common.ts';
+import { deviceData, deviceList, deviceWithToken } from '../schemas/devices.ts';
 
 const short = (max: number) => z.string().trim().min(1).max(max);
 
@@ -34,7 +36,7 @@ export function deviceRoutes(sockets: DeviceSockets) {
   return [
     defineRoute({
       method: 'get', path: '/users/devices', tag: 'devices', auth: 'user', summary: 'List my devices with presence',
-      success: { status: 200, description: '{list, total}' }, errors: [401],
+      success: { status: 200, description: 'My devices, oldest first', data: deviceList }, errors: [401],
       async handler(ctx) {
         const list = await devicesDb.list(ctx.state.repos);
         envelope(ctx, { list: list.map(presentDevice), total: list.length });
@@ -43,7 +45,7 @@ export function deviceRoutes(sockets: DeviceSockets) {
     defineRoute<z.infer<typeof deviceBody>>({
       method: 'post', path: '/users/devices', tag: 'devices', auth: 'user',
       summary: 'Register a device; its token is shown once', body: deviceBody,
-      success: { status: 201, description: '{device, device_token}' }, errors: [400, 401, 409],
+      success: { status: 201, description: 'The device and its token (shown once)', data: deviceWithToken }, errors: [400, 401, 409],
       async handler(ctx, { body }) {
         const { device, token } = await registerDevice(ctx.state.repos, body);
         envelope(ctx, { device: presentDevice(device), device_token: token }, 201);
@@ -51,7 +53,7 @@ export function deviceRoutes(sockets: DeviceSockets) {
     }),
     defineRoute<undefined, undefined, z.infer<typeof idParams>>({
       method: 'get', path: '/users/devices/:id', tag: 'devices', auth: 'user', summary: 'One device',
-      params: idParams, success: { status: 200, description: '{device}' }, errors: [400, 401, 404],
+      params: idParams, success: { status: 200, description: 'The device', data: deviceData }, errors: [400, 401, 404],
       async handler(ctx, { params }) {
         const device = await devicesDb.get(ctx.state.repos, params.id);
         envelope(ctx, { device: presentDevice(device) });
@@ -59,7 +61,7 @@ export function deviceRoutes(sockets: DeviceSockets) {
     }),
     defineRoute<z.infer<typeof deviceUpdateBody>, undefined, z.infer<typeof idParams>>({
       method: 'put', path: '/users/devices/:id', tag: 'devices', auth: 'user', summary: 'Rename or update a device',
-      params: idParams, body: deviceUpdateBody, success: { status: 200, description: '{device}' }, errors: [400, 401, 404],
+      params: idParams, body: deviceUpdateBody, success: { status: 200, description: 'The updated device', data: deviceData }, errors: [400, 401, 404],
       async handler(ctx, { params, body }) {
         const device = await devicesDb.get(ctx.state.repos, params.id);
         if (body.device_name !== undefined) device.deviceName = body.device_name;
@@ -73,7 +75,7 @@ export function deviceRoutes(sockets: DeviceSockets) {
     defineRoute<undefined, undefined, z.infer<typeof idParams>>({
       method: 'post', path: '/users/devices/:id/token', tag: 'devices', auth: 'user',
       summary: 'Rotate the device token: the old one stops working and its live session is closed (4401)',
-      params: idParams, success: { status: 200, description: '{device, device_token}' }, errors: [400, 401, 404],
+      params: idParams, success: { status: 200, description: 'The device and its new token (shown once)', data: deviceWithToken }, errors: [400, 401, 404],
       async handler(ctx, { params }) {
         const { device, token } = await rotateDeviceToken(ctx.state.repos, params.id);
         sockets.endDeviceConnection(device.id, 'device token rotated');
@@ -83,7 +85,7 @@ export function deviceRoutes(sockets: DeviceSockets) {
     defineRoute<undefined, undefined, z.infer<typeof idParams>>({
       method: 'delete', path: '/users/devices/:id', tag: 'devices', auth: 'user',
       summary: 'Unbind a device (its live session is closed)', params: idParams,
-      success: { status: 200, description: '{deleted: true}' }, errors: [400, 401, 404],
+      success: { status: 200, description: 'Unbound', data: deleted }, errors: [400, 401, 404],
       async handler(ctx, { params }) {
         const device = await devicesDb.get(ctx.state.repos, params.id);
         await devicesDb.remove(ctx.state.repos, device);

@@ -18,6 +18,8 @@ import { AppError, errors } from '../../errors.ts';
 import { envelope } from '../middleware.ts';
 import { pageOf, pageQuery } from '../paging.ts';
 import { defineRoute, idParams } from '../route.ts';
+import { deleted } from '../schemas/common.ts';
+import { fileData, filePage } from '../schemas/files.ts';
 
 export interface FileRouteOptions {
   dataDir: string;
@@ -331,12 +333,12 @@ export function fileRoutes(opts: FileRouteOptions) {
       method: 'post', path: UPLOAD_PATH, tag: 'files', auth: 'user',
       summary: 'Upload a file: multipart/form-data with one part named `file`. Allowed by content: png, jpeg, gif, webp, pdf, zip, ' +
         'json, UTF-8 text, csv (415 otherwise; content_type is the detected type). 413 over FILE_MAX_BYTES or the per-user quota (USER_QUOTA_BYTES)',
-      success: { status: 201, description: '{file}' }, errors: [400, 401, 413, 415],
+      multipartFile: 'file', success: { status: 201, description: 'The stored file\'s metadata', data: fileData }, errors: [400, 401, 413, 415],
       handler: upload,
     }),
     defineRoute<undefined, z.infer<typeof fileListQuery>>({
       method: 'get', path: '/files', tag: 'files', auth: 'user', summary: 'List my files, newest first',
-      query: fileListQuery, success: { status: 200, description: 'page of files' }, errors: [400, 401],
+      query: fileListQuery, success: { status: 200, description: 'A page of my files', data: filePage }, errors: [400, 401],
       async handler(ctx, { query }) {
         const [rows, total] = await filesDb.page(ctx.state.repos, (query.page - 1) * query.page_size, query.page_size);
         envelope(ctx, pageOf(rows.map(presentFile), total, query));
@@ -344,7 +346,7 @@ export function fileRoutes(opts: FileRouteOptions) {
     }),
     defineRoute<undefined, undefined, z.infer<typeof idParams>>({
       method: 'get', path: '/files/:id', tag: 'files', auth: 'user', summary: 'A file\'s metadata',
-      params: idParams, success: { status: 200, description: '{file}' }, errors: [400, 401, 404],
+      params: idParams, success: { status: 200, description: 'The file\'s metadata', data: fileData }, errors: [400, 401, 404],
       async handler(ctx, { params }) {
         const f = await filesDb.get(ctx.state.repos, params.id);
         envelope(ctx, { file: presentFile(f) });
@@ -353,7 +355,7 @@ export function fileRoutes(opts: FileRouteOptions) {
     defineRoute<undefined, undefined, z.infer<typeof idParams>>({
       method: 'get', path: '/files/:id/content', tag: 'files', auth: 'user',
       summary: 'Download a file: its bytes with its content type, as an attachment (not the JSON envelope)',
-      params: idParams, success: { status: 200, description: 'the file\'s bytes (errors are the JSON envelope)' }, errors: [400, 401, 404],
+      params: idParams, success: { status: 200, description: 'the file\'s bytes (errors are the JSON envelope)', data: 'binary' }, errors: [400, 401, 404],
       async handler(ctx, { params }) {
         const f = await filesDb.get(ctx.state.repos, params.id);
         const path = pathOf(f);
@@ -375,7 +377,7 @@ export function fileRoutes(opts: FileRouteOptions) {
     }),
     defineRoute<undefined, undefined, z.infer<typeof idParams>>({
       method: 'delete', path: '/files/:id', tag: 'files', auth: 'user', summary: 'Delete a file (its row and its bytes)',
-      params: idParams, success: { status: 200, description: '{deleted: true}' }, errors: [400, 401, 404],
+      params: idParams, success: { status: 200, description: 'Deleted', data: deleted }, errors: [400, 401, 404],
       async handler(ctx, { params }) {
         const f = await filesDb.get(ctx.state.repos, params.id);
         const path = pathOf(f);

@@ -7,6 +7,7 @@ import { insertLog, MAX_LOG_MESSAGE, presentLog } from '../../domain/logs.ts';
 import { envelope } from '../middleware.ts';
 import { cursorParam, instantParam, keysetPage, pageQuery } from '../paging.ts';
 import { defineRoute, idParams } from '../route.ts';
+import { logData, logPage } from '../schemas/logs.ts';
 
 export const logBody = z.object({
   level: z.enum(LOG_LEVELS),
@@ -47,7 +48,7 @@ export function logRoutes() {
     defineRoute<z.infer<typeof logBody>>({
       method: 'post', path: '/logs', tag: 'logs', auth: 'user',
       summary: 'Report a log (optionally about one of my tasks); secret-looking keys in details are dropped',
-      body: logBody, success: { status: 201, description: '{log}' }, errors: [400, 401, 404],
+      body: logBody, success: { status: 201, description: 'The stored log', data: logData }, errors: [400, 401, 404],
       async handler(ctx, { body }) {
         if (body.task_id) await tasksDb.get(ctx.state.repos, body.task_id);
         const log = await insertLog(ctx.state.em, {
@@ -64,7 +65,7 @@ export function logRoutes() {
     defineRoute<undefined, z.infer<typeof logListQuery>>({
       method: 'get', path: '/logs', tag: 'logs', auth: 'user',
       summary: 'List my logs, newest first (filters level, category, task_id, device_id, from, to, q; page or cursor)',
-      query: logListQuery, success: { status: 200, description: 'page of logs' }, errors: [400, 401],
+      query: logListQuery, success: { status: 200, description: 'A page of my logs', data: logPage }, errors: [400, 401],
       async handler(ctx, { query }) {
         await listLogs(ctx, query);
       },
@@ -72,7 +73,7 @@ export function logRoutes() {
     defineRoute<undefined, z.infer<typeof taskLogListQuery>, z.infer<typeof idParams>>({
       method: 'get', path: '/tasks/:id/logs', tag: 'logs', auth: 'user',
       summary: 'The logs of one of my tasks, newest first (same filters and paging as GET /logs)',
-      params: idParams, query: taskLogListQuery, success: { status: 200, description: 'page of logs' }, errors: [400, 401, 404],
+      params: idParams, query: taskLogListQuery, success: { status: 200, description: 'A page of the task\'s logs', data: logPage }, errors: [400, 401, 404],
       async handler(ctx, { params, query }) {
         const task = await tasksDb.get(ctx.state.repos, params.id);
         await listLogs(ctx, query, task.id);

@@ -7,6 +7,8 @@ import type { TaskEngine } from '../../domain/tasks.ts';
 import { envelope } from '../middleware.ts';
 import { pageOf, pageQuery } from '../paging.ts';
 import { defineRoute, idParams } from '../route.ts';
+import { deleted } from '../schemas/common.ts';
+import { scheduleData, schedulePage } from '../schemas/schedules.ts';
 
 export const scheduleBody = z.object({
   workflow_id: z.uuid(),
@@ -41,7 +43,7 @@ export function scheduleRoutes(engine: TaskEngine) {
     defineRoute<undefined, undefined, z.infer<typeof idParams>>({
       method: 'post', path: `/schedules/:id/${paused ? 'pause' : 'resume'}`, tag: 'schedules', auth: 'user',
       summary: paused ? 'Pause a schedule' : 'Resume a paused schedule', params: idParams,
-      success: { status: 200, description: '{schedule}' }, errors: [400, 401, 404, 503],
+      success: { status: 200, description: 'The schedule', data: scheduleData }, errors: [400, 401, 404, 503],
       async handler(ctx, { params }) {
         const s = await setSchedulePaused(ctx.state.repos, engine.temporal, params.id, paused);
         envelope(ctx, { schedule: present(s) });
@@ -51,7 +53,7 @@ export function scheduleRoutes(engine: TaskEngine) {
     defineRoute<z.infer<typeof scheduleBody>>({
       method: 'post', path: '/schedules', tag: 'schedules', auth: 'user',
       summary: 'Run a workflow on a device on a cron or interval schedule (a Temporal Schedule)', body: scheduleBody,
-      success: { status: 201, description: '{schedule}' }, errors: [400, 401, 404, 503],
+      success: { status: 201, description: 'The new schedule with its next runs', data: scheduleData }, errors: [400, 401, 404, 503],
       async handler(ctx, { body }) {
         const s = await createSchedule(ctx.state.repos, engine, body);
         envelope(ctx, { schedule: present(s, await describeSchedule(engine.temporal, s)) }, 201);
@@ -59,7 +61,7 @@ export function scheduleRoutes(engine: TaskEngine) {
     }),
     defineRoute<undefined, z.infer<typeof pageQuery>>({
       method: 'get', path: '/schedules', tag: 'schedules', auth: 'user', summary: 'List my schedules',
-      query: pageQuery.strict(), success: { status: 200, description: 'page of schedules' }, errors: [400, 401],
+      query: pageQuery.strict(), success: { status: 200, description: 'A page of my schedules', data: schedulePage }, errors: [400, 401],
       async handler(ctx, { query }) {
         const [rows, total] = await schedulesDb.page(ctx.state.repos, (query.page - 1) * query.page_size, query.page_size);
         envelope(ctx, pageOf(rows.map((s) => present(s)), total, query));
@@ -68,7 +70,7 @@ export function scheduleRoutes(engine: TaskEngine) {
     defineRoute<undefined, undefined, z.infer<typeof idParams>>({
       method: 'get', path: '/schedules/:id', tag: 'schedules', auth: 'user',
       summary: 'A schedule with its next and recent runs', params: idParams,
-      success: { status: 200, description: '{schedule}' }, errors: [400, 401, 404],
+      success: { status: 200, description: 'The schedule with its next and recent runs', data: scheduleData }, errors: [400, 401, 404],
       async handler(ctx, { params }) {
         const s = await schedulesDb.get(ctx.state.repos, params.id);
         envelope(ctx, { schedule: present(s, await describeSchedule(engine.temporal, s)) });
@@ -78,7 +80,7 @@ export function scheduleRoutes(engine: TaskEngine) {
     pauseRoute(false),
     defineRoute<undefined, undefined, z.infer<typeof idParams>>({
       method: 'delete', path: '/schedules/:id', tag: 'schedules', auth: 'user', summary: 'Delete a schedule',
-      params: idParams, success: { status: 200, description: '{deleted: true}' }, errors: [400, 401, 404, 503],
+      params: idParams, success: { status: 200, description: 'Deleted (the Temporal schedule too)', data: deleted }, errors: [400, 401, 404, 503],
       async handler(ctx, { params }) {
         await deleteSchedule(ctx.state.repos, engine.temporal, params.id);
         envelope(ctx, { deleted: true });

@@ -6,6 +6,7 @@ import type { WindowRow } from '../../db/stats.ts';
 import { errors } from '../../errors.ts';
 import { envelope } from '../middleware.ts';
 import { defineRoute } from '../route.ts';
+import { statsOverview } from '../schemas/stats.ts';
 
 /** An IANA zone name (Europe/Paris, Etc/GMT+5, UTC) that Intl knows; offsets like +02:00 are not accepted. */
 function ianaZone(tz: string): string | null {
@@ -55,7 +56,7 @@ export function statsRoutes(opts: { presenceStaleMs: number }) {
     defineRoute<undefined, z.infer<typeof statsQuery>>({
       method: 'get', path: '/stats/overview', tag: 'stats', auth: 'user',
       summary: 'Dashboard: today and last 7 days (task counts by status, success rate, average duration), devices online, per-day counts; days in `tz` (default UTC)',
-      query: statsQuery, success: { status: 200, description: '{tz, today, last_7_days, devices, days[7]}' }, errors: [400, 401],
+      query: statsQuery, success: { status: 200, description: 'The dashboard numbers', data: statsOverview }, errors: [400, 401],
       async handler(ctx, { query }) {
         const tz = query.tz ? ianaZone(query.tz)! : 'UTC';
         try {

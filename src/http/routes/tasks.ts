@@ -9,6 +9,10 @@ import { errors } from '../../errors.ts';
 import { envelope } from '../middleware.ts';
 import { presentTask } from '../presenters.ts';
 import { defineRoute, idParams } from '../route.ts';
+import { deleted } from '../schemas/common.ts';
+import {
+  approvalData, controlData, eventList, retryData, taskData, taskDetailData, taskPage,
+} from '../schemas/tasks.ts';
 import { cursorParam, instantParam, keysetPage, pageQuery } from '../paging.ts';
 
 export const taskBody = z.object({
@@ -56,7 +60,7 @@ export function taskRoutes({ engine, temporalUiUrl, namespace }: TaskRouteDeps) 
     defineRoute<z.infer<typeof controlBody>, undefined, z.infer<typeof idParams>>({
       method: 'post', path: `/tasks/:id/${action}`, tag: 'tasks', auth: 'user',
       summary: `${action[0].toUpperCase()}${action.slice(1)} a run`, params: idParams, body: controlBody,
-      success: { status: 202, description: '{task_id, status}' }, errors: [400, 401, 404, 409, 503],
+      success: { status: 202, description: 'Accepted: the run\'s status after the request', data: controlData }, errors: [400, 401, 404, 409, 503],
       async handler(ctx, { params, body }) {
         const { task, status } = await controlTask(ctx.state.repos, engine.temporal, params.id, action, {
           by: ctx.state.userId, client: clientOf(ctx), reason: body.reason,
@@ -69,7 +73,7 @@ export function taskRoutes({ engine, temporalUiUrl, namespace }: TaskRouteDeps) 
     defineRoute<z.infer<typeof taskBody>>({
       method: 'post', path: '/tasks', tag: 'tasks', auth: 'user',
       summary: 'Start a run of a workflow on a device (same idempotency_key: same task)', body: taskBody,
-      success: { status: 201, description: '{task}; 200 when the idempotency key matched an existing task' },
+      success: { status: 201, also: [200], description: 'The new task; 200 with the existing one when the idempotency key matched', data: taskData },
       errors: [400, 401, 404, 409, 503],
       async handler(ctx, { body }) {
         const { task, created } = await submitTask(ctx.state.repos, engine, body);
@@ -78,7 +82,7 @@ export function taskRoutes({ engine, temporalUiUrl, namespace }: TaskRouteDeps) 
     }),
     defineRoute<undefined, z.infer<typeof taskListQuery>>({
       method: 'get', path: '/tasks', tag: 'tasks', auth: 'user', summary: 'List my tasks, newest first',
-      query: taskListQuery, success: { status: 200, description: 'page of tasks' }, errors: [400, 401],
+      query: taskListQuery, success: { status: 200, description: 'A page of my tasks', data: taskPage }, errors: [400, 401],
       async handler(ctx, { query }) {
         const where = tasksDb.where({
           status: query.status, deviceId: query.device_id, workflowId: query.workflow_id,
@@ -90,7 +94,7 @@ export function taskRoutes({ engine, temporalUiUrl, namespace }: TaskRouteDeps) 
     defineRoute<undefined, undefined, z.infer<typeof idParams>>({
       method: 'get', path: '/tasks/:id', tag: 'tasks', auth: 'user',
       summary: 'A task with its steps, current node, progress, result and error', params: idParams,
-      success: { status: 200, description: '{task}' }, errors: [400, 401, 404],
+      success: { status: 200, description: 'The task with its steps', data: taskDetailData }, errors: [400, 401, 404],
       async handler(ctx, { params }) {
         const { task, steps } = await taskWithSteps(ctx.state.repos, params.id);
         const position = await queuePosition(() => ctx.state.em, engine.temporal, task);
@@ -103,7 +107,7 @@ export function taskRoutes({ engine, temporalUiUrl, namespace }: TaskRouteDeps) 
     defineRoute<z.infer<typeof statusBody>, undefined, z.infer<typeof idParams>>({
       method: 'put', path: '/tasks/:id/status', tag: 'tasks', auth: 'user',
       summary: 'Seed compatibility: paused | running | cancelled map to pause, resume, cancel',
-      params: idParams, body: statusBody, success: { status: 202, description: '{task_id, status}' },
+      params: idParams, body: statusBody, success: { status: 202, description: 'Accepted: the run\'s status after the request', data: controlData },
       errors: [400, 401, 404, 409, 503],
       async handler(ctx, { params, body }) {
         const action: ControlAction = body.status === 'paused' ? 'pause' : body.status === 'running' ? 'resume' : 'cancel';
@@ -116,7 +120,7 @@ export function taskRoutes({ engine, temporalUiUrl, namespace }: TaskRouteDeps) 
     defineRoute<z.infer<typeof approvalBody>, undefined, z.infer<typeof idParams>>({
       method: 'post', path: '/tasks/:id/approval', tag: 'tasks', auth: 'user',
       summary: 'Approve or reject the run waiting at an approval node', params: idParams, body: approvalBody,
-      success: { status: 202, description: '{task_id, approved}' }, errors: [400, 401, 404, 409],
+      success: { status: 202, description: 'Accepted: the decision is sent to the run', data: approvalData }, errors: [400, 401, 404, 409],
       async handler(ctx, { params, body }) {
         const task = await decideApproval(ctx.state.repos, engine.temporal, params.id, {
           approved: body.approved, comment: body.comment, by: ctx.state.userId, client: clientOf(ctx),
@@ -127,7 +131,7 @@ export function taskRoutes({ engine, temporalUiUrl, namespace }: TaskRouteDeps) 
     defineRoute<z.infer<typeof retryBody>, undefined, z.infer<typeof idParams>>({
       method: 'post', path: '/tasks/:id/retry', tag: 'tasks', auth: 'user',
       summary: 'A new task from a failed or cancelled one, optionally from the failed step with earlier outputs kept',
-      params: idParams, body: retryBody, success: { status: 201, description: '{task}' }, errors: [400, 401, 404, 409, 503],
+      params: idParams, body: retryBody, success: { status: 201, description: 'The new task', data: retryData }, errors: [400, 401, 404, 409, 503],
       async handler(ctx, { params, body }) {
         const { task } = await retryTask(ctx.state.repos, engine, params.id, body.from_failed_step ?? false);
         envelope(ctx, { task: present(task), retry_of: params.id }, 201);
@@ -136,7 +140,7 @@ export function taskRoutes({ engine, temporalUiUrl, namespace }: TaskRouteDeps) 
     defineRoute<undefined, z.infer<typeof eventsQuery>, z.infer<typeof idParams>>({
       method: 'get', path: '/tasks/:id/events', tag: 'tasks', auth: 'user',
       summary: 'The run\'s durable events so far, paged by after_seq', params: idParams, query: eventsQuery,
-      success: { status: 200, description: '{list, next_after_seq}' }, errors: [400, 401, 404],
+      success: { status: 200, description: 'The events after after_seq, oldest first', data: eventList }, errors: [400, 401, 404],
       async handler(ctx, { params, query }) {
         const rows = await tasksDb.eventsAfter(ctx.state.repos, params.id, query.after_seq, query.limit);
         if (!rows) throw errors.notFound('task');
@@ -146,7 +150,7 @@ export function taskRoutes({ engine, temporalUiUrl, namespace }: TaskRouteDeps) 
     }),
     defineRoute<undefined, undefined, z.infer<typeof idParams>>({
       method: 'delete', path: '/tasks/:id', tag: 'tasks', auth: 'user', summary: 'Delete a finished task',
-      params: idParams, success: { status: 200, description: '{deleted: true}' }, errors: [400, 401, 404, 409],
+      params: idParams, success: { status: 200, description: 'Deleted', data: deleted }, errors: [400, 401, 404, 409],
       async handler(ctx, { params }) {
         const task = await tasksDb.get(ctx.state.repos, params.id);
         if (!isFinished(task.status)) throw errors.conflict(`cannot delete a task that is ${task.status}`, { status: task.status });

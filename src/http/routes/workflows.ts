@@ -4,6 +4,8 @@ import * as workflowsDb from '../../db/workflows.ts';
 import { envelope } from '../middleware.ts';
 import { presentWorkflow } from '../presenters.ts';
 import { defineRoute, idParams } from '../route.ts';
+import { deleted } from '../schemas/common.ts';
+import { workflowData, workflowExport, workflowPage } from '../schemas/workflows.ts';
 import { pageQuery, pageOf } from '../paging.ts';
 
 const tags = z.array(z.string().trim().min(1).max(50)).max(20);
@@ -39,7 +41,7 @@ export function workflowRoutes() {
   return [
     defineRoute<undefined, z.infer<typeof workflowListQuery>>({
       method: 'get', path: '/workflows', tag: 'workflows', auth: 'user', summary: 'List my workflows',
-      query: workflowListQuery, success: { status: 200, description: 'page of workflows' }, errors: [400, 401],
+      query: workflowListQuery, success: { status: 200, description: 'A page of my workflows (no definitions)', data: workflowPage }, errors: [400, 401],
       async handler(ctx, { query }) {
         const [rows, total] = await workflowsDb.page(ctx.state.repos,
           { archived: query.archived === 'true', category: query.category, tag: query.tag, nameLike: query.q },
@@ -49,7 +51,7 @@ export function workflowRoutes() {
     }),
     defineRoute<z.infer<typeof workflowBody>>({
       method: 'post', path: '/workflows', tag: 'workflows', auth: 'user', summary: 'Create a workflow (version 1)',
-      body: workflowBody, success: { status: 201, description: '{workflow}' }, errors: [400, 401],
+      body: workflowBody, success: { status: 201, description: 'The new workflow', data: workflowData }, errors: [400, 401],
       async handler(ctx, { body }) {
         const { workflow, version } = await createWorkflow(ctx.state.repos, body);
         envelope(ctx, { workflow: presentWorkflow(workflow, version) }, 201);
@@ -57,7 +59,7 @@ export function workflowRoutes() {
     }),
     defineRoute<undefined, undefined, z.infer<typeof idParams>>({
       method: 'get', path: '/workflows/:id', tag: 'workflows', auth: 'user', summary: 'A workflow with its current definition',
-      params: idParams, success: { status: 200, description: '{workflow}' }, errors: [400, 401, 404],
+      params: idParams, success: { status: 200, description: 'The workflow', data: workflowData }, errors: [400, 401, 404],
       async handler(ctx, { params }) {
         const { workflow, version } = await getWorkflow(ctx.state.repos, params.id);
         envelope(ctx, { workflow: presentWorkflow(workflow, version) });
@@ -66,7 +68,7 @@ export function workflowRoutes() {
     defineRoute<z.infer<typeof workflowUpdateBody>, undefined, z.infer<typeof idParams>>({
       method: 'put', path: '/workflows/:id', tag: 'workflows', auth: 'user',
       summary: 'Update a workflow; a new definition makes a new immutable version',
-      params: idParams, body: workflowUpdateBody, success: { status: 200, description: '{workflow}' }, errors: [400, 401, 404],
+      params: idParams, body: workflowUpdateBody, success: { status: 200, description: 'The updated workflow', data: workflowData }, errors: [400, 401, 404],
       async handler(ctx, { params, body }) {
         const { workflow, version } = await updateWorkflow(ctx.state.repos, params.id, body);
         envelope(ctx, { workflow: presentWorkflow(workflow, version) });
@@ -75,7 +77,7 @@ export function workflowRoutes() {
     defineRoute<undefined, undefined, z.infer<typeof idParams>>({
       method: 'get', path: '/workflows/:id/export', tag: 'workflows', auth: 'user',
       summary: 'The workflow as one portable JSON document (no ids)', params: idParams,
-      success: { status: 200, description: '{format, format_version, exported_at, workflow}' }, errors: [400, 401, 404],
+      success: { status: 200, description: 'The portable document', data: workflowExport }, errors: [400, 401, 404],
       async handler(ctx, { params }) {
         const { workflow: wf, version: v } = await getWorkflow(ctx.state.repos, params.id);
         envelope(ctx, {
@@ -92,7 +94,7 @@ export function workflowRoutes() {
     defineRoute<z.infer<typeof workflowDocument>>({
       method: 'post', path: '/workflows/import', tag: 'workflows', auth: 'user',
       summary: 'Create a workflow from an exported document (validated; ids in the file are never used)',
-      body: workflowDocument, success: { status: 201, description: '{workflow}' }, errors: [400, 401],
+      body: workflowDocument, success: { status: 201, description: 'The new workflow', data: workflowData }, errors: [400, 401],
       async handler(ctx, { body }) {
         const { version: _ignored, ...input } = body.workflow;
         const { workflow, version } = await createWorkflow(ctx.state.repos, input);
@@ -101,7 +103,7 @@ export function workflowRoutes() {
     }),
     defineRoute<undefined, undefined, z.infer<typeof idParams>>({
       method: 'delete', path: '/workflows/:id', tag: 'workflows', auth: 'user', summary: 'Delete a workflow',
-      params: idParams, success: { status: 200, description: '{deleted: true}' }, errors: [400, 401, 404, 409],
+      params: idParams, success: { status: 200, description: 'Deleted', data: deleted }, errors: [400, 401, 404, 409],
       async handler(ctx, { params }) {
         await deleteWorkflow(ctx.state.repos, params.id);
         envelope(ctx, { deleted: true });
