@@ -11,6 +11,13 @@ export const MAX_LOG_MESSAGE = 10_000;
 const SECRET_KEY = /pass(?:word|wd)|token|secret|authori[sz]ation|api[-_]?key|cookie|credential|private[-_]?key/i;
 /** Deeper than this, details are cut (a log is not a document store). */
 const MAX_DEPTH = 16;
+/**
+ * Largest stored `details`, as JSON. Larger ones are kept as a marker with their size and the
+ * start of their text: a page of 100 logs stays under 2 MB however the logs were written.
+ */
+export const MAX_LOG_DETAILS_BYTES = 16 * 1024;
+/** How much of oversized details is kept as a preview. */
+const DETAILS_PREVIEW_CHARS = 1024;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export function isSecretKey(key: string): boolean {
@@ -40,6 +47,14 @@ export function redactSecrets(value: unknown, depth = 0): unknown {
   );
 }
 
+/** `details` as stored: itself up to MAX_LOG_DETAILS_BYTES of JSON, a truncation marker beyond. */
+export function boundedDetails(details: unknown): unknown {
+  const json = JSON.stringify(details);
+  const bytes = Buffer.byteLength(json);
+  if (bytes <= MAX_LOG_DETAILS_BYTES) return details;
+  return { truncated: true, bytes, preview: json.slice(0, DETAILS_PREVIEW_CHARS) };
+}
+
 export interface NewLog {
   userId: string;
   taskId?: string | null;
@@ -59,7 +74,7 @@ export async function insertLog(em: EntityManager, input: NewLog): Promise<Log> 
     level: input.level,
     category: input.category,
     message: storableText(input.message).slice(0, MAX_LOG_MESSAGE),
-    details: input.details === undefined || input.details === null ? null : redactSecrets(input.details),
+    details: input.details === undefined || input.details === null ? null : boundedDetails(redactSecrets(input.details)),
     createdAt: new Date(),
   });
 }

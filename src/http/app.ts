@@ -12,12 +12,12 @@ import { Sessions, type SessionCache } from '../domain/sessions.ts';
 import { looksLikeJwt, TokenError, type AccessTokens } from '../domain/tokens.ts';
 import type { TaskEngine } from '../domain/tasks.ts';
 import { errors } from '../errors.ts';
-import { accessLog, envelope, errorHandler, jsonBody, requestId, securityHeaders } from './middleware.ts';
+import { accessLog, envelope, errorHandler, requestId, securityHeaders } from './middleware.ts';
 import { Metrics, type SocketCounts } from './metrics.ts';
 import { docsRouter } from './openapi.ts';
 import { monitorPage } from './monitor-page.ts';
 import { RateLimits } from './rate-limit.ts';
-import { API_PREFIX, mount, type RouteSpec } from './route.ts';
+import { API_PREFIX, MAX_BODY_BYTES, mount, type RouteSpec } from './route.ts';
 import { authRoutes } from './routes/auth.ts';
 import { deviceRoutes, type DeviceSockets } from './routes/devices.ts';
 import { fileRoutes } from './routes/files.ts';
@@ -30,7 +30,6 @@ import { workflowRoutes } from './routes/workflows.ts';
 declare module 'koa' {
   interface DefaultState {
     requestId: string;
-    body: unknown;
     em: EntityManager;
     userId: string;
     sessionId: string;
@@ -38,8 +37,7 @@ declare module 'koa' {
   }
 }
 
-export { API_PREFIX };
-export const MAX_BODY_BYTES = 1024 * 1024;
+export { API_PREFIX, MAX_BODY_BYTES };
 
 export interface AppDeps {
   config: Config;
@@ -99,7 +97,6 @@ export function createApp(deps: AppDeps): Koa {
   app.use(securityHeaders());
   app.use(accessLog(logger.child({ component: 'http' })));
   app.use(limits.middleware());
-  app.use(jsonBody(MAX_BODY_BYTES, (ctx) => ctx.path === `${API_PREFIX}/files/upload`));
   app.use(async (ctx, next) => {
     // One EntityManager (identity map, unit of work) per request, forked when first used: the
     // hottest reads go to the pool directly and never need one.

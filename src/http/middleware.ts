@@ -7,7 +7,6 @@ import { AppError, ErrorCode, errors } from '../errors.ts';
 
 export interface State {
   requestId: string;
-  body: unknown;
 }
 
 /** The contract's envelope for every response. */
@@ -98,12 +97,13 @@ export function accessLog(logger: Logger) {
 const BODY_METHODS = ['POST', 'PUT', 'PATCH'];
 
 /**
- * JSON bodies into `ctx.state.body`, read by @koa/bodyparser (co-body: size limit counted while
- * reading, gzip inflated within it, `__proto__` keys refused). Around it, the contract's answers:
- * 415 for a body of another content type (the parser would silently skip it), 413 over the limit,
- * 400 for bad JSON or JSON that is not an object or array, all with code 1001. No body reads as {}.
+ * A reader of one route's JSON body, read by @koa/bodyparser (co-body: a declared length over the
+ * limit is refused before a byte is read, the size is counted while reading, gzip is inflated
+ * within it, `__proto__` keys are refused). Around it, the contract's answers: 415 for a body of
+ * another content type, 413 over the limit, 400 for bad JSON or JSON that is not an object or
+ * array, all with code 1001. No body reads as {}.
  */
-export function jsonBody(limitBytes: number, skip: (ctx: Context) => boolean = () => false) {
+export function jsonBodyReader(limitBytes: number): (ctx: Context) => Promise<unknown> {
   const parse = bodyParser({
     enableTypes: ['json'],
     parsedMethods: BODY_METHODS,
@@ -115,17 +115,11 @@ export function jsonBody(limitBytes: number, skip: (ctx: Context) => boolean = (
       throw errors.invalid('request body is not valid JSON');
     },
   });
-  return async (ctx: Context, next: Next) => {
-    ctx.state.body = undefined;
-    if (!BODY_METHODS.includes(ctx.method) || skip(ctx)) return next();
-    if (!ctx.request.length && !ctx.get('Transfer-Encoding')) {
-      ctx.state.body = {};
-      return next();
-    }
+  return async (ctx: Context) => {
+    if (!BODY_METHODS.includes(ctx.method)) return {};
+    if (!ctx.request.length && !ctx.get('Transfer-Encoding')) return {};
     if (!ctx.is('application/json')) throw errors.unsupportedMediaType();
-    return parse(ctx, () => {
-      ctx.state.body = ctx.request.body;
-      return next();
-    });
+    await parse(ctx, async () => undefined);
+    return ctx.request.body;
   };
 }

@@ -10,7 +10,7 @@ import Router from '@koa/router';
 import { z } from 'zod';
 import { ErrorCode } from '../errors.ts';
 import { METRICS_PATH } from './metrics.ts';
-import { API_PREFIX, type RouteSpec } from './route.ts';
+import { API_PREFIX, bodyLimit, type RouteSpec } from './route.ts';
 import { exampleOf } from './schemas/examples.ts';
 
 type Schema = Record<string, unknown>;
@@ -35,7 +35,7 @@ const ERROR_STATUS: Record<number, string> = {
   403: 'Forbidden (code 1003)',
   404: 'Not found, or not yours (code 2001)',
   409: 'Conflicts with the current state, e.g. the run is not in a state that allows it (code 3001), or a unique value is already taken (code 1001)',
-  413: 'Request body over the 1 MiB limit (code 1001)',
+  413: 'Request body over the route\'s size limit (code 1001)',
   415: 'Content-Type is not application/json (code 1001)',
   429: 'Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds',
   500: 'Internal server error (code 5000)',
@@ -223,7 +223,7 @@ class Builder {
     const statuses = new Set(r.errors ?? []);
     if (r.auth === 'user') statuses.add(401);
     if (r.body) {
-      // jsonBody() answers these for any body, before the route runs.
+      // The route's body reader (route.ts) answers these before its schema sees the body.
       statuses.add(413);
       statuses.add(415);
     }
@@ -234,6 +234,11 @@ class Builder {
     const success = this.successResponse(r, where);
     for (const status of [r.success.status, ...(r.success.also ?? [])]) responses[String(status)] = success;
     for (const status of [...statuses].sort((a, b) => a - b)) responses[String(status)] = errorResponse(status);
+    if (r.body) {
+      const limit = bodyLimit(r);
+      const size = limit >= 1024 * 1024 ? `${limit / 1024 / 1024} MiB` : `${limit / 1024} KiB`;
+      responses['413'] = { ...errorResponse(413), description: `Request body over this route's ${size} limit (code 1001)` };
+    }
     op.responses = responses;
     return op;
   }

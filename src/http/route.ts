@@ -5,10 +5,21 @@ import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { z } from 'zod';
 import { parse } from '../validation.ts';
+import { jsonBodyReader } from './middleware.ts';
 import type { RouteLimit } from './rate-limit.ts';
 
 /** Prefix of the REST routes (here so app.ts and openapi.ts share it without a cycle). */
 export const API_PREFIX = '/api/v1';
+
+/**
+ * The largest JSON body a route takes unless it says otherwise. Parsing and validating cost grow
+ * with the body, so each route takes only what its largest valid input needs.
+ */
+export const DEFAULT_BODY_BYTES = 64 * 1024;
+/** Routes that carry a run's parameters (POST /tasks, /schedules). */
+export const PARAMETERS_BODY_BYTES = 256 * 1024;
+/** The largest JSON body any route takes (a workflow definition may be 512 KiB of JSON). */
+export const MAX_BODY_BYTES = 1024 * 1024;
 
 export type Auth = 'none' | 'user';
 
@@ -37,6 +48,8 @@ export interface RouteSpec<B = unknown, Q = unknown, P = unknown> {
   /** A rate limit of its own, besides the per-IP and per-user ones (see rate-limit.ts). */
   limit?: RouteLimit;
   body?: z.ZodType<B>;
+  /** Largest JSON body, in bytes (DEFAULT_BODY_BYTES unless set; at most MAX_BODY_BYTES). */
+  maxBodyBytes?: number;
   query?: z.ZodType<Q>;
   params?: z.ZodType<P>;
   /** A multipart/form-data upload (read by the handler, not parsed here): the name of its file part. */
@@ -85,18 +98,26 @@ export function checkResponse(r: RouteSpec, status: number, body: unknown): void
 
 export function mount(router: Router, routes: RouteSpec[], guards: Guards, checkResponses = CHECK_RESPONSES): void {
   for (const r of routes) {
+    // The body is read only here: after the route's rate limit and the caller's authentication,
+    // with the route's own size limit, so no one makes the node read a body it would not take.
+    const readBody = r.body ? jsonBodyReader(bodyLimit(r)) : undefined;
     router[r.method](r.path, async (ctx: Context) => {
       if (r.limit) guards.limit(ctx, r.limit);
       if (r.auth === 'user') await guards.authenticate(ctx);
       const input = {
         params: r.params ? parse(r.params, ctx.params, 'path parameter') : undefined,
         query: r.query ? parse(r.query, ctx.query, 'query') : undefined,
-        body: r.body ? parse(r.body, ctx.state.body ?? {}, 'body') : undefined,
+        body: r.body && readBody ? parse(r.body, await readBody(ctx), 'body') : undefined,
       };
       await r.handler(ctx, input);
       if (checkResponses) checkResponse(r, ctx.status, ctx.body);
     });
   }
+}
+
+/** The route's JSON body limit in bytes. */
+export function bodyLimit(r: Pick<RouteSpec, 'maxBodyBytes'>): number {
+  return Math.min(r.maxBodyBytes ?? DEFAULT_BODY_BYTES, MAX_BODY_BYTES);
 }
 
 /** Path parameter `:id` as a UUID (a bad id is a 400, never a database error). */

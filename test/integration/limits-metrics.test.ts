@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { DeviceClient, demoHandlers } from '../../src/clients/device-client.ts';
 import { TASK_STATUSES } from '../../src/db/entities.ts';
 import { AccessTokens } from '../../src/domain/tokens.ts';
-import { createApp, MAX_BODY_BYTES } from '../../src/http/app.ts';
+import { createApp } from '../../src/http/app.ts';
+import { DEFAULT_BODY_BYTES, MAX_BODY_BYTES, PARAMETERS_BODY_BYTES } from '../../src/http/route.ts';
 import type { Orm } from '../../src/db/orm.ts';
 import { createLogger } from '../../src/logger.ts';
 import { eventually, type Reply } from '../helpers/api.ts';
@@ -159,17 +160,18 @@ describe('rate limits', () => {
 });
 
 describe('request bodies', () => {
-  it('answers 413 code 1001 over 1 MiB (declared or chunked), and takes exactly 1 MiB', async () => {
+  it('answers 413 code 1001 over the route\'s limit (declared or chunked), and takes exactly the limit', async () => {
     const client = from(freshIp());
-    const over = await client.raw('/auth/refresh', `{"refresh_token":"${'a'.repeat(MAX_BODY_BYTES)}"}`, 'application/json');
+    const LIMIT = DEFAULT_BODY_BYTES; // POST /auth/refresh takes the default
+    const over = await client.raw('/auth/refresh', `{"refresh_token":"${'a'.repeat(LIMIT)}"}`, 'application/json');
     expect(over.status).toBe(413);
     expect(over.body.code).toBe(1001);
 
-    const chunk = new TextEncoder().encode('a'.repeat(64 * 1024));
+    const chunk = new TextEncoder().encode('a'.repeat(16 * 1024));
     let sent = 0;
     const stream = new ReadableStream<Uint8Array>({
       pull(controller) {
-        if (sent > MAX_BODY_BYTES) return controller.close();
+        if (sent > LIMIT) return controller.close();
         sent += chunk.length;
         controller.enqueue(chunk);
       },
@@ -184,11 +186,33 @@ describe('request bodies', () => {
     expect(((await chunked.json()) as { code: number }).code).toBe(1001);
 
     const prefix = '{"refresh_token":"';
-    const exact = `${prefix}${'a'.repeat(MAX_BODY_BYTES - prefix.length - 2)}"}`;
-    expect(Buffer.byteLength(exact)).toBe(MAX_BODY_BYTES);
+    const exact = `${prefix}${'a'.repeat(LIMIT - prefix.length - 2)}"}`;
+    expect(Buffer.byteLength(exact)).toBe(LIMIT);
     const atLimit = await client.raw('/auth/refresh', exact, 'application/json');
     expect(atLimit.status).not.toBe(413);
     expect([400, 401]).toContain(atLimit.status);
+  });
+
+  it('takes up to 1 MiB only where a valid input needs it, and reads no body before authentication', async () => {
+    const { token } = await signupFrom();
+    const ip = freshIp();
+    const post = (path: string, body: string, auth?: string) => fetch(`${sys.url}/api/v1${path}`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'X-Forwarded-For': ip, ...(auth ? { Authorization: `Bearer ${auth}` } : {}) },
+      body,
+    });
+    const sized = (bytes: number) => `{"name":"${'n'.repeat(bytes - 11)}"}`;
+    expect(Buffer.byteLength(sized(MAX_BODY_BYTES))).toBe(MAX_BODY_BYTES);
+    // A workflow may be up to 1 MiB: the schema answers (400: the name is too long), not the size.
+    expect((await post('/workflows', sized(MAX_BODY_BYTES), token)).status).toBe(400);
+    expect((await post('/workflows', sized(MAX_BODY_BYTES + 1), token)).status).toBe(413);
+    // A task's parameters up to PARAMETERS_BODY_BYTES; a device registration the default.
+    expect((await post('/tasks', sized(PARAMETERS_BODY_BYTES), token)).status).toBe(400);
+    expect((await post('/tasks', sized(PARAMETERS_BODY_BYTES + 1), token)).status).toBe(413);
+    expect((await post('/users/devices', sized(DEFAULT_BODY_BYTES + 1), token)).status).toBe(413);
+    // Without a valid token the body is never read: 401 whatever its size.
+    expect((await post('/workflows', sized(MAX_BODY_BYTES), 'not-a-token')).status).toBe(401);
+    expect((await post('/workflows', 'x'.repeat(MAX_BODY_BYTES))).status).toBe(401);
   });
 
   it('answers 415 code 1001 to a body that is not JSON', async () => {

@@ -23,7 +23,7 @@ function eventsOf(file: string): RunEvent[] {
 }
 
 describe('run events read back from history', () => {
-  for (const file of ['linear-completed.json', 'linear-completed.v2.json', 'linear-completed.v1.json', 'step-failed.json', 'cancelled-mid-step.json']) {
+  for (const file of ['linear-completed.json', 'step-failed.json', 'cancelled-mid-step.json', 'device-reconnect.json', 'run-budget-exceeded.json']) {
     it(`${file}: seq 1..n without a gap, ending with the run's end`, () => {
       const events = eventsOf(file);
       expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));

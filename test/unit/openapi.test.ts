@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
-import { MAX_BODY_BYTES } from '../../src/http/app.ts';
+import { DEFAULT_BODY_BYTES, MAX_BODY_BYTES, PARAMETERS_BODY_BYTES } from '../../src/http/route.ts';
 import { ErrorCode } from '../../src/errors.ts';
 import {
   buildOpenApi, DOCS_CSP, DOCS_HTML, DOCS_SCRIPT_PATH, OPENAPI_PATH, packageVersion, toOpenApiPath,
@@ -118,7 +118,10 @@ describe('the OpenAPI document', () => {
     expect(doc.paths['/api/v1/tasks/{id}/pause'].post.requestBody?.required).toBe(false);
     // Bodies add the statuses the JSON body parser answers before the route runs.
     expect(Object.keys(post.responses)).toEqual(expect.arrayContaining(['201', '400', '401', '404', '409', '413', '415', '500', '503']));
-    expect(post.responses['413'].description).toContain(`${MAX_BODY_BYTES / 1024 / 1024} MiB`);
+    // Each route documents its own body limit.
+    expect(post.responses['413'].description).toContain(`${PARAMETERS_BODY_BYTES / 1024} KiB`);
+    expect(doc.paths['/api/v1/workflows'].post.responses['413'].description).toContain(`${MAX_BODY_BYTES / 1024 / 1024} MiB`);
+    expect(doc.paths['/api/v1/auth/login'].post.responses['413'].description).toContain(`${DEFAULT_BODY_BYTES / 1024} KiB`);
     // The upload's body is multipart, with the file part the handler reads.
     const upload = doc.paths['/api/v1/files/upload'].post.requestBody!;
     expect(upload.required).toBe(true);

@@ -690,7 +690,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Request body over the 1 MiB limit (code 1001) */
+      /** @description Request body over this route's 64 KiB limit (code 1001) */
       413: {
         content: {
           "application/json": components["schemas"]["Error"];
@@ -770,7 +770,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Request body over the 1 MiB limit (code 1001) */
+      /** @description Request body over this route's 64 KiB limit (code 1001) */
       413: {
         content: {
           "application/json": components["schemas"]["Error"];
@@ -837,7 +837,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Request body over the 1 MiB limit (code 1001) */
+      /** @description Request body over this route's 64 KiB limit (code 1001) */
       413: {
         content: {
           "application/json": components["schemas"]["Error"];
@@ -1039,7 +1039,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Request body over the 1 MiB limit (code 1001) */
+      /** @description Request body over this route's 64 KiB limit (code 1001) */
       413: {
         content: {
           "application/json": components["schemas"]["Error"];
@@ -1166,7 +1166,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Request body over the 1 MiB limit (code 1001) */
+      /** @description Request body over this route's 64 KiB limit (code 1001) */
       413: {
         content: {
           "application/json": components["schemas"]["Error"];
@@ -1310,7 +1310,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Request body over the 1 MiB limit (code 1001) */
+      /** @description Request body over this route's 64 KiB limit (code 1001) */
       413: {
         content: {
           "application/json": components["schemas"]["Error"];
@@ -1578,7 +1578,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Request body over the 1 MiB limit (code 1001) */
+      /** @description Request body over this route's 1 MiB limit (code 1001) */
       413: {
         content: {
           "application/json": components["schemas"]["Error"];
@@ -1729,7 +1729,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Request body over the 1 MiB limit (code 1001) */
+      /** @description Request body over this route's 1 MiB limit (code 1001) */
       413: {
         content: {
           "application/json": components["schemas"]["Error"];
@@ -1963,7 +1963,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Request body over the 1 MiB limit (code 1001) */
+      /** @description Request body over this route's 1 MiB limit (code 1001) */
       413: {
         content: {
           "application/json": components["schemas"]["Error"];
@@ -2130,7 +2130,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Request body over the 1 MiB limit (code 1001) */
+      /** @description Request body over this route's 256 KiB limit (code 1001) */
       413: {
         content: {
           "application/json": components["schemas"]["Error"];
@@ -2359,7 +2359,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Request body over the 1 MiB limit (code 1001) */
+      /** @description Request body over this route's 64 KiB limit (code 1001) */
       413: {
         content: {
           "application/json": components["schemas"]["Error"];
@@ -2459,7 +2459,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Request body over the 1 MiB limit (code 1001) */
+      /** @description Request body over this route's 64 KiB limit (code 1001) */
       413: {
         content: {
           "application/json": components["schemas"]["Error"];
@@ -2559,7 +2559,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Request body over the 1 MiB limit (code 1001) */
+      /** @description Request body over this route's 64 KiB limit (code 1001) */
       413: {
         content: {
           "application/json": components["schemas"]["Error"];
@@ -2661,7 +2661,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Request body over the 1 MiB limit (code 1001) */
+      /** @description Request body over this route's 64 KiB limit (code 1001) */
       413: {
         content: {
           "application/json": components["schemas"]["Error"];
@@ -2756,7 +2756,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Request body over the 1 MiB limit (code 1001) */
+      /** @description Request body over this route's 64 KiB limit (code 1001) */
       413: {
         content: {
           "application/json": components["schemas"]["Error"];
@@ -2844,7 +2844,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Request body over the 1 MiB limit (code 1001) */
+      /** @description Request body over this route's 64 KiB limit (code 1001) */
       413: {
         content: {
           "application/json": components["schemas"]["Error"];
@@ -3066,7 +3066,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Request body over the 1 MiB limit (code 1001) */
+      /** @description Request body over this route's 256 KiB limit (code 1001) */
       413: {
         content: {
           "application/json": components["schemas"]["Error"];
@@ -3488,7 +3488,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Request body over the 1 MiB limit (code 1001) */
+      /** @description Request body over this route's 64 KiB limit (code 1001) */
       413: {
         content: {
           "application/json": components["schemas"]["Error"];
@@ -3635,7 +3635,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Request body over the 1 MiB limit (code 1001) */
+      /** @description Request body over the route's size limit (code 1001) */
       413: {
         content: {
           "application/json": components["schemas"]["Error"];

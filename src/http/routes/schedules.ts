@@ -6,7 +6,7 @@ import { createSchedule, deleteSchedule, describeSchedule, setSchedulePaused } f
 import type { TaskEngine } from '../../domain/tasks.ts';
 import { envelope } from '../middleware.ts';
 import { pageOf, pageQuery } from '../paging.ts';
-import { defineRoute, idParams } from '../route.ts';
+import { PARAMETERS_BODY_BYTES, defineRoute, idParams } from '../route.ts';
 import { deleted } from '../schemas/common.ts';
 import { scheduleData, schedulePage } from '../schemas/schedules.ts';
 
@@ -51,7 +51,7 @@ export function scheduleRoutes(engine: TaskEngine) {
     });
   return [
     defineRoute<z.infer<typeof scheduleBody>>({
-      method: 'post', path: '/schedules', tag: 'schedules', auth: 'user',
+      method: 'post', path: '/schedules', tag: 'schedules', auth: 'user', maxBodyBytes: PARAMETERS_BODY_BYTES,
       summary: 'Run a workflow on a device on a cron or interval schedule (a Temporal Schedule)', body: scheduleBody,
       success: { status: 201, description: 'The new schedule with its next runs', data: scheduleData }, errors: [400, 401, 404, 503],
       async handler(ctx, { body }) {

@@ -8,7 +8,7 @@ import {
 import { errors } from '../../errors.ts';
 import { envelope } from '../middleware.ts';
 import { presentTask } from '../presenters.ts';
-import { defineRoute, idParams } from '../route.ts';
+import { PARAMETERS_BODY_BYTES, defineRoute, idParams } from '../route.ts';
 import { deleted } from '../schemas/common.ts';
 import {
   approvalData, controlData, eventList, retryData, taskData, taskDetailData, taskPage,
@@ -71,7 +71,7 @@ export function taskRoutes({ engine, temporalUiUrl, namespace }: TaskRouteDeps) 
 
   return [
     defineRoute<z.infer<typeof taskBody>>({
-      method: 'post', path: '/tasks', tag: 'tasks', auth: 'user',
+      method: 'post', path: '/tasks', tag: 'tasks', auth: 'user', maxBodyBytes: PARAMETERS_BODY_BYTES,
       summary: 'Start a run of a workflow on a device (same idempotency_key: same task)', body: taskBody,
       success: { status: 201, also: [200], description: 'The new task; 200 with the existing one when the idempotency key matched', data: taskData },
       errors: [400, 401, 404, 409, 503],

@@ -3,7 +3,7 @@ import { createWorkflow, deleteWorkflow, getWorkflow, updateWorkflow } from '../
 import * as workflowsDb from '../../db/workflows.ts';
 import { envelope } from '../middleware.ts';
 import { presentWorkflow } from '../presenters.ts';
-import { defineRoute, idParams } from '../route.ts';
+import { MAX_BODY_BYTES, defineRoute, idParams } from '../route.ts';
 import { deleted } from '../schemas/common.ts';
 import { workflowData, workflowExport, workflowPage } from '../schemas/workflows.ts';
 import { pageQuery, pageOf } from '../paging.ts';
@@ -50,7 +50,7 @@ export function workflowRoutes() {
       },
     }),
     defineRoute<z.infer<typeof workflowBody>>({
-      method: 'post', path: '/workflows', tag: 'workflows', auth: 'user', summary: 'Create a workflow (version 1)',
+      method: 'post', path: '/workflows', tag: 'workflows', auth: 'user', maxBodyBytes: MAX_BODY_BYTES, summary: 'Create a workflow (version 1)',
       body: workflowBody, success: { status: 201, description: 'The new workflow', data: workflowData }, errors: [400, 401],
       async handler(ctx, { body }) {
         const { workflow, version } = await createWorkflow(ctx.state.repos, body);
@@ -66,7 +66,7 @@ export function workflowRoutes() {
       },
     }),
     defineRoute<z.infer<typeof workflowUpdateBody>, undefined, z.infer<typeof idParams>>({
-      method: 'put', path: '/workflows/:id', tag: 'workflows', auth: 'user',
+      method: 'put', path: '/workflows/:id', tag: 'workflows', auth: 'user', maxBodyBytes: MAX_BODY_BYTES,
       summary: 'Update a workflow; a new definition makes a new immutable version',
       params: idParams, body: workflowUpdateBody, success: { status: 200, description: 'The updated workflow', data: workflowData }, errors: [400, 401, 404],
       async handler(ctx, { params, body }) {
@@ -92,7 +92,7 @@ export function workflowRoutes() {
       },
     }),
     defineRoute<z.infer<typeof workflowDocument>>({
-      method: 'post', path: '/workflows/import', tag: 'workflows', auth: 'user',
+      method: 'post', path: '/workflows/import', tag: 'workflows', auth: 'user', maxBodyBytes: MAX_BODY_BYTES,
       summary: 'Create a workflow from an exported document (validated; ids in the file are never used)',
       body: workflowDocument, success: { status: 201, description: 'The new workflow', data: workflowData }, errors: [400, 401],
       async handler(ctx, { body }) {
