@@ -6,6 +6,7 @@ import { applyRunEvents } from '../src/domain/run-mirror.ts';
 import { submitForSchedule } from '../src/domain/schedules.ts';
 import type { DeviceLocation, FinishRunInput, PersistenceActivities, RecordEventsInput } from './types.ts';
 import * as devicesDb from '../src/db/devices.ts';
+import type { AccountLimits } from '../src/domain/tasks.ts';
 
 export interface PersistenceDeps {
   orm: Orm;
@@ -16,9 +17,11 @@ export interface PersistenceDeps {
   presenceStaleMs: number;
   /** How long scheduled runs wait for an offline device. */
   offlineTimeoutMs: number;
+  /** Scheduled runs count against their user's limits like any other. */
+  limits: AccountLimits;
 }
 
-export function createPersistenceActivities({ orm, temporal, taskQueue, presenceStaleMs, offlineTimeoutMs }: PersistenceDeps): PersistenceActivities {
+export function createPersistenceActivities({ orm, temporal, taskQueue, presenceStaleMs, offlineTimeoutMs, limits }: PersistenceDeps): PersistenceActivities {
   const lanes = new DeviceLanes(orm.em, temporal);
   return {
     async recordRunEvents({ taskId, events }: RecordEventsInput): Promise<void> {
@@ -46,7 +49,7 @@ export function createPersistenceActivities({ orm, temporal, taskQueue, presence
     },
 
     async submitScheduledTask({ scheduleId, firingId }) {
-      return submitForSchedule(orm, { temporal, taskQueue, offlineTimeoutMs }, scheduleId, firingId);
+      return submitForSchedule(orm, { temporal, taskQueue, offlineTimeoutMs, limits }, scheduleId, firingId);
     },
   };
 }

@@ -35,6 +35,12 @@ const schema = z
     WS_LIVE_DROP_BYTES: z.coerce.number().int().min(1024).default(256 * 1024),
     /** A monitor with more unsent bytes than this when a durable event is due is closed with 1013. */
     WS_OVERLOAD_CLOSE_BYTES: z.coerce.number().int().min(1024).default(4 * 1024 * 1024),
+    /** Per-account limits: what one user may hold (403 code 1003 over them; runs: 429 code 4029). */
+    ACCOUNT_MAX_DEVICES: z.coerce.number().int().min(1).default(20),
+    ACCOUNT_MAX_WORKFLOWS: z.coerce.number().int().min(1).default(500),
+    ACCOUNT_MAX_SCHEDULES: z.coerce.number().int().min(1).default(50),
+    /** Unfinished (pending, running, paused) runs per user: each holds a workflow and a lane place. */
+    ACCOUNT_MAX_UNFINISHED_RUNS: z.coerce.number().int().min(1).default(500),
     /** Open monitor sockets per user on one API node (more: the upgrade is refused with 429). */
     WS_MAX_MONITORS_PER_USER: z.coerce.number().int().min(1).default(20),
     /** Task subscriptions per monitor socket (more: `error` code 4029). */
@@ -103,6 +109,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ...c,
     JWT_SECRET: c.JWT_SECRET ?? DEV_JWT_SECRET,
     NODE_ID: c.NODE_ID ?? `node-${randomUUID().slice(0, 8)}`,
+  };
+}
+
+/** The per-account limits the settings give (ACCOUNT_MAX_*). */
+export function accountLimitsOf(config: Config) {
+  return {
+    devices: config.ACCOUNT_MAX_DEVICES,
+    workflows: config.ACCOUNT_MAX_WORKFLOWS,
+    schedules: config.ACCOUNT_MAX_SCHEDULES,
+    unfinishedRuns: config.ACCOUNT_MAX_UNFINISHED_RUNS,
   };
 }
 

@@ -52,4 +52,11 @@ export const errors = {
   rateLimited: (retryAfterS: number) =>
     new AppError(429, ErrorCode.RateLimited, 'too many requests', null, { 'Retry-After': String(retryAfterS) }),
   unavailable: (message: string) => new AppError(503, ErrorCode.ServerError, message),
+  /** The account holds as many of `what` as it may (a configured per-account limit). */
+  limitReached: (what: string, max: number) =>
+    new AppError(403, ErrorCode.Forbidden, `account limit reached: at most ${max} ${what}`, { limit: max, what }),
+  /** The account has as many unfinished runs as it may: retry once some have ended. */
+  tooManyRuns: (max: number) =>
+    new AppError(429, ErrorCode.RateLimited, `account limit reached: at most ${max} unfinished runs; retry once some have ended`,
+      { limit: max, what: 'runs' }, { 'Retry-After': '30' }),
 };

@@ -10,6 +10,7 @@ import { applyRunEvents } from './domain/run-mirror.ts';
 import { readRunEvents } from './ws/history-stream.ts';
 import { TASK_RUN_WORKFLOW } from '../workflows/api.ts';
 import * as tasksDb from './db/tasks.ts';
+import { sweepOrphanSchedules } from './domain/schedules.ts';
 
 export interface ReconcilerDeps {
   temporal: Client;
@@ -18,9 +19,11 @@ export interface ReconcilerDeps {
   intervalMs?: number;
   /** How far back closed runs are looked at. */
   lookbackMs?: number;
+  /** How often Temporal Schedules without a row are looked for (a list of every schedule). */
+  scheduleSweepMs?: number;
 }
 
-export function startReconciler({ temporal, orm, logger, intervalMs = 2000, lookbackMs = 3600_000 }: ReconcilerDeps) {
+export function startReconciler({ temporal, orm, logger, intervalMs = 2000, lookbackMs = 3600_000, scheduleSweepMs = 60_000 }: ReconcilerDeps) {
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   const done = new Set<string>();
@@ -50,10 +53,21 @@ export function startReconciler({ temporal, orm, logger, intervalMs = 2000, look
     return fixed;
   }
 
+  // Schedules whose row is gone (a crash between the two deletes, a row removed by hand) would
+  // fire for nobody and out of their user's sight: deleted here, and by their own next firing.
+  let lastSweep = Date.now();
+  const sweep = async () => {
+    lastSweep = Date.now();
+    const deleted = await sweepOrphanSchedules(orm, temporal);
+    if (deleted) logger.info({ deleted }, 'deleted Temporal schedules that had no row');
+    return deleted;
+  };
+
   const loop = async () => {
     if (stopped) return;
     try {
       await pass();
+      if (Date.now() - lastSweep >= scheduleSweepMs) await sweep();
     } catch (err) {
       logger.warn({ err }, 'reconciler pass failed');
     }
@@ -62,6 +76,7 @@ export function startReconciler({ temporal, orm, logger, intervalMs = 2000, look
   timer = setTimeout(loop, intervalMs);
   return {
     pass,
+    sweep,
     stop() {
       stopped = true;
       clearTimeout(timer);

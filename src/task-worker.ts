@@ -2,7 +2,7 @@
 import type { Client } from '@temporalio/client';
 import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import { createPersistenceActivities } from '../activities/persistence.ts';
-import type { Config } from './config.ts';
+import { accountLimitsOf, type Config } from './config.ts';
 import type { Orm } from './db/orm.ts';
 import type { Logger } from './logger.ts';
 
@@ -37,6 +37,7 @@ export async function startTaskWorker(deps: TaskWorkerDeps): Promise<TaskWorker>
       taskQueue: config.TASK_QUEUE,
       presenceStaleMs: config.WS_HEARTBEAT_MS * 3,
       offlineTimeoutMs: config.DEVICE_OFFLINE_TIMEOUT_MS,
+      limits: accountLimitsOf(config),
     }),
     shutdownGraceTime: '10s',
   });

@@ -220,7 +220,7 @@ async function registerDevices(orm: Orm, userId: string, n: number): Promise<Ben
   return pool(Array.from({ length: n }, (_, i) => i), 8, async (i) => {
     const { device, token } = await registerDevice(new OwnedRepos(orm.em.fork(), userId), {
       device_id: `bench-${i}`, device_name: `Bench ${i}`, os_type: 'windows',
-    });
+    }, Number.MAX_SAFE_INTEGER); // fixtures of the harness, not a user's registrations
     return new BenchDevice(device.id, token);
   });
 }

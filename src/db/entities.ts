@@ -125,6 +125,11 @@ export const Task = defineEntity({
     // column's name ends in "id" (it matches `user_id`), so the structural form always differs.
     { name: 'tasks_user_created_idx', expression: 'create index tasks_user_created_idx on tasks (user_id, created_at desc, id desc)' },
     { name: 'tasks_device_status_idx', properties: ['deviceId', 'status'] },
+    // Counting a user's unfinished runs (the per-account limit, src/db/quotas.ts).
+    {
+      name: 'tasks_user_unfinished_idx',
+      expression: "create index tasks_user_unfinished_idx on tasks (user_id) where status in ('pending', 'running', 'paused')",
+    },
   ],
   uniques: [{
     name: 'tasks_idempotency_key',

@@ -2,6 +2,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Device, Schedule, Workflow } from './entities.ts';
 import type { OwnedRepos } from './owned.ts';
+import { withinLimit } from './quotas.ts';
 
 /** Throws 404 unless the workflow and the device both are the user's. */
 export async function checkTargets(repos: OwnedRepos, workflowId: string, deviceId: string): Promise<void> {
@@ -9,10 +10,13 @@ export async function checkTargets(repos: OwnedRepos, workflowId: string, device
   await repos.get(Device, deviceId, 'device');
 }
 
-export async function insert(repos: OwnedRepos, schedule: Omit<Schedule, 'userId' | 'createdAt' | 'updatedAt'>): Promise<Schedule> {
-  const row = repos.create(Schedule, schedule);
-  await repos.em.flush();
-  return row;
+/** Inserts the user's schedule unless the user already holds `max` schedules (throws; see quotas.ts). */
+export async function insert(repos: OwnedRepos, schedule: Omit<Schedule, 'userId' | 'createdAt' | 'updatedAt'>, max: number): Promise<Schedule> {
+  return withinLimit(repos.em, repos, 'schedules', max, async (tx) => {
+    const row = tx.create(Schedule, { ...schedule, userId: repos.userId });
+    await tx.flush();
+    return row;
+  });
 }
 
 export function get(repos: OwnedRepos, id: string): Promise<Schedule> {
@@ -36,6 +40,21 @@ export async function remove(repos: OwnedRepos, schedule: Schedule): Promise<voi
 /** Removes the user's schedule by id (one whose Temporal Schedule could not be created). */
 export async function removeById(repos: OwnedRepos, id: string): Promise<void> {
   await repos.em.nativeDelete(Schedule, { id, userId: repos.userId });
+}
+
+/** The user's schedules that run on the device or run the workflow. */
+export function ofTarget(repos: OwnedRepos, target: { deviceId?: string; workflowId?: string }): Promise<Schedule[]> {
+  if (!target.deviceId && !target.workflowId) return Promise.resolve([]);
+  return repos.find(Schedule, {
+    ...(target.deviceId ? { deviceId: target.deviceId } : {}),
+    ...(target.workflowId ? { workflowId: target.workflowId } : {}),
+  });
+}
+
+/** Which of these schedule ids have a row, whoever's (the orphan sweep). */
+export async function existing(em: EntityManager, ids: readonly string[]): Promise<string[]> {
+  const rows = await em.find(Schedule, { id: { $in: [...ids] } }, { fields: ['id'] });
+  return rows.map((r) => r.id);
 }
 
 /** A schedule by id, whoever's: for its own firing, which then acts as the schedule's user. */

@@ -8,6 +8,7 @@ import type { OwnedRepos } from './owned.ts';
 import { plainRow } from './rows.ts';
 import { dbOf, sql, type Db, type Row } from './sql.ts';
 import type { LaneTicket } from '../../workflows/api.ts';
+import * as quotas from './quotas.ts';
 
 /** The user's task submitted under `key`, if any. */
 export async function byIdempotencyKey(repos: OwnedRepos, key: string, fresh = false): Promise<Task | null> {
@@ -38,10 +39,12 @@ export async function submissionParts(repos: OwnedRepos, workflowId: string, dev
  * one round trip: a free device is the run's from its first workflow task. Returns the task as
  * inserted and the lane's answer row (src/db/lanes.ts, `acquire`).
  */
-export async function insertWithLane(repos: OwnedRepos, data: Omit<Task, 'userId'>, ticket: LaneTicket) {
+export async function insertWithLane(repos: OwnedRepos, data: Omit<Task, 'userId'>, ticket: LaneTicket, maxUnfinished: number) {
   const { row: task, statement } = repos.insertion(Task, data);
   const db = await dbOf(repos.root);
-  const [, , [lane]] = await db.transaction((tx) => tx.run(['begin', statement, lanes.acquire(ticket), 'commit']));
+  // The user's place among their unfinished runs is taken in the same transaction and round trip.
+  const [, , , [lane]] = await db.transaction((tx) =>
+    tx.run(['begin', quotas.admit(repos, 'runs', maxUnfinished), statement, lanes.acquire(ticket), 'commit']));
   return { task, lane };
 }
 

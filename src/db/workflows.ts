@@ -2,6 +2,7 @@
 import { FINISHED_STATUSES, Task, Workflow, WorkflowVersion } from './entities.ts';
 import { escapeLike } from './filters.ts';
 import type { OwnedRepos } from './owned.ts';
+import { withinLimit } from './quotas.ts';
 
 export interface WorkflowFilter {
   archived: boolean;
@@ -35,9 +36,10 @@ type NewWorkflow = Omit<Workflow, 'userId' | 'createdAt' | 'updatedAt'>;
 type NewVersion = Omit<WorkflowVersion, 'workflowId' | 'createdAt'>;
 
 /** A new workflow of the user's with its first version, in one transaction. */
-export async function insert(repos: OwnedRepos, workflow: NewWorkflow, version: NewVersion) {
+/** Inserts the user's workflow and its first version, unless the user already holds `max` workflows. */
+export async function insert(repos: OwnedRepos, workflow: NewWorkflow, version: NewVersion, max: number) {
   // Plain id columns carry no insert order for the unit of work: flush the parent first.
-  return repos.em.transactional(async (em) => {
+  return withinLimit(repos.em, repos, 'workflows', max, async (em) => {
     const wf = em.create(Workflow, { ...workflow, userId: repos.userId });
     await em.flush();
     const v = em.create(WorkflowVersion, { ...version, workflowId: wf.id });

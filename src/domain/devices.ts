@@ -3,8 +3,11 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Device } from '../db/entities.ts';
 import * as devicesDb from '../db/devices.ts';
 import type { OwnedRepos } from '../db/owned.ts';
-import { AppError, ErrorCode } from '../errors.ts';
+import { AppError, ErrorCode, errors } from '../errors.ts';
 import { hashToken, newOpaqueToken } from './tokens.ts';
+import type { Client } from '@temporalio/client';
+import { isLimitReached } from '../db/quotas.ts';
+import { deleteSchedulesOf } from './schedules.ts';
 
 export interface DeviceInput {
   device_id: string;
@@ -15,7 +18,8 @@ export interface DeviceInput {
   capabilities?: string[];
 }
 
-export async function registerDevice(repos: OwnedRepos, input: DeviceInput) {
+/** Registers a device of the user's; at most `maxDevices` per user (403 code 1003 past it). */
+export async function registerDevice(repos: OwnedRepos, input: DeviceInput, maxDevices: number) {
   if (await devicesDb.isRegistered(repos, input.device_id)) {
     throw new AppError(409, ErrorCode.InvalidParams, 'device_id already registered for this user',
       { errors: [{ path: 'device_id', message: 'already registered' }] });
@@ -31,8 +35,21 @@ export async function registerDevice(repos: OwnedRepos, input: DeviceInput) {
     capabilities: input.capabilities ?? [],
     tokenHash: hash,
     isOnline: false,
+  }, maxDevices).catch((err: unknown) => {
+    throw isLimitReached(err) ? errors.limitReached('devices', maxDevices) : err;
   });
   return { device, token };
+}
+
+/**
+ * Unbinds the user's device. Its schedules go first, in Temporal and then their rows: a schedule
+ * must not outlive what it runs on (it would fire for nobody, out of its user's sight).
+ */
+export async function unbindDevice(repos: OwnedRepos, temporal: Client, id: string): Promise<Device> {
+  const device = await devicesDb.get(repos, id);
+  await deleteSchedulesOf(repos, temporal, { deviceId: device.id });
+  await devicesDb.remove(repos, device);
+  return device;
 }
 
 /** A new token for the device; the old one stops working at once. */

@@ -8,6 +8,7 @@ import { OwnedRepos } from '../db/owned.ts';
 import { errors } from '../errors.ts';
 import type { scheduledRunWorkflow } from '../../workflows/scheduled-run.ts';
 import { submitTask, type TaskEngine } from './tasks.ts';
+import { isLimitReached } from '../db/quotas.ts';
 
 export const SCHEDULED_RUN_WORKFLOW = 'scheduledRunWorkflow';
 
@@ -38,6 +39,8 @@ export async function createSchedule(repos: OwnedRepos, engine: TaskEngine, inpu
     timezone: input.timezone ?? null,
     paused: input.paused ?? false,
     temporalScheduleId: `schedule-${id}`,
+  }, engine.limits.schedules).catch((err: unknown) => {
+    throw isLimitReached(err) ? errors.limitReached('schedules', engine.limits.schedules) : err;
   });
   try {
     await engine.temporal.schedule.create<typeof scheduledRunWorkflow>({
@@ -102,13 +105,53 @@ export async function setSchedulePaused(repos: OwnedRepos, temporal: Client, id:
   return s;
 }
 
-export async function deleteSchedule(repos: OwnedRepos, temporal: Client, id: string) {
-  const s = await schedulesDb.get(repos, id);
+/**
+ * Deletes the user's schedules that run on a device or run a workflow (before the device or the
+ * workflow goes), each in Temporal first: a failure to reach Temporal is a 503 and leaves the
+ * rows, so the user still sees, and can retry, what would otherwise fire unseen.
+ */
+export async function deleteSchedulesOf(repos: OwnedRepos, temporal: Client, target: { deviceId?: string; workflowId?: string }): Promise<number> {
+  const schedules = await schedulesDb.ofTarget(repos, target);
+  for (const s of schedules) {
+    await deleteTemporalSchedule(temporal, s.temporalScheduleId);
+    await schedulesDb.remove(repos, s);
+  }
+  return schedules.length;
+}
+
+async function deleteTemporalSchedule(temporal: Client, scheduleId: string): Promise<void> {
   try {
-    await temporal.schedule.getHandle(s.temporalScheduleId).delete();
+    await temporal.schedule.getHandle(scheduleId).delete();
   } catch (err) {
     if (!(err instanceof ScheduleNotFoundError)) throw errors.unavailable(`could not delete the schedule: ${(err as Error).message}`);
   }
+}
+
+/**
+ * Deletes Temporal Schedules of ours (`schedule-<uuid>`) that have no row: left by a crash between
+ * the two writes, or by a row removed outside the API. The reconciler runs it; so does a firing
+ * that finds no row. Answers how many it deleted.
+ */
+export async function sweepOrphanSchedules(orm: Orm, temporal: Client): Promise<number> {
+  const ids: string[] = [];
+  for await (const s of temporal.schedule.list()) {
+    const m = /^schedule-([0-9a-f-]{36})$/.exec(s.scheduleId);
+    if (m) ids.push(m[1]);
+  }
+  if (!ids.length) return 0;
+  const known = new Set(await schedulesDb.existing(orm.em.fork(), ids));
+  let deleted = 0;
+  for (const id of ids) {
+    if (known.has(id)) continue;
+    await deleteTemporalSchedule(temporal, `schedule-${id}`);
+    deleted++;
+  }
+  return deleted;
+}
+
+export async function deleteSchedule(repos: OwnedRepos, temporal: Client, id: string) {
+  const s = await schedulesDb.get(repos, id);
+  await deleteTemporalSchedule(temporal, s.temporalScheduleId);
   await schedulesDb.remove(repos, s);
 }
 
@@ -116,7 +159,11 @@ export async function deleteSchedule(repos: OwnedRepos, temporal: Client, id: st
 export async function submitForSchedule(orm: Orm, engine: TaskEngine, scheduleId: string, firingId: string) {
   const em = orm.em.fork();
   const s = await schedulesDb.byId(em, scheduleId);
-  if (!s) return { taskId: null };
+  if (!s) {
+    // Its row is gone: this schedule must not fire again.
+    await deleteTemporalSchedule(engine.temporal, `schedule-${scheduleId}`);
+    return { taskId: null };
+  }
   const repos = new OwnedRepos(em, s.userId);
   const { task } = await submitTask(repos, engine, {
     workflow_id: s.workflowId,

@@ -26,11 +26,21 @@ import { validateDefinition } from './definition-schema.ts';
 import { DeviceLanes } from './device-lanes.ts';
 import * as tasksDb from '../db/tasks.ts';
 import type { Row } from '../db/sql.ts';
+import { isLimitReached } from '../db/quotas.ts';
+
+/** What one account may hold (settings ACCOUNT_MAX_*). */
+export interface AccountLimits {
+  devices: number;
+  workflows: number;
+  schedules: number;
+  unfinishedRuns: number;
+}
 
 export interface TaskEngine {
   temporal: Client;
   taskQueue: string;
   offlineTimeoutMs: number;
+  limits: AccountLimits;
   /** Presence older than this is not passed to the run as a hint of where its device is. */
   presenceStaleMs?: number;
 }
@@ -123,8 +133,9 @@ export async function submitTask(
   let task: Task;
   let lane: Row | undefined;
   try {
-    ({ task, lane } = await tasksDb.insertWithLane(repos, data, ticket));
+    ({ task, lane } = await tasksDb.insertWithLane(repos, data, ticket, engine.limits.unfinishedRuns));
   } catch (err) {
+    if (isLimitReached(err)) throw errors.tooManyRuns(engine.limits.unfinishedRuns);
     // Two submissions with one key raced: the other one won.
     if ((err as { code?: string }).code === '23505' && input.idempotency_key) {
       const winner = await tasksDb.byIdempotencyKey(repos, input.idempotency_key, true);
@@ -157,6 +168,11 @@ export async function submitTask(
         { key: SA.TaskStatus, value: runInput.statusAtStart ?? 'pending' },
         { key: SA.TaskPriority, value: PRIORITY_RANK[task.priority] },
       ],
+      // The account is the fairness key (inherited by the run's activities): when one account
+      // floods the task queues, Temporal dispatches its backlog in turn with other accounts' work.
+      // The run's own priority orders only its device's lane: as a Temporal priority key it would
+      // let an account that marks every run `high` go ahead of everyone else.
+      priority: { fairnessKey: repos.userId },
       memo: { workflowName: wf.name, deviceName: device.deviceName, ...(options.retryOf ? { retryOf: options.retryOf } : {}) },
       staticSummary: `${wf.name} (v${version.version}) on ${device.deviceName}`,
     });

@@ -5,6 +5,9 @@ import type { OwnedRepos } from '../db/owned.ts';
 import * as workflowsDb from '../db/workflows.ts';
 import { errors } from '../errors.ts';
 import { validateDefinition } from './definition-schema.ts';
+import type { Client } from '@temporalio/client';
+import { isLimitReached } from '../db/quotas.ts';
+import { deleteSchedulesOf } from './schedules.ts';
 
 export interface WorkflowInput {
   name: string;
@@ -21,7 +24,8 @@ function checkedDefinition(definition: unknown) {
   return def;
 }
 
-export async function createWorkflow(repos: OwnedRepos, input: WorkflowInput) {
+/** Creates a workflow of the user's; at most `maxWorkflows` per user (403 code 1003 past it). */
+export async function createWorkflow(repos: OwnedRepos, input: WorkflowInput, maxWorkflows: number) {
   const definition = checkedDefinition(input.definition);
   return workflowsDb.insert(repos, {
     id: crypto.randomUUID(),
@@ -36,6 +40,8 @@ export async function createWorkflow(repos: OwnedRepos, input: WorkflowInput) {
     version: 1,
     definition: definition as unknown as Record<string, unknown>,
     parameters: input.parameters ?? null,
+  }, maxWorkflows).catch((err: unknown) => {
+    throw isLimitReached(err) ? errors.limitReached('workflows', maxWorkflows) : err;
   });
 }
 
@@ -69,10 +75,14 @@ export async function updateWorkflow(repos: OwnedRepos, id: string, input: Parti
   return { workflow: wf, version: version! };
 }
 
-/** Deletes the user's workflow, refused while any of its tasks has not finished. */
-export async function deleteWorkflow(repos: OwnedRepos, id: string): Promise<void> {
+/**
+ * Deletes the user's workflow, refused while any of its tasks has not finished. Its schedules go
+ * first, in Temporal and then their rows: a schedule must not outlive what it runs.
+ */
+export async function deleteWorkflow(repos: OwnedRepos, temporal: Client, id: string): Promise<void> {
   const wf = await workflowsDb.get(repos, id);
   const active = await workflowsDb.unfinishedTasks(repos, wf.id);
   if (active) throw errors.conflict(`workflow has ${active} unfinished task(s); cancel them first`);
+  await deleteSchedulesOf(repos, temporal, { workflowId: wf.id });
   await workflowsDb.remove(repos, wf);
 }

@@ -3,7 +3,7 @@ import Koa, { type Context } from 'koa';
 import Router from '@koa/router';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Client } from '@temporalio/client';
-import type { Config } from '../config.ts';
+import { accountLimitsOf, type Config } from '../config.ts';
 import { ping, type Orm } from '../db/orm.ts';
 import { OwnedRepos } from '../db/owned.ts';
 import type { Logger } from '../logger.ts';
@@ -59,12 +59,13 @@ export function apiRoutes(deps: Pick<AppDeps, 'config' | 'temporal' | 'tokens' |
     taskQueue: deps.config.TASK_QUEUE,
     offlineTimeoutMs: deps.config.DEVICE_OFFLINE_TIMEOUT_MS,
     presenceStaleMs: deps.config.WS_HEARTBEAT_MS * 3,
+    limits: accountLimitsOf(deps.config),
   };
   const sessions = new Sessions(deps.tokens, deps.config.REFRESH_TOKEN_TTL_S, deps.sessionCache);
   return [
     ...authRoutes(new Accounts(sessions), sessions, (sid) => deps.sockets.endLoginSession(sid, 'logged out')),
-    ...deviceRoutes(deps.sockets),
-    ...workflowRoutes(),
+    ...deviceRoutes(deps.sockets, engine),
+    ...workflowRoutes(engine),
     ...taskRoutes({ engine, temporalUiUrl: deps.config.TEMPORAL_UI_URL, namespace: deps.config.TEMPORAL_NAMESPACE }),
     ...scheduleRoutes(engine),
     ...logRoutes(),

@@ -32,12 +32,12 @@ const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const ERROR_STATUS: Record<number, string> = {
   400: 'Invalid parameters (code 1001); `data.errors` lists each bad field as `{path, message}`',
   401: 'Missing, invalid, expired or revoked access token (code 1002)',
-  403: 'Forbidden (code 1003)',
+  403: 'Forbidden (code 1003): an account limit is reached (`data.what`, `data.limit`)',
   404: 'Not found, or not yours (code 2001)',
   409: 'Conflicts with the current state, e.g. the run is not in a state that allows it (code 3001), or a unique value is already taken (code 1001)',
   413: 'Request body over the route\'s size limit (code 1001)',
   415: 'Content-Type is not application/json (code 1001)',
-  429: 'Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds',
+  429: 'Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account\'s unfinished runs; wait the `Retry-After` seconds',
   500: 'Internal server error (code 5000)',
   503: 'A dependency (Temporal or PostgreSQL) is unavailable; retry later (code 5000)',
 };

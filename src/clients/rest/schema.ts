@@ -77,7 +77,7 @@ export interface paths {
      */
     put: operations["putUsersDevicesById"];
     /**
-     * Unbind a device (its live session is closed)
+     * Unbind a device: its schedules are deleted (in Temporal too) and its live connection closed
      * @description Needs a bearer access token. Answers 200: Unbound.
      */
     delete: operations["deleteUsersDevicesById"];
@@ -113,7 +113,7 @@ export interface paths {
      */
     put: operations["putWorkflowsById"];
     /**
-     * Delete a workflow
+     * Delete a workflow and its schedules (in Temporal too)
      * @description Needs a bearer access token. Answers 200: Deleted.
      */
     delete: operations["deleteWorkflowsById"];
@@ -702,7 +702,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -782,7 +782,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -849,7 +849,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -894,7 +894,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -938,7 +938,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -982,7 +982,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -1051,7 +1051,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -1096,7 +1096,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -1160,6 +1160,12 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
+      /** @description Forbidden (code 1003): an account limit is reached (`data.what`, `data.limit`) */
+      403: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
       /** @description Conflicts with the current state, e.g. the run is not in a state that allows it (code 3001), or a unique value is already taken (code 1001) */
       409: {
         content: {
@@ -1178,7 +1184,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -1239,7 +1245,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -1322,7 +1328,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -1345,7 +1351,7 @@ export interface operations {
     };
   };
   /**
-   * Unbind a device (its live session is closed)
+   * Unbind a device: its schedules are deleted (in Temporal too) and its live connection closed
    * @description Needs a bearer access token. Answers 200: Unbound.
    */
   deleteUsersDevicesById: {
@@ -1384,7 +1390,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -1400,6 +1406,12 @@ export interface operations {
       };
       /** @description Internal server error (code 5000) */
       500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description A dependency (Temporal or PostgreSQL) is unavailable; retry later (code 5000) */
+      503: {
         content: {
           "application/json": components["schemas"]["Error"];
         };
@@ -1447,7 +1459,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -1512,7 +1524,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -1578,6 +1590,12 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
+      /** @description Forbidden (code 1003): an account limit is reached (`data.what`, `data.limit`) */
+      403: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
       /** @description Request body over this route's 1 MiB limit (code 1001) */
       413: {
         content: {
@@ -1590,7 +1608,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -1651,7 +1669,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -1741,7 +1759,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -1764,7 +1782,7 @@ export interface operations {
     };
   };
   /**
-   * Delete a workflow
+   * Delete a workflow and its schedules (in Temporal too)
    * @description Needs a bearer access token. Answers 200: Deleted.
    */
   deleteWorkflowsById: {
@@ -1809,7 +1827,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -1825,6 +1843,12 @@ export interface operations {
       };
       /** @description Internal server error (code 5000) */
       500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description A dependency (Temporal or PostgreSQL) is unavailable; retry later (code 5000) */
+      503: {
         content: {
           "application/json": components["schemas"]["Error"];
         };
@@ -1888,7 +1912,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -1963,6 +1987,12 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
+      /** @description Forbidden (code 1003): an account limit is reached (`data.what`, `data.limit`) */
+      403: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
       /** @description Request body over this route's 1 MiB limit (code 1001) */
       413: {
         content: {
@@ -1975,7 +2005,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -2042,7 +2072,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -2142,7 +2172,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -2209,7 +2239,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -2277,7 +2307,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -2371,7 +2401,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -2471,7 +2501,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -2571,7 +2601,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -2673,7 +2703,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -2768,7 +2798,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -2856,7 +2886,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -2929,7 +2959,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -2990,7 +3020,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -3060,6 +3090,12 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
+      /** @description Forbidden (code 1003): an account limit is reached (`data.what`, `data.limit`) */
+      403: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
       /** @description Not found, or not yours (code 2001) */
       404: {
         content: {
@@ -3078,7 +3114,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -3145,7 +3181,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -3207,7 +3243,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -3274,7 +3310,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -3341,7 +3377,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -3416,7 +3452,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -3500,7 +3536,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -3577,7 +3613,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -3647,7 +3683,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -3708,7 +3744,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -3769,7 +3805,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -3831,7 +3867,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -3888,7 +3924,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -3996,7 +4032,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -4105,7 +4141,7 @@ export interface operations {
           "application/json": Record<string, never>;
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import * as devicesDb from '../../db/devices.ts';
-import { registerDevice, rotateDeviceToken } from '../../domain/devices.ts';
+import { registerDevice, rotateDeviceToken, unbindDevice } from '../../domain/devices.ts';
+import type { TaskEngine } from '../../domain/tasks.ts';
 import { envelope } from '../middleware.ts';
 import { presentDevice } from '../presenters.ts';
 import { defineRoute, idParams } from '../route.ts';
@@ -32,7 +33,7 @@ export interface DeviceSockets {
   endLoginSession(sessionId: string, reason: 'logged out'): void;
 }
 
-export function deviceRoutes(sockets: DeviceSockets) {
+export function deviceRoutes(sockets: DeviceSockets, engine: Pick<TaskEngine, 'temporal' | 'limits'>) {
   return [
     defineRoute({
       method: 'get', path: '/users/devices', tag: 'devices', auth: 'user', summary: 'List my devices with presence',
@@ -45,9 +46,9 @@ export function deviceRoutes(sockets: DeviceSockets) {
     defineRoute<z.infer<typeof deviceBody>>({
       method: 'post', path: '/users/devices', tag: 'devices', auth: 'user',
       summary: 'Register a device; its token is shown once', body: deviceBody,
-      success: { status: 201, description: 'The device and its token (shown once)', data: deviceWithToken }, errors: [400, 401, 409],
+      success: { status: 201, description: 'The device and its token (shown once)', data: deviceWithToken }, errors: [400, 401, 403, 409],
       async handler(ctx, { body }) {
-        const { device, token } = await registerDevice(ctx.state.repos, body);
+        const { device, token } = await registerDevice(ctx.state.repos, body, engine.limits.devices);
         envelope(ctx, { device: presentDevice(device), device_token: token }, 201);
       },
     }),
@@ -84,11 +85,10 @@ export function deviceRoutes(sockets: DeviceSockets) {
     }),
     defineRoute<undefined, undefined, z.infer<typeof idParams>>({
       method: 'delete', path: '/users/devices/:id', tag: 'devices', auth: 'user',
-      summary: 'Unbind a device (its live session is closed)', params: idParams,
-      success: { status: 200, description: 'Unbound', data: deleted }, errors: [400, 401, 404],
+      summary: 'Unbind a device: its schedules are deleted (in Temporal too) and its live connection closed', params: idParams,
+      success: { status: 200, description: 'Unbound', data: deleted }, errors: [400, 401, 404, 503],
       async handler(ctx, { params }) {
-        const device = await devicesDb.get(ctx.state.repos, params.id);
-        await devicesDb.remove(ctx.state.repos, device);
+        const device = await unbindDevice(ctx.state.repos, engine.temporal, params.id);
         sockets.endDeviceConnection(device.id, 'device unbound');
         envelope(ctx, { deleted: true });
       },

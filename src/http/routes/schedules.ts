@@ -53,7 +53,7 @@ export function scheduleRoutes(engine: TaskEngine) {
     defineRoute<z.infer<typeof scheduleBody>>({
       method: 'post', path: '/schedules', tag: 'schedules', auth: 'user', maxBodyBytes: PARAMETERS_BODY_BYTES,
       summary: 'Run a workflow on a device on a cron or interval schedule (a Temporal Schedule)', body: scheduleBody,
-      success: { status: 201, description: 'The new schedule with its next runs', data: scheduleData }, errors: [400, 401, 404, 503],
+      success: { status: 201, description: 'The new schedule with its next runs', data: scheduleData }, errors: [400, 401, 403, 404, 503],
       async handler(ctx, { body }) {
         const s = await createSchedule(ctx.state.repos, engine, body);
         envelope(ctx, { schedule: present(s, await describeSchedule(engine.temporal, s)) }, 201);

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { createWorkflow, deleteWorkflow, getWorkflow, updateWorkflow } from '../../domain/workflows.ts';
 import * as workflowsDb from '../../db/workflows.ts';
+import type { TaskEngine } from '../../domain/tasks.ts';
 import { envelope } from '../middleware.ts';
 import { presentWorkflow } from '../presenters.ts';
 import { MAX_BODY_BYTES, defineRoute, idParams } from '../route.ts';
@@ -37,7 +38,7 @@ export const workflowListQuery = pageQuery.extend({
   archived: z.enum(['true', 'false']).optional(),
 }).strict();
 
-export function workflowRoutes() {
+export function workflowRoutes(engine: Pick<TaskEngine, 'temporal' | 'limits'>) {
   return [
     defineRoute<undefined, z.infer<typeof workflowListQuery>>({
       method: 'get', path: '/workflows', tag: 'workflows', auth: 'user', summary: 'List my workflows',
@@ -51,9 +52,9 @@ export function workflowRoutes() {
     }),
     defineRoute<z.infer<typeof workflowBody>>({
       method: 'post', path: '/workflows', tag: 'workflows', auth: 'user', maxBodyBytes: MAX_BODY_BYTES, summary: 'Create a workflow (version 1)',
-      body: workflowBody, success: { status: 201, description: 'The new workflow', data: workflowData }, errors: [400, 401],
+      body: workflowBody, success: { status: 201, description: 'The new workflow', data: workflowData }, errors: [400, 401, 403],
       async handler(ctx, { body }) {
-        const { workflow, version } = await createWorkflow(ctx.state.repos, body);
+        const { workflow, version } = await createWorkflow(ctx.state.repos, body, engine.limits.workflows);
         envelope(ctx, { workflow: presentWorkflow(workflow, version) }, 201);
       },
     }),
@@ -94,18 +95,18 @@ export function workflowRoutes() {
     defineRoute<z.infer<typeof workflowDocument>>({
       method: 'post', path: '/workflows/import', tag: 'workflows', auth: 'user', maxBodyBytes: MAX_BODY_BYTES,
       summary: 'Create a workflow from an exported document (validated; ids in the file are never used)',
-      body: workflowDocument, success: { status: 201, description: 'The new workflow', data: workflowData }, errors: [400, 401],
+      body: workflowDocument, success: { status: 201, description: 'The new workflow', data: workflowData }, errors: [400, 401, 403],
       async handler(ctx, { body }) {
         const { version: _ignored, ...input } = body.workflow;
-        const { workflow, version } = await createWorkflow(ctx.state.repos, input);
+        const { workflow, version } = await createWorkflow(ctx.state.repos, input, engine.limits.workflows);
         envelope(ctx, { workflow: presentWorkflow(workflow, version) }, 201);
       },
     }),
     defineRoute<undefined, undefined, z.infer<typeof idParams>>({
-      method: 'delete', path: '/workflows/:id', tag: 'workflows', auth: 'user', summary: 'Delete a workflow',
-      params: idParams, success: { status: 200, description: 'Deleted', data: deleted }, errors: [400, 401, 404, 409],
+      method: 'delete', path: '/workflows/:id', tag: 'workflows', auth: 'user', summary: 'Delete a workflow and its schedules (in Temporal too)',
+      params: idParams, success: { status: 200, description: 'Deleted', data: deleted }, errors: [400, 401, 404, 409, 503],
       async handler(ctx, { params }) {
-        await deleteWorkflow(ctx.state.repos, params.id);
+        await deleteWorkflow(ctx.state.repos, engine.temporal, params.id);
         envelope(ctx, { deleted: true });
       },
     }),
