@@ -20,7 +20,7 @@ export const MAX_INPUT_ITEMS = 10_000;
  * storing costs per value, so this bounds what any body can cost however it is shaped; the
  * largest legitimate input, a 500-node definition, stays well below it.
  */
-export const MAX_INPUT_VALUES = 50_000;
+export const MAX_INPUT_VALUES = 20_000;
 
 /** NUL (PostgreSQL text and jsonb cannot hold it) or a UTF-16 surrogate without its pair (not Unicode). */
 const UNSTORABLE = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
@@ -65,6 +65,74 @@ export function unstorableInput(input: unknown): FieldError | null {
     for (const k of keys) if (UNSTORABLE.test(k)) return { path: at(where, k), message: 'key contains a NUL character or an unpaired surrogate' };
     for (let i = keys.length - 1; i >= 0; i--) {
       todo.push([(value as Record<string, unknown>)[keys[i]], { key: keys[i], up: where, depth: depth + 1 }]);
+    }
+  }
+  return null;
+}
+
+/**
+ * The same caps as unstorableInput (depth, keys per object, items per array, values in all),
+ * checked on JSON text before it is parsed: one pass over the characters, string contents
+ * skipped with indexOf, no value built. A body that would pass the caps costs its parse; one that
+ * would not is refused for the price of this scan (a 1 MiB object of 96k keys, or 100k nested
+ * brackets, never reaches JSON.parse). Counts exactly as unstorableInput does, so whatever this
+ * accepts the walk after the parse accepts too, but for unstorable strings, which only it sees.
+ * Malformed JSON is left for JSON.parse to report.
+ */
+export function jsonShapeProblem(text: string): FieldError | null {
+  const root = { path: '(root)' };
+  // Per open container: whether it is an array, its key or item count, and whether it is empty.
+  const isArray: boolean[] = [];
+  const counts: number[] = [];
+  const empty: boolean[] = [];
+  let values = 1;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 32 || c === 10 || c === 13 || c === 9) continue;
+    const top = isArray.length - 1;
+    if (top >= 0 && isArray[top] && empty[top] && c !== 93 /* ] */) {
+      empty[top] = false;
+      counts[top] = 1;
+      if (++values > MAX_INPUT_VALUES) return { ...root, message: `more than ${MAX_INPUT_VALUES} values in all` };
+    }
+    switch (c) {
+      case 34: { // a string: jump to its closing quote (one not escaped by an odd run of backslashes)
+        let j = text.indexOf('"', i + 1);
+        while (j !== -1) {
+          let k = j - 1;
+          while (text.charCodeAt(k) === 92) k--;
+          if ((j - k - 1) % 2 === 0) break;
+          j = text.indexOf('"', j + 1);
+        }
+        if (j === -1) return null; // unterminated: JSON.parse says so
+        i = j;
+        break;
+      }
+      case 123: // {
+      case 91: // [
+        if (isArray.length >= MAX_INPUT_DEPTH) return { ...root, message: `nested deeper than ${MAX_INPUT_DEPTH} levels` };
+        isArray.push(c === 91);
+        counts.push(0);
+        empty.push(true);
+        break;
+      case 125: // }
+      case 93: // ]
+        isArray.pop();
+        counts.pop();
+        empty.pop();
+        break;
+      case 58: // : one more key of the object, and its value
+        if (top >= 0 && !isArray[top]) {
+          if (++counts[top] > MAX_INPUT_KEYS) return { ...root, message: `more than ${MAX_INPUT_KEYS} keys in one object` };
+          if (++values > MAX_INPUT_VALUES) return { ...root, message: `more than ${MAX_INPUT_VALUES} values in all` };
+        }
+        break;
+      case 44: // , one more item of the array
+        if (top >= 0 && isArray[top]) {
+          if (++counts[top] > MAX_INPUT_ITEMS) return { ...root, message: `more than ${MAX_INPUT_ITEMS} items in one array` };
+          if (++values > MAX_INPUT_VALUES) return { ...root, message: `more than ${MAX_INPUT_VALUES} values in all` };
+        }
+        break;
     }
   }
   return null;

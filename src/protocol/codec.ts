@@ -38,10 +38,23 @@ export interface ParseOptions {
   refuse?: (payload: Record<string, unknown>) => FieldIssue | null;
   /** Largest frame of this type, in bytes of `text`'s UTF-8 (checked before refuse and schema). */
   maxBytes?: (type: string) => number;
+  /**
+   * Frames larger than this are read only if their `type`, found in their first
+   * TYPE_WITHIN_CHARS characters, allows their size: a large frame of a small type is refused
+   * before JSON.parse (our encoders write `type` right after `id`, before the payload).
+   */
+  smallFrameBytes?: number;
 }
+
+/** Where a large frame's `type` must be found (see ParseOptions.smallFrameBytes). */
+export const TYPE_WITHIN_CHARS = 512;
 
 /** Parses one text frame against the union of what may arrive in its direction. */
 export function parseFrame<T>(text: string, schema: z.ZodType<T>, opts: ParseOptions = {}): Parsed<T> {
+  if (opts.smallFrameBytes !== undefined && text.length > opts.smallFrameBytes / 3) {
+    const refused = checkLargeFrame(text.slice(0, TYPE_WITHIN_CHARS), Buffer.byteLength(text), opts);
+    if (refused) return refused;
+  }
   let data: unknown;
   try {
     data = JSON.parse(text);
@@ -70,6 +83,24 @@ export function parseFrame<T>(text: string, schema: z.ZodType<T>, opts: ParseOpt
   const msg = schema.safeParse({ type, payload });
   if (!msg.success) return bad(id, `invalid "${type}" frame`, issues(msg.error));
   return { ok: true, envelope: env.data, frame: msg.data };
+}
+
+/**
+ * For a frame of `bytes` whose first characters are `head`: refused when it is over
+ * opts.smallFrameBytes and its declared type does not allow its size (or it declares none within
+ * TYPE_WITHIN_CHARS). Cheap: the server calls it on a frame's first bytes before decoding the rest.
+ */
+export function checkLargeFrame(head: string, bytes: number, opts: ParseOptions): BadFrame | null {
+  if (opts.smallFrameBytes === undefined || !opts.maxBytes || bytes <= opts.smallFrameBytes) return null;
+  head = head.slice(0, TYPE_WITHIN_CHARS);
+  const declared = /"type"\s*:\s*"([^"\\]{1,100})"/.exec(head)?.[1];
+  // The answer's `re`, when the id is there to be read.
+  const re = /"id"\s*:\s*"([^"\\]{1,100})"/.exec(head)?.[1];
+  if (declared === undefined) {
+    return bad(re, `a frame over ${opts.smallFrameBytes} bytes must give its "type" within its first ${TYPE_WITHIN_CHARS} characters`);
+  }
+  const max = opts.maxBytes(declared);
+  return bytes > max ? bad(re, `a "${declared}" frame may be at most ${max} bytes`) : null;
 }
 
 // The four edges. The server parses what devices and monitors send; each client parses what

@@ -10,7 +10,7 @@ import { recordDeviceLog } from '../domain/logs.ts';
 import { signalDeviceOnline } from '../domain/tasks.ts';
 import type { Logger } from '../logger.ts';
 import {
-  CloseCode, LARGE_DEVICE_FRAMES, MAX_CONTROL_FRAME_BYTES, MAX_FRAME_BYTES, WsErrorCode, parseDeviceFrame, type DeviceToServer,
+  CloseCode, LARGE_DEVICE_FRAMES, MAX_CONTROL_FRAME_BYTES, MAX_FRAME_BYTES, WsErrorCode, parseDeviceFrame, type DeviceToServer, type ParseOptions,
 } from '../protocol/index.ts';
 import { unstorableInput } from '../validation.ts';
 import { DeviceConnection, isNewerConnection, type DeviceConnections } from './device-connections.ts';
@@ -31,10 +31,12 @@ export interface DeviceHandlerDeps {
 
 // What PostgreSQL cannot store (NUL, lone surrogates) or too deep: refused at the edge, never a
 // run whose events can no longer be recorded.
-const parse = (text: string) => parseDeviceFrame(text, {
+const limits: ParseOptions = {
   refuse: unstorableInput,
   maxBytes: (type) => (LARGE_DEVICE_FRAMES.has(type) ? MAX_FRAME_BYTES : MAX_CONTROL_FRAME_BYTES),
-});
+  smallFrameBytes: MAX_CONTROL_FRAME_BYTES,
+};
+const parse = (text: string) => parseDeviceFrame(text, limits);
 
 export class DeviceHandler {
   private readonly deps: DeviceHandlerDeps;
@@ -83,7 +85,7 @@ export class DeviceHandler {
     })().catch((err) => log.error({ err }, 'could not record device presence'));
 
     ws.on('message', (data, isBinary) => {
-      const got = this.transport.receive(conn, data, isBinary, parse);
+      const got = this.transport.receive(conn, data, isBinary, parse, limits);
       if (!got) return;
       this.onFrame(device, got.frame, got.id);
       if (got.frame.type === 'ping' && Date.now() - lastTouch > config.WS_HEARTBEAT_MS / 2) {

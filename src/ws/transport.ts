@@ -11,7 +11,10 @@ import {
   MAX_MONITOR_FRAME_BYTES,
   PROTOCOL_VERSION,
   WsErrorCode,
+  TYPE_WITHIN_CHARS,
+  checkLargeFrame,
   encodeFrame,
+  type ParseOptions,
   type Parsed,
   type ServerFrame,
 } from '../protocol/index.ts';
@@ -79,11 +82,19 @@ export class WsTransport {
    * Parses a frame that arrived on `conn` (any frame counts for the heartbeat). A bad one is
    * answered with `error` (with `re` when its id was readable) and the connection stays up.
    */
-  receive<T>(conn: Connection, data: RawData, isBinary: boolean, parse: (text: string) => Parsed<T>): { frame: T; id: string } | null {
+  receive<T>(conn: Connection, data: RawData, isBinary: boolean, parse: (text: string) => Parsed<T>, limits?: ParseOptions): { frame: T; id: string } | null {
     conn.lastSeen = Date.now();
     if (isBinary) {
       send(conn.ws, { type: 'error', payload: { code: WsErrorCode.InvalidFrame, message: 'binary frames are not supported; send JSON text' } });
       return null;
+    }
+    if (limits && Buffer.isBuffer(data)) {
+      // A large frame of a small type is refused on its first bytes, before the rest is decoded.
+      const refused = checkLargeFrame(data.subarray(0, TYPE_WITHIN_CHARS).toString('utf8'), data.length, limits);
+      if (refused) {
+        send(conn.ws, { type: 'error', payload: refused.error }, refused.re);
+        return null;
+      }
     }
     const res = parse(rawToString(data));
     if (!res.ok) {

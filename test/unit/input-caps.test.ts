@@ -2,8 +2,9 @@
 // and a refusal costs a bounded walk however large the input.
 import { describe, expect, it } from '@jest/globals';
 import { capFieldErrors, errors, MAX_FIELD_ERRORS } from '../../src/errors.ts';
+import fc from 'fast-check';
 import {
-  MAX_INPUT_DEPTH, MAX_INPUT_ITEMS, MAX_INPUT_KEYS, MAX_INPUT_VALUES, unstorableInput,
+  jsonShapeProblem, MAX_INPUT_DEPTH, MAX_INPUT_ITEMS, MAX_INPUT_KEYS, MAX_INPUT_VALUES, unstorableInput,
 } from '../../src/validation.ts';
 
 const objectWithKeys = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, i]));
@@ -48,5 +49,46 @@ describe('field error lists', () => {
     expect(capped.at(-1)).toEqual({ path: '(root)', message: `and ${40_000 - MAX_FIELD_ERRORS + 1} more errors` });
     expect((errors.invalid('x', many).data as { errors: unknown[] }).errors).toHaveLength(MAX_FIELD_ERRORS);
     expect(capFieldErrors(many.slice(0, MAX_FIELD_ERRORS))).toHaveLength(MAX_FIELD_ERRORS);
+  });
+});
+
+describe('jsonShapeProblem (the same caps, on the text before parsing)', () => {
+  /** Whether the walk after parsing refuses `v` for its shape (not for its strings). */
+  const walkRefuses = (v: unknown) => {
+    const p = unstorableInput(v);
+    return p !== null && !/NUL|surrogate/.test(p.message);
+  };
+
+  it('agrees with the walk at and past every cap', () => {
+    const cases: unknown[] = [
+      objectWithKeys(MAX_INPUT_KEYS), objectWithKeys(MAX_INPUT_KEYS + 1),
+      { items: new Array(MAX_INPUT_ITEMS).fill(0) }, { items: new Array(MAX_INPUT_ITEMS + 1).fill(0) },
+      nested(MAX_INPUT_DEPTH), nested(MAX_INPUT_DEPTH + 1),
+      Array.from({ length: 20 }, () => objectWithKeys(999)), Array.from({ length: 21 }, () => objectWithKeys(999)),
+      Array.from({ length: 19 }, () => new Array(1051).fill([])),
+      [], {}, [[]], [{}], { a: [] },
+    ];
+    for (const v of cases) {
+      const text = JSON.stringify(v);
+      expect({ size: text.length, scan: jsonShapeProblem(text) !== null }).toEqual({ size: text.length, scan: walkRefuses(v) });
+    }
+  });
+
+  it('is not fooled by brackets, colons, commas and escaped quotes inside strings', () => {
+    const tricky = { s: '[[[{{{:::,,,"\\', t: '\\"', u: `${'['.repeat(200)}${':'.repeat(5000)}`, k: { ['{[:,"']: 1 } };
+    expect(jsonShapeProblem(JSON.stringify(tricky))).toBeNull();
+    expect(jsonShapeProblem(JSON.stringify({ a: `${'\\'.repeat(3)}"`, b: nested(MAX_INPUT_DEPTH + 1) }))).not.toBeNull();
+  });
+
+  it('agrees with the walk on arbitrary JSON', () => {
+    fc.assert(fc.property(fc.jsonValue({ maxDepth: 70 }), (v) => {
+      expect(jsonShapeProblem(JSON.stringify(v)) !== null).toBe(walkRefuses(v));
+    }), { numRuns: 300 });
+  });
+
+  it('refuses a 1 MiB object of 96k keys and 100k nested brackets without parsing them', () => {
+    const keys = `{${Array.from({ length: 96_000 }, (_, i) => `"k${i}":1`).join(',')}}`;
+    expect(jsonShapeProblem(keys)?.message).toBe(`more than ${MAX_INPUT_KEYS} keys in one object`);
+    expect(jsonShapeProblem(`${'['.repeat(100_000)}${']'.repeat(100_000)}`)?.message).toBe(`nested deeper than ${MAX_INPUT_DEPTH} levels`);
   });
 });
