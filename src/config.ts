@@ -25,7 +25,7 @@ const schema = z
     TEMPORAL_PORT: z.coerce.number().int().min(1).max(65535).default(7233),
     /** Task queue of the task workers (workflows + persistence activities). */
     TASK_QUEUE: z.string().min(1).default('task-runs'),
-    /** This API node's id; its device-facing activities run on `device-gateway.<NODE_ID>`. */
+    /** This API node's id; its device-step activities run on `device-steps.<NODE_ID>`. */
     NODE_ID: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).optional(),
     JWT_SECRET: z.string().min(32, 'JWT_SECRET must be at least 32 characters').optional(),
     ACCESS_TOKEN_TTL_S: z.coerce.number().int().min(30).default(900),

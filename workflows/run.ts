@@ -18,7 +18,7 @@ import { EventLog } from './event-log.ts';
 /** The device step being dispatched: what a control action or a cancel reaches. */
 export interface InFlight {
   key: string;
-  gatewayNode: string;
+  deviceNode: string;
   scope: CancellationScope;
 }
 

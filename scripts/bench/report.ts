@@ -264,7 +264,7 @@ function keptAnalysis(previous: string): string | null {
 const METHOD = `One command, \`npm run bench\` (\`-- --quick\`, \`-- --smoke\`), starts a Temporal dev server (in
 memory, free ports), creates and migrates a fresh database \`jarvis_bench_<ts>\` (dropped at the end),
 builds both workflow bundles and forks the system under test, \`scripts/bench/server.ts\`, with
-\`--expose-gc\`: our API node (REST, /ws, the device-gateway worker) and task worker, and next to them in
+\`--expose-gc\`: our API node (REST, /ws, the device-step worker) and task worker, and next to them in
 the same process the bare baselines: a Temporal worker for \`scripts/bench/bare-workflows.ts\` on its own
 task queue with the task worker's settings, a bare koa app and a bare \`ws\` server. The driver
 holds the clients: simulated devices (the reference \`DeviceClient\` with an echo handler), monitor
