@@ -39,7 +39,7 @@ const schema = z
     WS_MAX_MONITORS_PER_USER: z.coerce.number().int().min(1).default(20),
     /** Task subscriptions per monitor socket (more: `error` code 4029). */
     WS_MAX_SUBSCRIPTIONS: z.coerce.number().int().min(1).default(100),
-    /** How long an API node trusts a session it found open (revocations reach it at once through NOTIFY); 0: ask PostgreSQL every time. */
+    /** How long an API node trusts a login session it found open (revocations reach it at once through NOTIFY); 0: ask PostgreSQL every time. */
     SESSION_CACHE_TTL_MS: z.coerce.number().int().min(0).max(60_000).default(5000),
     /** How long a run waits for an offline device before it fails. */
     DEVICE_OFFLINE_TIMEOUT_MS: z.coerce.number().int().min(1000).default(24 * 3600 * 1000),
