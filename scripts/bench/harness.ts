@@ -93,8 +93,8 @@ export async function closedLoop(concurrency: number, maxRuns: number, maxS: num
 /**
  * Waits (20 s at most) until the work left by the figures before has drained: the Temporal dev
  * server, PostgreSQL (autovacuum of the tables F1 filled) and the server process together under
- * a fifth of a core over a second. A figure measured in the middle of that work measured it too,
- * unevenly between its sides (F5 read 0.43x there and 0.71x half a minute later, same code).
+ * a fifth of a core over a second. A figure measured in the middle of that work measures it too,
+ * unevenly between its sides, and the ratio of ours to bare would move from one run to the next.
  */
 export async function quiet(ctx: Bench, figure: string): Promise<void> {
   const start = performance.now();
