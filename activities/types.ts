@@ -31,7 +31,7 @@ export interface DispatchStepInput {
   /** Fail the step (retryable) when the device shows no progress for this long. */
   heartbeatTimeoutMs?: number;
   /**
-   * The run's events since its last write, up to this step's `step.dispatched`: the gateway
+   * The run's events since its last write, up to this step's `step.dispatched`: the activity
    * writes them to the mirror beside the dispatch. Monitors read them from history.
    */
   events: RunEvent[];
@@ -51,7 +51,7 @@ export interface ControlStepInput {
   reason?: string;
   /**
    * Pause and resume: the seq of the run's event for this action. A pause and a resume sent close
-   * together are two activities that may run in either order; the gateway drops a frame older
+   * together are two activities that may run in either order; the activity drops a frame older
    * than one it already sent for the step.
    */
   order?: number;
@@ -72,7 +72,7 @@ export interface PersistenceActivities {
   submitScheduledTask(input: { scheduleId: string; firingId: string }): Promise<{ taskId: string | null }>;
 }
 
-export interface GatewayActivities {
+export interface DeviceStepActivities {
   dispatchStep(input: DispatchStepInput): Promise<DispatchResult>;
   controlStep(input: ControlStepInput): Promise<boolean>;
 }

@@ -12,7 +12,7 @@ import { MonitorClient } from '../src/clients/monitor-client.ts';
 import { dropDatabase, ensureDatabase, migrate, openOrm } from '../src/db/orm.ts';
 import { Task, TaskEvent } from '../src/db/entities.ts';
 import { TEMPORAL_BIN, freePort, stopChild } from '../src/temporal/dev-server.ts';
-import { SEARCH_ATTRIBUTES } from '../src/temporal/search-attributes.ts';
+import { SEARCH_ATTRIBUTES } from '../workflows/search-attributes.ts';
 import { readRunEvents } from '../src/ws/history-stream.ts';
 import { arg, readCommandLine } from './lib/cli.ts';
 

@@ -57,7 +57,7 @@ runCli({ name: 'device', usage, options }, async ({ options: o, positionals }) =
     onEvent: (e) => {
       switch (e.type) {
         case 'connected':
-          log(`connected session=${e.sessionId}`);
+          log(`connected connection=${e.connectionId}`);
           return;
         case 'disconnected':
           if (stopping) return;

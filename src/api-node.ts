@@ -1,11 +1,11 @@
-// An API node: Koa REST + the ws gateway + a Temporal worker for the device-facing
-// activities on `device-gateway.<NODE_ID>` (the devices whose sockets this node holds).
+// An API node: Koa REST + the ws gateway + a Temporal worker for the device-step activities
+// on `device-steps.<NODE_ID>` (the devices whose sockets this node holds).
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Client } from '@temporalio/client';
 import { Worker, type NativeConnection } from '@temporalio/worker';
-import { createGatewayActivities } from '../activities/gateway.ts';
-import { gatewayQueue } from '../workflows/api.ts';
+import { createDeviceStepActivities } from '../activities/device-steps.ts';
+import { deviceStepQueue } from '../workflows/api.ts';
 import type { Config } from './config.ts';
 import type { Orm } from './db/orm.ts';
 import type { Logger } from './logger.ts';
@@ -56,8 +56,8 @@ export async function startApiNode(deps: ApiNodeDeps): Promise<ApiNode> {
   const worker = await Worker.create({
     connection: deps.workerConnection,
     namespace: config.TEMPORAL_NAMESPACE,
-    taskQueue: gatewayQueue(config.NODE_ID),
-    activities: createGatewayActivities({ sessions: deviceConnections, live, orm, logger: logger.child({ component: 'gateway' }) }),
+    taskQueue: deviceStepQueue(config.NODE_ID),
+    activities: createDeviceStepActivities({ connections: deviceConnections, live, orm, logger: logger.child({ component: 'device-steps' }) }),
     // Device steps mostly wait on sockets: many may be in flight at once.
     maxConcurrentActivityTaskExecutions: 2000,
     shutdownGraceTime: '10s',
@@ -92,7 +92,7 @@ export async function startApiNode(deps: ApiNodeDeps): Promise<ApiNode> {
         server.closeAllConnections();
         await closed;
         if (worker.getState() === 'RUNNING') worker.shutdown();
-        await workerRun.catch((err) => logger.error({ err }, 'gateway worker failed'));
+        await workerRun.catch((err) => logger.error({ err }, 'device-step worker failed'));
         await live.close();
       })();
       return stopping;

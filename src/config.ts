@@ -25,7 +25,7 @@ const schema = z
     TEMPORAL_PORT: z.coerce.number().int().min(1).max(65535).default(7233),
     /** Task queue of the task workers (workflows + persistence activities). */
     TASK_QUEUE: z.string().min(1).default('task-runs'),
-    /** This API node's id; its device-facing activities run on `device-gateway.<NODE_ID>`. */
+    /** This API node's id; its device-step activities run on `device-steps.<NODE_ID>`. */
     NODE_ID: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).optional(),
     JWT_SECRET: z.string().min(32, 'JWT_SECRET must be at least 32 characters').optional(),
     ACCESS_TOKEN_TTL_S: z.coerce.number().int().min(30).default(900),
@@ -45,7 +45,7 @@ const schema = z
     WS_MAX_MONITORS_PER_USER: z.coerce.number().int().min(1).default(20),
     /** Task subscriptions per monitor socket (more: `error` code 4029). */
     WS_MAX_SUBSCRIPTIONS: z.coerce.number().int().min(1).default(100),
-    /** How long an API node trusts a session it found open (revocations reach it at once through NOTIFY); 0: ask PostgreSQL every time. */
+    /** How long an API node trusts a login session it found open (revocations reach it at once through NOTIFY); 0: ask PostgreSQL every time. */
     SESSION_CACHE_TTL_MS: z.coerce.number().int().min(0).max(60_000).default(5000),
     /** How long a run waits for an offline device before it fails. */
     DEVICE_OFFLINE_TIMEOUT_MS: z.coerce.number().int().min(1000).default(24 * 3600 * 1000),

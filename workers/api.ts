@@ -1,4 +1,4 @@
-// Entry point of an API node (REST + ws gateway + device-gateway worker).
+// Entry point of an API node (REST + ws gateway + device-step worker).
 import { bootConfig, onShutdown } from '../src/boot.ts';
 import { installTemporalRuntime } from '../src/temporal/runtime.ts';
 import { migrate, openOrm } from '../src/db/orm.ts';

@@ -27,7 +27,10 @@ export interface TaskRunInput {
    * `granted`, the run holds its device from the start; `queued`, it waits for `laneGranted`.
    */
   lane: 'granted' | 'queued';
-  /** The API node that held the device's socket at submission: the first step tries it unlooked-up. */
+  /**
+   * The API node whose gateway (its /ws endpoint) held the device's socket at submission: the
+   * first step tries it unlooked-up. The field's name is kept as recorded in run histories.
+   */
   gatewayHint?: string;
   /**
    * The TaskStatus search attribute the run was started with, when not `pending`: a run that
@@ -148,7 +151,11 @@ export const EVENT_CARRYING_ACTIVITIES: readonly string[] = [RECORD_EVENTS_ACTIV
 export const EVENT_CARRYING_LOCAL_ACTIVITIES: readonly string[] = ['finishRun'];
 
 export const workflowIdForTask = (taskId: string) => `task-${taskId}`;
-export const gatewayQueue = (nodeId: string) => `device-gateway.${nodeId}`;
+/**
+ * The task queue of an API node's device-step activities (activities/device-steps.ts): only the
+ * node holding a device's socket can reach the device, so each node polls its own queue.
+ */
+export const deviceStepQueue = (nodeId: string) => `device-steps.${nodeId}`;
 /** A step's idempotency key; a node visited again (in a loop) carries its visit number. */
 export const stepKey = (taskId: string, nodeId: string, attempt: number, visit = 1) =>
   visit === 1 ? `${taskId}:${nodeId}:${attempt}` : `${taskId}:${nodeId}.${visit}:${attempt}`;

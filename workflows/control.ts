@@ -3,13 +3,13 @@
 // signals; the frames a pause, resume or cancel sends to the step in flight; and the step
 // boundary where a pause holds the run and a cancel ends it.
 import { condition, proxyActivities, setHandler } from '@temporalio/workflow';
-import type { GatewayActivities } from '../activities/types.ts';
+import type { DeviceStepActivities } from '../activities/types.ts';
 import {
   approvalSignal,
   cancelSignal,
   controlUpdate,
   deviceOnlineSignal,
-  gatewayQueue,
+  deviceStepQueue,
   laneGrantedSignal,
   pauseSignal,
   resumeSignal,
@@ -86,18 +86,18 @@ function act(run: Run, action: ControlAction, req: ControlRequest): void {
 /**
  * Forwards a control action to the device for the step in flight (best effort). A pause or a
  * resume carries the seq of its event as `order`: the two are separate activities that may run
- * in either order, and the gateway drops a frame older than one it already sent.
+ * in either order, and the controlStep activity drops a frame older than one it already sent.
  */
 function sendToStep(run: Run, action: 'pause' | 'resume' | 'abort', reason?: string, order?: number): void {
   const f = run.inflight;
   if (!f) return;
-  const gateway = proxyActivities<GatewayActivities>({
-    taskQueue: gatewayQueue(f.gatewayNode),
+  const steps = proxyActivities<DeviceStepActivities>({
+    taskQueue: deviceStepQueue(f.deviceNode),
     scheduleToCloseTimeout: '10s',
     retry: { maximumAttempts: 2 },
     summary: `step/${action} ${f.key}`,
   });
-  run.events.track(gateway.controlStep({ deviceId: run.input.deviceId, key: f.key, action, reason, ...(order ? { order } : {}) }));
+  run.events.track(steps.controlStep({ deviceId: run.input.deviceId, key: f.key, action, reason, ...(order ? { order } : {}) }));
 }
 
 /** Aborts the step in flight on the device and cancels its dispatch. */

@@ -1,5 +1,5 @@
 // A device step: dispatched to the API node holding the PC's socket (activity `dispatchStep`
-// on its gateway queue), sent again with the same key when the device is lost mid-step, and
+// on that node's device-step queue), sent again with the same key when the device is lost mid-step, and
 // retried with backoff when the device reports a retryable error.
 import {
   ActivityCancellationType,
@@ -11,8 +11,8 @@ import {
   isCancellation,
   proxyActivities,
 } from '@temporalio/workflow';
-import type { GatewayActivities } from '../activities/types.ts';
-import { gatewayQueue, stepKey, type RunError, type RunEvent, type StepState } from './api.ts';
+import type { DeviceStepActivities } from '../activities/types.ts';
+import { deviceStepQueue, stepKey, type RunError, type RunEvent, type StepState } from './api.ts';
 import { boundary, heldAtBoundary } from './control.ts';
 import { render, type DefinitionNode, type RetrySpec } from './definition.ts';
 import { awaitDevice, knownNode } from './lane-and-presence.ts';
@@ -65,14 +65,14 @@ async function dispatchUntilAnswered(run: Run, node: DefinitionNode, attempt: nu
   const { state, events } = run;
   for (let delivery = 1; ; delivery++) {
     // awaitDevice (an async call, its promises) only when the answering node is unknown.
-    const gatewayNode = knownNode(run) ?? (await awaitDevice(run));
+    const deviceNode = knownNode(run) ?? (await awaitDevice(run));
     if (heldAtBoundary(run)) await boundary(run);
     beginStep(run, node, attempt, key, delivery);
     // The events so far ride with the dispatch (the monitor bridge reads them there).
     const carried = events.take();
     try {
-      const output = await dispatch(run, node, gatewayNode, attempt, key, params, carried);
-      run.lastNode = gatewayNode;
+      const output = await dispatch(run, node, deviceNode, attempt, key, params, carried);
+      run.lastNode = deviceNode;
       run.inflight = null;
       run.completedSteps++;
       state.progress = run.totalSteps ? Math.round((run.completedSteps / run.totalSteps) * 100) : 100;
@@ -82,7 +82,7 @@ async function dispatchUntilAnswered(run: Run, node: DefinitionNode, attempt: nu
     } catch (err) {
       run.inflight = null;
       run.lastNode = null;
-      // Whether the gateway wrote them is unknown: write them again (idempotent by seq).
+      // Whether the dispatch activity wrote them is unknown: write them again (idempotent by seq).
       events.record(carried);
       if (err instanceof DeviceLost) {
         run.deviceSignalled = false;
@@ -109,18 +109,18 @@ function beginStep(run: Run, node: DefinitionNode, attempt: number, key: string,
 async function dispatch(
   run: Run,
   node: DefinitionNode,
-  gatewayNode: string,
+  deviceNode: string,
   attempt: number,
   key: string,
   params: unknown,
   events: RunEvent[],
 ): Promise<unknown> {
   const timeoutMs = node.timeoutMs ?? DEFAULT_STEP_TIMEOUT_MS;
-  const gateway = proxyActivities<GatewayActivities>({
-    taskQueue: gatewayQueue(gatewayNode),
+  const steps = proxyActivities<DeviceStepActivities>({
+    taskQueue: deviceStepQueue(deviceNode),
     // The node holding the socket is gone if nobody picks the task up: locate the device again.
     scheduleToStartTimeout: '15s',
-    // The gateway enforces the step timeout itself (and aborts the step); this is a backstop.
+    // The dispatch activity enforces the step timeout itself (and aborts the step); this is a backstop.
     startToCloseTimeout: timeoutMs + 30_000,
     heartbeatTimeout: '20s',
     retry: { maximumAttempts: 1 },
@@ -129,10 +129,10 @@ async function dispatch(
   });
   // One scope for every dispatch of the run: it is cancelled once, when the run is.
   const scope = (run.stepScope ??= new CancellationScope());
-  run.inflight = { key, gatewayNode, scope };
+  run.inflight = { key, deviceNode, scope };
   try {
     const { output, mirrored } = await scope.run(() =>
-      gateway.dispatchStep({
+      steps.dispatchStep({
         taskId: run.input.taskId,
         deviceId: run.input.deviceId,
         stepId: node.id,

@@ -2,7 +2,7 @@
 // src/domain/device-lanes.ts, asked by the submitter) and its presence (which API node holds
 // its socket; the run waits durably while it is offline).
 import { condition, workflowInfo } from '@temporalio/workflow';
-import { PRIORITY_RANK } from '../src/temporal/search-attributes.ts';
+import { PRIORITY_RANK } from './search-attributes.ts';
 import { RunCancelled, RunFailed } from './run-errors.ts';
 import type { Run } from './run.ts';
 

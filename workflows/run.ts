@@ -10,7 +10,7 @@ import {
   type CancellationScope,
 } from '@temporalio/workflow';
 import type { PersistenceActivities } from '../activities/types.ts';
-import { SA } from '../src/temporal/search-attributes.ts';
+import { SA } from './search-attributes.ts';
 import type { ApprovalDecision, ControlRequest, RunState, RunStatus, StepState, TaskRunInput } from './api.ts';
 import { isDeviceStep, type DefinitionNode } from './definition.ts';
 import { EventLog } from './event-log.ts';
@@ -18,7 +18,7 @@ import { EventLog } from './event-log.ts';
 /** The device step being dispatched: what a control action or a cancel reaches. */
 export interface InFlight {
   key: string;
-  gatewayNode: string;
+  deviceNode: string;
   scope: CancellationScope;
 }
 

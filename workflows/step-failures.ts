@@ -1,8 +1,8 @@
-// What a device step's failure says, shared by the gateway activities (which raise it) and the
+// What a device step's failure says, shared by the device-step activities (which raise it) and the
 // workflow (which branches on it). A value module in workflows/, so that the workflow bundle
 // imports nothing but types from activities/.
 
-/** Failure types the gateway raises; the workflow branches on them. */
+/** Failure types the device-step activities raise; the workflow branches on them. */
 export const FailureType = {
   /** The device's socket is gone (or was never on this node): dispatch again when it is back. */
   DeviceDisconnected: 'DeviceDisconnected',

@@ -36,9 +36,9 @@ export interface Bench {
   lastOursTask: string;
 }
 
-export async function oursRun(ctx: Bench, lane: number, workflowId = ctx.wf.three): Promise<{ ms: number; taskId: string }> {
+export async function oursRun(ctx: Bench, loop: number, workflowId = ctx.wf.three): Promise<{ ms: number; taskId: string }> {
   const start = performance.now();
-  const task = (await ctx.rest.ok('POST', '/tasks', { workflow_id: workflowId, device_id: ctx.devices[lane].id })).task;
+  const task = (await ctx.rest.ok('POST', '/tasks', { workflow_id: workflowId, device_id: ctx.devices[loop].id })).task;
   const result = await ctx.temporal.workflow.getHandle(workflowIdForTask(task.id)).result() as TaskRunResult;
   if (result.status !== 'completed') throw new Error(`run ${task.id} ended ${result.status}: ${JSON.stringify(result.error)}`);
   ctx.lastOursTask = task.id;
@@ -66,18 +66,18 @@ export interface LoopResult {
   ids: string[];
 }
 
-/** `concurrency` lanes each starting one run after the other, bounded in runs and in time. */
-export async function closedLoop(concurrency: number, maxRuns: number, maxS: number, one: (lane: number) => Promise<{ ms: number; id: string }>, minRuns = 0): Promise<LoopResult> {
+/** `concurrency` loops (0..concurrency-1) each starting one run after the other, bounded in runs and in time. */
+export async function closedLoop(concurrency: number, maxRuns: number, maxS: number, one: (loop: number) => Promise<{ ms: number; id: string }>, minRuns = 0): Promise<LoopResult> {
   const durations: number[] = [];
   const ids: string[] = [];
   let started = 0;
   const begin = performance.now();
   const deadline = begin + maxS * 1000;
   let end = begin;
-  await Promise.all(Array.from({ length: concurrency }, async (_, lane) => {
+  await Promise.all(Array.from({ length: concurrency }, async (_, loop) => {
     while (started < maxRuns && (started < minRuns || performance.now() < deadline)) {
       started++;
-      const r = await one(lane);
+      const r = await one(loop);
       durations.push(r.ms);
       ids.push(r.id);
       end = performance.now();
@@ -93,8 +93,8 @@ export async function closedLoop(concurrency: number, maxRuns: number, maxS: num
 /**
  * Waits (20 s at most) until the work left by the figures before has drained: the Temporal dev
  * server, PostgreSQL (autovacuum of the tables F1 filled) and the server process together under
- * a fifth of a core over a second. A figure measured in the middle of that work measured it too,
- * unevenly between its sides (F5 read 0.43x there and 0.71x half a minute later, same code).
+ * a fifth of a core over a second. A figure measured in the middle of that work measures it too,
+ * unevenly between its sides, and the ratio of ours to bare would move from one run to the next.
  */
 export async function quiet(ctx: Bench, figure: string): Promise<void> {
   const start = performance.now();

@@ -30,14 +30,14 @@ export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 export async function pool<T, R>(items: T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
   const out: R[] = new Array(items.length);
   let next = 0;
-  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
     for (;;) {
       const i = next++;
       if (i >= items.length) return;
       out[i] = await fn(items[i], i);
     }
   });
-  await Promise.all(lanes);
+  await Promise.all(workers);
   return out;
 }
 

@@ -116,7 +116,7 @@ export function renderReport(r: Results, previous = ''): string {
   // ---- growth ----
   p('## How cost grows', '');
   if (r.f1.length) {
-    p('F1, throughput by concurrent runs (closed loop: each lane starts its next run when the last one ended):', '');
+    p('F1, throughput by concurrent runs (closed loop: each loop starts its next run when the last one ended):', '');
     p('| concurrent runs | ours runs/s | bare runs/s | ratio | ours p50 / p99 run | bare p50 / p99 run | runs (ours / bare) |',
       '| --- | --- | --- | --- | --- | --- | --- |');
     for (const l of r.f1) {
@@ -264,7 +264,7 @@ function keptAnalysis(previous: string): string | null {
 const METHOD = `One command, \`npm run bench\` (\`-- --quick\`, \`-- --smoke\`), starts a Temporal dev server (in
 memory, free ports), creates and migrates a fresh database \`jarvis_bench_<ts>\` (dropped at the end),
 builds both workflow bundles and forks the system under test, \`scripts/bench/server.ts\`, with
-\`--expose-gc\`: our API node (REST, /ws, the device-gateway worker) and task worker, and next to them in
+\`--expose-gc\`: our API node (REST, /ws, the device-step worker) and task worker, and next to them in
 the same process the bare baselines: a Temporal worker for \`scripts/bench/bare-workflows.ts\` on its own
 task queue with the task worker's settings, a bare koa app and a bare \`ws\` server. The driver
 holds the clients: simulated devices (the reference \`DeviceClient\` with an echo handler), monitor
@@ -274,7 +274,7 @@ budget among the figures and writes the report; each figure is one module of \`s
 \`scripts/bench/harness.ts\`. Rate limits are raised for the bench user; the server logs at
 \`warn\`. Loopback only; every loop is bounded in runs and seconds.
 
-- **F1**: closed loop, one simulated device per lane (the device lane serializes runs per PC). Ours:
+- **F1**: closed loop, one simulated device per loop (its device lane serializes runs per PC). Ours:
   \`POST /tasks\` for a 3-step workflow of \`bench.echo\` steps, then the workflow's result. Bare: start
   \`bareStepsWorkflow\` (3 trivial activities) and its result. Runs/s = runs / time to the last result.
 - **F2**: at concurrency 1, runs of 1 step and of N steps, ours and bare interleaved; per side the

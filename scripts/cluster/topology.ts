@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { ensureDatabase } from '../../src/db/orm.ts';
+import { freePort } from '../../src/temporal/dev-server.ts';
 import { binaries, missingBinaries } from './binaries.ts';
 import { Processes, type ProcessSpec } from './processes.ts';
 import { applySchemas, dropDatabases, prepareNamespace, temporalEnv, temporalPortOffsets, type TemporalDatabases } from './temporal.ts';
@@ -48,18 +49,6 @@ export interface Cluster {
   /** Starts a killed service again and waits until it is ready. */
   restart(name: ServiceName): Promise<void>;
   stop(opts?: { dropDatabases?: boolean }): Promise<void>;
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => res(port));
-    });
-  });
 }
 
 function portFree(port: number): Promise<boolean> {

@@ -373,7 +373,7 @@ export interface DeviceClientOptions {
 }
 
 export type DeviceClientEvent =
-  | { type: 'connected'; sessionId: string }
+  | { type: 'connected'; connectionId: string }
   | { type: 'disconnected'; code: number; reason: string }
   /** The server refused the upgrade (401: token revoked or rotated, device unbound). */
   | { type: 'refused'; status: number }
@@ -425,7 +425,8 @@ export class DeviceClient {
   private lastFrameAt = 0;
   /** How many times each key's handler ran (newest 10,000 keys): a side-effect count the tests check. */
   readonly executions = new Map<string, number>();
-  sessionId?: string;
+  /** This connection's id, from hello's `session_id` (a connection, not a login session). */
+  connectionId?: string;
 
   constructor(opts: DeviceClientOptions) {
     this.opts = opts;
@@ -435,7 +436,7 @@ export class DeviceClient {
   }
 
   get connected(): boolean {
-    return this.ws?.readyState === WebSocket.OPEN && this.sessionId !== undefined;
+    return this.ws?.readyState === WebSocket.OPEN && this.connectionId !== undefined;
   }
 
   /** Keys whose handlers are running now. */
@@ -551,7 +552,7 @@ export class DeviceClient {
         helloSeen = true;
         this.backoff = this.opts.initialBackoffMs ?? 250;
         this.attempts = 0;
-        this.sessionId = msg.payload.session_id;
+        this.connectionId = msg.payload.session_id;
         const heartbeatMs = msg.payload.heartbeat_ms;
         const every = Math.max(200, Math.floor(heartbeatMs / 3));
         clearInterval(this.heartbeat);
@@ -560,7 +561,7 @@ export class DeviceClient {
           if (Date.now() - this.lastFrameAt > heartbeatMs * 2) ws.terminate();
           else this.send({ type: 'ping', payload: {} });
         }, every);
-        this.opts.onEvent?.({ type: 'connected', sessionId: this.sessionId });
+        this.opts.onEvent?.({ type: 'connected', connectionId: this.connectionId });
         this.flushOutbox();
         onHello?.();
         onHello = undefined;
@@ -571,7 +572,7 @@ export class DeviceClient {
     ws.on('close', (code, reason) => {
       if (this.ws === ws) {
         clearInterval(this.heartbeat);
-        this.sessionId = undefined;
+        this.connectionId = undefined;
       }
       this.opts.onEvent?.({ type: 'disconnected', code, reason: reason.toString() });
       if (this.ws !== ws) return; // an older socket

@@ -2,15 +2,16 @@
 // (inside their transactions, so only committed changes are announced); ws/pg-bus.ts listens.
 export const LIVE_CHANNEL = 'jarvis_live';
 export const EVENTS_CHANNEL = 'jarvis_events';
-/** "device D connected with session S": other nodes close their older session of D (4409). */
+/** "device D connected with connection C": other nodes close their older connection of D (4409). */
 export const DEVICES_CHANNEL = 'jarvis_devices';
 
 export interface DeviceAnnouncement {
   deviceId: string;
-  sessionId: string;
-  /** When the session started (ms since epoch); the newer session wins. */
+  connectionId: string;
+  /** When the connection started (ms since epoch); the newer connection wins. */
   startedAt: number;
 }
+/** A revoked login session's id: every node forgets it and closes its monitors. */
 export const SESSIONS_CHANNEL = 'jarvis_sessions';
 export interface TaskEventsNotice {
   user_id: string;

@@ -1,5 +1,5 @@
 // Devices: the user's registered PCs, and their presence (written by the API node that holds a
-// device's socket; an older session's late write never wins over a newer one).
+// device's socket; an older connection's late write never wins over a newer one).
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Device } from './entities.ts';
 import type { OwnedRepos } from './owned.ts';
@@ -12,7 +12,7 @@ export async function isRegistered(repos: OwnedRepos, clientDeviceId: string): P
 
 /** Registers one of the user's devices (written at once). */
 /** Inserts the user's device unless the user already holds `max` devices (throws; see quotas.ts). */
-export async function insert(repos: OwnedRepos, device: Omit<Device, 'userId' | 'createdAt' | 'updatedAt' | 'nodeId' | 'sessionId' | 'sessionStartedAt' | 'lastOnlineAt'>, max: number): Promise<Device> {
+export async function insert(repos: OwnedRepos, device: Omit<Device, 'userId' | 'createdAt' | 'updatedAt' | 'nodeId' | 'connectionId' | 'connectionStartedAt' | 'lastOnlineAt'>, max: number): Promise<Device> {
   return withinLimit(repos.em, repos, 'devices', max, async (tx) => {
     const row = tx.create(Device, { ...device, userId: repos.userId });
     await tx.flush();
@@ -42,36 +42,37 @@ export function byTokenHash(em: EntityManager, tokenHash: string): Promise<Devic
   return em.findOne(Device, { tokenHash });
 }
 
-/** This node holds the device's socket now, unless a newer session already wrote its presence. */
-export async function markOnline(em: EntityManager, deviceId: string, nodeId: string, sessionId: string, startedAt: Date): Promise<boolean> {
+/** This node holds the device's socket now, unless a newer connection already wrote its presence. */
+export async function markOnline(em: EntityManager, deviceId: string, nodeId: string, connectionId: string, startedAt: Date): Promise<boolean> {
   const n = await em.nativeUpdate(
     Device,
-    // The newer session wins (later start, ties by session id): the order the gateways use.
+    // The newer connection wins (later start, ties by connection id): isNewerConnection's order,
+    // so every node and this row agree which of a device's connections is current.
     {
       id: deviceId,
       $or: [
-        { sessionStartedAt: null },
-        { sessionStartedAt: { $lt: startedAt } },
-        { sessionStartedAt: startedAt, sessionId: { $lte: sessionId } },
+        { connectionStartedAt: null },
+        { connectionStartedAt: { $lt: startedAt } },
+        { connectionStartedAt: startedAt, connectionId: { $lte: connectionId } },
       ],
     },
-    { isOnline: true, nodeId, sessionId, sessionStartedAt: startedAt, lastOnlineAt: new Date() },
+    { isOnline: true, nodeId, connectionId, connectionStartedAt: startedAt, lastOnlineAt: new Date() },
   );
   return n > 0;
 }
 
-export async function touchPresence(em: EntityManager, deviceId: string, sessionId: string): Promise<void> {
-  await em.nativeUpdate(Device, { id: deviceId, sessionId }, { lastOnlineAt: new Date(), isOnline: true });
+export async function touchPresence(em: EntityManager, deviceId: string, connectionId: string): Promise<void> {
+  await em.nativeUpdate(Device, { id: deviceId, connectionId }, { lastOnlineAt: new Date(), isOnline: true });
 }
 
-/** Offline only if this session is still the device's current one. */
-export async function markOffline(em: EntityManager, deviceId: string, sessionId: string): Promise<boolean> {
-  return (await em.nativeUpdate(Device, { id: deviceId, sessionId }, { isOnline: false, nodeId: null, sessionId: null })) > 0;
+/** Offline only if this connection is still the device's current one. */
+export async function markOffline(em: EntityManager, deviceId: string, connectionId: string): Promise<boolean> {
+  return (await em.nativeUpdate(Device, { id: deviceId, connectionId }, { isOnline: false, nodeId: null, connectionId: null })) > 0;
 }
 
 /** Every device this node held goes offline (the node is stopping). */
 export async function releaseNode(em: EntityManager, nodeId: string): Promise<void> {
-  await em.nativeUpdate(Device, { nodeId }, { isOnline: false, nodeId: null, sessionId: null });
+  await em.nativeUpdate(Device, { nodeId }, { isOnline: false, nodeId: null, connectionId: null });
 }
 
 /** A device by id, whoever's: for the engine (a run already knows its device is its user's). */

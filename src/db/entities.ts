@@ -48,9 +48,13 @@ export const Device = defineEntity({
     isOnline: p.boolean().default(false),
     /** API node holding the live socket; null when offline. */
     nodeId: p.string().length(64).nullable(),
-    sessionId: p.string().length(64).nullable(),
-    /** When the current session started: an older session's late write never wins. */
-    sessionStartedAt: p.datetime().nullable(),
+    /**
+     * The current device connection's id (its hello `session_id`); the column keeps the
+     * protocol's word, the property says it is a connection, not a login session.
+     */
+    connectionId: p.string().length(64).nullable().fieldName('session_id'),
+    /** When the current connection started: an older connection's late write never wins. */
+    connectionStartedAt: p.datetime().nullable().fieldName('session_started_at'),
     lastOnlineAt: p.datetime().nullable(),
     createdAt: p.datetime().defaultRaw(NOW).onCreate(now),
     updatedAt: p.datetime().defaultRaw(NOW).onCreate(now).onUpdate(now),

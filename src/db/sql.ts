@@ -7,9 +7,9 @@
 //   - with others in one round trip (`Tx.run`): the simple protocol has no parameters, so each
 //     value is written as a literal by `literal()`, the one function that quotes (pg's
 //     `escapeLiteral`) and that refuses any type it does not know.
-// Why batches at all: the engine's per-step and per-submission writes send a transaction's
-// statements together, two round trips where one statement per trip cost five (docs/design.md,
-// "The data layer"). Same pool, connections and type parsers as MikroORM.
+// Why batches at all: the engine's per-step and per-submission writes are transactions of
+// several statements, and a round trip per statement would make their latency grow with the
+// count (docs/design.md, "The data layer"). Same pool, connections and type parsers as MikroORM.
 import pg from 'pg';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Orm } from './orm.ts';

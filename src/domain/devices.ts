@@ -68,13 +68,13 @@ export async function deviceForToken(em: EntityManager, token: string): Promise<
 }
 
 /**
- * Presence mirror: this node holds the device's socket now, unless a newer session (on any
- * node) already wrote its own presence. Returns whether this session is the current one.
+ * Presence mirror: this node holds the device's socket now, unless a newer connection (on any
+ * node) already wrote its own presence. Returns whether this connection is the current one.
  */
 export const markOnline = devicesDb.markOnline;
 
 /** Refreshes last_online_at while the socket lives (locateDevice treats stale presence as offline). */
 export const touchPresence = devicesDb.touchPresence;
 
-/** Marks offline only if this session is still the device's current one (a newer one may exist). */
+/** Marks offline only if this connection is still the device's current one (a newer one may exist). */
 export const markOffline = devicesDb.markOffline;

@@ -1,5 +1,5 @@
 // Writes run events into PostgreSQL: the event log, and the task row and its steps (a fold of
-// the log). Used by the persistence activity, the gateway (events carried by a step's dispatch)
+// the log). Used by the persistence activities, the dispatch activity (the events a step carries)
 // and the reconciler. Idempotent by seq, and order-tolerant: batches may land in any order (a
 // run's writers run side by side), the fold advances over the log's gap-free prefix only.
 import type { Orm } from '../db/orm.ts';

@@ -5,7 +5,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { FINISHED_STATUSES, Task, type Device, type Priority, type TaskStatus, type WorkflowVersion } from '../db/entities.ts';
 import type { OwnedRepos } from '../db/owned.ts';
 import { errors } from '../errors.ts';
-import { PRIORITY_RANK, SA } from '../temporal/search-attributes.ts';
+import { PRIORITY_RANK, SA } from '../../workflows/search-attributes.ts';
 import {
   TASK_RUN_WORKFLOW,
   approvalSignal,

@@ -28,29 +28,30 @@ export class DeviceDisconnectedError extends Error {}
 /** Which of a device's connections is newer: later start, ties broken by connection id. */
 export interface ConnectionOrder {
   /** The connection's id (`session_id` in hello and in the presence columns). */
-  sessionId: string;
+  connectionId: string;
   startedAt: number;
 }
 
 /** True when `a` is newer than `b`; the same order markOnline keeps in PostgreSQL. */
 export function isNewerConnection(a: ConnectionOrder, b: ConnectionOrder): boolean {
-  return a.startedAt !== b.startedAt ? a.startedAt > b.startedAt : a.sessionId > b.sessionId;
+  return a.startedAt !== b.startedAt ? a.startedAt > b.startedAt : a.connectionId > b.connectionId;
 }
 
 export class DeviceConnection {
   readonly deviceId: string;
   readonly userId: string;
-  readonly sessionId: string;
+  /** Sent in hello as `session_id`. */
+  readonly connectionId: string;
   readonly socket: WebSocket;
   /** When the connection was accepted (ms): orders a device's connections across nodes. */
   readonly startedAt: number;
   private readonly waiters = new Map<string, Waiter>();
   closed = false;
 
-  constructor(deviceId: string, userId: string, sessionId: string, socket: WebSocket, startedAt = Date.now()) {
+  constructor(deviceId: string, userId: string, connectionId: string, socket: WebSocket, startedAt = Date.now()) {
     this.deviceId = deviceId;
     this.userId = userId;
-    this.sessionId = sessionId;
+    this.connectionId = connectionId;
     this.socket = socket;
     this.startedAt = startedAt;
   }

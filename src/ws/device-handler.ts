@@ -54,10 +54,10 @@ export class DeviceHandler {
   }
 
   /** A device connected on another node: a newer connection there replaces ours. */
-  onConnectedElsewhere(d: { deviceId: string; sessionId: string; startedAt: number }): void {
+  onConnectedElsewhere(d: { deviceId: string; connectionId: string; startedAt: number }): void {
     // An announcement can land after a newer connection opened here, so only a newer one closes ours.
     const mine = this.deps.connections.get(d.deviceId);
-    if (mine && mine.sessionId !== d.sessionId && isNewerConnection(d, mine)) replace(mine);
+    if (mine && mine.connectionId !== d.connectionId && isNewerConnection(d, mine)) replace(mine);
   }
 
   end(deviceId: string, reason: DeviceConnectionEnd): void {
@@ -75,7 +75,7 @@ export class DeviceHandler {
     let lastTouch = Date.now();
     // Presence first, then wake the runs waiting for this device.
     const ready = (async () => {
-      await live.announceDevice({ deviceId: id.deviceId, sessionId: conn.id, startedAt: startedAt.getTime() });
+      await live.announceDevice({ deviceId: id.deviceId, connectionId: conn.id, startedAt: startedAt.getTime() });
       if (!(await markOnline(orm.em.fork(), id.deviceId, config.NODE_ID, conn.id, startedAt))) {
         // A newer connection of this device exists elsewhere: this one is already replaced.
         closeReplaced(ws);
@@ -159,7 +159,7 @@ function replace(old: DeviceConnection): void {
 }
 
 function closeReplaced(ws: WebSocket): void {
-  ws.close(CloseCode.Replaced, 'replaced by a newer session');
+  ws.close(CloseCode.Replaced, 'replaced by a newer connection');
 }
 
 function unknownKey(device: DeviceConnection, re: string, key: string): void {

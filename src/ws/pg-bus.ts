@@ -95,7 +95,7 @@ export class PgBus implements LiveBus {
         for (const fn of this.noticeListeners) fn(msg as TaskEventsNotice);
       } else if (channel === DEVICES_CHANNEL) {
         if (msg.origin === this.nodeId) return;
-        const d = { deviceId: String(msg.deviceId), sessionId: String(msg.sessionId), startedAt: Number(msg.startedAt) };
+        const d = { deviceId: String(msg.deviceId), connectionId: String(msg.connectionId), startedAt: Number(msg.startedAt) };
         for (const fn of this.deviceListeners) fn(d);
       }
     } catch (err) {
@@ -127,7 +127,7 @@ export class PgBus implements LiveBus {
     return () => this.noticeListeners.delete(fn);
   }
 
-  /** Tells the other nodes that this device has a new session here. */
+  /** Tells the other nodes that this device has a new connection here. */
   announceDevice(d: DeviceAnnouncement): Promise<void> {
     return this.pool
       .query('select pg_notify($1, $2)', [DEVICES_CHANNEL, JSON.stringify({ origin: this.nodeId, ...d })])
@@ -135,8 +135,8 @@ export class PgBus implements LiveBus {
   }
 
   /**
-   * Another node accepted a session of a device. Notifications can arrive late, after an even
-   * newer session: listeners compare `startedAt` rather than trusting arrival order.
+   * Another node accepted a connection of a device. Notifications can arrive late, after an even
+   * newer connection: listeners compare `startedAt` rather than trusting arrival order.
    */
   onDeviceConnected(fn: (d: DeviceAnnouncement) => void): () => void {
     this.deviceListeners.add(fn);

@@ -241,13 +241,13 @@ describe('protocol edges', () => {
     }, 10_000, 'device online');
     // What node B sees when NOTIFY delivers an older session's announcement after the newer
     // session connected (the race behind the replacement above).
-    const stale = { origin: 'another-node', deviceId: d.id, sessionId: 'older-session', startedAt: Date.now() - 60_000 };
+    const stale = { origin: 'another-node', deviceId: d.id, connectionId: 'older-connection', startedAt: Date.now() - 60_000 };
     await sys.orm.em.getConnection().execute(`select pg_notify('jarvis_devices', ?)`, [JSON.stringify(stale)]);
     await new Promise((r) => setTimeout(r, 1500));
     expect(closedWith).toBeNull();
     // A newer one still replaces it.
     const code = closeCode(ws);
-    const newer = { ...stale, sessionId: 'newer-session', startedAt: Date.now() + 1000 };
+    const newer = { ...stale, connectionId: 'newer-connection', startedAt: Date.now() + 1000 };
     await sys.orm.em.getConnection().execute(`select pg_notify('jarvis_devices', ?)`, [JSON.stringify(newer)]);
     expect(await code).toBe(4409);
     clearInterval(beat);

@@ -31,7 +31,7 @@ beforeAll(async () => {
   const device = (deviceId: string, userId: string) =>
     em.create(Device, { id: deviceId, userId, deviceId: `pc-${deviceId}`, deviceName: 'pc', osType: null, osVersion: null,
       appVersion: null, tokenHash: deviceId.replace(/-/g, '').padEnd(64, '0'), capabilities: [], isOnline: false, nodeId: null,
-      sessionId: null, sessionStartedAt: null, lastOnlineAt: null });
+      connectionId: null, connectionStartedAt: null, lastOnlineAt: null });
   device(mine.device, alice.userId);
   device(bobsDevice, bob.userId);
   em.create(Workflow, { id: mine.workflow, userId: alice.userId, name: 'w', description: null, category: null, tags: [], currentVersion: 1, isArchived: false });

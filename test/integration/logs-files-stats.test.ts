@@ -575,7 +575,7 @@ describe('stats', () => {
       em.create(Device, {
         id: randomUUID(), userId: u.userId, deviceId: `pc-${name}-${randomUUID().slice(0, 6)}`, deviceName: name, osType: null, osVersion: null,
         appVersion: null, tokenHash: createHash('sha256').update(randomUUID()).digest('hex'), capabilities: null, isOnline: online,
-        nodeId: 'n', sessionId: randomUUID(), sessionStartedAt: seen, lastOnlineAt: seen,
+        nodeId: 'n', connectionId: randomUUID(), connectionStartedAt: seen, lastOnlineAt: seen,
       });
     }
     await em.flush();

@@ -1,5 +1,5 @@
 // The PostgreSQL mirror of a run is written by several writers side by side (the run's own
-// recordRunEvents batches and the gateway writing the events a dispatch carries), so batches
+// recordRunEvents batches and the dispatch activity writing the events it carries), so batches
 // land in any order and sometimes twice. Whatever the order, the mirror must end the same as
 // when the batches are applied one by one in seq order.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';

@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { DeviceClient, abortableSleep, demoHandlers, type DeviceClientEvent } from '../../src/clients/device-client.ts';
 import { MonitorClient } from '../../src/clients/monitor-client.ts';
-import { SA } from '../../src/temporal/search-attributes.ts';
+import { SA } from '../../workflows/search-attributes.ts';
 import { addDevice, addWorkflow, eventually, linear, signup } from '../helpers/api.ts';
 import { recordHistory } from '../helpers/histories.ts';
 import { startSystem, type System } from '../helpers/system.ts';

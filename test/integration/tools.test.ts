@@ -318,7 +318,7 @@ describe('the command-line tools', () => {
     const { deviceToken, id } = await addDevice(sys.api, user.token);
     const store = join(tempDir(), 'pc.jsonl');
     const dev = cli('device.ts', ['--token', deviceToken, '--url', sys.wsUrl, '--store', store]);
-    await eventually(async () => dev.out().includes(' connected session='), 15_000, `device connected (${dev.out()}${dev.err()})`);
+    await eventually(async () => dev.out().includes(' connected connection='), 15_000, `device connected (${dev.out()}${dev.err()})`);
     const taskId = await submit(id, linear([{ type: 'demo.echo', params: { from: 'device.ts' } }]));
     expect((await endOf(taskId)()).kind).toBe('run.completed');
     await eventually(async () => dev.out().includes(`result ${taskId}:s1:1 ok`), 5000, 'result line');

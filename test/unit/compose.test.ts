@@ -5,7 +5,7 @@ import { describe, it, expect } from '@jest/globals';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import YAML from 'yaml';
-import { SEARCH_ATTRIBUTES } from '../../src/temporal/search-attributes.ts';
+import { SEARCH_ATTRIBUTES } from '../../workflows/search-attributes.ts';
 import { UI_VERSION } from '../../scripts/cluster/binaries.ts';
 import { temporalEnv } from '../../scripts/cluster/temporal.ts';
 import { SERVICES } from '../../scripts/cluster/topology.ts';

@@ -34,8 +34,8 @@ export async function f1Throughput(ctx: Bench, slot: () => number): Promise<F1Le
     }
     const minRuns = i === 0 ? Math.min(n, 4) : 0;
     const perRun = (r: LoopResult) => r.runs;
-    const o = await accounted(ctx, () => closedLoop(c, n, ctx.sizes.f1MaxS, async (lane) => {
-      const r = await oursRun(ctx, lane);
+    const o = await accounted(ctx, () => closedLoop(c, n, ctx.sizes.f1MaxS, async (loop) => {
+      const r = await oursRun(ctx, loop);
       return { ms: r.ms, id: r.taskId };
     }, minRuns), perRun);
     const b = await accounted(ctx, () => closedLoop(c, n, ctx.sizes.f1MaxS, async () => {

@@ -47,8 +47,8 @@ function combine(rounds: Cannon[]): Cannon {
 }
 
 export async function f5Rest(ctx: Bench, slot: () => number): Promise<F5Result> {
-  // A finished 3-step run of its own (the F1 shape), whatever ran before: the task read is the
-  // same in every mode (it used to be the last run of the figures before: 10 steps after F4).
+  // A finished 3-step run of its own (the F1 shape), whatever ran before: the read's cost grows
+  // with the run's steps, so every mode must read the same run shape to compare.
   await connectDevices(ctx.devices.slice(0, 1), ctx.wsUrl);
   const { taskId } = await oursRun(ctx, 0);
   await disconnectDevices(ctx.devices.slice(0, 1));

@@ -31,7 +31,7 @@ export async function profiles(ctx: Bench, r: Results, _slot: () => number): Pro
     const c = f1.concurrency;
     await connectDevices(ctx.devices.slice(0, c), ctx.wsUrl);
     await profiled('F1', `3-step runs at concurrency ${c} for ${ctx.sizes.profileS} s`, () =>
-      closedLoop(c, c * 20, ctx.sizes.profileS, async (lane) => ({ ms: (await oursRun(ctx, lane)).ms, id: '' })));
+      closedLoop(c, c * 20, ctx.sizes.profileS, async (loop) => ({ ms: (await oursRun(ctx, loop)).ms, id: '' })));
     await disconnectDevices(ctx.devices.slice(0, c));
   }
   if (r.f5 && r.f5.ratio < 0.7) {

@@ -84,7 +84,7 @@ export interface paths {
   };
   "/api/v1/users/devices/{id}/token": {
     /**
-     * Rotate the device token: the old one stops working and its live session is closed (4401)
+     * Rotate the device token: the old one stops working and its live connection is closed (4401)
      * @description Needs a bearer access token. Answers 200: The device and its new token (shown once).
      */
     post: operations["postUsersDevicesByIdToken"];
@@ -1419,7 +1419,7 @@ export interface operations {
     };
   };
   /**
-   * Rotate the device token: the old one stops working and its live session is closed (4401)
+   * Rotate the device token: the old one stops working and its live connection is closed (4401)
    * @description Needs a bearer access token. Answers 200: The device and its new token (shown once).
    */
   postUsersDevicesByIdToken: {

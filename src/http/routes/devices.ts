@@ -75,7 +75,7 @@ export function deviceRoutes(sockets: DeviceSockets, engine: Pick<TaskEngine, 't
     }),
     defineRoute<undefined, undefined, z.infer<typeof idParams>>({
       method: 'post', path: '/users/devices/:id/token', tag: 'devices', auth: 'user',
-      summary: 'Rotate the device token: the old one stops working and its live session is closed (4401)',
+      summary: 'Rotate the device token: the old one stops working and its live connection is closed (4401)',
       params: idParams, success: { status: 200, description: 'The device and its new token (shown once)', data: deviceWithToken }, errors: [400, 401, 404],
       async handler(ctx, { params }) {
         const { device, token } = await rotateDeviceToken(ctx.state.repos, params.id);

@@ -1,5 +1,6 @@
-// Device-facing activities, run inside the API node that holds the device's socket (task
-// queue `device-gateway.<nodeId>`): send a step to the PC and wait for its answer.
+// The device-step activities, run inside the API node that holds the device's socket (task
+// queue `device-steps.<nodeId>`, see deviceStepQueue): send a step to the PC and wait for its
+// answer, or forward a control action to the step in flight.
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Orm } from '../src/db/orm.ts';
 import { applyRunEvents } from '../src/domain/run-mirror.ts';
@@ -7,10 +8,10 @@ import type { Logger } from '../src/logger.ts';
 import { DeviceDisconnectedError, type DeviceConnections, type StepOutcome } from '../src/ws/device-connections.ts';
 import type { LiveBus } from '../src/ws/live-bus.ts';
 import { FailureType } from '../workflows/step-failures.ts';
-import type { ControlStepInput, DispatchResult, DispatchStepInput, GatewayActivities } from './types.ts';
+import type { ControlStepInput, DispatchResult, DispatchStepInput, DeviceStepActivities } from './types.ts';
 
-export interface GatewayDeps {
-  sessions: DeviceConnections;
+export interface DeviceStepDeps {
+  connections: DeviceConnections;
   live: LiveBus;
   logger: Logger;
   /** Writes the run events a dispatch carries. */
@@ -33,7 +34,7 @@ function outcomeOrThrow(outcome: StepOutcome): unknown {
   });
 }
 
-export function createGatewayActivities({ sessions, live, logger, orm, heartbeatEveryMs = 2000 }: GatewayDeps): GatewayActivities {
+export function createDeviceStepActivities({ connections, live, logger, orm, heartbeatEveryMs = 2000 }: DeviceStepDeps): DeviceStepActivities {
   /** Writes the carried events beside the step; a failure is the run's to repair, not the step's. */
   const mirror = (input: DispatchStepInput): Promise<boolean> =>
     applyRunEvents(orm, input.taskId, input.events).then(() => true, (err: unknown) => {
@@ -53,11 +54,11 @@ export function createGatewayActivities({ sessions, live, logger, orm, heartbeat
     },
 
     async controlStep({ deviceId, key, action, reason, order }: ControlStepInput): Promise<boolean> {
-      const session = sessions.get(deviceId);
-      if (!session || session.closed) return false;
+      const connection = connections.get(deviceId);
+      if (!connection || connection.closed) return false;
       // A pause overtaken by the resume that followed it would hold the step forever: dropped.
-      if (order !== undefined && !sessions.controlInOrder(key, order)) return false;
-      session.send({ type: `step/${action}`, payload: { key, ...(reason ? { reason } : {}) } });
+      if (order !== undefined && !connections.controlInOrder(key, order)) return false;
+      connection.send({ type: `step/${action}`, payload: { key, ...(reason ? { reason } : {}) } });
       return true;
     },
   };
@@ -65,16 +66,16 @@ export function createGatewayActivities({ sessions, live, logger, orm, heartbeat
   /** Sends the step to the device and waits for its answer (or the late one already there). */
   async function deliver(input: DispatchStepInput): Promise<unknown> {
     const ctx = Context.current();
-    const session = sessions.get(input.deviceId);
-    if (!session || session.closed) throw disconnected(`device ${input.deviceId} is not connected to this node`);
+    const connection = connections.get(input.deviceId);
+    if (!connection || connection.closed) throw disconnected(`device ${input.deviceId} is not connected to this node`);
 
     // The device finished this key after its last dispatch was gone: use that answer.
-    const late = sessions.takeLate(input.deviceId, input.key);
+    const late = connections.takeLate(input.deviceId, input.key);
     if (late) return outcomeOrThrow(late);
 
-    sessions.rememberDispatch(input.deviceId, input.key);
+    connections.rememberDispatch(input.deviceId, input.key);
     let lastProgress: { percent?: number; message?: string } = {};
-    const pending = session.dispatch(
+    const pending = connection.dispatch(
       {
         task_id: input.taskId,
         step_id: input.stepId,
@@ -88,7 +89,7 @@ export function createGatewayActivities({ sessions, live, logger, orm, heartbeat
         lastProgress = p;
         ctx.heartbeat(p);
         live.publish({
-          userId: session.userId,
+          userId: connection.userId,
           event: {
             task_id: input.taskId,
             kind: 'step.progress',
@@ -101,11 +102,11 @@ export function createGatewayActivities({ sessions, live, logger, orm, heartbeat
 
     const beat = setInterval(() => {
       ctx.heartbeat(lastProgress);
-      const last = session.lastActivity(input.key);
+      const last = connection.lastActivity(input.key);
       if (input.heartbeatTimeoutMs && last !== undefined && Date.now() - last > input.heartbeatTimeoutMs) {
         // The device went quiet on this step: abort it; the workflow may try again.
         const message = `no progress from the device for ${input.heartbeatTimeoutMs} ms`;
-        session.send({ type: 'step/abort', payload: { key: input.key, reason: 'heartbeat_timeout' } });
+        connection.send({ type: 'step/abort', payload: { key: input.key, reason: 'heartbeat_timeout' } });
         pending.cancel(ApplicationFailure.create({
           type: FailureType.StepError, message, nonRetryable: true,
           details: [{ code: 'STEP_HEARTBEAT_TIMEOUT', message, retryable: true }],
@@ -113,7 +114,7 @@ export function createGatewayActivities({ sessions, live, logger, orm, heartbeat
       }
     }, Math.min(heartbeatEveryMs, Math.max(100, Math.floor((input.heartbeatTimeoutMs ?? heartbeatEveryMs) / 4))));
     const timeout = setTimeout(() => {
-      session.send({ type: 'step/abort', payload: { key: input.key, reason: 'timeout' } });
+      connection.send({ type: 'step/abort', payload: { key: input.key, reason: 'timeout' } });
       pending.cancel(
         ApplicationFailure.create({
           type: FailureType.StepError,
@@ -125,7 +126,7 @@ export function createGatewayActivities({ sessions, live, logger, orm, heartbeat
     }, input.timeoutMs);
     // Temporal delivers cancellation through heartbeats: abort the step on the device.
     ctx.cancelled.catch((err) => {
-      session.send({ type: 'step/abort', payload: { key: input.key, reason: 'cancelled' } });
+      connection.send({ type: 'step/abort', payload: { key: input.key, reason: 'cancelled' } });
       pending.cancel(err);
     });
     try {

@@ -1,4 +1,6 @@
-// Our custom search attributes: operators find any run in the Temporal UI by these.
+// Our custom search attributes: operators find any run in the Temporal UI by these. They live
+// beside the workflow because the workflow sets them (and the bundle may import only workflows/);
+// the API side reads them from here too.
 // temporal-config/search-attributes.json registers the same list on the compose cluster.
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 
