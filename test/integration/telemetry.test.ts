@@ -136,7 +136,9 @@ describe('traces', () => {
     const request = chain.at(-1)!;
     expect(request.kind).toBe(2); // SERVER
     expect(attr(request, 'http.route')).toBe('/api/v1/tasks');
-    expect(attr(chain[3], 'temporalWorkflowId')).toBe(`task-${taskId}`);
+    // The run's workflow id (`task-<id>`), on the start and on the activity.
+    expect(attr(chain[4], 'temporalWorkflowId')).toBe(`task-${taskId}`);
+    expect(attr(chain[1], 'temporalWorkflowId')).toBe(`task-${taskId}`);
     expect(receiver.contentTypes).toEqual(new Set(['application/json']));
   });
 });
