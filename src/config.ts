@@ -60,8 +60,8 @@ const schema = z
      */
     TEMPORAL_METRICS_ADDRESS: z.string().regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be host:port, e.g. 127.0.0.1:9464')
       .refine((a) => Number(a.slice(a.lastIndexOf(':') + 1)) <= 65535, 'port must be at most 65535').optional(),
-    /** OTLP/HTTP collector (e.g. http://127.0.0.1:4318): traces go to its /v1/traces. Unset: no tracing. */
-    OTEL_EXPORTER_OTLP_ENDPOINT: z.url().optional(),
+    /** OTLP/HTTP collector (http or https, e.g. http://127.0.0.1:4318): traces go to its /v1/traces. Unset: no tracing. */
+    OTEL_EXPORTER_OTLP_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
     /** `service.name` of the exported spans. */
     OTEL_SERVICE_NAME: z.string().min(1).default('jarvis-orchestrator'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

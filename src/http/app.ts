@@ -1,5 +1,6 @@
 // The Koa app: middleware in order (errors first), health, and the /api/v1 routes.
 import Koa, { type Context } from 'koa';
+import type { Tracer } from '@opentelemetry/api';
 import Router from '@koa/router';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Client } from '@temporalio/client';
@@ -17,7 +18,6 @@ import { Metrics, type SocketCounts } from './metrics.ts';
 import { docsRouter } from './openapi.ts';
 import { monitorPage } from './monitor-page.ts';
 import { RateLimits } from './rate-limit.ts';
-import type { Tracer } from '@opentelemetry/api';
 import { httpSpans } from '../telemetry/http-spans.ts';
 import { API_PREFIX, MAX_BODY_BYTES, mount, type RouteSpec } from './route.ts';
 import { authRoutes } from './routes/auth.ts';
