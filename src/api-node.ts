@@ -18,6 +18,8 @@ import { HistoryStreams } from './ws/history-stream.ts';
 import { PgBus } from './ws/pg-bus.ts';
 import { UserFeeds } from './ws/user-feed.ts';
 import { startReconciler } from './reconciler.ts';
+import { sdkMetricsReader, sdkMetricsUrl } from './telemetry/sdk-metrics.ts';
+import { TRACING_OFF, type Tracing } from './telemetry/tracing.ts';
 import * as devicesDb from './db/devices.ts';
 
 export interface ApiNodeDeps {
@@ -26,6 +28,7 @@ export interface ApiNodeDeps {
   orm: Orm;
   temporal: Client;
   workerConnection: NativeConnection;
+  tracing?: Tracing;
 }
 
 export interface ApiNode {
@@ -40,6 +43,7 @@ export interface ApiNode {
 
 export async function startApiNode(deps: ApiNodeDeps): Promise<ApiNode> {
   const { config, logger, orm, temporal } = deps;
+  const tracing = deps.tracing ?? TRACING_OFF;
   const tokens = new AccessTokens(config.JWT_SECRET, config.ACCESS_TOKEN_TTL_S);
   const deviceConnections = new DeviceConnections();
   // LISTEN/NOTIFY fan-out: live progress and user feeds reach monitors on every node.
@@ -51,7 +55,13 @@ export async function startApiNode(deps: ApiNodeDeps): Promise<ApiNode> {
   // Open login sessions, trusted for a moment; revocations reach every node through the bus.
   const sessionCache = new SessionCache(live, config.SESSION_CACHE_TTL_MS);
   const gateway = new Gateway({ config, logger: logger.child({ component: 'ws' }), orm, temporal, tokens, deviceConnections, live, streams, feeds, sessionCache });
-  const app = createApp({ config, logger, orm, temporal, tokens, sockets: gateway, counts: () => gateway.counts, sessionCache });
+  const app = createApp({
+    config, logger, orm, temporal, tokens, sockets: gateway, counts: () => gateway.counts, sessionCache,
+    tracer: tracing.tracer,
+    ...(config.TEMPORAL_METRICS_ADDRESS
+      ? { sdkMetrics: sdkMetricsReader(sdkMetricsUrl(config.TEMPORAL_METRICS_ADDRESS), logger.child({ component: 'metrics' })) }
+      : {}),
+  });
 
   const worker = await Worker.create({
     connection: deps.workerConnection,
@@ -60,6 +70,7 @@ export async function startApiNode(deps: ApiNodeDeps): Promise<ApiNode> {
     activities: createDeviceStepActivities({ connections: deviceConnections, live, orm, logger: logger.child({ component: 'device-steps' }) }),
     // Device steps mostly wait on sockets: many may be in flight at once.
     maxConcurrentActivityTaskExecutions: 2000,
+    ...tracing.workerOptions({ workflows: false }),
     shutdownGraceTime: '10s',
   });
   const workerRun = worker.run();

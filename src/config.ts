@@ -60,6 +60,16 @@ const schema = z
     TRUST_PROXY: bool.default(false),
     /** When set, GET /metrics requires `Authorization: Bearer <METRICS_TOKEN>`. */
     METRICS_TOKEN: z.string().min(16, 'METRICS_TOKEN must be at least 16 characters').optional(),
+    /**
+     * host:port where the Temporal SDK serves its worker metrics (Prometheus); GET /metrics of
+     * an API node appends them. Unset: not collected.
+     */
+    TEMPORAL_METRICS_ADDRESS: z.string().regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be host:port, e.g. 127.0.0.1:9464')
+      .refine((a) => Number(a.slice(a.lastIndexOf(':') + 1)) <= 65535, 'port must be at most 65535').optional(),
+    /** OTLP/HTTP collector (http or https, e.g. http://127.0.0.1:4318): traces go to its /v1/traces. Unset: no tracing. */
+    OTEL_EXPORTER_OTLP_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
+    /** `service.name` of the exported spans. */
+    OTEL_SERVICE_NAME: z.string().min(1).default('jarvis-orchestrator'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     /** Where uploaded files live (`files/<user_id>/<id>` under it); resolved to an absolute path. */
     DATA_DIR: z.string().min(1).default(resolve(import.meta.dirname, '..', '.data')).transform((d) => resolve(d)),

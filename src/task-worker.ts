@@ -5,6 +5,7 @@ import { createPersistenceActivities } from '../activities/persistence.ts';
 import { accountLimitsOf, type Config } from './config.ts';
 import type { Orm } from './db/orm.ts';
 import type { Logger } from './logger.ts';
+import { TRACING_OFF, type Tracing } from './telemetry/tracing.ts';
 
 export const WORKFLOWS_PATH = new URL('../workflows/index.ts', import.meta.url).pathname;
 
@@ -15,8 +16,12 @@ export interface TaskWorkerDeps {
   connection: NativeConnection;
   /** Client for what activities start or signal (the device lanes). */
   temporal: Client;
-  /** A pre-built bundle (tests build it once); default: bundle workflows/ at start. */
+  /**
+   * A pre-built bundle (tests build it once); default: bundle workflows/ at start. With tracing
+   * on, a pre-built bundle must include WORKFLOW_TRACING_MODULE (`workflowInterceptorModules`).
+   */
   workflowBundle?: WorkerOptions['workflowBundle'];
+  tracing?: Tracing;
 }
 
 export interface TaskWorker {
@@ -39,6 +44,7 @@ export async function startTaskWorker(deps: TaskWorkerDeps): Promise<TaskWorker>
       offlineTimeoutMs: config.DEVICE_OFFLINE_TIMEOUT_MS,
       limits: accountLimitsOf(config),
     }),
+    ...(deps.tracing ?? TRACING_OFF).workerOptions({ workflows: true }),
     shutdownGraceTime: '10s',
   });
   const run = worker.run();

@@ -4,6 +4,7 @@
 import { resolve } from 'node:path';
 import { bootConfig, onShutdown } from '../src/boot.ts';
 import { installTemporalRuntime } from '../src/temporal/runtime.ts';
+import { startTracing } from '../src/telemetry/tracing.ts';
 import { ensureDatabase, migrate, openOrm } from '../src/db/orm.ts';
 import { startDevServer, type DevServer } from '../src/temporal/dev-server.ts';
 import { connectClient, connectWorker } from '../src/temporal/client.ts';
@@ -11,7 +12,8 @@ import { startApiNode } from '../src/api-node.ts';
 import { startTaskWorker } from '../src/task-worker.ts';
 
 const { config, logger } = bootConfig();
-installTemporalRuntime(logger);
+installTemporalRuntime(logger, { metricsAddress: config.TEMPORAL_METRICS_ADDRESS });
+const tracing = startTracing(config);
 const root = resolve(import.meta.dirname, '..');
 
 let devServer: DevServer | undefined;
@@ -35,10 +37,10 @@ const orm = await openOrm(cfg.DATABASE_URL);
 const applied = await migrate(orm);
 if (applied.length) logger.info({ applied }, 'migrations applied');
 
-const temporal = await connectClient(address, cfg.TEMPORAL_NAMESPACE);
+const temporal = await connectClient(address, cfg.TEMPORAL_NAMESPACE, tracing);
 const workerConnection = await connectWorker(address);
-const node = await startApiNode({ config: cfg, logger, orm, temporal, workerConnection });
-const worker = await startTaskWorker({ config: cfg, logger, orm, connection: workerConnection, temporal });
+const node = await startApiNode({ config: cfg, logger, orm, temporal, workerConnection, tracing });
+const worker = await startTaskWorker({ config: cfg, logger, orm, connection: workerConnection, temporal, tracing });
 
 process.stdout.write(`
   Jarvis Orchestrator is running
@@ -57,5 +59,6 @@ onShutdown(logger, async () => {
   await workerConnection.close();
   await temporal.connection.close();
   await orm.close();
+  await tracing.shutdown();
   await devServer?.stop();
 });

@@ -1,5 +1,6 @@
 // The Koa app: middleware in order (errors first), health, and the /api/v1 routes.
 import Koa, { type Context } from 'koa';
+import type { Tracer } from '@opentelemetry/api';
 import Router from '@koa/router';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Client } from '@temporalio/client';
@@ -17,6 +18,7 @@ import { Metrics, type SocketCounts } from './metrics.ts';
 import { docsRouter } from './openapi.ts';
 import { monitorPage } from './monitor-page.ts';
 import { RateLimits } from './rate-limit.ts';
+import { httpSpans } from '../telemetry/http-spans.ts';
 import { API_PREFIX, MAX_BODY_BYTES, mount, type RouteSpec } from './route.ts';
 import { authRoutes } from './routes/auth.ts';
 import { deviceRoutes, type DeviceSockets } from './routes/devices.ts';
@@ -50,6 +52,10 @@ export interface AppDeps {
   counts?: () => SocketCounts;
   /** Open sessions this node may trust for a moment (without it, each request reads `sessions`). */
   sessionCache?: SessionCache;
+  /** With tracing on: a span per request (src/telemetry/http-spans.ts). */
+  tracer?: Tracer;
+  /** The Temporal SDK's metrics text, appended to GET /metrics (src/telemetry/sdk-metrics.ts). */
+  sdkMetrics?: () => Promise<string>;
 }
 
 /** Every /api/v1 route, as data (the OpenAPI document is generated from this list). */
@@ -88,11 +94,12 @@ export function createApp(deps: AppDeps): Koa {
   });
   const routers: Router[] = [];
   const metrics = new Metrics({
-    orm, logger, counts: deps.counts, token: deps.config.METRICS_TOKEN, routers: () => routers,
+    orm, logger, counts: deps.counts, token: deps.config.METRICS_TOKEN, routers: () => routers, sdkMetrics: deps.sdkMetrics,
   });
   const limits = new RateLimits(deps.config, API_PREFIX);
 
   app.use(requestId());
+  if (deps.tracer) app.use(httpSpans(deps.tracer, () => routers));
   app.use(metrics.middleware());
   app.use(errorHandler(logger));
   app.use(securityHeaders());

@@ -7,7 +7,8 @@
 //   paths no route knows (so ids and scanners cannot blow up the label set);
 // - jarvis_runs{status}: tasks per status, one SQL query at scrape time;
 // - jarvis_connected_devices, jarvis_connected_monitors: this node's sockets;
-// - the default Node process metrics (CPU, memory, event loop lag, GC, handles).
+// - the default Node process metrics (CPU, memory, event loop lag, GC, handles);
+// - with TEMPORAL_METRICS_ADDRESS set, the Temporal SDK's `temporal_*` worker metrics after ours.
 import { timingSafeEqual } from 'node:crypto';
 import Router from '@koa/router';
 import type { Context, Next } from 'koa';
@@ -41,6 +42,8 @@ export interface MetricsDeps {
    * 429 from the rate limiter): the pattern a request would have matched.
    */
   routers?: () => Router[];
+  /** More exposition text for the same scrape: the Temporal SDK's worker metrics. */
+  sdkMetrics?: () => Promise<string>;
 }
 
 /** The route pattern a request matched (or would have), or `unmatched`. */
@@ -131,7 +134,8 @@ export class Metrics {
           throw errors.unauthenticated('metrics token required');
         }
       }
-      const text = await this.registry.metrics();
+      const [ours, sdk] = await Promise.all([this.registry.metrics(), this.deps.sdkMetrics?.() ?? '']);
+      const text = sdk ? `${ours}${ours.endsWith('\n') ? '' : '\n'}${sdk}` : ours;
       ctx.type = this.registry.contentType;
       ctx.set('Cache-Control', 'no-store');
       ctx.body = text;

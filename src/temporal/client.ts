@@ -1,9 +1,12 @@
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
+import { TRACING_OFF, type Tracing } from '../telemetry/tracing.ts';
 
-export async function connectClient(address: string, namespace: string): Promise<Client> {
+/** With tracing on, workflow starts and signals become spans whose context the workflow continues. */
+export async function connectClient(address: string, namespace: string, tracing: Tracing = TRACING_OFF): Promise<Client> {
   const connection = await Connection.connect({ address });
-  return new Client({ connection, namespace });
+  const interceptors = tracing.clientInterceptors();
+  return new Client({ connection, namespace, ...(interceptors ? { interceptors } : {}) });
 }
 
 export async function connectWorker(address: string): Promise<NativeConnection> {

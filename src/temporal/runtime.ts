@@ -1,5 +1,7 @@
 // Routes the Temporal SDK's own logs (worker state, activity failures, native core) into our
-// pino logger at its level, instead of raw console output.
+// pino logger at its level, instead of raw console output; and, when given an address, serves
+// the SDK's worker metrics there in the Prometheus format (src/telemetry/sdk-metrics.ts).
+import { IllegalStateError } from '@temporalio/common';
 import { DefaultLogger, Runtime, type LogLevel } from '@temporalio/worker';
 import type { Logger } from '../logger.ts';
 
@@ -7,12 +9,18 @@ const LEVELS: Record<string, LogLevel> = {
   trace: 'TRACE', debug: 'DEBUG', info: 'INFO', warn: 'WARN', error: 'ERROR', fatal: 'ERROR', silent: 'ERROR',
 };
 
-/**
- * `forwardCore`: route the native core's logs through pino too. It holds a native handle that
- * keeps the process alive until exit, so tests (many files per process) leave it off; the
- * core then prints its own errors to stderr.
- */
-export function installTemporalRuntime(logger: Logger, { forwardCore = true } = {}): void {
+export interface RuntimeOptions {
+  /**
+   * Route the native core's logs through pino too. It holds a native handle that keeps the
+   * process alive until exit, so tests (many files per process) leave it off; the core then
+   * prints its own errors to stderr.
+   */
+  forwardCore?: boolean;
+  /** host:port the core serves its Prometheus metrics on (TEMPORAL_METRICS_ADDRESS); none when unset. */
+  metricsAddress?: string;
+}
+
+export function installTemporalRuntime(logger: Logger, { forwardCore = true, metricsAddress }: RuntimeOptions = {}): void {
   const level = LEVELS[logger.level] ?? 'WARN';
   const sdk = logger.child({ component: 'temporal' });
   try {
@@ -28,9 +36,17 @@ export function installTemporalRuntime(logger: Logger, { forwardCore = true } = 
         logging: forwardCore
           ? { filter: { core: level === 'TRACE' ? 'DEBUG' : level, other: 'ERROR' }, forward: {} }
           : { filter: { core: 'ERROR', other: 'ERROR' }, console: {} },
+        ...(metricsAddress ? {
+          metrics: {
+            // Prometheus conventions, like ours: seconds, unit and _total suffixes.
+            prometheus: { bindAddress: metricsAddress, useSecondsForDurations: true, unitSuffix: true, countersTotalSuffix: true },
+          },
+        } : {}),
       },
     });
-  } catch {
-    // Installed already (one per process): keep the first.
+  } catch (err) {
+    // Installed already (one per process): keep the first. Anything else (the metrics address
+    // taken, say) is a setting to fix, not to run without.
+    if (!(err instanceof IllegalStateError)) throw err;
   }
 }

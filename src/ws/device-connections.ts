@@ -2,6 +2,7 @@
 // login session), and the steps each one has in flight.
 import type { WebSocket } from 'ws';
 import { encodeFrame, type ServerToDevice, type StepDispatchPayload } from '../protocol/index.ts';
+import { startFrameSpan, type FrameSpan } from '../telemetry/device-frames.ts';
 
 export type StepOutcome =
   | { ok: true; output: unknown }
@@ -20,6 +21,8 @@ interface Waiter {
   reject(err: unknown): void;
   onProgress(p: StepProgress): void;
   accepted: boolean;
+  /** The trace's device hop: from the dispatch frame to the answer. */
+  frame: FrameSpan;
 }
 
 /** The socket went away while a step was in flight. */
@@ -71,8 +74,19 @@ export class DeviceConnection {
     // A second dispatch of a key still in flight (a workflow retry) replaces the first waiter.
     this.waiters.get(key)?.reject(new DeviceDisconnectedError('superseded by a new dispatch of the same key'));
     let waiter!: Waiter;
+    const frame = startFrameSpan(this.deviceId, payload);
     const outcome = new Promise<StepOutcome>((resolve, reject) => {
-      waiter = { taskId: payload.task_id, lastActivity: Date.now(), resolve, reject, onProgress, accepted: false };
+      waiter = {
+        taskId: payload.task_id, lastActivity: Date.now(), onProgress, accepted: false, frame,
+        resolve: (o) => {
+          frame.answered(o);
+          resolve(o);
+        },
+        reject: (err) => {
+          frame.failed(err);
+          reject(err);
+        },
+      };
     });
     this.waiters.set(key, waiter);
     this.send({ type: 'step/dispatch', payload });
@@ -95,6 +109,7 @@ export class DeviceConnection {
     if (w) {
       w.accepted = true;
       w.lastActivity = Date.now();
+      w.frame.accepted();
     }
     return !!w;
   }

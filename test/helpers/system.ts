@@ -2,7 +2,7 @@
 // the shared Temporal dev server and test database, on a task queue of the file's own.
 import { randomUUID } from 'node:crypto';
 import type { Client } from '@temporalio/client';
-import type { NativeConnection } from '@temporalio/worker';
+import type { NativeConnection, WorkerOptions } from '@temporalio/worker';
 import { loadConfig, type Config } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
 import { openOrm, type Orm } from '../../src/db/orm.ts';
@@ -10,6 +10,7 @@ import { connectClient, connectWorker } from '../../src/temporal/client.ts';
 import { startApiNode, type ApiNode } from '../../src/api-node.ts';
 import { startTaskWorker, type TaskWorker } from '../../src/task-worker.ts';
 import { installTemporalRuntime } from '../../src/temporal/runtime.ts';
+import { startTracing, type Tracing } from '../../src/telemetry/tracing.ts';
 import { Api } from './api.ts';
 import { testEnv } from './env.ts';
 
@@ -20,6 +21,7 @@ export interface System {
   workerConnection: NativeConnection;
   nodes: ApiNode[];
   worker: TaskWorker | null;
+  tracing: Tracing;
   url: string;
   wsUrl: string;
   api: Api;
@@ -33,6 +35,8 @@ export interface SystemOptions {
   env?: Record<string, string>;
   /** Where the system's pino logs go (stdout by default): tests that read the logs. */
   logStream?: { write(line: string): void };
+  /** The task worker's workflow bundle (default: the one global-setup built, without tracing). */
+  workflowBundle?: WorkerOptions['workflowBundle'];
 }
 
 export async function startSystem(opts: SystemOptions = {}): Promise<System> {
@@ -54,26 +58,27 @@ export async function startSystem(opts: SystemOptions = {}): Promise<System> {
   };
   const config = loadConfig({ ...base, NODE_ID: `test-${randomUUID().slice(0, 8)}` });
   const logger = createLogger(config.LOG_LEVEL, undefined, opts.logStream);
-  installTemporalRuntime(logger, { forwardCore: false });
+  installTemporalRuntime(logger, { forwardCore: false, metricsAddress: config.TEMPORAL_METRICS_ADDRESS });
+  const tracing = startTracing(config);
   const orm = await openOrm(config.DATABASE_URL);
-  const temporal = await connectClient(testEnv.temporalAddress, config.TEMPORAL_NAMESPACE);
+  const temporal = await connectClient(testEnv.temporalAddress, config.TEMPORAL_NAMESPACE, tracing);
   const workerConnection = await connectWorker(testEnv.temporalAddress);
 
   const nodes: ApiNode[] = [];
   for (let i = 0; i < (opts.nodes ?? 1); i++) {
     const nodeConfig = i === 0 ? config : loadConfig({ ...base, NODE_ID: `test-${randomUUID().slice(0, 8)}` });
-    nodes.push(await startApiNode({ config: nodeConfig, logger, orm, temporal, workerConnection }));
+    nodes.push(await startApiNode({ config: nodeConfig, logger, orm, temporal, workerConnection, tracing }));
   }
 
   const system: System = {
-    config, orm, temporal, workerConnection, nodes, worker: null,
+    config, orm, temporal, workerConnection, nodes, worker: null, tracing,
     url: nodes[0].url,
     wsUrl: `${nodes[0].url.replace(/^http/, 'ws')}/ws`,
     api: new Api(nodes[0].url),
     async startWorker() {
       system.worker = await startTaskWorker({
-        config, logger, orm, connection: workerConnection, temporal,
-        workflowBundle: { codePath: testEnv.workflowBundle },
+        config, logger, orm, connection: workerConnection, temporal, tracing,
+        workflowBundle: opts.workflowBundle ?? { codePath: testEnv.workflowBundle },
       });
       return system.worker;
     },
@@ -91,6 +96,7 @@ export async function startSystem(opts: SystemOptions = {}): Promise<System> {
       await workerConnection.close();
       await temporal.connection.close();
       await orm.close();
+      await tracing.shutdown();
     },
   };
   await system.startWorker();
