@@ -2,7 +2,6 @@
 // the server process from temporal-config/server/jarvis.yaml, then namespace and our search
 // attributes, registered through the operator API.
 import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
 import { Connection } from '@temporalio/client';
 import { msToTs } from '@temporalio/common/lib/time.js';
 import proto from '@temporalio/proto';
@@ -58,7 +57,8 @@ export async function applySchemas(db: TemporalDatabases): Promise<void> {
         tool('create-database');
         tool('setup-schema', '-v', '0.0');
       }
-      tool('update-schema', '-d', join(binaries.schema, dir, 'versioned'));
+      // The schemas the tool embeds: always the ones its server version expects.
+      tool('update-schema', '--schema-name', `postgresql/v12/${dir}`);
     }
   } finally {
     await client.end();
