@@ -193,7 +193,7 @@ export const Log = defineEntity({
 });
 export type Log = InferEntity<typeof Log>;
 
-/** An uploaded file's metadata; its bytes are at `${DATA_DIR}/${storageKey}`. */
+/** An uploaded file's metadata; its bytes are in the file store (src/storage/) under storageKey. */
 export const StoredFile = defineEntity({
   name: 'StoredFile',
   tableName: 'files',

@@ -1,10 +1,11 @@
 // Files: multipart upload streamed to disk (never buffered whole), type whitelist by content,
-// size limit and per-user quota; metadata in `files`, bytes at `${DATA_DIR}/files/<user>/<id>`.
+// size limit and per-user quota; metadata in `files`, bytes in the file store (src/storage/), received
+// first into a scratch file under `${DATA_DIR}/uploads`.
 import { createHash, randomUUID, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
-import { join, resolve, sep } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { TextDecoder } from 'node:util';
 import { pipeline } from 'node:stream/promises';
@@ -15,6 +16,8 @@ import { z } from 'zod';
 import { StoredFile } from '../../db/entities.ts';
 import { OwnedRepos } from '../../db/owned.ts';
 import { AppError, errors } from '../../errors.ts';
+import type { FileStore } from '../../storage/file-store.ts';
+import { PgFileStore } from '../../storage/pg-file-store.ts';
 import { envelope } from '../middleware.ts';
 import { pageOf, pageQuery } from '../paging.ts';
 import { defineRoute, idParams } from '../route.ts';
@@ -23,6 +26,8 @@ export interface FileRouteOptions {
   dataDir: string;
   maxBytes: number;
   quotaBytes: number;
+  /** Default: PostgreSQL, which every API node reads. */
+  store?: FileStore;
 }
 
 export const UPLOAD_PATH = '/files/upload';
@@ -288,12 +293,7 @@ async function usedBytes(em: EntityManager, userId: string): Promise<number> {
 
 export function fileRoutes(opts: FileRouteOptions) {
   const root = resolve(opts.dataDir);
-  /** Where a row's bytes are; never outside DATA_DIR. */
-  const pathOf = (f: StoredFile) => {
-    const p = resolve(root, f.storageKey);
-    if (!p.startsWith(root + sep)) throw errors.notFound('file');
-    return p;
-  };
+  const store = opts.store ?? new PgFileStore();
   const mib = (n: number) => `${+(n / 1024 / 1024).toFixed(2)} MiB`;
 
   async function upload(ctx: Context) {
@@ -308,7 +308,7 @@ export function fileRoutes(opts: FileRouteOptions) {
     if (left === 0) throw quotaError();
     const byQuota = left < opts.maxBytes;
     const limits: Limits = {
-      dir: join(root, 'files', repos.userId),
+      dir: join(root, 'uploads', repos.userId),
       limit: byQuota ? left : opts.maxBytes,
       overLimit: byQuota ? quotaError : sizeError,
     };
@@ -321,7 +321,6 @@ export function fileRoutes(opts: FileRouteOptions) {
 
     const id = randomUUID();
     const storageKey = `files/${repos.userId}/${id}`;
-    const finalPath = resolve(root, storageKey);
     let row: StoredFile;
     try {
       row = await ctx.state.em.transactional(async (tx) => {
@@ -333,16 +332,15 @@ export function fileRoutes(opts: FileRouteOptions) {
             `storage quota exceeded: ${now} of ${opts.quotaBytes} bytes (${mib(opts.quotaBytes)}) used; delete files to make room`,
           );
         }
-        await rename(got.tmpPath, finalPath);
+        // In the row's transaction: the bytes are there exactly when the row is.
+        await store.put(tx, storageKey, createReadStream(got.tmpPath));
         return new OwnedRepos(tx, repos.userId).create(StoredFile, {
           id, name: got.name, contentType: got.contentType, sizeBytes: got.size, sha256: got.sha256, storageKey,
           createdAt: new Date(),
         });
       });
-    } catch (err) {
+    } finally {
       await rm(got.tmpPath, { force: true });
-      await rm(finalPath, { force: true });
-      throw err;
     }
     envelope(ctx, { file: presentFile(row) }, 201);
   }
@@ -381,13 +379,12 @@ export function fileRoutes(opts: FileRouteOptions) {
       params: idParams, success: { status: 200, description: 'the file\'s bytes (errors are the JSON envelope)' }, errors: [400, 401, 404],
       async handler(ctx, { params }) {
         const f = await ctx.state.repos.get(StoredFile, params.id, 'file');
-        const path = pathOf(f);
-        const size = await stat(path).then((s) => s.size, () => null);
-        if (size === null) throw errors.notFound('file content');
-        ctx.body = createReadStream(path);
+        const content = await store.open(ctx.state.em, f.storageKey);
+        if (!content) throw errors.notFound('file content');
+        ctx.body = content.stream;
         ctx.status = 200;
         ctx.type = TEXT_TYPES.has(f.contentType) ? `${f.contentType}; charset=utf-8` : f.contentType;
-        ctx.length = size;
+        ctx.length = content.size;
         ctx.set('Content-Disposition', contentDisposition(f.name));
         ctx.set('X-Content-Type-Options', 'nosniff');
         ctx.set('Cache-Control', 'private, no-cache');
@@ -399,9 +396,8 @@ export function fileRoutes(opts: FileRouteOptions) {
       params: idParams, success: { status: 200, description: '{deleted: true}' }, errors: [400, 401, 404],
       async handler(ctx, { params }) {
         const f = await ctx.state.repos.get(StoredFile, params.id, 'file');
-        const path = pathOf(f);
         await ctx.state.em.remove(f).flush();
-        await rm(path, { force: true });
+        await store.remove(ctx.state.em, f.storageKey);
         envelope(ctx, { deleted: true });
       },
     }),
