@@ -76,11 +76,12 @@ export async function dropDatabases(db: TemporalDatabases): Promise<void> {
 }
 
 /** Waits until the frontend answers, registers the namespace and our search attributes. */
-export async function prepareNamespace(address: string, namespace: string, timeoutMs = 90_000): Promise<void> {
+export async function prepareNamespace(address: string, namespace: string, alive: () => boolean = () => true, timeoutMs = 90_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let conn: Connection | undefined;
   let last: unknown;
   while (!conn && Date.now() < deadline) {
+    if (!alive()) throw new Error(`the Temporal server at ${address} exited before it was ready`);
     try {
       const c = await Connection.connect({ address, connectTimeout: 1000 });
       await c.workflowService.getSystemInfo({});

@@ -28,7 +28,10 @@ export interface ClusterOptions {
   uiPort: number;
   /** Temporal frontend gRPC port; 0: a free range. */
   temporalPort: number;
-  /** Where logs and the shared DATA_DIR live. */
+  /**
+   * Where logs live, and each node's own DATA_DIR (<dataDir>/<service>): nodes share nothing on
+   * disk, as on separate machines, so whatever they must share goes through PostgreSQL.
+   */
   dataDir: string;
   jwtSecret: string;
   env?: Record<string, string>;
@@ -70,10 +73,14 @@ function portFree(port: number): Promise<boolean> {
   });
 }
 
-/** A frontend port whose whole offset range (see temporal-config/server/jarvis.yaml) is free. */
+/**
+ * A frontend port whose whole offset range (see temporal-config/server/jarvis.yaml) is free.
+ * Below 32,000: the server records membership ports in a smallint column (at most 32,767), and
+ * the range also stays clear of Linux's ephemeral ports (from 32,768).
+ */
 async function freeTemporalBase(): Promise<number> {
   for (let i = 0; i < 50; i++) {
-    const base = 20_000 + Math.floor(Math.random() * 30_000);
+    const base = 20_000 + Math.floor(Math.random() * 12_000);
     const free = await Promise.all(temporalPortOffsets.map((o) => portFree(base + o)));
     if (free.every(Boolean)) return base;
   }
@@ -116,7 +123,6 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     JWT_SECRET: opts.jwtSecret,
     PUBLIC_URL: url,
     TRUST_PROXY: 'true',
-    DATA_DIR: join(opts.dataDir, 'files'),
     LOG_LEVEL: 'info',
     ...opts.env,
     ...extra,
@@ -135,11 +141,11 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     'api-1': {
       name: 'api-1', command: NODE, cwd: ROOT, args: ['workers/api.ts'],
       // Only the first node migrates; the others start after it is healthy.
-      env: app({ PORT: String(api1), NODE_ID: 'api-1', MIGRATE_ON_BOOT: 'true' }),
+      env: app({ PORT: String(api1), NODE_ID: 'api-1', MIGRATE_ON_BOOT: 'true', DATA_DIR: join(opts.dataDir, 'api-1') }),
     },
-    'api-2': { name: 'api-2', command: NODE, cwd: ROOT, args: ['workers/api.ts'], env: app({ PORT: String(api2), NODE_ID: 'api-2' }) },
-    'worker-1': { name: 'worker-1', command: NODE, cwd: ROOT, args: ['workers/task-worker.ts'], env: app({}) },
-    'worker-2': { name: 'worker-2', command: NODE, cwd: ROOT, args: ['workers/task-worker.ts'], env: app({}) },
+    'api-2': { name: 'api-2', command: NODE, cwd: ROOT, args: ['workers/api.ts'], env: app({ PORT: String(api2), NODE_ID: 'api-2', DATA_DIR: join(opts.dataDir, 'api-2') }) },
+    'worker-1': { name: 'worker-1', command: NODE, cwd: ROOT, args: ['workers/task-worker.ts'], env: app({ DATA_DIR: join(opts.dataDir, 'worker-1') }) },
+    'worker-2': { name: 'worker-2', command: NODE, cwd: ROOT, args: ['workers/task-worker.ts'], env: app({ DATA_DIR: join(opts.dataDir, 'worker-2') }) },
     haproxy: {
       name: 'haproxy', command: binaries.haproxy, cwd: ROOT,
       args: ['-db', '-f', 'scripts/cluster/haproxy.cfg'],
@@ -149,7 +155,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const alive = (name: ServiceName) => () => processes.running(name);
   /** Starts a service and resolves once it does its job. */
   const ready: Record<ServiceName, () => Promise<void>> = {
-    temporal: () => prepareNamespace(temporalAddress, opts.env?.TEMPORAL_NAMESPACE ?? 'default'),
+    temporal: () => prepareNamespace(temporalAddress, opts.env?.TEMPORAL_NAMESPACE ?? 'default', alive('temporal')),
     'temporal-ui': () => waitFor('temporal-ui', httpOk(uiUrl), alive('temporal-ui'), 30_000),
     'api-1': () => waitFor('api-1', httpOk(`http://127.0.0.1:${api1}/readyz`), alive('api-1'), 60_000),
     'api-2': () => waitFor('api-2', httpOk(`http://127.0.0.1:${api2}/readyz`), alive('api-2'), 60_000),
@@ -173,10 +179,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     },
     async stop(o = {}) {
       await processes.stopAll();
-      if (o.dropDatabases) {
-        await dropDatabases(db);
-        await dropDatabases({ adminUrl: opts.pgUrl, main: opts.appDatabase, visibility: opts.appDatabase });
-      }
+      if (o.dropDatabases) await dropClusterDatabases(opts);
     },
   };
   try {
@@ -193,6 +196,12 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     throw new Error(`${(err as Error).message} (logs in ${processes.logDir})`);
   }
   return cluster;
+}
+
+/** Drops the cluster's three databases (a test's private ones once it is done). */
+export async function dropClusterDatabases(opts: ClusterOptions): Promise<void> {
+  await dropDatabases({ adminUrl: opts.pgUrl, ...opts.temporal });
+  await dropDatabases({ adminUrl: opts.pgUrl, main: opts.appDatabase, visibility: opts.appDatabase });
 }
 
 /** A fresh private cluster for a test run: own databases, own ports, own data directory. */
