@@ -16,6 +16,11 @@ const NODE = join(ROOT, 'node_modules', '.bin', 'node');
 /** The services, in start order; docker-compose.yml has one service for each (plus postgres and schema setup). */
 export const SERVICES = ['temporal', 'temporal-ui', 'api-1', 'api-2', 'worker-1', 'worker-2', 'haproxy'] as const;
 export type ServiceName = (typeof SERVICES)[number];
+/**
+ * Stop order: HAProxy first (no new traffic), then the nodes together (none needs another to
+ * shut down, and a task worker can take seconds to drain its polls), the servers last.
+ */
+const STOP_WAVES: ServiceName[][] = [['haproxy'], ['api-1', 'api-2', 'worker-1', 'worker-2'], ['temporal-ui'], ['temporal']];
 
 export interface ClusterOptions {
   /** PostgreSQL server for every database, e.g. postgres://postgres@127.0.0.1:5432/postgres */
@@ -87,11 +92,11 @@ async function freeTemporalBase(): Promise<number> {
   throw new Error('no free port range for the Temporal server');
 }
 
-async function waitFor(what: string, check: () => Promise<boolean>, alive: () => boolean, timeoutMs: number): Promise<void> {
+async function waitFor(what: string, check: () => Promise<boolean>, alive: () => boolean, timeoutMs: number, logTail: () => string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check().catch(() => false)) return;
-    if (!alive()) throw new Error(`${what} exited before it was ready`);
+    if (!alive()) throw new Error(`${what} exited before it was ready:\n${logTail()}\n`);
     await new Promise((r) => setTimeout(r, 250));
   }
   throw new Error(`${what} not ready after ${timeoutMs} ms`);
@@ -153,16 +158,25 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     },
   };
   const alive = (name: ServiceName) => () => processes.running(name);
+  /** Resolves once the service answers 200 at `url`; fails with its last log lines if it exits. */
+  const serving = (name: ServiceName, url: string, timeoutMs: number) =>
+    waitFor(name, httpOk(url), alive(name), timeoutMs, () => processes.logTail(name));
+  const exited = (name: ServiceName) => new Error(`${name} exited before it was ready:\n${processes.logTail(name)}\n`);
+  /** A worker has no port: it is ready when its process has stayed up through its connect. */
+  const stayingUp = async (name: ServiceName) => {
+    await new Promise((r) => setTimeout(r, 500));
+    if (!processes.running(name)) throw exited(name);
+  };
   /** Starts a service and resolves once it does its job. */
   const ready: Record<ServiceName, () => Promise<void>> = {
-    temporal: () => prepareNamespace(temporalAddress, opts.env?.TEMPORAL_NAMESPACE ?? 'default', alive('temporal')),
-    'temporal-ui': () => waitFor('temporal-ui', httpOk(uiUrl), alive('temporal-ui'), 30_000),
-    'api-1': () => waitFor('api-1', httpOk(`http://127.0.0.1:${api1}/readyz`), alive('api-1'), 60_000),
-    'api-2': () => waitFor('api-2', httpOk(`http://127.0.0.1:${api2}/readyz`), alive('api-2'), 60_000),
-    // A worker has no port: it is ready when its process has stayed up through its connect.
-    'worker-1': () => new Promise((r) => setTimeout(r, 500)),
-    'worker-2': () => new Promise((r) => setTimeout(r, 500)),
-    haproxy: () => waitFor('haproxy', httpOk(`${url}/healthz`), alive('haproxy'), 15_000),
+    temporal: () => prepareNamespace(temporalAddress, opts.env?.TEMPORAL_NAMESPACE ?? 'default', alive('temporal'))
+      .catch((err) => { throw processes.running('temporal') ? err : exited('temporal'); }),
+    'temporal-ui': () => serving('temporal-ui', uiUrl, 30_000),
+    'api-1': () => serving('api-1', `http://127.0.0.1:${api1}/readyz`, 60_000),
+    'api-2': () => serving('api-2', `http://127.0.0.1:${api2}/readyz`, 60_000),
+    'worker-1': () => stayingUp('worker-1'),
+    'worker-2': () => stayingUp('worker-2'),
+    haproxy: () => serving('haproxy', `${url}/healthz`, 15_000),
   };
   const launch = async (name: ServiceName) => {
     await processes.start(specs[name]);
@@ -178,7 +192,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
       await ready[name]();
     },
     async stop(o = {}) {
-      await processes.stopAll();
+      await processes.stopAll(10_000, STOP_WAVES);
       if (o.dropDatabases) await dropClusterDatabases(opts);
     },
   };
@@ -192,7 +206,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     await Promise.all([launch('worker-1'), launch('worker-2')]);
     await launch('haproxy');
   } catch (err) {
-    await processes.stopAll(2000);
+    await processes.stopAll(2000, STOP_WAVES);
     throw new Error(`${(err as Error).message} (logs in ${processes.logDir})`);
   }
   return cluster;
