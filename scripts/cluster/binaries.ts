@@ -2,7 +2,7 @@
 // Temporal UI server (all built from the Go module proxy by scripts/setup.ts, cached outside the
 // clone like the CLI) and Debian's HAProxy. Shared by setup (which builds) and the cluster (which runs).
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
@@ -21,8 +21,6 @@ export const binaries = {
   server: join(serverDir, 'server'),
   /** go.temporal.io/server/cmd/tools/sql (temporal-sql-tool) */
   sqlTool: join(serverDir, 'sql'),
-  /** The module's schema/postgresql/v12, copied beside the binaries: the tool applies it. */
-  schema: join(serverDir, 'schema', 'postgresql', 'v12'),
   /** github.com/temporalio/ui-server/v2/cmd/server */
   ui: join(uiDir, 'server'),
   haproxy: '/usr/sbin/haproxy',
@@ -45,12 +43,6 @@ function goInstall(log: Log, dir: string, pkgs: string[]): boolean {
   return res.status === 0;
 }
 
-/** The module's directory in the Go module cache (present once `go install` fetched it). */
-function moduleDir(module: string, version: string): string {
-  const modcache = spawnSync('go', ['env', 'GOMODCACHE'], { encoding: 'utf8' }).stdout.trim();
-  return join(modcache, `${module}@${version}`);
-}
-
 /** Builds whatever is missing; throws when something cannot be had. */
 export function ensureClusterBinaries(log: Log): void {
   if (!existsSync(binaries.server) || !existsSync(binaries.sqlTool)) {
@@ -59,9 +51,6 @@ export function ensureClusterBinaries(log: Log): void {
       `go.temporal.io/server/cmd/tools/sql@${SERVER_VERSION}`,
     ]);
     if (!ok) throw new Error(`could not build Temporal server ${SERVER_VERSION}`);
-  }
-  if (!existsSync(binaries.schema)) {
-    cpSync(join(moduleDir('go.temporal.io/server', SERVER_VERSION), 'schema', 'postgresql', 'v12'), binaries.schema, { recursive: true });
   }
   if (!existsSync(binaries.ui)) {
     const ok = goInstall(log, uiDir, [`github.com/temporalio/ui-server/v2/cmd/server@${UI_VERSION}`]);

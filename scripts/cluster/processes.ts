@@ -2,7 +2,7 @@
 // the failure tests) and started again with the same command, and all stop together, in the
 // reverse order of their start.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync } from 'node:fs';
+import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface ProcessSpec {
@@ -44,6 +44,15 @@ export class Processes {
     return child;
   }
 
+  /** The last lines of a process's log: why it exited, for the error that says so. */
+  logTail(name: string, lines = 5): string {
+    try {
+      return readFileSync(join(this.logDir, `${name}.log`), 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+    } catch {
+      return '';
+    }
+  }
+
   restart(name: string): Promise<ChildProcess> {
     const spec = this.specs.get(name);
     if (!spec) throw new Error(`no process named ${name}`);
@@ -73,15 +82,21 @@ export class Processes {
     await done;
   }
 
-  /** SIGTERM to each, newest first (clients before the servers they need); SIGKILL after the grace. */
-  async stopAll(graceMs = 10_000): Promise<void> {
-    for (const name of [...this.order].reverse()) {
-      if (!this.running(name)) continue;
-      const done = this.exited(name);
-      this.children.get(name)!.kill('SIGTERM');
-      const timer = setTimeout(() => this.children.get(name)?.kill('SIGKILL'), graceMs);
-      await done;
-      clearTimeout(timer);
+  /**
+   * SIGTERM to each wave in turn (clients before the servers they need), the processes of one
+   * wave together, each SIGKILLed after the grace; then the ones no wave named, newest first.
+   */
+  async stopAll(graceMs = 10_000, waves: string[][] = []): Promise<void> {
+    const named = new Set(waves.flat());
+    const rest = [...this.order].reverse().filter((n) => !named.has(n)).map((n) => [n]);
+    for (const wave of [...waves, ...rest]) {
+      await Promise.all(wave.filter((n) => this.running(n)).map(async (name) => {
+        const done = this.exited(name);
+        this.children.get(name)!.kill('SIGTERM');
+        const timer = setTimeout(() => this.children.get(name)?.kill('SIGKILL'), graceMs);
+        await done;
+        clearTimeout(timer);
+      }));
     }
   }
 

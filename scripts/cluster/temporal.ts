@@ -2,7 +2,6 @@
 // the server process from temporal-config/server/jarvis.yaml, then namespace and our search
 // attributes, registered through the operator API.
 import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
 import { Connection } from '@temporalio/client';
 import { msToTs } from '@temporalio/common/lib/time.js';
 import proto from '@temporalio/proto';
@@ -58,7 +57,8 @@ export async function applySchemas(db: TemporalDatabases): Promise<void> {
         tool('create-database');
         tool('setup-schema', '-v', '0.0');
       }
-      tool('update-schema', '-d', join(binaries.schema, dir, 'versioned'));
+      // The schemas the tool embeds: always the ones its server version expects.
+      tool('update-schema', '--schema-name', `postgresql/v12/${dir}`);
     }
   } finally {
     await client.end();
@@ -76,11 +76,12 @@ export async function dropDatabases(db: TemporalDatabases): Promise<void> {
 }
 
 /** Waits until the frontend answers, registers the namespace and our search attributes. */
-export async function prepareNamespace(address: string, namespace: string, timeoutMs = 90_000): Promise<void> {
+export async function prepareNamespace(address: string, namespace: string, alive: () => boolean = () => true, timeoutMs = 90_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let conn: Connection | undefined;
   let last: unknown;
   while (!conn && Date.now() < deadline) {
+    if (!alive()) throw new Error(`the Temporal server at ${address} exited before it was ready`);
     try {
       const c = await Connection.connect({ address, connectTimeout: 1000 });
       await c.workflowService.getSystemInfo({});

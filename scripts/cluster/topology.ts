@@ -17,6 +17,11 @@ const NODE = join(ROOT, 'node_modules', '.bin', 'node');
 /** The services, in start order; docker-compose.yml has one service for each (plus postgres and schema setup). */
 export const SERVICES = ['temporal', 'temporal-ui', 'api-1', 'api-2', 'worker-1', 'worker-2', 'haproxy'] as const;
 export type ServiceName = (typeof SERVICES)[number];
+/**
+ * Stop order: HAProxy first (no new traffic), then the nodes together (none needs another to
+ * shut down, and a task worker can take seconds to drain its polls), the servers last.
+ */
+const STOP_WAVES: ServiceName[][] = [['haproxy'], ['api-1', 'api-2', 'worker-1', 'worker-2'], ['temporal-ui'], ['temporal']];
 
 export interface ClusterOptions {
   /** PostgreSQL server for every database, e.g. postgres://postgres@127.0.0.1:5432/postgres */
@@ -29,7 +34,10 @@ export interface ClusterOptions {
   uiPort: number;
   /** Temporal frontend gRPC port; 0: a free range. */
   temporalPort: number;
-  /** Where logs and the shared DATA_DIR live. */
+  /**
+   * Where logs live, and each node's own DATA_DIR (<dataDir>/<service>): nodes share nothing on
+   * disk, as on separate machines, so whatever they must share goes through PostgreSQL.
+   */
   dataDir: string;
   jwtSecret: string;
   env?: Record<string, string>;
@@ -59,21 +67,25 @@ function portFree(port: number): Promise<boolean> {
   });
 }
 
-/** A frontend port whose whole offset range (see temporal-config/server/jarvis.yaml) is free. */
+/**
+ * A frontend port whose whole offset range (see temporal-config/server/jarvis.yaml) is free.
+ * Below 32,000: the server records membership ports in a smallint column (at most 32,767), and
+ * the range also stays clear of Linux's ephemeral ports (from 32,768).
+ */
 async function freeTemporalBase(): Promise<number> {
   for (let i = 0; i < 50; i++) {
-    const base = 20_000 + Math.floor(Math.random() * 30_000);
+    const base = 20_000 + Math.floor(Math.random() * 12_000);
     const free = await Promise.all(temporalPortOffsets.map((o) => portFree(base + o)));
     if (free.every(Boolean)) return base;
   }
   throw new Error('no free port range for the Temporal server');
 }
 
-async function waitFor(what: string, check: () => Promise<boolean>, alive: () => boolean, timeoutMs: number): Promise<void> {
+async function waitFor(what: string, check: () => Promise<boolean>, alive: () => boolean, timeoutMs: number, logTail: () => string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check().catch(() => false)) return;
-    if (!alive()) throw new Error(`${what} exited before it was ready`);
+    if (!alive()) throw new Error(`${what} exited before it was ready:\n${logTail()}\n`);
     await new Promise((r) => setTimeout(r, 250));
   }
   throw new Error(`${what} not ready after ${timeoutMs} ms`);
@@ -105,7 +117,6 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     JWT_SECRET: opts.jwtSecret,
     PUBLIC_URL: url,
     TRUST_PROXY: 'true',
-    DATA_DIR: join(opts.dataDir, 'files'),
     LOG_LEVEL: 'info',
     ...opts.env,
     ...extra,
@@ -124,11 +135,11 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     'api-1': {
       name: 'api-1', command: NODE, cwd: ROOT, args: ['workers/api.ts'],
       // Only the first node migrates; the others start after it is healthy.
-      env: app({ PORT: String(api1), NODE_ID: 'api-1', MIGRATE_ON_BOOT: 'true' }),
+      env: app({ PORT: String(api1), NODE_ID: 'api-1', MIGRATE_ON_BOOT: 'true', DATA_DIR: join(opts.dataDir, 'api-1') }),
     },
-    'api-2': { name: 'api-2', command: NODE, cwd: ROOT, args: ['workers/api.ts'], env: app({ PORT: String(api2), NODE_ID: 'api-2' }) },
-    'worker-1': { name: 'worker-1', command: NODE, cwd: ROOT, args: ['workers/task-worker.ts'], env: app({}) },
-    'worker-2': { name: 'worker-2', command: NODE, cwd: ROOT, args: ['workers/task-worker.ts'], env: app({}) },
+    'api-2': { name: 'api-2', command: NODE, cwd: ROOT, args: ['workers/api.ts'], env: app({ PORT: String(api2), NODE_ID: 'api-2', DATA_DIR: join(opts.dataDir, 'api-2') }) },
+    'worker-1': { name: 'worker-1', command: NODE, cwd: ROOT, args: ['workers/task-worker.ts'], env: app({ DATA_DIR: join(opts.dataDir, 'worker-1') }) },
+    'worker-2': { name: 'worker-2', command: NODE, cwd: ROOT, args: ['workers/task-worker.ts'], env: app({ DATA_DIR: join(opts.dataDir, 'worker-2') }) },
     haproxy: {
       name: 'haproxy', command: binaries.haproxy, cwd: ROOT,
       args: ['-db', '-f', 'scripts/cluster/haproxy.cfg'],
@@ -136,16 +147,25 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     },
   };
   const alive = (name: ServiceName) => () => processes.running(name);
+  /** Resolves once the service answers 200 at `url`; fails with its last log lines if it exits. */
+  const serving = (name: ServiceName, url: string, timeoutMs: number) =>
+    waitFor(name, httpOk(url), alive(name), timeoutMs, () => processes.logTail(name));
+  const exited = (name: ServiceName) => new Error(`${name} exited before it was ready:\n${processes.logTail(name)}\n`);
+  /** A worker has no port: it is ready when its process has stayed up through its connect. */
+  const stayingUp = async (name: ServiceName) => {
+    await new Promise((r) => setTimeout(r, 500));
+    if (!processes.running(name)) throw exited(name);
+  };
   /** Starts a service and resolves once it does its job. */
   const ready: Record<ServiceName, () => Promise<void>> = {
-    temporal: () => prepareNamespace(temporalAddress, opts.env?.TEMPORAL_NAMESPACE ?? 'default'),
-    'temporal-ui': () => waitFor('temporal-ui', httpOk(uiUrl), alive('temporal-ui'), 30_000),
-    'api-1': () => waitFor('api-1', httpOk(`http://127.0.0.1:${api1}/readyz`), alive('api-1'), 60_000),
-    'api-2': () => waitFor('api-2', httpOk(`http://127.0.0.1:${api2}/readyz`), alive('api-2'), 60_000),
-    // A worker has no port: it is ready when its process has stayed up through its connect.
-    'worker-1': () => new Promise((r) => setTimeout(r, 500)),
-    'worker-2': () => new Promise((r) => setTimeout(r, 500)),
-    haproxy: () => waitFor('haproxy', httpOk(`${url}/healthz`), alive('haproxy'), 15_000),
+    temporal: () => prepareNamespace(temporalAddress, opts.env?.TEMPORAL_NAMESPACE ?? 'default', alive('temporal'))
+      .catch((err) => { throw processes.running('temporal') ? err : exited('temporal'); }),
+    'temporal-ui': () => serving('temporal-ui', uiUrl, 30_000),
+    'api-1': () => serving('api-1', `http://127.0.0.1:${api1}/readyz`, 60_000),
+    'api-2': () => serving('api-2', `http://127.0.0.1:${api2}/readyz`, 60_000),
+    'worker-1': () => stayingUp('worker-1'),
+    'worker-2': () => stayingUp('worker-2'),
+    haproxy: () => serving('haproxy', `${url}/healthz`, 15_000),
   };
   const launch = async (name: ServiceName) => {
     await processes.start(specs[name]);
@@ -161,11 +181,8 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
       await ready[name]();
     },
     async stop(o = {}) {
-      await processes.stopAll();
-      if (o.dropDatabases) {
-        await dropDatabases(db);
-        await dropDatabases({ adminUrl: opts.pgUrl, main: opts.appDatabase, visibility: opts.appDatabase });
-      }
+      await processes.stopAll(10_000, STOP_WAVES);
+      if (o.dropDatabases) await dropClusterDatabases(opts);
     },
   };
   try {
@@ -178,10 +195,16 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     await Promise.all([launch('worker-1'), launch('worker-2')]);
     await launch('haproxy');
   } catch (err) {
-    await processes.stopAll(2000);
+    await processes.stopAll(2000, STOP_WAVES);
     throw new Error(`${(err as Error).message} (logs in ${processes.logDir})`);
   }
   return cluster;
+}
+
+/** Drops the cluster's three databases (a test's private ones once it is done). */
+export async function dropClusterDatabases(opts: ClusterOptions): Promise<void> {
+  await dropDatabases({ adminUrl: opts.pgUrl, ...opts.temporal });
+  await dropDatabases({ adminUrl: opts.pgUrl, main: opts.appDatabase, visibility: opts.appDatabase });
 }
 
 /** A fresh private cluster for a test run: own databases, own ports, own data directory. */

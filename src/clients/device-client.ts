@@ -355,7 +355,11 @@ function evictOldest<V>(map: Map<string, V>, max: number): void {
 // ---- the client -------------------------------------------------------------------------------
 
 export interface DeviceClientOptions {
-  url: string;
+  /**
+   * The server's WebSocket URL, or a function asked for one before every connection attempt:
+   * a device that knows several entry points (API nodes) moves to another when one is cut.
+   */
+  url: string | (() => string);
   token: string;
   handlers: Record<string, StepHandler>;
   /** Finished keys (default: in memory). */
@@ -518,7 +522,8 @@ export class DeviceClient {
   }
 
   private connect(onHello?: () => void, onFail?: (err: Error) => void): void {
-    const ws = new WebSocket(this.opts.url, {
+    const url = typeof this.opts.url === 'function' ? this.opts.url() : this.opts.url;
+    const ws = new WebSocket(url, {
       headers: { Authorization: `Bearer ${this.opts.token}` },
       handshakeTimeout: this.opts.handshakeTimeoutMs ?? 10_000,
     });

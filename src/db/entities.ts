@@ -234,7 +234,7 @@ export const Log = defineEntity({
 });
 export type Log = InferEntity<typeof Log>;
 
-/** An uploaded file's metadata; its bytes are at `${DATA_DIR}/${storageKey}`. */
+/** An uploaded file's metadata; its bytes are in the file store (src/db/file-chunks.ts) under storageKey. */
 export const StoredFile = defineEntity({
   name: 'StoredFile',
   tableName: 'files',

@@ -1,6 +1,7 @@
 // Uploaded files' metadata, per user, and the per-user storage quota.
 import { StoredFile } from './entities.ts';
 import { OwnedRepos } from './owned.ts';
+import type { EntityManager } from '@mikro-orm/postgresql';
 import { onEm, sql, dbOf } from './sql.ts';
 
 /** Bytes the user's files take. */
@@ -18,7 +19,7 @@ export type NewFile = Omit<StoredFile, 'userId'>;
  * transaction: a failure there leaves no row. `over`: the bytes already used, when it did not fit.
  */
 export async function insertWithinQuota(
-  repos: OwnedRepos, file: NewFile, quotaBytes: number, place: () => Promise<void>,
+  repos: OwnedRepos, file: NewFile, quotaBytes: number, place: (tx: EntityManager) => Promise<unknown>,
 ): Promise<{ file: StoredFile } | { over: number }> {
   return repos.em.transactional(async (tx) => {
     await onEm(tx, sql`select pg_advisory_xact_lock(hashtextextended(${`files:${repos.userId}`}::text, 0))`);
@@ -26,7 +27,7 @@ export async function insertWithinQuota(
       sql`select coalesce(sum(size_bytes), 0)::text as used from files where user_id = ${repos.userId}`);
     const used = Number(row.used);
     if (used + file.sizeBytes > quotaBytes) return { over: used };
-    await place();
+    await place(tx);
     return { file: new OwnedRepos(tx, repos.userId).create(StoredFile, file) };
   });
 }

@@ -207,3 +207,11 @@ export function dbOf(from: Orm | EntityManager): Promise<Db> {
 export function onEm<T extends Row = Row>(em: EntityManager, q: Sql): Promise<T[]> {
   return em.execute<T[]>(q.inline());
 }
+
+/**
+ * A statement on an EntityManager (inside its transaction, when it has one) with its values bound
+ * by the driver, for values no literal carries: bytes (a file's chunks).
+ */
+export function boundOnEm<T extends Row = Row>(em: Pick<EntityManager, 'execute'>, q: Sql): Promise<T[]> {
+  return em.execute<T[]>(q.parts.join('?'), [...q.values]);
+}

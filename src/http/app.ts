@@ -18,7 +18,7 @@ import { Metrics, type SocketCounts } from './metrics.ts';
 import { docsRouter } from './openapi.ts';
 import { monitorPage } from './monitor-page.ts';
 import { RateLimits } from './rate-limit.ts';
-import { httpSpans } from '../telemetry/http-spans.ts';
+import { httpSpans } from './request-spans.ts';
 import { API_PREFIX, MAX_BODY_BYTES, mount, type RouteSpec } from './route.ts';
 import { authRoutes } from './routes/auth.ts';
 import { deviceRoutes, type DeviceSockets } from './routes/devices.ts';
@@ -52,7 +52,7 @@ export interface AppDeps {
   counts?: () => SocketCounts;
   /** Open sessions this node may trust for a moment (without it, each request reads `sessions`). */
   sessionCache?: SessionCache;
-  /** With tracing on: a span per request (src/telemetry/http-spans.ts). */
+  /** With tracing on: a span per request (src/http/request-spans.ts). */
   tracer?: Tracer;
   /** The Temporal SDK's metrics text, appended to GET /metrics (src/telemetry/sdk-metrics.ts). */
   sdkMetrics?: () => Promise<string>;

@@ -1,5 +1,5 @@
 // Logs (POST /logs, GET /logs, GET /tasks/:id/logs, device logs), files (multipart upload streamed
-// to disk, type by content, size limit, quota, download, delete) and the dashboard stats, on the
+// to a scratch file, bytes kept in PostgreSQL, type by content, size limit, quota, download, delete) and the dashboard stats, on the
 // real system with small file limits and a DATA_DIR of its own.
 import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -293,11 +293,17 @@ async function upload(token: string | undefined, parts: Part[]): Promise<Reply> 
 const uploadFile = (token: string, filename: string, data: Buffer | string, type = 'application/octet-stream') =>
   upload(token, [{ name: 'file', filename, type, data }]);
 
-/** What is on disk for a user: stored files and any leftover temporary ones. */
-const onDisk = (userId: string) => {
-  const dir = join(dataDir, 'files', userId);
-  return existsSync(dir) ? readdirSync(dir).sort() : [];
-};
+/**
+ * What is kept for a user: the ids of files with bytes in PostgreSQL's file_chunks (read with
+ * SQL, not through the store) and any scratch file left in DATA_DIR/uploads.
+ */
+async function stored(userId: string): Promise<string[]> {
+  const rows = await sys.orm.em.fork().execute<{ id: string }[]>(
+    "select distinct split_part(storage_key, '/', 3) as id from file_chunks where storage_key like ?", [`files/${userId}/%`],
+  );
+  const dir = join(dataDir, 'uploads', userId);
+  return [...rows.map((r) => r.id), ...(existsSync(dir) ? readdirSync(dir) : [])].sort();
+}
 
 describe('files', () => {
   let a: TestUser;
@@ -309,7 +315,7 @@ describe('files', () => {
     b = await newUser();
   });
 
-  it('uploads a PNG (streamed to DATA_DIR) and downloads it byte-identical with its type', async () => {
+  it('uploads a PNG (streamed, stored in PostgreSQL) and downloads it byte-identical with its type', async () => {
     const res = await uploadFile(a.token, 'pixel.png', PNG, 'application/octet-stream');
     expect(res.status).toBe(201);
     const file = res.body.data.file;
@@ -318,7 +324,7 @@ describe('files', () => {
       sha256: createHash('sha256').update(PNG).digest('hex'),
     });
     pngId = file.id;
-    expect(onDisk(a.userId)).toEqual([file.id]);
+    expect(await stored(a.userId)).toEqual([file.id]);
 
     const meta = await sys.api.get(`/files/${file.id}`, a.token);
     expect(meta.status).toBe(200);
@@ -369,7 +375,7 @@ describe('files', () => {
   });
 
   it('refuses other types with 415, whatever the name says, and leaves nothing on disk', async () => {
-    const before = onDisk(a.userId);
+    const before = await stored(a.userId);
     const cases: [string, Buffer | string][] = [
       ['evil.png', ELF],
       ['setup.exe.png', Buffer.concat([Buffer.from('MZ'), Buffer.from([0x90, 0, 3, 0]), Buffer.alloc(100, 0)])],
@@ -383,7 +389,7 @@ describe('files', () => {
       const res = await uploadFile(a.token, name, data, 'image/png');
       expect([name, res.status, res.body.code]).toEqual([name, 415, 1001]);
     }
-    expect(onDisk(a.userId)).toEqual(before);
+    expect(await stored(a.userId)).toEqual(before);
   });
 
   it('over the size limit: 413, and nothing on disk (declared, streamed, or chunked)', async () => {
@@ -417,11 +423,11 @@ describe('files', () => {
       headers: { 'Content-Type': `multipart/form-data; boundary=${boundary}`, Authorization: `Bearer ${u.token}` },
     } as RequestInit));
     expect([chunked.status, chunked.body.code]).toEqual([413, 1001]);
-    expect(onDisk(u.userId)).toEqual([]);
+    expect(await stored(u.userId)).toEqual([]);
     // Exactly at the limit is fine.
     const exact = await uploadFile(u.token, 'exact.txt', 'z'.repeat(FILE_MAX));
     expect([exact.status, exact.body.data.file.size_bytes]).toEqual([201, FILE_MAX]);
-    expect(onDisk(u.userId)).toEqual([exact.body.data.file.id]);
+    expect(await stored(u.userId)).toEqual([exact.body.data.file.id]);
   });
 
   it('a client that hangs up mid-upload leaves nothing behind', async () => {
@@ -435,10 +441,10 @@ describe('files', () => {
     req.on('error', () => undefined);
     req.write(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="half.txt"\r\n\r\n${'h'.repeat(2000)}`);
     // The temporary file exists while the upload runs...
-    await eventually(async () => onDisk(u.userId).some((f) => f.endsWith('.part')), 5000, 'the temporary file');
+    await eventually(async () => (await stored(u.userId)).some((f) => f.endsWith('.part')), 5000, 'the temporary file');
     req.destroy();
     // ...and is gone once the client has hung up.
-    await eventually(async () => onDisk(u.userId).length === 0, 5000, 'cleanup');
+    await eventually(async () => (await stored(u.userId)).length === 0, 5000, 'cleanup');
     expect((await sys.api.get('/files', u.token)).body.data.total).toBe(0);
   });
 
@@ -455,7 +461,7 @@ describe('files', () => {
     expect([over.status, over.body.code]).toEqual([413, 1001]);
     expect(over.body.message).toMatch(/quota/);
     expect(over.body.message).toContain(`${3 * size} of ${QUOTA} bytes`);
-    expect(onDisk(u.userId)).toEqual([...ids].sort());
+    expect(await stored(u.userId)).toEqual([...ids].sort());
     // Another user's quota is their own.
     expect((await uploadFile(b.token, 'mine.txt', '3'.repeat(size))).status).toBe(201);
 
@@ -487,7 +493,7 @@ describe('files', () => {
     // Control characters in a part header are malformed.
     expectInvalid(await uploadFile(a.token, 'a\u0007.txt', 'x'), '(root)');
     expectUnauthenticated(await uploadFile(undefined as unknown as string, 'a.txt', 'x'));
-    expect(onDisk(a.userId).filter((f) => f.endsWith('.part'))).toEqual([]);
+    expect((await stored(a.userId)).filter((f) => f.endsWith('.part'))).toEqual([]);
   });
 
   it('sanitizes the name: no path, no control characters, at most 255 characters', async () => {
@@ -495,7 +501,7 @@ describe('files', () => {
     const res = await upload(a.token, [{ name: 'file', data: 'root:x:0:0', disposition: `form-data; name="file"; filename*=UTF-8''..%2F..%2Fetc%2Fpass%07wd` }]);
     expect(res.status).toBe(201);
     expect(res.body.data.file.name).toBe('passwd');
-    expect(onDisk(a.userId)).toContain(res.body.data.file.id);
+    expect(await stored(a.userId)).toContain(res.body.data.file.id);
     expect(sanitizeFilename('C:\\Users\\me\\..\\a<b>.txt')).toBe('a_b_.txt');
     expect(sanitizeFilename('\u202eexe.txt')).toBe('exe.txt');
     expect(sanitizeFilename('...')).toBe('file');
@@ -533,14 +539,14 @@ describe('files', () => {
     expectUnauthenticated(await sys.api.get(`/files/${pngId}`));
     expectUnauthenticated(await sys.api.get(`/files/${pngId}/content`));
     expectUnauthenticated(await sys.api.del(`/files/${pngId}`));
-    expect(onDisk(a.userId)).toContain(pngId);
+    expect(await stored(a.userId)).toContain(pngId);
   });
 
   it('DELETE /files/:id removes the row and the bytes', async () => {
     const res = await sys.api.del(`/files/${pngId}`, a.token);
     expect(res.status).toBe(200);
     expect(res.body.data).toEqual({ deleted: true });
-    expect(onDisk(a.userId)).not.toContain(pngId);
+    expect(await stored(a.userId)).not.toContain(pngId);
     expectNotFound(await sys.api.get(`/files/${pngId}`, a.token));
     expectNotFound(await sys.api.get(`/files/${pngId}/content`, a.token));
     expectNotFound(await sys.api.del(`/files/${pngId}`, a.token));

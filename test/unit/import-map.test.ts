@@ -19,7 +19,7 @@ interface Rule {
 
 /** The shared leaves at src/'s top: anything in src/ may use them. */
 const SHARED = ['src/errors.ts', 'src/validation.ts', 'src/logger.ts', 'src/config.ts'];
-const SRC_FOLDERS = ['src/protocol', 'src/db', 'src/domain', 'src/http', 'src/ws', 'src/temporal', 'src/clients'];
+const SRC_FOLDERS = ['src/protocol', 'src/db', 'src/domain', 'src/http', 'src/ws', 'src/temporal', 'src/telemetry', 'src/clients'];
 const COMPOSITION = ['src/api-node.ts', 'src/task-worker.ts', 'src/reconciler.ts', 'src/boot.ts'];
 const EVERYTHING_IN_SRC = [...SHARED, ...SRC_FOLDERS, ...COMPOSITION];
 
@@ -29,11 +29,12 @@ const MAP: Record<string, Rule> = {
   'src/logger.ts': { values: [] },
   'src/config.ts': { values: [] },
   'src/protocol': { values: [] },
-  'src/temporal': { values: [...SHARED, 'workflows'] },
+  'src/telemetry': { values: SHARED, types: ['src/protocol'] },
+  'src/temporal': { values: [...SHARED, 'src/telemetry', 'workflows'] },
   'src/db': { values: [...SHARED, 'migrations'], types: ['workflows'] },
   'src/domain': { values: [...SHARED, 'src/db', 'src/temporal', 'workflows'] },
-  'src/http': { values: [...SHARED, 'src/db', 'src/domain'] },
-  'src/ws': { values: [...SHARED, 'src/db', 'src/domain', 'src/protocol', 'src/temporal', 'workflows'] },
+  'src/http': { values: [...SHARED, 'src/db', 'src/domain', 'src/telemetry'] },
+  'src/ws': { values: [...SHARED, 'src/db', 'src/domain', 'src/protocol', 'src/temporal', 'src/telemetry', 'workflows'] },
   'src/clients': { values: ['src/protocol'] },
   'src/api-node.ts': { values: [...EVERYTHING_IN_SRC, 'activities', 'workflows'] },
   'src/task-worker.ts': { values: [...EVERYTHING_IN_SRC, 'activities', 'workflows'] },

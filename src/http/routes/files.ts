@@ -1,10 +1,11 @@
 // Files: multipart upload streamed to disk (never buffered whole), type whitelist by content,
-// size limit and per-user quota; metadata in `files`, bytes at `${DATA_DIR}/files/<user>/<id>`.
+// size limit and per-user quota; metadata in `files`, bytes in the file store (src/db/file-chunks.ts), received
+// first into a scratch file under `${DATA_DIR}/uploads`.
 import { createHash, randomUUID, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
-import { join, resolve, sep } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { TextDecoder } from 'node:util';
 import { pipeline } from 'node:stream/promises';
@@ -15,6 +16,8 @@ import type { StoredFile } from '../../db/entities.ts';
 import * as filesDb from '../../db/files.ts';
 import type { OwnedRepos } from '../../db/owned.ts';
 import { AppError, errors } from '../../errors.ts';
+import type { FileStore } from '../../db/file-store.ts';
+import { PgFileStore } from '../../db/file-chunks.ts';
 import { envelope } from '../middleware.ts';
 import { pageOf, pageQuery } from '../paging.ts';
 import { defineRoute, idParams } from '../route.ts';
@@ -25,6 +28,8 @@ export interface FileRouteOptions {
   dataDir: string;
   maxBytes: number;
   quotaBytes: number;
+  /** Default: PostgreSQL, which every API node reads. */
+  store?: FileStore;
 }
 
 export const UPLOAD_PATH = '/files/upload';
@@ -276,12 +281,7 @@ function presentFile(f: StoredFile) {
 
 export function fileRoutes(opts: FileRouteOptions) {
   const root = resolve(opts.dataDir);
-  /** Where a row's bytes are; never outside DATA_DIR. */
-  const pathOf = (f: StoredFile) => {
-    const p = resolve(root, f.storageKey);
-    if (!p.startsWith(root + sep)) throw errors.notFound('file');
-    return p;
-  };
+  const store = opts.store ?? new PgFileStore();
   const mib = (n: number) => `${+(n / 1024 / 1024).toFixed(2)} MiB`;
 
   async function upload(ctx: Context) {
@@ -297,7 +297,7 @@ export function fileRoutes(opts: FileRouteOptions) {
     if (left === 0) throw quotaError();
     const byQuota = left < opts.maxBytes;
     const limits: Limits = {
-      dir: join(root, 'files', repos.userId),
+      dir: join(root, 'uploads', repos.userId),
       limit: byQuota ? left : opts.maxBytes,
       overLimit: byQuota ? quotaError : sizeError,
     };
@@ -310,21 +310,16 @@ export function fileRoutes(opts: FileRouteOptions) {
 
     const id = randomUUID();
     const storageKey = `files/${repos.userId}/${id}`;
-    const finalPath = resolve(root, storageKey);
     let stored: Awaited<ReturnType<typeof filesDb.insertWithinQuota>>;
     try {
+      // In the row's transaction: the bytes are there exactly when the row is.
       stored = await filesDb.insertWithinQuota(repos, {
         id, name: got.name, contentType: got.contentType, sizeBytes: got.size, sha256: got.sha256, storageKey, createdAt: new Date(),
-      }, opts.quotaBytes, () => rename(got.tmpPath, finalPath));
-    } catch (err) {
+      }, opts.quotaBytes, (tx) => store.put(tx, storageKey, createReadStream(got.tmpPath)));
+    } finally {
       await rm(got.tmpPath, { force: true });
-      await rm(finalPath, { force: true });
-      throw err;
     }
-    if ('over' in stored) {
-      await rm(got.tmpPath, { force: true });
-      throw overQuota(stored.over);
-    }
+    if ('over' in stored) throw overQuota(stored.over);
     envelope(ctx, { file: presentFile(stored.file) }, 201);
   }
 
@@ -358,15 +353,14 @@ export function fileRoutes(opts: FileRouteOptions) {
       params: idParams, success: { status: 200, description: 'the file\'s bytes (errors are the JSON envelope)', data: 'binary' }, errors: [400, 401, 404],
       async handler(ctx, { params }) {
         const f = await filesDb.get(ctx.state.repos, params.id);
-        const path = pathOf(f);
-        const size = await stat(path).then((s) => s.size, () => null);
-        if (size === null) throw errors.notFound('file content');
-        ctx.body = createReadStream(path);
+        const content = await store.open(ctx.state.em, f.storageKey);
+        if (!content) throw errors.notFound('file content');
+        ctx.body = content.stream;
         ctx.status = 200;
         // The type is the one detected at upload, never the name's extension: set it first, so
         // attachment() (which would derive one from the name) leaves it alone.
         ctx.type = TEXT_TYPES.has(f.contentType) ? `${f.contentType}; charset=utf-8` : f.contentType;
-        ctx.length = size;
+        ctx.length = content.size;
         // Header bytes past ASCII are read differently by different clients: an ASCII fallback
         // name, and the exact one in RFC 8187's filename* when they differ.
         ctx.attachment(f.name, { fallback: f.name.replace(/[^\x20-\x7e]/g, '_') });
@@ -380,9 +374,8 @@ export function fileRoutes(opts: FileRouteOptions) {
       params: idParams, success: { status: 200, description: 'Deleted', data: deleted }, errors: [400, 401, 404],
       async handler(ctx, { params }) {
         const f = await filesDb.get(ctx.state.repos, params.id);
-        const path = pathOf(f);
         await filesDb.remove(ctx.state.repos, f);
-        await rm(path, { force: true });
+        await store.remove(ctx.state.em, f.storageKey);
         envelope(ctx, { deleted: true });
       },
     }),

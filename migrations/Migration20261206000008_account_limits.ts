@@ -8,8 +8,8 @@ import { Migration } from '@mikro-orm/migrations';
  * never wait on it. The partial index keeps counting a user's unfinished runs proportional to
  * those runs, not to the user's whole history.
  */
-export class Migration20261206000007_account_limits extends Migration {
-  override name = 'Migration20261206000007_account_limits';
+export class Migration20261206000008_account_limits extends Migration {
+  override name = 'Migration20261206000008_account_limits';
 
   override up(): void {
     this.addSql(`

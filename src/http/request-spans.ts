@@ -4,7 +4,7 @@
 import { context, propagation, SpanKind, SpanStatusCode, trace, type Tracer } from '@opentelemetry/api';
 import type Router from '@koa/router';
 import type { Context, Next } from 'koa';
-import { routeLabel } from '../http/metrics.ts';
+import { routeLabel } from './metrics.ts';
 
 export function httpSpans(tracer: Tracer, routers: () => Router[] = () => []) {
   return async (ctx: Context, next: Next) => {
