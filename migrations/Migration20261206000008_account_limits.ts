@@ -15,7 +15,7 @@ export class Migration20261206000008_account_limits extends Migration {
     this.addSql(`
       create index tasks_user_unfinished_idx on tasks (user_id) where status in ('pending', 'running', 'paused');
 
-      create function account_admit(p_user uuid, p_what text, p_max int) returns void
+      create function account_admit(p_user uuid, p_what text, p_max bigint) returns void
       language plpgsql as $$
       declare
         n bigint;
@@ -38,6 +38,6 @@ export class Migration20261206000008_account_limits extends Migration {
   }
 
   override down(): void {
-    this.addSql('drop function if exists account_admit(uuid, text, int); drop index if exists tasks_user_unfinished_idx;');
+    this.addSql('drop function if exists account_admit(uuid, text, bigint); drop index if exists tasks_user_unfinished_idx;');
   }
 }

@@ -80,11 +80,23 @@ export function unstorableInput(input: unknown): FieldError | null {
  * Malformed JSON is left for JSON.parse to report.
  */
 export function jsonShapeProblem(text: string): FieldError | null {
-  const root = { path: '(root)' };
-  // Per open container: whether it is an array, its key or item count, and whether it is empty.
+  // Per open container: whether it is an array, its key or item count, whether it is empty, and
+  // for an object where its current key's string starts and ends (read only to name a fault).
   const isArray: boolean[] = [];
   const counts: number[] = [];
   const empty: boolean[] = [];
+  const keyFrom: number[] = [];
+  const keyTo: number[] = [];
+  let lastString = [0, 0];
+  /** The path of the container at `depth` (the current element of each one around it). */
+  const pathTo = (depth: number) => {
+    const parts: string[] = [];
+    for (let d = 0; d < depth; d++) {
+      if (isArray[d]) parts.push(String(counts[d] - 1));
+      else parts.push(JSON.parse(text.slice(keyFrom[d], keyTo[d] + 1)) as string);
+    }
+    return parts.length ? parts.join('.') : '(root)';
+  };
   let values = 1;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
@@ -93,7 +105,7 @@ export function jsonShapeProblem(text: string): FieldError | null {
     if (top >= 0 && isArray[top] && empty[top] && c !== 93 /* ] */) {
       empty[top] = false;
       counts[top] = 1;
-      if (++values > MAX_INPUT_VALUES) return { ...root, message: `more than ${MAX_INPUT_VALUES} values in all` };
+      if (++values > MAX_INPUT_VALUES) return { path: '(root)', message: `more than ${MAX_INPUT_VALUES} values in all` };
     }
     switch (c) {
       case 34: { // a string: jump to its closing quote (one not escaped by an odd run of backslashes)
@@ -105,32 +117,39 @@ export function jsonShapeProblem(text: string): FieldError | null {
           j = text.indexOf('"', j + 1);
         }
         if (j === -1) return null; // unterminated: JSON.parse says so
+        lastString = [i, j];
         i = j;
         break;
       }
       case 123: // {
       case 91: // [
-        if (isArray.length >= MAX_INPUT_DEPTH) return { ...root, message: `nested deeper than ${MAX_INPUT_DEPTH} levels` };
+        if (isArray.length >= MAX_INPUT_DEPTH) return { path: pathTo(isArray.length), message: `nested deeper than ${MAX_INPUT_DEPTH} levels` };
         isArray.push(c === 91);
         counts.push(0);
         empty.push(true);
+        keyFrom.push(0);
+        keyTo.push(0);
         break;
       case 125: // }
       case 93: // ]
         isArray.pop();
         counts.pop();
         empty.pop();
+        keyFrom.pop();
+        keyTo.pop();
         break;
       case 58: // : one more key of the object, and its value
         if (top >= 0 && !isArray[top]) {
-          if (++counts[top] > MAX_INPUT_KEYS) return { ...root, message: `more than ${MAX_INPUT_KEYS} keys in one object` };
-          if (++values > MAX_INPUT_VALUES) return { ...root, message: `more than ${MAX_INPUT_VALUES} values in all` };
+          if (++counts[top] > MAX_INPUT_KEYS) return { path: pathTo(top), message: `more than ${MAX_INPUT_KEYS} keys` };
+          if (++values > MAX_INPUT_VALUES) return { path: '(root)', message: `more than ${MAX_INPUT_VALUES} values in all` };
+          keyFrom[top] = lastString[0];
+          keyTo[top] = lastString[1];
         }
         break;
       case 44: // , one more item of the array
         if (top >= 0 && isArray[top]) {
-          if (++counts[top] > MAX_INPUT_ITEMS) return { ...root, message: `more than ${MAX_INPUT_ITEMS} items in one array` };
-          if (++values > MAX_INPUT_VALUES) return { ...root, message: `more than ${MAX_INPUT_VALUES} values in all` };
+          if (++counts[top] > MAX_INPUT_ITEMS) return { path: pathTo(top), message: `more than ${MAX_INPUT_ITEMS} items` };
+          if (++values > MAX_INPUT_VALUES) return { path: '(root)', message: `more than ${MAX_INPUT_VALUES} values in all` };
         }
         break;
     }

@@ -78,8 +78,11 @@ const config = loadConfig({
   RATE_LIMIT_IP_PER_MIN: '1000000000',
   RATE_LIMIT_USER_PER_MIN: '1000000000',
   RATE_LIMIT_AUTH_PER_MIN: '1000000',
-  // F4 and the soak watch from up to 1,000 monitor sockets of one user.
+  // One bench user does what many users would: F4 and the soak watch from up to 1,000 monitor
+  // sockets, F6 parks thousands of runs.
   WS_MAX_MONITORS_PER_USER: '100000',
+  ACCOUNT_MAX_UNFINISHED_RUNS: '1000000',
+  ACCOUNT_MAX_WORKFLOWS: '100000',
   ACCESS_TOKEN_TTL_S: '3600',
 });
 const logger = createLogger(config.LOG_LEVEL);

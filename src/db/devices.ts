@@ -3,7 +3,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Device } from './entities.ts';
 import type { OwnedRepos } from './owned.ts';
-import { withinLimit } from './quotas.ts';
+import { insertWithinLimit } from './quotas.ts';
 
 /** Whether the user already registered a machine under this client id. */
 export async function isRegistered(repos: OwnedRepos, clientDeviceId: string): Promise<boolean> {
@@ -13,11 +13,7 @@ export async function isRegistered(repos: OwnedRepos, clientDeviceId: string): P
 /** Registers one of the user's devices (written at once). */
 /** Inserts the user's device unless the user already holds `max` devices (throws; see quotas.ts). */
 export async function insert(repos: OwnedRepos, device: Omit<Device, 'userId' | 'createdAt' | 'updatedAt' | 'nodeId' | 'connectionId' | 'connectionStartedAt' | 'lastOnlineAt'>, max: number): Promise<Device> {
-  return withinLimit(repos.em, repos, 'devices', max, async (tx) => {
-    const row = tx.create(Device, { ...device, userId: repos.userId });
-    await tx.flush();
-    return row;
-  });
+  return insertWithinLimit(repos, Device, device, 'devices', max);
 }
 
 export function get(repos: OwnedRepos, id: string): Promise<Device> {

@@ -27,14 +27,18 @@ export function logEvents(taskId: string, events: readonly RunEvent[]): Sql {
      order by seq`;
 }
 
-/** One step row as the fold leaves it. */
-export interface StepRow {
+/** What names a step attempt and where it stands: shared by the fold's writes and its rows. */
+export interface StepFields {
   key: string;
   nodeId: string;
   nodeType: string;
   name: string | null;
   attempt: number;
   status: 'running' | 'completed' | 'failed' | 'cancelled';
+}
+
+/** One step row as the fold leaves it. */
+export interface StepRow extends StepFields {
   output: unknown;
   error: unknown;
   startedAt: Date;

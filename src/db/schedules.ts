@@ -2,7 +2,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Device, Schedule, Workflow } from './entities.ts';
 import type { OwnedRepos } from './owned.ts';
-import { withinLimit } from './quotas.ts';
+import { insertWithinLimit } from './quotas.ts';
 
 /** Throws 404 unless the workflow and the device both are the user's. */
 export async function checkTargets(repos: OwnedRepos, workflowId: string, deviceId: string): Promise<void> {
@@ -12,11 +12,7 @@ export async function checkTargets(repos: OwnedRepos, workflowId: string, device
 
 /** Inserts the user's schedule unless the user already holds `max` schedules (throws; see quotas.ts). */
 export async function insert(repos: OwnedRepos, schedule: Omit<Schedule, 'userId' | 'createdAt' | 'updatedAt'>, max: number): Promise<Schedule> {
-  return withinLimit(repos.em, repos, 'schedules', max, async (tx) => {
-    const row = tx.create(Schedule, { ...schedule, userId: repos.userId });
-    await tx.flush();
-    return row;
-  });
+  return insertWithinLimit(repos, Schedule, schedule, 'schedules', max);
 }
 
 export function get(repos: OwnedRepos, id: string): Promise<Schedule> {

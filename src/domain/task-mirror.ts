@@ -1,6 +1,7 @@
 // How run events change the PostgreSQL mirror of a task. Pure: the persistence activity and
 // the reconciler apply the same rules.
 import type { RunEvent, RunStatus } from '../../workflows/api.ts';
+import type { StepFields } from '../db/run-mirror.ts';
 
 export interface TaskMirror {
   status: RunStatus;
@@ -16,13 +17,8 @@ export interface TaskMirror {
   createdAt: Date;
 }
 
-export interface StepWrite {
-  key: string;
-  nodeId: string;
-  nodeType: string;
-  name: string | null;
-  attempt: number;
-  status: 'running' | 'completed' | 'failed' | 'cancelled';
+/** A step attempt as one event leaves it (folded into a StepRow by the run mirror). */
+export interface StepWrite extends StepFields {
   output?: unknown;
   error?: unknown;
   at: Date;

@@ -53,10 +53,10 @@ describe('field error lists', () => {
 });
 
 describe('jsonShapeProblem (the same caps, on the text before parsing)', () => {
-  /** Whether the walk after parsing refuses `v` for its shape (not for its strings). */
-  const walkRefuses = (v: unknown) => {
+  /** What the walk after parsing says of `v`'s shape (null: nothing, or only of its strings). */
+  const walkSays = (v: unknown) => {
     const p = unstorableInput(v);
-    return p !== null && !/NUL|surrogate/.test(p.message);
+    return p !== null && !/NUL|surrogate/.test(p.message) ? p : null;
   };
 
   it('agrees with the walk at and past every cap', () => {
@@ -70,8 +70,15 @@ describe('jsonShapeProblem (the same caps, on the text before parsing)', () => {
     ];
     for (const v of cases) {
       const text = JSON.stringify(v);
-      expect({ size: text.length, scan: jsonShapeProblem(text) !== null }).toEqual({ size: text.length, scan: walkRefuses(v) });
+      // The same verdict, at the same path, with the same words.
+      expect({ size: text.length, scan: jsonShapeProblem(text) }).toEqual({ size: text.length, scan: walkSays(v) });
     }
+    // Paths name keys (escapes read) and array indexes the way the walk does.
+    const deep = { parameters: { 'p "q"': [[{ x: nested(MAX_INPUT_DEPTH) }]] } };
+    expect(jsonShapeProblem(JSON.stringify(deep))).toEqual(walkSays(deep));
+    expect(jsonShapeProblem(JSON.stringify(deep))?.path).toMatch(/^parameters\.p "q"\.0\.0\.x\.a\.a/);
+    const wide = { list: [1, 2, { k: objectWithKeys(MAX_INPUT_KEYS + 1) }] };
+    expect(jsonShapeProblem(JSON.stringify(wide))).toEqual({ path: 'list.2.k', message: `more than ${MAX_INPUT_KEYS} keys` });
   });
 
   it('is not fooled by brackets, colons, commas and escaped quotes inside strings', () => {
@@ -82,13 +89,13 @@ describe('jsonShapeProblem (the same caps, on the text before parsing)', () => {
 
   it('agrees with the walk on arbitrary JSON', () => {
     fc.assert(fc.property(fc.jsonValue({ maxDepth: 70 }), (v) => {
-      expect(jsonShapeProblem(JSON.stringify(v)) !== null).toBe(walkRefuses(v));
+      expect(jsonShapeProblem(JSON.stringify(v))).toEqual(walkSays(v));
     }), { numRuns: 300 });
   });
 
   it('refuses a 1 MiB object of 96k keys and 100k nested brackets without parsing them', () => {
     const keys = `{${Array.from({ length: 96_000 }, (_, i) => `"k${i}":1`).join(',')}}`;
-    expect(jsonShapeProblem(keys)?.message).toBe(`more than ${MAX_INPUT_KEYS} keys in one object`);
+    expect(jsonShapeProblem(keys)).toEqual({ path: '(root)', message: `more than ${MAX_INPUT_KEYS} keys` });
     expect(jsonShapeProblem(`${'['.repeat(100_000)}${']'.repeat(100_000)}`)?.message).toBe(`nested deeper than ${MAX_INPUT_DEPTH} levels`);
   });
 });
