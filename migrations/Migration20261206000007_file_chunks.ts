@@ -1,7 +1,7 @@
 import { Migration } from '@mikro-orm/migrations';
 
 /**
- * Uploaded files' bytes move into PostgreSQL (src/storage/pg-file-store.ts), so every API node
+ * Uploaded files' bytes move into PostgreSQL (src/db/file-chunks.ts), so every API node
  * serves every file. The foreign key is checked at commit: an upload writes the chunks before
  * the row in one transaction. Deleting a file (or its user) deletes its chunks.
  */

@@ -254,6 +254,19 @@ export const StoredFile = defineEntity({
 });
 export type StoredFile = InferEntity<typeof StoredFile>;
 
+/** A file's bytes, in fixed-size pieces (src/db/file-chunks.ts); they go with their file's row. */
+export const FileChunk = defineEntity({
+  name: 'FileChunk',
+  tableName: 'file_chunks',
+  properties: {
+    storageKey: p.string().length(255).primary(),
+    seq: p.integer().primary(),
+    data: p.blob(),
+  },
+  checks: [{ name: 'file_chunks_seq_check', expression: 'seq >= 0' }],
+});
+export type FileChunk = InferEntity<typeof FileChunk>;
+
 
 /** A login session: one refresh-token family (src/db/sessions.ts). */
 export const Session = defineEntity({
@@ -322,7 +335,7 @@ export const LaneRequest = defineEntity({
 export type LaneRequest = InferEntity<typeof LaneRequest>;
 
 export const ENTITIES = [
-  User, Device, Workflow, WorkflowVersion, Task, TaskStep, TaskEvent, Schedule, Log, StoredFile,
+  User, Device, Workflow, WorkflowVersion, Task, TaskStep, TaskEvent, Schedule, Log, StoredFile, FileChunk,
   Session, RefreshToken, DeviceLane, LaneRequest,
 ];
 
@@ -346,6 +359,7 @@ export const FOREIGN_KEYS: readonly { table: string; column: string; references:
   { table: 'logs', column: 'user_id', references: 'users', onDelete: 'cascade' },
   { table: 'logs', column: 'task_id', references: 'tasks', onDelete: 'cascade' },
   { table: 'files', column: 'user_id', references: 'users', onDelete: 'cascade' },
+  { table: 'file_chunks', column: 'storage_key', references: 'files', onDelete: 'cascade' },
   { table: 'sessions', column: 'user_id', references: 'users', onDelete: 'cascade' },
   { table: 'refresh_tokens', column: 'session_id', references: 'sessions', onDelete: 'cascade' },
   { table: 'device_lanes', column: 'device_id', references: 'devices', onDelete: 'cascade' },
