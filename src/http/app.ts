@@ -18,6 +18,7 @@ import { docsRouter } from './openapi.ts';
 import { monitorPage } from './monitor-page.ts';
 import { RateLimits } from './rate-limit.ts';
 import { API_PREFIX, MAX_BODY_BYTES, mount, type RouteSpec } from './route.ts';
+import { accountRoutes } from './routes/account.ts';
 import { authRoutes } from './routes/auth.ts';
 import { deviceRoutes, type DeviceSockets } from './routes/devices.ts';
 import { fileRoutes } from './routes/files.ts';
@@ -61,8 +62,13 @@ export function apiRoutes(deps: Pick<AppDeps, 'config' | 'temporal' | 'tokens' |
     presenceStaleMs: deps.config.WS_HEARTBEAT_MS * 3,
   };
   const sessions = new Sessions(deps.tokens, deps.config.REFRESH_TOKEN_TTL_S, deps.sessionCache);
+  const accounts = new Accounts(sessions);
   return [
-    ...authRoutes(new Accounts(sessions), sessions, (sid) => deps.sockets.endLoginSession(sid, 'logged out')),
+    ...authRoutes(accounts, sessions, (sid) => deps.sockets.endLoginSession(sid, 'logged out')),
+    ...accountRoutes(accounts, {
+      temporal: deps.temporal, sessions, dataDir: deps.config.DATA_DIR,
+      endDevice: (id) => deps.sockets.endDeviceConnection(id, 'device unbound'),
+    }),
     ...deviceRoutes(deps.sockets),
     ...workflowRoutes(),
     ...taskRoutes({ engine, temporalUiUrl: deps.config.TEMPORAL_UI_URL, namespace: deps.config.TEMPORAL_NAMESPACE }),

@@ -53,6 +53,20 @@ export interface paths {
      */
     put: operations["putUsersProfile"];
   };
+  "/api/v1/users/password": {
+    /**
+     * Change the password: every other session of the account ends (this one stays open)
+     * @description Needs a bearer access token. Answers 200: Changed; other sessions revoked, their sockets closed with 4401.
+     */
+    put: operations["putUsersPassword"];
+  };
+  "/api/v1/users/account/delete": {
+    /**
+     * Delete the account (password confirmed): runs ended, schedules removed, devices unbound, every row and file removed
+     * @description Needs a bearer access token. Answers 200: Deleted; every token of the account stops working.
+     */
+    post: operations["postUsersAccountDelete"];
+  };
   "/api/v1/users/devices": {
     /**
      * List my devices with presence
@@ -1067,6 +1081,160 @@ export interface operations {
       };
       /** @description Internal server error (code 5000) */
       500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  /**
+   * Change the password: every other session of the account ends (this one stays open)
+   * @description Needs a bearer access token. Answers 200: Changed; other sessions revoked, their sockets closed with 4401.
+   */
+  putUsersPassword: {
+    requestBody: {
+      content: {
+        "application/json": {
+          current_password: string;
+          new_password: string;
+        };
+      };
+    };
+    responses: {
+      /** @description Changed; other sessions revoked, their sockets closed with 4401 */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & {
+            data: {
+              /** @constant */
+              password_changed: true;
+              /** @description Other login sessions revoked (this one stays open) */
+              sessions_ended: number;
+            };
+          };
+        };
+      };
+      /** @description Invalid parameters (code 1001); `data.errors` lists each bad field as `{path, message}` */
+      400: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing, invalid, expired or revoked access token (code 1002) */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Request body over this route's 64 KiB limit (code 1001) */
+      413: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Content-Type is not application/json (code 1001) */
+      415: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait */
+          "Retry-After"?: number;
+          /** @description Requests per minute of the bucket closest to empty */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in that bucket */
+          "RateLimit-Remaining"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Internal server error (code 5000) */
+      500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  /**
+   * Delete the account (password confirmed): runs ended, schedules removed, devices unbound, every row and file removed
+   * @description Needs a bearer access token. Answers 200: Deleted; every token of the account stops working.
+   */
+  postUsersAccountDelete: {
+    requestBody: {
+      content: {
+        "application/json": {
+          password: string;
+        };
+      };
+    };
+    responses: {
+      /** @description Deleted; every token of the account stops working */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & {
+            data: {
+              /** @constant */
+              deleted: true;
+              /** @description Unfinished runs ended */
+              runs_cancelled: number;
+              schedules_removed: number;
+              /** @description Devices unbound (a live connection is closed with 4401) */
+              devices_disconnected: number;
+            };
+          };
+        };
+      };
+      /** @description Invalid parameters (code 1001); `data.errors` lists each bad field as `{path, message}` */
+      400: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing, invalid, expired or revoked access token (code 1002) */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Request body over this route's 64 KiB limit (code 1001) */
+      413: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Content-Type is not application/json (code 1001) */
+      415: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait */
+          "Retry-After"?: number;
+          /** @description Requests per minute of the bucket closest to empty */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in that bucket */
+          "RateLimit-Remaining"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Internal server error (code 5000) */
+      500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description A dependency (Temporal or PostgreSQL) is unavailable; retry later (code 5000) */
+      503: {
         content: {
           "application/json": components["schemas"]["Error"];
         };
