@@ -12,6 +12,7 @@ import { Sessions, type SessionCache } from '../domain/sessions.ts';
 import { looksLikeJwt, TokenError, type AccessTokens } from '../domain/tokens.ts';
 import type { TaskEngine } from '../domain/tasks.ts';
 import { errors } from '../errors.ts';
+import { corsFor } from './cors.ts';
 import { accessLog, envelope, errorHandler, requestId, securityHeaders } from './middleware.ts';
 import { Metrics, type SocketCounts } from './metrics.ts';
 import { docsRouter } from './openapi.ts';
@@ -102,6 +103,9 @@ export function createApp(deps: AppDeps): Koa {
   app.use(errorHandler(logger));
   app.use(securityHeaders());
   app.use(accessLog(logger.child({ component: 'http' })));
+  // Before the rate limits: a preflight is answered here and spends nothing, and a 429 still
+  // carries the CORS headers its page needs to read it.
+  app.use(corsFor(deps.config.CORS_ORIGINS));
   app.use(limits.middleware());
   app.use(async (ctx, next) => {
     // One EntityManager (identity map, unit of work) per request, forked when first used: the
