@@ -27,6 +27,7 @@ import { logRoutes } from './routes/logs.ts';
 import { scheduleRoutes } from './routes/schedules.ts';
 import { statsRoutes } from './routes/stats.ts';
 import { taskRoutes } from './routes/tasks.ts';
+import { workflowVersionRoutes } from './routes/workflow-versions.ts';
 import { workflowRoutes } from './routes/workflows.ts';
 
 declare module 'koa' {
@@ -72,6 +73,7 @@ export function apiRoutes(deps: Pick<AppDeps, 'config' | 'temporal' | 'tokens' |
     }),
     ...deviceRoutes(deps.sockets),
     ...workflowRoutes(),
+    ...workflowVersionRoutes(),
     ...taskRoutes({ engine, temporalUiUrl: deps.config.TEMPORAL_UI_URL, namespace: deps.config.TEMPORAL_NAMESPACE }),
     ...scheduleRoutes(engine),
     ...logRoutes(),

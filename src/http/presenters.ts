@@ -6,7 +6,9 @@ import type { Device, Task, TaskStep, User, Workflow, WorkflowVersion } from '..
 import type { Device as DeviceOut } from './schemas/devices.ts';
 import type { Task as TaskOut, TaskStep as TaskStepOut } from './schemas/tasks.ts';
 import type { User as UserOut } from './schemas/users.ts';
-import type { Workflow as WorkflowOut, WorkflowSummary } from './schemas/workflows.ts';
+import type {
+  Workflow as WorkflowOut, WorkflowSummary, WorkflowVersion as WorkflowVersionOut, WorkflowVersionSummary, workflowExport,
+} from './schemas/workflows.ts';
 
 const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);
 
@@ -93,5 +95,28 @@ export function presentTask(
         : {}),
     },
     ...(extra.steps ? { steps: extra.steps.map(presentStep) } : {}),
+  };
+}
+
+/** A version of `w` in a list (read without its definition). */
+export function presentVersionSummary(w: Workflow, v: Pick<WorkflowVersion, 'id' | 'version' | 'createdAt'>): z.output<typeof WorkflowVersionSummary> {
+  return { id: v.id, workflow_id: w.id, version: v.version, is_current: v.version === w.currentVersion, created_at: v.createdAt.toISOString() };
+}
+
+/** A version of `w` with its definition and parameters. */
+export function presentVersion(w: Workflow, v: WorkflowVersion): z.output<typeof WorkflowVersionOut> {
+  return { ...presentVersionSummary(w, v), definition: v.definition, parameters: v.parameters ?? null };
+}
+
+/** The portable document of a workflow at version `v` (no ids: an import makes new ones). */
+export function presentExport(w: Workflow, v: WorkflowVersion): z.output<typeof workflowExport> {
+  return {
+    format: 'jarvis.workflow',
+    format_version: 1,
+    exported_at: new Date().toISOString(),
+    workflow: {
+      name: w.name, description: w.description ?? null, category: w.category ?? null, tags: w.tags,
+      version: v.version, definition: v.definition, parameters: v.parameters ?? null,
+    },
   };
 }

@@ -146,6 +146,34 @@ export interface paths {
      */
     post: operations["postWorkflowsImport"];
   };
+  "/api/v1/workflows/{id}/versions": {
+    /**
+     * List a workflow's versions, newest first
+     * @description Needs a bearer access token. Answers 200: A page of versions (no definitions).
+     */
+    get: operations["getWorkflowsByIdVersions"];
+  };
+  "/api/v1/workflows/{id}/versions/{version}": {
+    /**
+     * One version with its definition and parameters
+     * @description Needs a bearer access token. Answers 200: The version.
+     */
+    get: operations["getWorkflowsByIdVersionsByVersion"];
+  };
+  "/api/v1/workflows/{id}/versions/{version}/export": {
+    /**
+     * One version as the portable JSON document of GET /workflows/:id/export
+     * @description Needs a bearer access token. Answers 200: The portable document.
+     */
+    get: operations["getWorkflowsByIdVersionsByVersionExport"];
+  };
+  "/api/v1/workflows/{id}/versions/{version}/restore": {
+    /**
+     * Make an older version current: a new version with its definition and parameters (the current one: no change)
+     * @description Needs a bearer access token. Answers 201 or 200: The workflow with its new current version; 200 when the version was current already.
+     */
+    post: operations["postWorkflowsByIdVersionsByVersionRestore"];
+  };
   "/api/v1/tasks": {
     /**
      * List my tasks, newest first
@@ -468,6 +496,32 @@ export interface components {
       } | null;
       /** Format: uuid */
       version_id: string;
+    };
+    WorkflowVersionSummary: {
+      /** Format: uuid */
+      id: string;
+      /** Format: uuid */
+      workflow_id: string;
+      version: number;
+      is_current: boolean;
+      /** Format: date-time */
+      created_at: string;
+    };
+    WorkflowVersion: {
+      /** Format: uuid */
+      id: string;
+      /** Format: uuid */
+      workflow_id: string;
+      version: number;
+      is_current: boolean;
+      /** Format: date-time */
+      created_at: string;
+      definition: {
+        [key: string]: unknown;
+      };
+      parameters: {
+        [key: string]: unknown;
+      } | null;
     };
     Task: {
       /** Format: uuid */
@@ -2166,6 +2220,296 @@ export interface operations {
     };
   };
   /**
+   * List a workflow's versions, newest first
+   * @description Needs a bearer access token. Answers 200: A page of versions (no definitions).
+   */
+  getWorkflowsByIdVersions: {
+    parameters: {
+      query?: {
+        page?: number;
+        page_size?: number;
+      };
+      path: {
+        id: string;
+      };
+    };
+    responses: {
+      /** @description A page of versions (no definitions) */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & ({
+            data: {
+              list: components["schemas"]["WorkflowVersionSummary"][];
+              total: number;
+              page: number;
+              page_size: number;
+              /** @description Pass as `cursor` for the next page (lists that page by cursor); null at the end */
+              next_cursor: string | null;
+            };
+          });
+        };
+      };
+      /** @description Invalid parameters (code 1001); `data.errors` lists each bad field as `{path, message}` */
+      400: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing, invalid, expired or revoked access token (code 1002) */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Not found, or not yours (code 2001) */
+      404: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait */
+          "Retry-After"?: number;
+          /** @description Requests per minute of the bucket closest to empty */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in that bucket */
+          "RateLimit-Remaining"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Internal server error (code 5000) */
+      500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  /**
+   * One version with its definition and parameters
+   * @description Needs a bearer access token. Answers 200: The version.
+   */
+  getWorkflowsByIdVersionsByVersion: {
+    parameters: {
+      path: {
+        id: string;
+        version: number;
+      };
+    };
+    responses: {
+      /** @description The version */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & {
+            data: {
+              version: components["schemas"]["WorkflowVersion"];
+            };
+          };
+        };
+      };
+      /** @description Invalid parameters (code 1001); `data.errors` lists each bad field as `{path, message}` */
+      400: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing, invalid, expired or revoked access token (code 1002) */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Not found, or not yours (code 2001) */
+      404: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait */
+          "Retry-After"?: number;
+          /** @description Requests per minute of the bucket closest to empty */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in that bucket */
+          "RateLimit-Remaining"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Internal server error (code 5000) */
+      500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  /**
+   * One version as the portable JSON document of GET /workflows/:id/export
+   * @description Needs a bearer access token. Answers 200: The portable document.
+   */
+  getWorkflowsByIdVersionsByVersionExport: {
+    parameters: {
+      path: {
+        id: string;
+        version: number;
+      };
+    };
+    responses: {
+      /** @description The portable document */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & ({
+            data: {
+              /** @constant */
+              format: "jarvis.workflow";
+              /** @constant */
+              format_version: 1;
+              /** Format: date-time */
+              exported_at: string;
+              workflow: {
+                name: string;
+                description: string | null;
+                category: string | null;
+                tags: string[];
+                version: number;
+                definition: {
+                  [key: string]: unknown;
+                };
+                parameters: {
+                  [key: string]: unknown;
+                } | null;
+              };
+            };
+          });
+        };
+      };
+      /** @description Invalid parameters (code 1001); `data.errors` lists each bad field as `{path, message}` */
+      400: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing, invalid, expired or revoked access token (code 1002) */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Not found, or not yours (code 2001) */
+      404: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait */
+          "Retry-After"?: number;
+          /** @description Requests per minute of the bucket closest to empty */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in that bucket */
+          "RateLimit-Remaining"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Internal server error (code 5000) */
+      500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  /**
+   * Make an older version current: a new version with its definition and parameters (the current one: no change)
+   * @description Needs a bearer access token. Answers 201 or 200: The workflow with its new current version; 200 when the version was current already.
+   */
+  postWorkflowsByIdVersionsByVersionRestore: {
+    parameters: {
+      path: {
+        id: string;
+        version: number;
+      };
+    };
+    responses: {
+      /** @description The workflow with its new current version; 200 when the version was current already */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & {
+            data: {
+              workflow: components["schemas"]["Workflow"];
+            };
+          };
+        };
+      };
+      /** @description The workflow with its new current version; 200 when the version was current already */
+      201: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & {
+            data: {
+              workflow: components["schemas"]["Workflow"];
+            };
+          };
+        };
+      };
+      /** @description Invalid parameters (code 1001); `data.errors` lists each bad field as `{path, message}` */
+      400: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing, invalid, expired or revoked access token (code 1002) */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Not found, or not yours (code 2001) */
+      404: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Conflicts with the current state, e.g. the run is not in a state that allows it (code 3001), or a unique value is already taken (code 1001) */
+      409: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait */
+          "Retry-After"?: number;
+          /** @description Requests per minute of the bucket closest to empty */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in that bucket */
+          "RateLimit-Remaining"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Internal server error (code 5000) */
+      500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  /**
    * List my tasks, newest first
    * @description Needs a bearer access token. Answers 200: A page of my tasks.
    */
@@ -2250,6 +2594,8 @@ export interface operations {
           /** @enum {string} */
           priority?: "high" | "medium" | "low";
           idempotency_key?: string;
+          /** @description Run this version of the workflow (GET /workflows/:id/versions) instead of its current one */
+          workflow_version?: number;
         };
       };
     };

@@ -5,6 +5,7 @@ import {
   controlTask, decideApproval, isFinished, queuePosition, retryTask, submitTask, taskWithSteps,
   type ControlAction, type TaskEngine,
 } from '../../domain/tasks.ts';
+import { versionToRun } from '../../domain/workflow-versions.ts';
 import { errors } from '../../errors.ts';
 import { envelope } from '../middleware.ts';
 import { presentTask } from '../presenters.ts';
@@ -21,6 +22,8 @@ export const taskBody = z.object({
   parameters: z.record(z.string(), z.unknown()).optional(),
   priority: z.enum(PRIORITIES).optional(),
   idempotency_key: z.string().trim().min(1).max(255).optional(),
+  workflow_version: z.number().int().min(1).max(2_147_483_647).optional()
+    .describe('Run this version of the workflow (GET /workflows/:id/versions) instead of its current one'),
 }).strict();
 
 export const taskListQuery = pageQuery.extend({
@@ -76,7 +79,9 @@ export function taskRoutes({ engine, temporalUiUrl, namespace }: TaskRouteDeps) 
       success: { status: 201, also: [200], description: 'The new task; 200 with the existing one when the idempotency key matched', data: taskData },
       errors: [400, 401, 404, 409, 503],
       async handler(ctx, { body }) {
-        const { task, created } = await submitTask(ctx.state.repos, engine, body);
+        const { workflow_version: n, ...input } = body;
+        const version = n === undefined ? undefined : await versionToRun(ctx.state.repos, body.workflow_id, n);
+        const { task, created } = await submitTask(ctx.state.repos, engine, input, { version });
         envelope(ctx, { task: present(task) }, created ? 201 : 200);
       },
     }),

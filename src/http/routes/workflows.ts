@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { createWorkflow, deleteWorkflow, getWorkflow, updateWorkflow } from '../../domain/workflows.ts';
 import * as workflowsDb from '../../db/workflows.ts';
 import { envelope } from '../middleware.ts';
-import { presentWorkflow } from '../presenters.ts';
+import { presentExport, presentWorkflow } from '../presenters.ts';
 import { MAX_BODY_BYTES, defineRoute, idParams } from '../route.ts';
 import { deleted } from '../schemas/common.ts';
 import { workflowData, workflowExport, workflowPage } from '../schemas/workflows.ts';
@@ -79,16 +79,8 @@ export function workflowRoutes() {
       summary: 'The workflow as one portable JSON document (no ids)', params: idParams,
       success: { status: 200, description: 'The portable document', data: workflowExport }, errors: [400, 401, 404],
       async handler(ctx, { params }) {
-        const { workflow: wf, version: v } = await getWorkflow(ctx.state.repos, params.id);
-        envelope(ctx, {
-          format: EXPORT_FORMAT,
-          format_version: 1,
-          exported_at: new Date().toISOString(),
-          workflow: {
-            name: wf.name, description: wf.description ?? null, category: wf.category ?? null, tags: wf.tags,
-            version: wf.currentVersion, definition: v.definition, parameters: v.parameters ?? null,
-          },
-        });
+        const { workflow, version } = await getWorkflow(ctx.state.repos, params.id);
+        envelope(ctx, presentExport(workflow, version));
       },
     }),
     defineRoute<z.infer<typeof workflowDocument>>({
