@@ -5,6 +5,7 @@ import { Migration20261123000003_logs_files } from './Migration20261123000003_lo
 import { Migration20261123000004_sessions } from './Migration20261123000004_sessions.ts';
 import { Migration20261123000005_device_presence } from './Migration20261123000005_device_presence.ts';
 import { Migration20261130000006_device_lanes } from './Migration20261130000006_device_lanes.ts';
+import { Migration20261206000007_step_progress } from './Migration20261206000007_step_progress.ts';
 
 export const MIGRATIONS = [
   { name: 'Migration20261123000001_initial', class: Migration20261123000001_initial },
@@ -13,4 +14,5 @@ export const MIGRATIONS = [
   { name: 'Migration20261123000004_sessions', class: Migration20261123000004_sessions },
   { name: 'Migration20261123000005_device_presence', class: Migration20261123000005_device_presence },
   { name: 'Migration20261130000006_device_lanes', class: Migration20261130000006_device_lanes },
+  { name: 'Migration20261206000007_step_progress', class: Migration20261206000007_step_progress },
 ];

@@ -62,7 +62,7 @@ export async function submitTask(
   engine: TaskEngine,
   input: SubmitInput,
   options: SubmitOptions = {},
-): Promise<{ task: Task; created: boolean }> {
+): Promise<{ task: Task; created: boolean; names?: { workflow: string; device: string } }> {
   // Three round trips to PostgreSQL on the way (the hottest write of the API, docs/benchmarks.md
   // F1): read what the run needs, insert the task with its place in the device's lane, and
   // record the run id once the workflow started.
@@ -98,6 +98,7 @@ export async function submitTask(
     startedAt: null,
     finishedAt: null,
     durationMs: null,
+    stepProgress: null,
   };
 
   const runInput: TaskRunInput = {
@@ -170,7 +171,7 @@ export async function submitTask(
   // The run is under way: recording its run id is a convenience (the workflow id, `task-<id>`,
   // is what links the task to Temporal), so a failure here does not fail the submission.
   await tasksDb.setRunId(repos, id, task.temporalRunId).catch(() => undefined);
-  return { task, created: true };
+  return { task, created: true, names: { workflow: wf.name, device: device.deviceName } };
 }
 
 /** A task whose workflow never started: its row goes, and its hold or place in the lane. */

@@ -4,7 +4,8 @@
 import type { z } from 'zod';
 import type { Device, Task, TaskStep, User, Workflow, WorkflowVersion } from '../db/entities.ts';
 import type { Device as DeviceOut } from './schemas/devices.ts';
-import type { Task as TaskOut, TaskStep as TaskStepOut } from './schemas/tasks.ts';
+import type { TaskNames } from '../db/tasks.ts';
+import type { StepProgress as StepProgressOut, Task as TaskOut, TaskStep as TaskStepOut } from './schemas/tasks.ts';
 import type { User as UserOut } from './schemas/users.ts';
 import type {
   Workflow as WorkflowOut, WorkflowSummary, WorkflowVersion as WorkflowVersionOut, WorkflowVersionSummary, workflowExport,
@@ -66,6 +67,7 @@ export function presentStep(s: TaskStep): z.output<typeof TaskStepOut> {
 
 export function presentTask(
   t: Task,
+  names: TaskNames,
   extra: { steps?: TaskStep[]; temporalUiUrl?: string; namespace?: string } = {},
 ): z.output<typeof TaskOut> {
   return {
@@ -73,6 +75,8 @@ export function presentTask(
     workflow_id: t.workflowId,
     workflow_version_id: t.workflowVersionId,
     device_id: t.deviceId,
+    workflow_name: names.workflows.get(t.workflowId) ?? null,
+    device_name: names.devices.get(t.deviceId) ?? null,
     status: t.status,
     status_reason: t.statusReason ?? null,
     priority: t.priority,
@@ -119,4 +123,11 @@ export function presentExport(w: Workflow, v: WorkflowVersion): z.output<typeof 
       version: v.version, definition: v.definition, parameters: v.parameters ?? null,
     },
   };
+}
+
+/** The recorded progress while the step it belongs to runs (a finished step's last report is stale). */
+export function presentStepProgress(t: Task, steps: TaskStep[]): z.output<typeof StepProgressOut> | null {
+  const p = t.stepProgress;
+  if (!p || !steps.some((s) => s.status === 'running' && s.key === p.key)) return null;
+  return { step_id: p.step_id, attempt: p.attempt, percent: p.percent ?? null, message: p.message ?? null, at: new Date(p.at).toISOString() };
 }

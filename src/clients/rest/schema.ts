@@ -339,7 +339,7 @@ export interface paths {
   };
   "/api/v1/stats/overview": {
     /**
-     * Dashboard: today and last 7 days (task counts by status, success rate, average duration), devices online, per-day counts; days in `tz` (default UTC)
+     * Dashboard: today, last 7 and 30 days (task counts by status, success rate, average duration; unfinished runs count in every window), devices online, per-day counts, failures by error code and runs per workflow over 30 days; days in `tz` (default UTC)
      * @description Needs a bearer access token. Answers 200: The dashboard numbers.
      */
     get: operations["getStatsOverview"];
@@ -532,6 +532,10 @@ export interface components {
       workflow_version_id: string;
       /** Format: uuid */
       device_id: string;
+      /** @description The workflow's name now (null only if it is gone) */
+      workflow_name: string | null;
+      /** @description The device's name now (null only if it is gone) */
+      device_name: string | null;
       /** @enum {string} */
       status: "pending" | "running" | "paused" | "completed" | "failed" | "cancelled";
       status_reason: string | null;
@@ -600,6 +604,10 @@ export interface components {
       workflow_version_id: string;
       /** Format: uuid */
       device_id: string;
+      /** @description The workflow's name now (null only if it is gone) */
+      workflow_name: string | null;
+      /** @description The device's name now (null only if it is gone) */
+      device_name: string | null;
       /** @enum {string} */
       status: "pending" | "running" | "paused" | "completed" | "failed" | "cancelled";
       status_reason: string | null;
@@ -639,6 +647,19 @@ export interface components {
       steps?: components["schemas"]["TaskStep"][];
       /** @description 0: holds the device; n: n-th in line; null: not waiting or unknown */
       queue_position: number | null;
+      /** @description The running step's last progress report; null when no step is running or it reported none */
+      step_progress: components["schemas"]["StepProgress"] | null;
+    };
+    StepProgress: {
+      step_id: string;
+      attempt: number;
+      percent: number | null;
+      message: string | null;
+      /**
+       * Format: date-time
+       * @description When the device reported it
+       */
+      at: string;
     };
     TaskEvent: {
       /** Format: uuid */
@@ -4425,7 +4446,7 @@ export interface operations {
     };
   };
   /**
-   * Dashboard: today and last 7 days (task counts by status, success rate, average duration), devices online, per-day counts; days in `tz` (default UTC)
+   * Dashboard: today, last 7 and 30 days (task counts by status, success rate, average duration; unfinished runs count in every window), devices online, per-day counts, failures by error code and runs per workflow over 30 days; days in `tz` (default UTC)
    * @description Needs a bearer access token. Answers 200: The dashboard numbers.
    */
   getStatsOverview: {
@@ -4446,7 +4467,7 @@ export interface operations {
               today: {
                 /**
                  * Format: date-time
-                 * @description Start of the window: local midnight in `tz`
+                 * @description Start of the window: local midnight in `tz`. The window holds the runs created since, and every unfinished run whenever created
                  */
                 since: string;
                 total: number;
@@ -4466,7 +4487,27 @@ export interface operations {
               last_7_days: {
                 /**
                  * Format: date-time
-                 * @description Start of the window: local midnight in `tz`
+                 * @description Start of the window: local midnight in `tz`. The window holds the runs created since, and every unfinished run whenever created
+                 */
+                since: string;
+                total: number;
+                by_status: {
+                  pending: number;
+                  running: number;
+                  paused: number;
+                  completed: number;
+                  failed: number;
+                  cancelled: number;
+                };
+                finished: number;
+                /** @description completed / finished; null when nothing finished */
+                success_rate: number | null;
+                avg_duration_ms: number | null;
+              };
+              last_30_days: {
+                /**
+                 * Format: date-time
+                 * @description Start of the window: local midnight in `tz`. The window holds the runs created since, and every unfinished run whenever created
                  */
                 since: string;
                 total: number;
@@ -4494,6 +4535,23 @@ export interface operations {
                   completed: number;
                   failed: number;
                 }[];
+              /** @description Failed runs of the last 30 days by error code, most frequent first (at most 10 codes) */
+              failures_by_code: {
+                  /** @description The run error's code (UNKNOWN when it had none) */
+                  code: string;
+                  count: number;
+                }[];
+              /** @description Runs of the last 30 days per workflow, the busiest first (at most 20 workflows) */
+              workflows: ({
+                  /** Format: uuid */
+                  workflow_id: string;
+                  name: string;
+                  total: number;
+                  completed: number;
+                  failed: number;
+                  /** @description completed / finished; null when nothing finished */
+                  success_rate: number | null;
+                })[];
             };
           });
         };

@@ -8,7 +8,8 @@ import {
 import { versionToRun } from '../../domain/workflow-versions.ts';
 import { errors } from '../../errors.ts';
 import { envelope } from '../middleware.ts';
-import { presentTask } from '../presenters.ts';
+import { presentStepProgress, presentTask } from '../presenters.ts';
+import type { OwnedRepos } from '../../db/owned.ts';
 import { PARAMETERS_BODY_BYTES, defineRoute, idParams } from '../route.ts';
 import { deleted } from '../schemas/common.ts';
 import {
@@ -56,8 +57,13 @@ function clientOf(ctx: { get(h: string): string }): string {
 }
 
 export function taskRoutes({ engine, temporalUiUrl, namespace }: TaskRouteDeps) {
-  const present = (t: Task, steps?: TaskStep[]) =>
-    presentTask(t, { steps, temporalUiUrl, namespace });
+  const present = (t: Task, names: tasksDb.TaskNames, steps?: TaskStep[]) =>
+    presentTask(t, names, { steps, temporalUiUrl, namespace });
+  /** Names of a task's workflow and device: from the submission when it has them, else read. */
+  const namesOf = (repos: OwnedRepos, t: Task, known?: { workflow: string; device: string }): Promise<tasksDb.TaskNames> | tasksDb.TaskNames =>
+    known
+      ? { workflows: new Map([[t.workflowId, known.workflow]]), devices: new Map([[t.deviceId, known.device]]) }
+      : tasksDb.namesFor(repos, [t]);
 
   const control = (action: ControlAction) =>
     defineRoute<z.infer<typeof controlBody>, undefined, z.infer<typeof idParams>>({
@@ -81,8 +87,8 @@ export function taskRoutes({ engine, temporalUiUrl, namespace }: TaskRouteDeps) 
       async handler(ctx, { body }) {
         const { workflow_version: n, ...input } = body;
         const version = n === undefined ? undefined : await versionToRun(ctx.state.repos, body.workflow_id, n);
-        const { task, created } = await submitTask(ctx.state.repos, engine, input, { version });
-        envelope(ctx, { task: present(task) }, created ? 201 : 200);
+        const { task, created, names } = await submitTask(ctx.state.repos, engine, input, { version });
+        envelope(ctx, { task: present(task, await namesOf(ctx.state.repos, task, names)) }, created ? 201 : 200);
       },
     }),
     defineRoute<undefined, z.infer<typeof taskListQuery>>({
@@ -93,7 +99,9 @@ export function taskRoutes({ engine, temporalUiUrl, namespace }: TaskRouteDeps) 
           status: query.status, deviceId: query.device_id, workflowId: query.workflow_id,
           from: query.from ? new Date(query.from) : undefined, to: query.to ? new Date(query.to) : undefined,
         });
-        envelope(ctx, await keysetPage(ctx.state.repos, Task, where, query, (t: Task) => present(t)));
+        const page = await keysetPage(ctx.state.repos, Task, where, query, (t: Task) => t);
+        const names = await tasksDb.namesFor(ctx.state.repos, page.list);
+        envelope(ctx, { ...page, list: page.list.map((t) => present(t, names)) });
       },
     }),
     defineRoute<undefined, undefined, z.infer<typeof idParams>>({
@@ -101,9 +109,9 @@ export function taskRoutes({ engine, temporalUiUrl, namespace }: TaskRouteDeps) 
       summary: 'A task with its steps, current node, progress, result and error', params: idParams,
       success: { status: 200, description: 'The task with its steps', data: taskDetailData }, errors: [400, 401, 404],
       async handler(ctx, { params }) {
-        const { task, steps } = await taskWithSteps(ctx.state.repos, params.id);
+        const { task, steps, names } = await taskWithSteps(ctx.state.repos, params.id);
         const position = await queuePosition(() => ctx.state.em, engine.temporal, task);
-        envelope(ctx, { task: { ...present(task, steps), queue_position: position } });
+        envelope(ctx, { task: { ...present(task, names, steps), queue_position: position, step_progress: presentStepProgress(task, steps) } });
       },
     }),
     control('pause'),
@@ -138,8 +146,8 @@ export function taskRoutes({ engine, temporalUiUrl, namespace }: TaskRouteDeps) 
       summary: 'A new task from a failed or cancelled one, optionally from the failed step with earlier outputs kept',
       params: idParams, body: retryBody, success: { status: 201, description: 'The new task', data: retryData }, errors: [400, 401, 404, 409, 503],
       async handler(ctx, { params, body }) {
-        const { task } = await retryTask(ctx.state.repos, engine, params.id, body.from_failed_step ?? false);
-        envelope(ctx, { task: present(task), retry_of: params.id }, 201);
+        const { task, names } = await retryTask(ctx.state.repos, engine, params.id, body.from_failed_step ?? false);
+        envelope(ctx, { task: present(task, await namesOf(ctx.state.repos, task, names)), retry_of: params.id }, 201);
       },
     }),
     defineRoute<undefined, z.infer<typeof eventsQuery>, z.infer<typeof idParams>>({
