@@ -23,6 +23,7 @@ import {
 import type { taskRunWorkflow } from '../../workflows/task-run.ts';
 import { beginsWithDeviceStep, type Definition } from '../../workflows/definition.ts';
 import { validateDefinition } from './definition-schema.ts';
+import { checkedParameters } from './parameter-schema.ts';
 import { DeviceLanes } from './device-lanes.ts';
 import * as tasksDb from '../db/tasks.ts';
 import type { Row } from '../db/sql.ts';
@@ -73,6 +74,7 @@ export async function submitTask(
   const { wf, device, version } = await submissionParts(repos, input, options.version);
   if (wf.isArchived && !options.version) throw errors.conflict('workflow is archived');
   const definition = validDefinition(version);
+  const parameters = checkedParameters(version, input.parameters ?? {});
 
   const id = crypto.randomUUID();
   const now = new Date();
@@ -84,7 +86,7 @@ export async function submitTask(
     status: 'pending',
     statusReason: 'queued',
     priority: input.priority ?? 'medium',
-    parameters: input.parameters ?? {},
+    parameters,
     idempotencyKey: input.idempotency_key ?? null,
     temporalWorkflowId: workflowIdForTask(id),
     temporalRunId: null,

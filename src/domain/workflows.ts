@@ -5,6 +5,7 @@ import type { OwnedRepos } from '../db/owned.ts';
 import * as workflowsDb from '../db/workflows.ts';
 import { errors } from '../errors.ts';
 import { validateDefinition } from './definition-schema.ts';
+import { checkParameterSchema } from './parameter-schema.ts';
 
 export interface WorkflowInput {
   name: string;
@@ -23,6 +24,7 @@ function checkedDefinition(definition: unknown) {
 
 export async function createWorkflow(repos: OwnedRepos, input: WorkflowInput) {
   const definition = checkedDefinition(input.definition);
+  checkParameterSchema(input.parameters);
   return workflowsDb.insert(repos, {
     id: crypto.randomUUID(),
     name: input.name,
@@ -59,6 +61,7 @@ export async function updateWorkflow(repos: OwnedRepos, id: string, input: Parti
     return { workflow: wf, version: current };
   }
   const definition = defChanged ? checkedDefinition(input.definition) : current.definition;
+  if (paramsChanged) checkParameterSchema(input.parameters);
   wf.currentVersion += 1;
   const version = await workflowsDb.save(repos, wf, {
     id: crypto.randomUUID(),

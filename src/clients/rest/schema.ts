@@ -1792,6 +1792,7 @@ export interface operations {
           definition: {
             [key: string]: unknown;
           };
+          /** @description JSON Schema (draft 2020-12) of the parameters a run takes: checked when saved (unknown keywords and formats refused); runs are validated against it, with its defaults filled in */
           parameters?: {
             [key: string]: unknown;
           } | null;
@@ -1936,6 +1937,7 @@ export interface operations {
           definition?: {
             [key: string]: unknown;
           };
+          /** @description JSON Schema (draft 2020-12) of the parameters a run takes: checked when saved (unknown keywords and formats refused); runs are validated against it, with its defaults filled in */
           parameters?: {
             [key: string]: unknown;
           } | null;
@@ -2175,6 +2177,7 @@ export interface operations {
             definition: {
               [key: string]: unknown;
             };
+            /** @description JSON Schema (draft 2020-12) of the parameters a run takes: checked when saved (unknown keywords and formats refused); runs are validated against it, with its defaults filled in */
             parameters?: {
               [key: string]: unknown;
             } | null;
@@ -2609,6 +2612,7 @@ export interface operations {
           workflow_id: string;
           /** Format: uuid */
           device_id: string;
+          /** @description Validated against the parameter schema of the version run, its defaults filled in (a 400 names each bad field) */
           parameters?: {
             [key: string]: unknown;
           };

@@ -20,7 +20,8 @@ import { cursorParam, instantParam, keysetPage, pageQuery } from '../paging.ts';
 export const taskBody = z.object({
   workflow_id: z.uuid(),
   device_id: z.uuid(),
-  parameters: z.record(z.string(), z.unknown()).optional(),
+  parameters: z.record(z.string(), z.unknown()).optional()
+    .describe('Validated against the parameter schema of the version run, its defaults filled in (a 400 names each bad field)'),
   priority: z.enum(PRIORITIES).optional(),
   idempotency_key: z.string().trim().min(1).max(255).optional(),
   workflow_version: z.number().int().min(1).max(2_147_483_647).optional()

@@ -16,7 +16,8 @@ export const workflowBody = z.object({
   category: z.string().trim().min(1).max(50).nullable().optional(),
   tags: tags.optional(),
   definition: z.record(z.string(), z.unknown()),
-  parameters: z.record(z.string(), z.unknown()).nullable().optional(),
+  parameters: z.record(z.string(), z.unknown()).nullable().optional()
+    .describe('JSON Schema (draft 2020-12) of the parameters a run takes: checked when saved (unknown keywords and formats refused); runs are validated against it, with its defaults filled in'),
 }).strict();
 
 export const workflowUpdateBody = workflowBody.partial().extend({ is_archived: z.boolean().optional() }).strict();
