@@ -3,7 +3,9 @@
 // are validated against the version they run, with the schema's defaults filled in.
 import Ajv2020Module from 'ajv/dist/2020.js';
 import type { ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
+import type { RegExpEngine } from 'ajv/dist/types/index.js';
 import addFormatsModule from 'ajv-formats';
+import { RE2JS } from 're2js';
 import type { WorkflowVersion } from '../db/entities.ts';
 import type { OwnedRepos } from '../db/owned.ts';
 import * as workflowsDb from '../db/workflows.ts';
@@ -15,6 +17,13 @@ const Ajv2020 = Ajv2020Module.default;
 const addFormats = addFormatsModule.default;
 
 type Options = ConstructorParameters<typeof Ajv2020>[0];
+
+/**
+ * `pattern` and `patternProperties` run on RE2 (linear time): a schema is the user's, and a
+ * backtracking pattern such as `^(a+)+$` against a long parameter would hold the API node's event
+ * loop. RE2 has no lookaround or backreferences; a schema using them is refused at save.
+ */
+const linearRegExp: RegExpEngine = Object.assign((pattern: string) => RE2JS.compile(pattern), { code: 'RE2JS.compile' });
 
 /**
  * At save: strict about keywords and formats, so a typo (`requried`, `format: "e-mail"`) is an
@@ -29,7 +38,7 @@ const SAVE: Options = { strict: true, strictTypes: false, strictTuples: false, a
 const RUN: Options = { strict: false, allErrors: true, useDefaults: true };
 
 function compiler(options: Options) {
-  const ajv = new Ajv2020(options);
+  const ajv = new Ajv2020({ ...options, code: { regExp: linearRegExp } });
   addFormats(ajv);
   return ajv;
 }

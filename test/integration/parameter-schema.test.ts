@@ -80,6 +80,18 @@ describe('parameter schemas', () => {
     await sys.api.del(`/schedules/${good.body.data.schedule.id}`, user.token);
   });
 
+  it('matches patterns in linear time, and refuses patterns RE2 cannot run', async () => {
+    const lookahead = await sys.api.post('/workflows', { name: 'lookahead', definition: DEF, parameters: { type: 'object', properties: { a: { type: 'string', pattern: '^(?=x)' } } } }, user.token);
+    expect([lookahead.status, paths(lookahead)]).toEqual([400, ['parameters']]);
+    const evil = { type: 'object', properties: { a: { type: 'string', pattern: '^(a+)+$' } } };
+    const wf = (await sys.api.post('/workflows', { name: 'evil pattern', definition: DEF, parameters: evil }, user.token)).body.data.workflow;
+    // Catastrophic for a backtracking engine (2^n paths); answered at once here.
+    const started = Date.now();
+    const res = await sys.api.post('/tasks', { workflow_id: wf.id, device_id: deviceId, parameters: { a: `${'a'.repeat(50_000)}!` } }, user.token);
+    expect([res.status, paths(res)]).toEqual([400, ['parameters.a']]);
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
   it('takes any parameters for a workflow without a schema', async () => {
     const wf = (await sys.api.post('/workflows', { name: 'free', definition: DEF }, user.token)).body.data.workflow;
     const res = await sys.api.post('/tasks', { workflow_id: wf.id, device_id: deviceId, parameters: { anything: [1, 'two'] } }, user.token);
