@@ -4,6 +4,7 @@ import { User } from './entities.ts';
 import type { OwnedRepos } from './owned.ts';
 import { revokeAllOf } from './sessions.ts';
 import { dbOf, sql } from './sql.ts';
+import { errors } from '../errors.ts';
 
 export function byEmail(em: EntityManager, email: string): Promise<User | null> {
   return em.findOne(User, { email });
@@ -20,9 +21,11 @@ export async function insert(em: EntityManager, user: Pick<User, 'id' | 'email' 
   return row;
 }
 
-/** The scope's own account. */
-export function me(repos: OwnedRepos): Promise<User> {
-  return repos.em.findOneOrFail(User, { id: repos.userId });
+/** The scope's own account (a 401 once it is deleted: the caller's token outlived it by a moment). */
+export async function me(repos: OwnedRepos): Promise<User> {
+  const user = await repos.em.findOne(User, { id: repos.userId });
+  if (!user) throw errors.unauthenticated('account deleted');
+  return user;
 }
 
 /** Writes the changes made to the account read through `repos`. */

@@ -137,6 +137,14 @@ describe('account deletion', () => {
     }
   });
 
+  it('answers two deletions at once without a 5xx: each 200, or 401 once the account is gone', async () => {
+    const { token } = await signup(sys.api);
+    const both = await Promise.all([1, 2, 3].map(() => sys.api.post('/users/account/delete', { password: PASSWORD }, token)));
+    for (const res of both) expect([200, 401]).toContain(res.status);
+    expect(both.some((r) => r.status === 200)).toBe(true);
+    expect((await sys.api.get('/auth/me', token)).status).toBe(401);
+  });
+
   it('refuses without a token (401) and with a bad body (400)', async () => {
     const { token } = await signup(sys.api);
     expect((await sys.api.post('/users/account/delete', { password: PASSWORD })).status).toBe(401);
