@@ -141,10 +141,14 @@ export function where(filter: TaskFilter): Record<string, unknown> {
   return w;
 }
 
-/** Records the running step's last progress on the user's unfinished task. */
+/**
+ * Records the running step's last progress on the user's unfinished task, unless a later report
+ * is there already (a slow write must not undo the one after it).
+ */
 export async function setStepProgress(db: Db, scope: UserScope, taskId: string, progress: StepProgressRecord): Promise<void> {
   await db.all(sql`update tasks set step_progress = ${JSON.stringify(progress)}::jsonb
-    where id = ${taskId} and user_id = ${scope.userId} and status in ('pending', 'running', 'paused')`);
+    where id = ${taskId} and user_id = ${scope.userId} and status in ('pending', 'running', 'paused')
+      and coalesce((step_progress->>'at')::float8, 0) <= ${progress.at}::float8`);
 }
 
 /** The names of the user's workflows and devices the tasks name (renamed ones by their names now). */

@@ -105,10 +105,13 @@ describe('step progress', () => {
       await new Promise((r) => setTimeout(r, 500));
       expect(await stored()).toBe(1); // within the interval: not written yet
       await eventually(async () => (await stored()) === 20, 5000, 'the latest report after the interval');
-      // Another user's task is not written through a report naming it.
+      // Another user's task is not written through a report naming it, and an older report
+      // (a slow write landing late) does not undo a newer one.
       const other = await signup(sys.api);
       recorder.record(other.userId, id, report(99));
-      await new Promise((r) => setTimeout(r, 2000));
+      await new Promise((r) => setTimeout(r, 1700));
+      recorder.record(u.userId, id, { ...report(7), at: Date.now() - 60_000 });
+      await new Promise((r) => setTimeout(r, 1700));
       expect(await stored()).toBe(20);
     } finally {
       recorder.stop();
