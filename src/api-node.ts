@@ -11,6 +11,7 @@ import type { Orm } from './db/orm.ts';
 import type { Logger } from './logger.ts';
 import { AccessTokens } from './domain/tokens.ts';
 import { SessionCache } from './domain/sessions.ts';
+import { recordingProgress, StepProgressRecorder } from './domain/step-progress.ts';
 import { createApp } from './http/app.ts';
 import { DeviceConnections } from './ws/device-connections.ts';
 import { Gateway } from './ws/gateway.ts';
@@ -63,11 +64,13 @@ export async function startApiNode(deps: ApiNodeDeps): Promise<ApiNode> {
       : {}),
   });
 
+  // The running step's last progress, kept on its task (GET /tasks/:id) besides going live.
+  const progress = new StepProgressRecorder(orm, logger.child({ component: 'step-progress' }));
   const worker = await Worker.create({
     connection: deps.workerConnection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: deviceStepQueue(config.NODE_ID),
-    activities: createDeviceStepActivities({ connections: deviceConnections, live, orm, logger: logger.child({ component: 'device-steps' }) }),
+    activities: createDeviceStepActivities({ connections: deviceConnections, live: recordingProgress(live, progress), orm, logger: logger.child({ component: 'device-steps' }) }),
     // Device steps mostly wait on sockets: many may be in flight at once.
     maxConcurrentActivityTaskExecutions: 2000,
     ...tracing.workerOptions({ workflows: false }),
@@ -104,6 +107,7 @@ export async function startApiNode(deps: ApiNodeDeps): Promise<ApiNode> {
         await closed;
         if (worker.getState() === 'RUNNING') worker.shutdown();
         await workerRun.catch((err) => logger.error({ err }, 'device-step worker failed'));
+        progress.stop();
         await live.close();
       })();
       return stopping;

@@ -9,6 +9,9 @@ const bool = z
   .enum(['true', 'false', '1', '0'])
   .transform((v) => v === 'true' || v === '1');
 
+/** An origin as browsers send it: a lower-case scheme and host, an optional port, nothing after. */
+const ORIGIN = /^[a-z][a-z0-9+.-]*:\/\/(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:\d{1,5})?$/;
+
 const schema = z
   .object({
     NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
@@ -77,6 +80,19 @@ const schema = z
     FILE_MAX_BYTES: z.coerce.number().int().min(1).default(10 * 1024 * 1024),
     /** Per-user storage quota: sum of the sizes of a user's files, in bytes (413 over it). */
     USER_QUOTA_BYTES: z.coerce.number().int().min(1).default(1024 * 1024 * 1024),
+    /**
+     * Web origins allowed to call the REST API from a browser or webview (comma list, exact
+     * `scheme://host[:port]`, e.g. `tauri://localhost,https://app.example.com`). Empty: none.
+     */
+    CORS_ORIGINS: z.string().default('').transform((v, ctx) => {
+      const list = v.split(',').map((o) => o.trim()).filter(Boolean);
+      for (const o of list) {
+        if (!ORIGIN.test(o)) {
+          ctx.addIssue({ code: 'custom', message: `"${o}" is not an origin: write scheme://host[:port] in lower case, without a path or trailing slash (no wildcards)` });
+        }
+      }
+      return list;
+    }),
   })
   .superRefine((env, ctx) => {
     if (env.WS_LIVE_DROP_BYTES >= env.WS_OVERLOAD_CLOSE_BYTES) {

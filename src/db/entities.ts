@@ -97,6 +97,17 @@ export const WorkflowVersion = defineEntity({
 });
 export type WorkflowVersion = InferEntity<typeof WorkflowVersion>;
 
+/** What tasks.step_progress holds. */
+export interface StepProgressRecord {
+  step_id: string;
+  key: string;
+  attempt: number;
+  percent?: number;
+  message?: string;
+  /** Epoch ms the device reported it. */
+  at: number;
+}
+
 export const Task = defineEntity({
   name: 'Task',
   tableName: 'tasks',
@@ -123,6 +134,8 @@ export const Task = defineEntity({
     startedAt: p.datetime().nullable(),
     finishedAt: p.datetime().nullable(),
     durationMs: p.integer().nullable(),
+    /** The running step's last progress (src/domain/step-progress.ts writes it, throttled). */
+    stepProgress: p.json<StepProgressRecord>().nullable().lazy(),
   },
   indexes: [
     // As an expression: MikroORM 7.2's introspection reads `id desc` as ascending when another

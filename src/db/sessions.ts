@@ -49,3 +49,14 @@ export async function isOpen(db: Db, scope: UserScope, sessionId: string): Promi
   const rows = await db.prepared(sql`select 1 as ok from sessions where id = ${sessionId} and user_id = ${scope.userId} and revoked_at is null`);
   return rows.length > 0;
 }
+
+/**
+ * Revokes every open session of the user but `keep` (none when null), telling every node in the
+ * same statement. The ids of the sessions revoked.
+ */
+export async function revokeAllOf(db: Runner, scope: UserScope, reason: string, keep: string | null): Promise<string[]> {
+  const rows = await db.all<{ id: string }>(sql`with r as (update sessions set revoked_at = now(), revoked_reason = ${reason}
+      where user_id = ${scope.userId} and revoked_at is null and id is distinct from ${keep}::uuid returning id)
+    select id, pg_notify(${SESSIONS_CHANNEL}, id::text) from r`);
+  return rows.map((r) => r.id);
+}

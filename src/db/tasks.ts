@@ -1,10 +1,11 @@
 // Task rows: the submission's reads and writes (POST /tasks is the API's hottest write) and the
 // task-with-steps read (GET /tasks/:id, its hottest read), each in one round trip.
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { Device, Task, TaskEvent, TaskStep, Workflow, WorkflowVersion, type TaskStatus } from './entities.ts';
+import { Device, Task, TaskEvent, TaskStep, Workflow, WorkflowVersion, type StepProgressRecord, type TaskStatus } from './entities.ts';
 import * as lanes from './lanes.ts';
 import { createdBetween } from './filters.ts';
 import type { OwnedRepos } from './owned.ts';
+import type { UserScope } from './scope.ts';
 import { plainRow } from './rows.ts';
 import { dbOf, sql, type Db, type Row } from './sql.ts';
 import type { LaneTicket } from '../../workflows/api.ts';
@@ -59,12 +60,19 @@ export async function remove(repos: OwnedRepos, id: string): Promise<void> {
 /** The user's task and its steps in one query, read-only; null when there is none. */
 export async function withSteps(repos: OwnedRepos, id: string) {
   const row = await repos.rawOne(Task, id,
-    sql`coalesce((select json_agg(s order by s.started_at, s.attempt) from task_steps s where s.task_id = t.id), '[]'::json) as steps`);
+    sql`coalesce((select json_agg(s order by s.started_at, s.attempt) from task_steps s where s.task_id = t.id), '[]'::json) as steps,
+    (select w.name from workflows w where w.id = t.workflow_id) as workflow_name,
+    (select d.device_name from devices d where d.id = t.device_id) as device_name`);
   if (!row) return null;
-  const { steps, ...task } = row;
+  const { steps, workflow_name, device_name, ...task } = row;
+  const t = plainRow(repos.root, Task, task);
   return {
-    task: plainRow(repos.root, Task, task),
+    task: t,
     steps: (steps as Record<string, unknown>[]).map((s) => plainRow(repos.root, TaskStep, s)),
+    names: {
+      workflows: new Map(workflow_name == null ? [] : [[t.workflowId, String(workflow_name)]]),
+      devices: new Map(device_name == null ? [] : [[t.deviceId, String(device_name)]]),
+    } satisfies TaskNames,
   };
 }
 
@@ -134,4 +142,32 @@ export function where(filter: TaskFilter): Record<string, unknown> {
   if (filter.workflowId) w.workflowId = filter.workflowId;
   if (filter.from || filter.to) w.createdAt = createdBetween(filter.from, filter.to);
   return w;
+}
+
+/**
+ * Records the running step's last progress on the user's unfinished task, unless a later report
+ * is there already (a slow write must not undo the one after it).
+ */
+export async function setStepProgress(db: Db, scope: UserScope, taskId: string, progress: StepProgressRecord): Promise<void> {
+  await db.all(sql`update tasks set step_progress = ${JSON.stringify(progress)}::jsonb
+    where id = ${taskId} and user_id = ${scope.userId} and status in ('pending', 'running', 'paused')
+      and coalesce((step_progress->>'at')::float8, 0) <= ${progress.at}::float8`);
+}
+
+/** The names of the user's workflows and devices the tasks name (renamed ones by their names now). */
+export async function namesFor(repos: OwnedRepos, tasks: readonly Pick<Task, 'workflowId' | 'deviceId'>[]): Promise<TaskNames> {
+  const workflows = new Map<string, string>();
+  const devices = new Map<string, string>();
+  if (!tasks.length) return { workflows, devices };
+  const rows = await (await dbOf(repos.root)).all<{ kind: 'w' | 'd'; id: string; name: string }>(sql`
+    select 'w' as kind, id, name from workflows where user_id = ${repos.userId} and id = any(${[...new Set(tasks.map((t) => t.workflowId))]}::uuid[])
+    union all
+    select 'd', id, device_name from devices where user_id = ${repos.userId} and id = any(${[...new Set(tasks.map((t) => t.deviceId))]}::uuid[])`);
+  for (const r of rows) (r.kind === 'w' ? workflows : devices).set(r.id, r.name);
+  return { workflows, devices };
+}
+
+export interface TaskNames {
+  workflows: Map<string, string>;
+  devices: Map<string, string>;
 }

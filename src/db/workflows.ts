@@ -3,6 +3,7 @@ import { FINISHED_STATUSES, Task, Workflow, WorkflowVersion } from './entities.t
 import { escapeLike } from './filters.ts';
 import type { OwnedRepos } from './owned.ts';
 import { withinLimit } from './quotas.ts';
+import { errors } from '../errors.ts';
 
 export interface WorkflowFilter {
   archived: boolean;
@@ -65,4 +66,17 @@ export function unfinishedTasks(repos: OwnedRepos, workflowId: string): Promise<
 
 export async function remove(repos: OwnedRepos, wf: Workflow): Promise<void> {
   await repos.em.remove(wf).flush();
+}
+
+/** A page of the versions of a workflow read through `repos`, newest first (no definitions). */
+export function versionPage(repos: OwnedRepos, wf: Workflow, offset: number, limit: number) {
+  return repos.em.findAndCount(WorkflowVersion, { workflowId: wf.id },
+    { orderBy: { version: 'desc' }, offset, limit, fields: ['id', 'workflowId', 'version', 'createdAt'] });
+}
+
+/** Version `n` of a workflow read through `repos` (404 when it has none). */
+export async function versionByNumber(repos: OwnedRepos, wf: Workflow, n: number): Promise<WorkflowVersion> {
+  const v = await repos.em.findOne(WorkflowVersion, { workflowId: wf.id, version: n });
+  if (!v) throw errors.notFound('workflow version');
+  return v;
 }

@@ -1,7 +1,8 @@
-// People: registration, login, profile. Passwords are argon2id hashes.
+// People: registration, login, password changes. Passwords are argon2id hashes.
 import { hash, verify } from '@node-rs/argon2';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { User } from '../db/entities.ts';
+import type { OwnedRepos } from '../db/owned.ts';
 import * as usersDb from '../db/users.ts';
 import { AppError, ErrorCode, errors } from '../errors.ts';
 import type { Sessions } from './sessions.ts';
@@ -35,5 +36,25 @@ export class Accounts {
     const ok = await verify(user?.passwordHash ?? DUMMY_HASH, input.password);
     if (!user || !ok) throw errors.unauthenticated('email or password is wrong');
     return { user, tokens: await this.sessions.open(em, user.id, client) };
+  }
+
+  /** Throws a 400 naming `field` unless `password` is the account's. */
+  async checkPassword(repos: OwnedRepos, password: string, field: string): Promise<User> {
+    const user = await usersDb.me(repos);
+    if (!(await verify(user.passwordHash, password))) {
+      throw errors.invalid('the password is wrong', [{ path: field, message: 'wrong password' }]);
+    }
+    return user;
+  }
+
+  /**
+   * A new password. Every other session of the account ends (a changed password is often a
+   * suspected theft); `sessionId`, the one asking, stays open. The number of sessions ended.
+   */
+  async changePassword(repos: OwnedRepos, sessionId: string, current: string, next: string): Promise<number> {
+    const user = await this.checkPassword(repos, current, 'current_password');
+    user.passwordHash = await hash(next);
+    await usersDb.save(repos);
+    return (await this.sessions.revokeAllOf(repos.em, repos.userId, 'password changed', sessionId)).length;
   }
 }

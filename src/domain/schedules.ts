@@ -7,6 +7,7 @@ import * as schedulesDb from '../db/schedules.ts';
 import { OwnedRepos } from '../db/owned.ts';
 import { errors } from '../errors.ts';
 import type { scheduledRunWorkflow } from '../../workflows/scheduled-run.ts';
+import { checkWorkflowParameters } from './parameter-schema.ts';
 import { submitTask, type TaskEngine } from './tasks.ts';
 import { isLimitReached } from '../db/quotas.ts';
 
@@ -26,6 +27,7 @@ export interface ScheduleInput {
 
 export async function createSchedule(repos: OwnedRepos, engine: TaskEngine, input: ScheduleInput): Promise<Schedule> {
   await schedulesDb.checkTargets(repos, input.workflow_id, input.device_id);
+  await checkWorkflowParameters(repos, input.workflow_id, input.parameters ?? {});
   const id = crypto.randomUUID();
   const schedule = await schedulesDb.insert(repos, {
     id,

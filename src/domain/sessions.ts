@@ -133,6 +133,18 @@ export class Sessions {
     this.cache?.forget(sessionId);
   }
 
+  /** Revokes every session of the user but `keep`; the ids revoked. */
+  async revokeAllOf(em: EntityManager, userId: string, reason: string, keep: string | null): Promise<string[]> {
+    const ids = await sessionsDb.revokeAllOf(await dbOf(em), { userId }, reason, keep);
+    this.forget(ids);
+    return ids;
+  }
+
+  /** Drops revoked sessions from this node's cache at once (other nodes hear of them by NOTIFY). */
+  forget(sessionIds: readonly string[]): void {
+    for (const id of sessionIds) this.cache?.forget(id);
+  }
+
   /** Whether an access token's session is still open (its user exists, it is not revoked). */
   async isOpen(em: EntityManager | (() => EntityManager), userId: string, sessionId: string): Promise<boolean> {
     if (this.cache?.has(userId, sessionId)) return true;

@@ -23,6 +23,7 @@ import {
 import type { taskRunWorkflow } from '../../workflows/task-run.ts';
 import { beginsWithDeviceStep, type Definition } from '../../workflows/definition.ts';
 import { validateDefinition } from './definition-schema.ts';
+import { checkedParameters } from './parameter-schema.ts';
 import { DeviceLanes } from './device-lanes.ts';
 import * as tasksDb from '../db/tasks.ts';
 import type { Row } from '../db/sql.ts';
@@ -72,7 +73,7 @@ export async function submitTask(
   engine: TaskEngine,
   input: SubmitInput,
   options: SubmitOptions = {},
-): Promise<{ task: Task; created: boolean }> {
+): Promise<{ task: Task; created: boolean; names?: { workflow: string; device: string } }> {
   // Three round trips to PostgreSQL on the way (the hottest write of the API, docs/benchmarks.md
   // F1): read what the run needs, insert the task with its place in the device's lane, and
   // record the run id once the workflow started.
@@ -83,6 +84,7 @@ export async function submitTask(
   const { wf, device, version } = await submissionParts(repos, input, options.version);
   if (wf.isArchived && !options.version) throw errors.conflict('workflow is archived');
   const definition = validDefinition(version);
+  const parameters = checkedParameters(version, input.parameters ?? {});
 
   const id = crypto.randomUUID();
   const now = new Date();
@@ -94,7 +96,7 @@ export async function submitTask(
     status: 'pending',
     statusReason: 'queued',
     priority: input.priority ?? 'medium',
-    parameters: input.parameters ?? {},
+    parameters,
     idempotencyKey: input.idempotency_key ?? null,
     temporalWorkflowId: workflowIdForTask(id),
     temporalRunId: null,
@@ -108,6 +110,7 @@ export async function submitTask(
     startedAt: null,
     finishedAt: null,
     durationMs: null,
+    stepProgress: null,
   };
 
   const runInput: TaskRunInput = {
@@ -186,7 +189,7 @@ export async function submitTask(
   // The run is under way: recording its run id is a convenience (the workflow id, `task-<id>`,
   // is what links the task to Temporal), so a failure here does not fail the submission.
   await tasksDb.setRunId(repos, id, task.temporalRunId).catch(() => undefined);
-  return { task, created: true };
+  return { task, created: true, names: { workflow: wf.name, device: device.deviceName } };
 }
 
 /** A task whose workflow never started: its row goes, and its hold or place in the lane. */

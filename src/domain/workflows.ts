@@ -8,6 +8,7 @@ import { validateDefinition } from './definition-schema.ts';
 import type { Client } from '@temporalio/client';
 import { isLimitReached } from '../db/quotas.ts';
 import { deleteSchedulesOf } from './schedules.ts';
+import { checkParameterSchema } from './parameter-schema.ts';
 
 export interface WorkflowInput {
   name: string;
@@ -27,6 +28,7 @@ function checkedDefinition(definition: unknown) {
 /** Creates a workflow of the user's; at most `maxWorkflows` per user (403 code 1003 past it). */
 export async function createWorkflow(repos: OwnedRepos, input: WorkflowInput, maxWorkflows: number) {
   const definition = checkedDefinition(input.definition);
+  checkParameterSchema(input.parameters);
   return workflowsDb.insert(repos, {
     id: crypto.randomUUID(),
     name: input.name,
@@ -65,6 +67,7 @@ export async function updateWorkflow(repos: OwnedRepos, id: string, input: Parti
     return { workflow: wf, version: current };
   }
   const definition = defChanged ? checkedDefinition(input.definition) : current.definition;
+  if (paramsChanged) checkParameterSchema(input.parameters);
   wf.currentVersion += 1;
   const version = await workflowsDb.save(repos, wf, {
     id: crypto.randomUUID(),

@@ -13,6 +13,7 @@ import { Sessions, type SessionCache } from '../domain/sessions.ts';
 import { looksLikeJwt, TokenError, type AccessTokens } from '../domain/tokens.ts';
 import type { TaskEngine } from '../domain/tasks.ts';
 import { errors } from '../errors.ts';
+import { corsFor } from './cors.ts';
 import { accessLog, envelope, errorHandler, requestId, securityHeaders } from './middleware.ts';
 import { Metrics, type SocketCounts } from './metrics.ts';
 import { docsRouter } from './openapi.ts';
@@ -20,6 +21,7 @@ import { monitorPage } from './monitor-page.ts';
 import { RateLimits } from './rate-limit.ts';
 import { httpSpans } from './request-spans.ts';
 import { API_PREFIX, MAX_BODY_BYTES, mount, type RouteSpec } from './route.ts';
+import { accountRoutes } from './routes/account.ts';
 import { authRoutes } from './routes/auth.ts';
 import { deviceRoutes, type DeviceSockets } from './routes/devices.ts';
 import { fileRoutes } from './routes/files.ts';
@@ -27,6 +29,7 @@ import { logRoutes } from './routes/logs.ts';
 import { scheduleRoutes } from './routes/schedules.ts';
 import { statsRoutes } from './routes/stats.ts';
 import { taskRoutes } from './routes/tasks.ts';
+import { workflowVersionRoutes } from './routes/workflow-versions.ts';
 import { workflowRoutes } from './routes/workflows.ts';
 
 declare module 'koa' {
@@ -68,10 +71,16 @@ export function apiRoutes(deps: Pick<AppDeps, 'config' | 'temporal' | 'tokens' |
     limits: accountLimitsOf(deps.config),
   };
   const sessions = new Sessions(deps.tokens, deps.config.REFRESH_TOKEN_TTL_S, deps.sessionCache);
+  const accounts = new Accounts(sessions);
   return [
-    ...authRoutes(new Accounts(sessions), sessions, (sid) => deps.sockets.endLoginSession(sid, 'logged out')),
+    ...authRoutes(accounts, sessions, (sid) => deps.sockets.endLoginSession(sid, 'logged out')),
+    ...accountRoutes(accounts, {
+      temporal: deps.temporal, sessions, dataDir: deps.config.DATA_DIR,
+      endDevice: (id) => deps.sockets.endDeviceConnection(id, 'device unbound'),
+    }),
     ...deviceRoutes(deps.sockets, engine),
     ...workflowRoutes(engine),
+    ...workflowVersionRoutes(),
     ...taskRoutes({ engine, temporalUiUrl: deps.config.TEMPORAL_UI_URL, namespace: deps.config.TEMPORAL_NAMESPACE }),
     ...scheduleRoutes(engine),
     ...logRoutes(),
@@ -104,6 +113,9 @@ export function createApp(deps: AppDeps): Koa {
   app.use(errorHandler(logger));
   app.use(securityHeaders());
   app.use(accessLog(logger.child({ component: 'http' })));
+  // Before the rate limits: a preflight is answered here and spends nothing, and a 429 still
+  // carries the CORS headers its page needs to read it.
+  app.use(corsFor(deps.config.CORS_ORIGINS));
   app.use(limits.middleware());
   app.use(async (ctx, next) => {
     // One EntityManager (identity map, unit of work) per request, forked when first used: the

@@ -4,9 +4,12 @@
 import type { z } from 'zod';
 import type { Device, Task, TaskStep, User, Workflow, WorkflowVersion } from '../db/entities.ts';
 import type { Device as DeviceOut } from './schemas/devices.ts';
-import type { Task as TaskOut, TaskStep as TaskStepOut } from './schemas/tasks.ts';
+import type { TaskNames } from '../db/tasks.ts';
+import type { StepProgress as StepProgressOut, Task as TaskOut, TaskStep as TaskStepOut } from './schemas/tasks.ts';
 import type { User as UserOut } from './schemas/users.ts';
-import type { Workflow as WorkflowOut, WorkflowSummary } from './schemas/workflows.ts';
+import type {
+  Workflow as WorkflowOut, WorkflowSummary, WorkflowVersion as WorkflowVersionOut, WorkflowVersionSummary, workflowExport,
+} from './schemas/workflows.ts';
 
 const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);
 
@@ -64,6 +67,7 @@ export function presentStep(s: TaskStep): z.output<typeof TaskStepOut> {
 
 export function presentTask(
   t: Task,
+  names: TaskNames,
   extra: { steps?: TaskStep[]; temporalUiUrl?: string; namespace?: string } = {},
 ): z.output<typeof TaskOut> {
   return {
@@ -71,6 +75,8 @@ export function presentTask(
     workflow_id: t.workflowId,
     workflow_version_id: t.workflowVersionId,
     device_id: t.deviceId,
+    workflow_name: names.workflows.get(t.workflowId) ?? null,
+    device_name: names.devices.get(t.deviceId) ?? null,
     status: t.status,
     status_reason: t.statusReason ?? null,
     priority: t.priority,
@@ -94,4 +100,34 @@ export function presentTask(
     },
     ...(extra.steps ? { steps: extra.steps.map(presentStep) } : {}),
   };
+}
+
+/** A version of `w` in a list (read without its definition). */
+export function presentVersionSummary(w: Workflow, v: Pick<WorkflowVersion, 'id' | 'version' | 'createdAt'>): z.output<typeof WorkflowVersionSummary> {
+  return { id: v.id, workflow_id: w.id, version: v.version, is_current: v.version === w.currentVersion, created_at: v.createdAt.toISOString() };
+}
+
+/** A version of `w` with its definition and parameters. */
+export function presentVersion(w: Workflow, v: WorkflowVersion): z.output<typeof WorkflowVersionOut> {
+  return { ...presentVersionSummary(w, v), definition: v.definition, parameters: v.parameters ?? null };
+}
+
+/** The portable document of a workflow at version `v` (no ids: an import makes new ones). */
+export function presentExport(w: Workflow, v: WorkflowVersion): z.output<typeof workflowExport> {
+  return {
+    format: 'jarvis.workflow',
+    format_version: 1,
+    exported_at: new Date().toISOString(),
+    workflow: {
+      name: w.name, description: w.description ?? null, category: w.category ?? null, tags: w.tags,
+      version: v.version, definition: v.definition, parameters: v.parameters ?? null,
+    },
+  };
+}
+
+/** The recorded progress while the step it belongs to runs (a finished step's last report is stale). */
+export function presentStepProgress(t: Task, steps: TaskStep[]): z.output<typeof StepProgressOut> | null {
+  const p = t.stepProgress;
+  if (!p || !steps.some((s) => s.status === 'running' && s.key === p.key)) return null;
+  return { step_id: p.step_id, attempt: p.attempt, percent: p.percent ?? null, message: p.message ?? null, at: new Date(p.at).toISOString() };
 }

@@ -357,17 +357,18 @@ describe('property-based query strings', () => {
   const enc = (x: string) => [...Buffer.from(x, 'utf8')].map((b) => `%${b.toString(16).padStart(2, '0')}`).join('');
 
   // Every GET route with a query schema (lists, stats, a task's events and logs), each of its
-  // parameters, every edge value. `:id` is the user's own task (the only resource with queries).
+  // parameters, every edge value. `:id` is the user's own task, or workflow (its versions).
   const queried = offlineRoutes().filter((r) => r.method === 'get' && r.auth === 'user' && r.query);
   it('query routes come from the route list', () => {
     expect(queried.map((r) => r.path)).toEqual(expect.arrayContaining(['/tasks', '/workflows', '/tasks/:id/events']));
-    for (const r of queried) expect([r.path, /:(?!id\b)/.test(r.path) || (r.path.includes(':') && !r.path.startsWith('/tasks/:id'))]).toEqual([r.path, false]);
+    const ownId = (path: string) => path.startsWith('/tasks/:id') || path.startsWith('/workflows/:id');
+    for (const r of queried) expect([r.path, /:(?!id\b)/.test(r.path) || (r.path.includes(':') && !ownId(r.path))]).toEqual([r.path, false]);
   });
   for (const r of queried) {
     const params = Object.keys((r.query as unknown as { shape?: Record<string, unknown> }).shape ?? {});
     it(`GET ${r.path}: each of ${params.join(', ')} with every edge value (and some twice)`, async () => {
       expect(params.length).toBeGreaterThan(0);
-      const path = r.path.replace(':id', taskId);
+      const path = r.path.replace(':id', r.path.startsWith('/workflows/') ? workflowId : taskId);
       for (const k of params) {
         const queries = [
           ...EDGE_VALUES.map((v) => [`${k}=${enc(v)}`, JSON.stringify(v)]),

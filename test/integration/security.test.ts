@@ -142,7 +142,8 @@ type Resource = 'workflow' | 'device' | 'task' | 'schedule' | 'file';
  * (the test below fails for a `:param` route missing here). No route is skipped: user A gets
  * one of each resource (a file when the upload route exists).
  */
-const ID_ROUTES: Record<string, { resource: Resource; body?: unknown }> = {
+/** Each :id route, whose resource `:id` names; `fixed`: its other path parameters (A's values). */
+const ID_ROUTES: Record<string, { resource: Resource; body?: unknown; fixed?: Record<string, string> }> = {
   'get /users/devices/:id': { resource: 'device' },
   'put /users/devices/:id': { resource: 'device', body: { device_name: 'Renamed by B' } },
   'post /users/devices/:id/token': { resource: 'device' },
@@ -151,6 +152,10 @@ const ID_ROUTES: Record<string, { resource: Resource; body?: unknown }> = {
   'put /workflows/:id': { resource: 'workflow', body: { name: 'Renamed by B', is_archived: true } },
   'get /workflows/:id/export': { resource: 'workflow' },
   'delete /workflows/:id': { resource: 'workflow' },
+  'get /workflows/:id/versions': { resource: 'workflow' },
+  'get /workflows/:id/versions/:version': { resource: 'workflow', fixed: { version: '1' } },
+  'get /workflows/:id/versions/:version/export': { resource: 'workflow', fixed: { version: '1' } },
+  'post /workflows/:id/versions/:version/restore': { resource: 'workflow', fixed: { version: '1' } },
   'get /tasks/:id': { resource: 'task' },
   'post /tasks/:id/pause': { resource: 'task', body: { reason: 'B' } },
   'post /tasks/:id/resume': { resource: 'task', body: {} },
@@ -210,7 +215,7 @@ describe('owner scoping of every :id route', () => {
     for (const r of idRoutes) {
       const entry = ID_ROUTES[key(r)];
       expect([key(r), entry ? 'has an entry' : 'has no entry in ID_ROUTES']).toEqual([key(r), 'has an entry']);
-      expect([key(r), [...r.path.matchAll(/:([A-Za-z0-9_]+)/g)].map((m) => m[1])]).toEqual([key(r), ['id']]);
+      expect([key(r), [...r.path.matchAll(/:([A-Za-z0-9_]+)/g)].map((m) => m[1])]).toEqual([key(r), ['id', ...Object.keys(entry.fixed ?? {})]]);
       if (r.body) {
         const parsed = r.body.safeParse(entry.body ?? {});
         expect([key(r), parsed.success ? 'valid body' : JSON.stringify(parsed.error.issues)]).toEqual([key(r), 'valid body']);
@@ -225,7 +230,7 @@ describe('owner scoping of every :id route', () => {
     for (const r of idRoutes) {
       const entry = ID_ROUTES[key(r)];
       expect([key(r), ids[entry.resource] ? 'A has one' : `no ${entry.resource} of A`]).toEqual([key(r), 'A has one']);
-      const res = await call(r, fill(r.path, () => ids[entry.resource]), { token: b.token, body: entry.body });
+      const res = await call(r, fill(r.path, (name) => (name === 'id' ? ids[entry.resource] : entry.fixed![name])), { token: b.token, body: entry.body });
       const what = `${key(r)} as B on A's ${entry.resource}`;
       expect([what, res.status, res.body.code, res.body.data]).toEqual([what, 404, 2001, null]);
       expectNoLeak(res, what);
@@ -276,7 +281,7 @@ describe('owner scoping of every :id route', () => {
     for (const r of idRoutes) {
       const entry = ID_ROUTES[key(r)];
       for (const bad of ['not-a-uuid', '1', `${randomUUID()}x`, "' or 1=1 --", '../tasks', '%00', '\u0000']) {
-        const res = await call(r, fill(r.path, () => bad), { token: a.token, body: entry.body });
+        const res = await call(r, fill(r.path, (name) => (name === 'id' ? bad : entry.fixed![name])), { token: a.token, body: entry.body });
         const what = `${key(r)} with id ${JSON.stringify(bad)}`;
         expect([what, res.status, res.body.code, res.body.data?.errors?.[0]?.path]).toEqual([what, 400, 1001, 'id']);
         expectNoLeak(res, what);

@@ -31,3 +31,17 @@ describe('JWT_SECRET', () => {
     expect(['0.0.0.0', '', '127.0.0.1.example.com', 'localhost.example.com', '1127.0.0.1', '::'].some(isLoopback)).toBe(false);
   });
 });
+
+describe('CORS_ORIGINS', () => {
+  it('is empty by default and reads a comma list of exact origins', () => {
+    expect(loadConfig({}).CORS_ORIGINS).toEqual([]);
+    expect(loadConfig({ CORS_ORIGINS: ' tauri://localhost, https://app.example.com,http://127.0.0.1:5173,' }).CORS_ORIGINS)
+      .toEqual(['tauri://localhost', 'https://app.example.com', 'http://127.0.0.1:5173']);
+  });
+
+  it('refuses what a browser never sends as an origin, naming it', () => {
+    for (const bad of ['*', 'https://app.example.com/', 'https://app.example.com/path', 'app.example.com', 'https://*.example.com', 'HTTPS://APP.EXAMPLE.COM']) {
+      expect(() => loadConfig({ CORS_ORIGINS: `tauri://localhost,${bad}` })).toThrow(new RegExp(`CORS_ORIGINS: "${bad.replace(/[.*/]/g, '\\$&')}" is not an origin`));
+    }
+  });
+});

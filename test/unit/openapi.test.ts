@@ -14,7 +14,7 @@ import { ErrorCode } from '../../src/errors.ts';
 import {
   buildOpenApi, DOCS_CSP, DOCS_HTML, DOCS_SCRIPT_PATH, OPENAPI_PATH, packageVersion, toOpenApiPath,
 } from '../../src/http/openapi.ts';
-import { presentDevice, presentTask, presentUser } from '../../src/http/presenters.ts';
+import { presentDevice, presentStepProgress, presentTask, presentUser } from '../../src/http/presenters.ts';
 import { API_PREFIX, checkResponse, defineRoute, idParams, ResponseSchemaError, type RouteSpec } from '../../src/http/route.ts';
 import { clientTypes, CLIENT_TYPES_FILE, offlineDocument, offlineRoutes, OPENAPI_FILE } from '../../scripts/openapi.ts';
 
@@ -284,7 +284,12 @@ describe('the response check', () => {
       error: { code: 'STEP_FAILED', message: 'boom', step_id: 's1' },
     };
     const steps = [{ nodeId: 's1', nodeType: 'demo.fail', attempt: 1, key: 'k', status: 'failed', error: { code: 'X', message: 'y' }, startedAt: at }];
-    const detail = { ...presentTask(task as never, { steps: steps as never, temporalUiUrl: 'http://localhost:8233' }), queue_position: null };
+    const names = { workflows: new Map([[device.id, 'Flow']]), devices: new Map<string, string>() };
+    const detail = {
+      ...presentTask(task as never, names, { steps: steps as never, temporalUiUrl: 'http://localhost:8233' }),
+      queue_position: null,
+      step_progress: presentStepProgress(task as never, steps as never),
+    };
     expect(() => checkResponse(byPath('get', '/tasks/:id'), 200, { data: { task: detail } })).not.toThrow();
   });
 

@@ -53,6 +53,20 @@ export interface paths {
      */
     put: operations["putUsersProfile"];
   };
+  "/api/v1/users/password": {
+    /**
+     * Change the password: every other session of the account ends (this one stays open)
+     * @description Needs a bearer access token. Answers 200: Changed; other sessions revoked, their sockets closed with 4401.
+     */
+    put: operations["putUsersPassword"];
+  };
+  "/api/v1/users/account/delete": {
+    /**
+     * Delete the account (password confirmed): runs ended, schedules removed, devices unbound, every row and file removed
+     * @description Needs a bearer access token. Answers 200: Deleted; every token of the account stops working.
+     */
+    post: operations["postUsersAccountDelete"];
+  };
   "/api/v1/users/devices": {
     /**
      * List my devices with presence
@@ -131,6 +145,34 @@ export interface paths {
      * @description Needs a bearer access token. Answers 201: The new workflow.
      */
     post: operations["postWorkflowsImport"];
+  };
+  "/api/v1/workflows/{id}/versions": {
+    /**
+     * List a workflow's versions, newest first
+     * @description Needs a bearer access token. Answers 200: A page of versions (no definitions).
+     */
+    get: operations["getWorkflowsByIdVersions"];
+  };
+  "/api/v1/workflows/{id}/versions/{version}": {
+    /**
+     * One version with its definition and parameters
+     * @description Needs a bearer access token. Answers 200: The version.
+     */
+    get: operations["getWorkflowsByIdVersionsByVersion"];
+  };
+  "/api/v1/workflows/{id}/versions/{version}/export": {
+    /**
+     * One version as the portable JSON document of GET /workflows/:id/export
+     * @description Needs a bearer access token. Answers 200: The portable document.
+     */
+    get: operations["getWorkflowsByIdVersionsByVersionExport"];
+  };
+  "/api/v1/workflows/{id}/versions/{version}/restore": {
+    /**
+     * Make an older version current: a new version with its definition and parameters (the current one: no change)
+     * @description Needs a bearer access token. Answers 201 or 200: The workflow with its new current version; 200 when the version was current already.
+     */
+    post: operations["postWorkflowsByIdVersionsByVersionRestore"];
   };
   "/api/v1/tasks": {
     /**
@@ -297,7 +339,7 @@ export interface paths {
   };
   "/api/v1/stats/overview": {
     /**
-     * Dashboard: today and last 7 days (task counts by status, success rate, average duration), devices online, per-day counts; days in `tz` (default UTC)
+     * Dashboard: today, last 7 and 30 days (task counts by status, success rate, average duration; unfinished runs count in every window), devices online, per-day counts, failures by error code and runs per workflow over 30 days; days in `tz` (default UTC)
      * @description Needs a bearer access token. Answers 200: The dashboard numbers.
      */
     get: operations["getStatsOverview"];
@@ -455,6 +497,32 @@ export interface components {
       /** Format: uuid */
       version_id: string;
     };
+    WorkflowVersionSummary: {
+      /** Format: uuid */
+      id: string;
+      /** Format: uuid */
+      workflow_id: string;
+      version: number;
+      is_current: boolean;
+      /** Format: date-time */
+      created_at: string;
+    };
+    WorkflowVersion: {
+      /** Format: uuid */
+      id: string;
+      /** Format: uuid */
+      workflow_id: string;
+      version: number;
+      is_current: boolean;
+      /** Format: date-time */
+      created_at: string;
+      definition: {
+        [key: string]: unknown;
+      };
+      parameters: {
+        [key: string]: unknown;
+      } | null;
+    };
     Task: {
       /** Format: uuid */
       id: string;
@@ -464,6 +532,10 @@ export interface components {
       workflow_version_id: string;
       /** Format: uuid */
       device_id: string;
+      /** @description The workflow's name now (null only if it is gone) */
+      workflow_name: string | null;
+      /** @description The device's name now (null only if it is gone) */
+      device_name: string | null;
       /** @enum {string} */
       status: "pending" | "running" | "paused" | "completed" | "failed" | "cancelled";
       status_reason: string | null;
@@ -532,6 +604,10 @@ export interface components {
       workflow_version_id: string;
       /** Format: uuid */
       device_id: string;
+      /** @description The workflow's name now (null only if it is gone) */
+      workflow_name: string | null;
+      /** @description The device's name now (null only if it is gone) */
+      device_name: string | null;
       /** @enum {string} */
       status: "pending" | "running" | "paused" | "completed" | "failed" | "cancelled";
       status_reason: string | null;
@@ -571,6 +647,19 @@ export interface components {
       steps?: components["schemas"]["TaskStep"][];
       /** @description 0: holds the device; n: n-th in line; null: not waiting or unknown */
       queue_position: number | null;
+      /** @description The running step's last progress report; null when no step is running or it reported none */
+      step_progress: components["schemas"]["StepProgress"] | null;
+    };
+    StepProgress: {
+      step_id: string;
+      attempt: number;
+      percent: number | null;
+      message: string | null;
+      /**
+       * Format: date-time
+       * @description When the device reported it
+       */
+      at: string;
     };
     TaskEvent: {
       /** Format: uuid */
@@ -1074,6 +1163,160 @@ export interface operations {
     };
   };
   /**
+   * Change the password: every other session of the account ends (this one stays open)
+   * @description Needs a bearer access token. Answers 200: Changed; other sessions revoked, their sockets closed with 4401.
+   */
+  putUsersPassword: {
+    requestBody: {
+      content: {
+        "application/json": {
+          current_password: string;
+          new_password: string;
+        };
+      };
+    };
+    responses: {
+      /** @description Changed; other sessions revoked, their sockets closed with 4401 */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & {
+            data: {
+              /** @constant */
+              password_changed: true;
+              /** @description Other login sessions revoked (this one stays open) */
+              sessions_ended: number;
+            };
+          };
+        };
+      };
+      /** @description Invalid parameters (code 1001); `data.errors` lists each bad field as `{path, message}` */
+      400: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing, invalid, expired or revoked access token (code 1002) */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Request body over this route's 64 KiB limit (code 1001) */
+      413: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Content-Type is not application/json (code 1001) */
+      415: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait */
+          "Retry-After"?: number;
+          /** @description Requests per minute of the bucket closest to empty */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in that bucket */
+          "RateLimit-Remaining"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Internal server error (code 5000) */
+      500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  /**
+   * Delete the account (password confirmed): runs ended, schedules removed, devices unbound, every row and file removed
+   * @description Needs a bearer access token. Answers 200: Deleted; every token of the account stops working.
+   */
+  postUsersAccountDelete: {
+    requestBody: {
+      content: {
+        "application/json": {
+          password: string;
+        };
+      };
+    };
+    responses: {
+      /** @description Deleted; every token of the account stops working */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & {
+            data: {
+              /** @constant */
+              deleted: true;
+              /** @description Unfinished runs ended */
+              runs_cancelled: number;
+              schedules_removed: number;
+              /** @description Devices unbound (a live connection is closed with 4401) */
+              devices_disconnected: number;
+            };
+          };
+        };
+      };
+      /** @description Invalid parameters (code 1001); `data.errors` lists each bad field as `{path, message}` */
+      400: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing, invalid, expired or revoked access token (code 1002) */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Request body over this route's 64 KiB limit (code 1001) */
+      413: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Content-Type is not application/json (code 1001) */
+      415: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait */
+          "Retry-After"?: number;
+          /** @description Requests per minute of the bucket closest to empty */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in that bucket */
+          "RateLimit-Remaining"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Internal server error (code 5000) */
+      500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description A dependency (Temporal or PostgreSQL) is unavailable; retry later (code 5000) */
+      503: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  /**
    * List my devices with presence
    * @description Needs a bearer access token. Answers 200: My devices, oldest first.
    */
@@ -1561,6 +1804,7 @@ export interface operations {
           definition: {
             [key: string]: unknown;
           };
+          /** @description JSON Schema (draft 2020-12) of the parameters a run takes: checked when saved (unknown keywords and formats refused); runs are validated against it, with its defaults filled in */
           parameters?: {
             [key: string]: unknown;
           } | null;
@@ -1711,6 +1955,7 @@ export interface operations {
           definition?: {
             [key: string]: unknown;
           };
+          /** @description JSON Schema (draft 2020-12) of the parameters a run takes: checked when saved (unknown keywords and formats refused); runs are validated against it, with its defaults filled in */
           parameters?: {
             [key: string]: unknown;
           } | null;
@@ -1956,6 +2201,7 @@ export interface operations {
             definition: {
               [key: string]: unknown;
             };
+            /** @description JSON Schema (draft 2020-12) of the parameters a run takes: checked when saved (unknown keywords and formats refused); runs are validated against it, with its defaults filled in */
             parameters?: {
               [key: string]: unknown;
             } | null;
@@ -2006,6 +2252,296 @@ export interface operations {
         };
       };
       /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait */
+          "Retry-After"?: number;
+          /** @description Requests per minute of the bucket closest to empty */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in that bucket */
+          "RateLimit-Remaining"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Internal server error (code 5000) */
+      500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  /**
+   * List a workflow's versions, newest first
+   * @description Needs a bearer access token. Answers 200: A page of versions (no definitions).
+   */
+  getWorkflowsByIdVersions: {
+    parameters: {
+      query?: {
+        page?: number;
+        page_size?: number;
+      };
+      path: {
+        id: string;
+      };
+    };
+    responses: {
+      /** @description A page of versions (no definitions) */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & ({
+            data: {
+              list: components["schemas"]["WorkflowVersionSummary"][];
+              total: number;
+              page: number;
+              page_size: number;
+              /** @description Pass as `cursor` for the next page (lists that page by cursor); null at the end */
+              next_cursor: string | null;
+            };
+          });
+        };
+      };
+      /** @description Invalid parameters (code 1001); `data.errors` lists each bad field as `{path, message}` */
+      400: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing, invalid, expired or revoked access token (code 1002) */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Not found, or not yours (code 2001) */
+      404: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait */
+          "Retry-After"?: number;
+          /** @description Requests per minute of the bucket closest to empty */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in that bucket */
+          "RateLimit-Remaining"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Internal server error (code 5000) */
+      500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  /**
+   * One version with its definition and parameters
+   * @description Needs a bearer access token. Answers 200: The version.
+   */
+  getWorkflowsByIdVersionsByVersion: {
+    parameters: {
+      path: {
+        id: string;
+        version: number;
+      };
+    };
+    responses: {
+      /** @description The version */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & {
+            data: {
+              version: components["schemas"]["WorkflowVersion"];
+            };
+          };
+        };
+      };
+      /** @description Invalid parameters (code 1001); `data.errors` lists each bad field as `{path, message}` */
+      400: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing, invalid, expired or revoked access token (code 1002) */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Not found, or not yours (code 2001) */
+      404: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait */
+          "Retry-After"?: number;
+          /** @description Requests per minute of the bucket closest to empty */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in that bucket */
+          "RateLimit-Remaining"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Internal server error (code 5000) */
+      500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  /**
+   * One version as the portable JSON document of GET /workflows/:id/export
+   * @description Needs a bearer access token. Answers 200: The portable document.
+   */
+  getWorkflowsByIdVersionsByVersionExport: {
+    parameters: {
+      path: {
+        id: string;
+        version: number;
+      };
+    };
+    responses: {
+      /** @description The portable document */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & ({
+            data: {
+              /** @constant */
+              format: "jarvis.workflow";
+              /** @constant */
+              format_version: 1;
+              /** Format: date-time */
+              exported_at: string;
+              workflow: {
+                name: string;
+                description: string | null;
+                category: string | null;
+                tags: string[];
+                version: number;
+                definition: {
+                  [key: string]: unknown;
+                };
+                parameters: {
+                  [key: string]: unknown;
+                } | null;
+              };
+            };
+          });
+        };
+      };
+      /** @description Invalid parameters (code 1001); `data.errors` lists each bad field as `{path, message}` */
+      400: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing, invalid, expired or revoked access token (code 1002) */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Not found, or not yours (code 2001) */
+      404: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait */
+          "Retry-After"?: number;
+          /** @description Requests per minute of the bucket closest to empty */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in that bucket */
+          "RateLimit-Remaining"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Internal server error (code 5000) */
+      500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  /**
+   * Make an older version current: a new version with its definition and parameters (the current one: no change)
+   * @description Needs a bearer access token. Answers 201 or 200: The workflow with its new current version; 200 when the version was current already.
+   */
+  postWorkflowsByIdVersionsByVersionRestore: {
+    parameters: {
+      path: {
+        id: string;
+        version: number;
+      };
+    };
+    responses: {
+      /** @description The workflow with its new current version; 200 when the version was current already */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & {
+            data: {
+              workflow: components["schemas"]["Workflow"];
+            };
+          };
+        };
+      };
+      /** @description The workflow with its new current version; 200 when the version was current already */
+      201: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & {
+            data: {
+              workflow: components["schemas"]["Workflow"];
+            };
+          };
+        };
+      };
+      /** @description Invalid parameters (code 1001); `data.errors` lists each bad field as `{path, message}` */
+      400: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing, invalid, expired or revoked access token (code 1002) */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Not found, or not yours (code 2001) */
+      404: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Conflicts with the current state, e.g. the run is not in a state that allows it (code 3001), or a unique value is already taken (code 1001) */
+      409: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -2106,12 +2642,15 @@ export interface operations {
           workflow_id: string;
           /** Format: uuid */
           device_id: string;
+          /** @description Validated against the parameter schema of the version run, its defaults filled in (a 400 names each bad field) */
           parameters?: {
             [key: string]: unknown;
           };
           /** @enum {string} */
           priority?: "high" | "medium" | "low";
           idempotency_key?: string;
+          /** @description Run this version of the workflow (GET /workflows/:id/versions) instead of its current one */
+          workflow_version?: number;
         };
       };
     };
@@ -3947,7 +4486,7 @@ export interface operations {
     };
   };
   /**
-   * Dashboard: today and last 7 days (task counts by status, success rate, average duration), devices online, per-day counts; days in `tz` (default UTC)
+   * Dashboard: today, last 7 and 30 days (task counts by status, success rate, average duration; unfinished runs count in every window), devices online, per-day counts, failures by error code and runs per workflow over 30 days; days in `tz` (default UTC)
    * @description Needs a bearer access token. Answers 200: The dashboard numbers.
    */
   getStatsOverview: {
@@ -3968,7 +4507,7 @@ export interface operations {
               today: {
                 /**
                  * Format: date-time
-                 * @description Start of the window: local midnight in `tz`
+                 * @description Start of the window: local midnight in `tz`. The window holds the runs created since, and every unfinished run whenever created
                  */
                 since: string;
                 total: number;
@@ -3988,7 +4527,27 @@ export interface operations {
               last_7_days: {
                 /**
                  * Format: date-time
-                 * @description Start of the window: local midnight in `tz`
+                 * @description Start of the window: local midnight in `tz`. The window holds the runs created since, and every unfinished run whenever created
+                 */
+                since: string;
+                total: number;
+                by_status: {
+                  pending: number;
+                  running: number;
+                  paused: number;
+                  completed: number;
+                  failed: number;
+                  cancelled: number;
+                };
+                finished: number;
+                /** @description completed / finished; null when nothing finished */
+                success_rate: number | null;
+                avg_duration_ms: number | null;
+              };
+              last_30_days: {
+                /**
+                 * Format: date-time
+                 * @description Start of the window: local midnight in `tz`. The window holds the runs created since, and every unfinished run whenever created
                  */
                 since: string;
                 total: number;
@@ -4016,6 +4575,23 @@ export interface operations {
                   completed: number;
                   failed: number;
                 }[];
+              /** @description Failed runs of the last 30 days by error code, most frequent first (at most 10 codes) */
+              failures_by_code: {
+                  /** @description The run error's code (UNKNOWN when it had none) */
+                  code: string;
+                  count: number;
+                }[];
+              /** @description Runs of the last 30 days per workflow, the busiest first (at most 20 workflows) */
+              workflows: ({
+                  /** Format: uuid */
+                  workflow_id: string;
+                  name: string;
+                  total: number;
+                  completed: number;
+                  failed: number;
+                  /** @description completed / finished; null when nothing finished */
+                  success_rate: number | null;
+                })[];
             };
           });
         };

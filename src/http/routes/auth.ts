@@ -8,7 +8,7 @@ import { defineRoute } from '../route.ts';
 import { loginData, logoutData, TokenPair, userData } from '../schemas/users.ts';
 
 const email = z.email().max(254);
-const password = z.string().min(8, 'at least 8 characters').max(200);
+export const password = z.string().min(8, 'at least 8 characters').max(200);
 
 export const registerBody = z.object({ email, password, name: z.string().trim().min(1).max(100).optional() }).strict();
 export const loginBody = z.object({ email: z.string().max(254), password: z.string().max(200) }).strict();

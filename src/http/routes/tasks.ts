@@ -5,9 +5,11 @@ import {
   controlTask, decideApproval, isFinished, queuePosition, retryTask, submitTask, taskWithSteps,
   type ControlAction, type TaskEngine,
 } from '../../domain/tasks.ts';
+import { versionToRun } from '../../domain/workflow-versions.ts';
 import { errors } from '../../errors.ts';
 import { envelope } from '../middleware.ts';
-import { presentTask } from '../presenters.ts';
+import { presentStepProgress, presentTask } from '../presenters.ts';
+import type { OwnedRepos } from '../../db/owned.ts';
 import { PARAMETERS_BODY_BYTES, defineRoute, idParams } from '../route.ts';
 import { deleted } from '../schemas/common.ts';
 import {
@@ -18,9 +20,12 @@ import { cursorParam, instantParam, keysetPage, pageQuery } from '../paging.ts';
 export const taskBody = z.object({
   workflow_id: z.uuid(),
   device_id: z.uuid(),
-  parameters: z.record(z.string(), z.unknown()).optional(),
+  parameters: z.record(z.string(), z.unknown()).optional()
+    .describe('Validated against the parameter schema of the version run, its defaults filled in (a 400 names each bad field)'),
   priority: z.enum(PRIORITIES).optional(),
   idempotency_key: z.string().trim().min(1).max(255).optional(),
+  workflow_version: z.number().int().min(1).max(2_147_483_647).optional()
+    .describe('Run this version of the workflow (GET /workflows/:id/versions) instead of its current one'),
 }).strict();
 
 export const taskListQuery = pageQuery.extend({
@@ -53,8 +58,13 @@ function clientOf(ctx: { get(h: string): string }): string {
 }
 
 export function taskRoutes({ engine, temporalUiUrl, namespace }: TaskRouteDeps) {
-  const present = (t: Task, steps?: TaskStep[]) =>
-    presentTask(t, { steps, temporalUiUrl, namespace });
+  const present = (t: Task, names: tasksDb.TaskNames, steps?: TaskStep[]) =>
+    presentTask(t, names, { steps, temporalUiUrl, namespace });
+  /** Names of a task's workflow and device: from the submission when it has them, else read. */
+  const namesOf = (repos: OwnedRepos, t: Task, known?: { workflow: string; device: string }): Promise<tasksDb.TaskNames> | tasksDb.TaskNames =>
+    known
+      ? { workflows: new Map([[t.workflowId, known.workflow]]), devices: new Map([[t.deviceId, known.device]]) }
+      : tasksDb.namesFor(repos, [t]);
 
   const control = (action: ControlAction) =>
     defineRoute<z.infer<typeof controlBody>, undefined, z.infer<typeof idParams>>({
@@ -76,8 +86,10 @@ export function taskRoutes({ engine, temporalUiUrl, namespace }: TaskRouteDeps) 
       success: { status: 201, also: [200], description: 'The new task; 200 with the existing one when the idempotency key matched', data: taskData },
       errors: [400, 401, 404, 409, 503],
       async handler(ctx, { body }) {
-        const { task, created } = await submitTask(ctx.state.repos, engine, body);
-        envelope(ctx, { task: present(task) }, created ? 201 : 200);
+        const { workflow_version: n, ...input } = body;
+        const version = n === undefined ? undefined : await versionToRun(ctx.state.repos, body.workflow_id, n);
+        const { task, created, names } = await submitTask(ctx.state.repos, engine, input, { version });
+        envelope(ctx, { task: present(task, await namesOf(ctx.state.repos, task, names)) }, created ? 201 : 200);
       },
     }),
     defineRoute<undefined, z.infer<typeof taskListQuery>>({
@@ -88,7 +100,9 @@ export function taskRoutes({ engine, temporalUiUrl, namespace }: TaskRouteDeps) 
           status: query.status, deviceId: query.device_id, workflowId: query.workflow_id,
           from: query.from ? new Date(query.from) : undefined, to: query.to ? new Date(query.to) : undefined,
         });
-        envelope(ctx, await keysetPage(ctx.state.repos, Task, where, query, (t: Task) => present(t)));
+        const page = await keysetPage(ctx.state.repos, Task, where, query, (t: Task) => t);
+        const names = await tasksDb.namesFor(ctx.state.repos, page.list);
+        envelope(ctx, { ...page, list: page.list.map((t) => present(t, names)) });
       },
     }),
     defineRoute<undefined, undefined, z.infer<typeof idParams>>({
@@ -96,9 +110,9 @@ export function taskRoutes({ engine, temporalUiUrl, namespace }: TaskRouteDeps) 
       summary: 'A task with its steps, current node, progress, result and error', params: idParams,
       success: { status: 200, description: 'The task with its steps', data: taskDetailData }, errors: [400, 401, 404],
       async handler(ctx, { params }) {
-        const { task, steps } = await taskWithSteps(ctx.state.repos, params.id);
+        const { task, steps, names } = await taskWithSteps(ctx.state.repos, params.id);
         const position = await queuePosition(() => ctx.state.em, engine.temporal, task);
-        envelope(ctx, { task: { ...present(task, steps), queue_position: position } });
+        envelope(ctx, { task: { ...present(task, names, steps), queue_position: position, step_progress: presentStepProgress(task, steps) } });
       },
     }),
     control('pause'),
@@ -133,8 +147,8 @@ export function taskRoutes({ engine, temporalUiUrl, namespace }: TaskRouteDeps) 
       summary: 'A new task from a failed or cancelled one, optionally from the failed step with earlier outputs kept',
       params: idParams, body: retryBody, success: { status: 201, description: 'The new task', data: retryData }, errors: [400, 401, 404, 409, 503],
       async handler(ctx, { params, body }) {
-        const { task } = await retryTask(ctx.state.repos, engine, params.id, body.from_failed_step ?? false);
-        envelope(ctx, { task: present(task), retry_of: params.id }, 201);
+        const { task, names } = await retryTask(ctx.state.repos, engine, params.id, body.from_failed_step ?? false);
+        envelope(ctx, { task: present(task, await namesOf(ctx.state.repos, task, names)), retry_of: params.id }, 201);
       },
     }),
     defineRoute<undefined, z.infer<typeof eventsQuery>, z.infer<typeof idParams>>({

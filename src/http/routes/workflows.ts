@@ -3,7 +3,7 @@ import { createWorkflow, deleteWorkflow, getWorkflow, updateWorkflow } from '../
 import * as workflowsDb from '../../db/workflows.ts';
 import type { TaskEngine } from '../../domain/tasks.ts';
 import { envelope } from '../middleware.ts';
-import { presentWorkflow } from '../presenters.ts';
+import { presentExport, presentWorkflow } from '../presenters.ts';
 import { MAX_BODY_BYTES, defineRoute, idParams } from '../route.ts';
 import { deleted } from '../schemas/common.ts';
 import { workflowData, workflowExport, workflowPage } from '../schemas/workflows.ts';
@@ -17,7 +17,8 @@ export const workflowBody = z.object({
   category: z.string().trim().min(1).max(50).nullable().optional(),
   tags: tags.optional(),
   definition: z.record(z.string(), z.unknown()),
-  parameters: z.record(z.string(), z.unknown()).nullable().optional(),
+  parameters: z.record(z.string(), z.unknown()).nullable().optional()
+    .describe('JSON Schema (draft 2020-12) of the parameters a run takes: checked when saved (unknown keywords and formats refused); runs are validated against it, with its defaults filled in'),
 }).strict();
 
 export const workflowUpdateBody = workflowBody.partial().extend({ is_archived: z.boolean().optional() }).strict();
@@ -80,16 +81,8 @@ export function workflowRoutes(engine: Pick<TaskEngine, 'temporal' | 'limits'>) 
       summary: 'The workflow as one portable JSON document (no ids)', params: idParams,
       success: { status: 200, description: 'The portable document', data: workflowExport }, errors: [400, 401, 404],
       async handler(ctx, { params }) {
-        const { workflow: wf, version: v } = await getWorkflow(ctx.state.repos, params.id);
-        envelope(ctx, {
-          format: EXPORT_FORMAT,
-          format_version: 1,
-          exported_at: new Date().toISOString(),
-          workflow: {
-            name: wf.name, description: wf.description ?? null, category: wf.category ?? null, tags: wf.tags,
-            version: wf.currentVersion, definition: v.definition, parameters: v.parameters ?? null,
-          },
-        });
+        const { workflow, version } = await getWorkflow(ctx.state.repos, params.id);
+        envelope(ctx, presentExport(workflow, version));
       },
     }),
     defineRoute<z.infer<typeof workflowDocument>>({

@@ -28,11 +28,22 @@ export const TaskStep = z.strictObject({
   }],
 });
 
+/** The last `step/progress` of the running step (recorded at most every few seconds). */
+export const StepProgress = z.strictObject({
+  step_id: z.string(),
+  attempt: z.int().min(1),
+  percent: z.number().min(0).max(100).nullable(),
+  message: z.string().nullable(),
+  at: instant.describe('When the device reported it'),
+}).meta({ id: 'StepProgress', examples: [{ step_id: 's1', attempt: 1, percent: 40, message: 'copying 4 of 10', at: EXAMPLE.at }] });
+
 const taskFields = {
   id: uuid,
   workflow_id: uuid,
   workflow_version_id: uuid,
   device_id: uuid,
+  workflow_name: z.string().nullable().describe('The workflow\'s name now (null only if it is gone)'),
+  device_name: z.string().nullable().describe('The device\'s name now (null only if it is gone)'),
   status: z.enum(TASK_STATUSES),
   status_reason: z.string().nullable(),
   priority: z.enum(PRIORITIES),
@@ -56,7 +67,7 @@ const taskFields = {
 };
 const taskExample = {
   id: EXAMPLE.taskId, workflow_id: EXAMPLE.workflowId, workflow_version_id: EXAMPLE.versionId, device_id: EXAMPLE.deviceId,
-  status: 'completed', status_reason: null, priority: 'medium', parameters: {}, idempotency_key: null, current_node: null,
+  workflow_name: 'Say hi', device_name: 'Office PC', status: 'completed', status_reason: null, priority: 'medium', parameters: {}, idempotency_key: null, current_node: null,
   progress: 100, result: { outputs: { s1: { text: 'hi' } } }, error: null, last_seq: 6, created_at: EXAMPLE.at,
   started_at: EXAMPLE.at, finished_at: '2026-03-02T09:15:01.300Z', duration_ms: 1300,
   temporal: { workflow_id: `task-${EXAMPLE.taskId}`, run_id: 'a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d' },
@@ -68,9 +79,10 @@ export const Task = z.strictObject(taskFields).meta({ id: 'Task', examples: [tas
 export const TaskDetail = z.strictObject({
   ...taskFields,
   queue_position: z.int().min(0).nullable().describe('0: holds the device; n: n-th in line; null: not waiting or unknown'),
+  step_progress: StepProgress.nullable().describe('The running step\'s last progress report; null when no step is running or it reported none'),
 }).meta({
   id: 'TaskDetail',
-  examples: [{ ...taskExample, steps: TaskStep.meta()?.examples, queue_position: null }],
+  examples: [{ ...taskExample, steps: TaskStep.meta()?.examples, queue_position: null, step_progress: null }],
 });
 
 export const taskData = z.strictObject({ task: Task });

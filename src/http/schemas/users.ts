@@ -35,3 +35,15 @@ export const TokenPair = z.strictObject(tokenFields).meta({
 
 export const loginData = z.strictObject({ ...tokenFields, user: User });
 export const logoutData = z.strictObject({ logged_out: z.literal(true) });
+
+export const passwordChangedData = z.strictObject({
+  password_changed: z.literal(true),
+  sessions_ended: z.int().min(0).describe('Other login sessions revoked (this one stays open)'),
+});
+
+export const accountDeletedData = z.strictObject({
+  deleted: z.literal(true),
+  runs_cancelled: z.int().min(0).describe('Unfinished runs ended'),
+  schedules_removed: z.int().min(0),
+  devices_disconnected: z.int().min(0).describe('Devices unbound (a live connection is closed with 4401)'),
+});

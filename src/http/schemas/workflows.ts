@@ -59,3 +59,25 @@ export const workflowExport = z.strictObject({
     workflow: { name: 'Say hi', description: null, category: 'demo', tags: ['demo'], version: 1, definition: definitionExample, parameters: null },
   }],
 });
+
+const versionFields = {
+  id: uuid,
+  workflow_id: uuid,
+  version: z.int().min(1),
+  is_current: z.boolean(),
+  created_at: instant,
+};
+const versionExample = { id: EXAMPLE.versionId, workflow_id: EXAMPLE.workflowId, version: 2, is_current: true, created_at: EXAMPLE.at };
+
+/** A version in a list: no definition. */
+export const WorkflowVersionSummary = z.strictObject(versionFields).meta({ id: 'WorkflowVersionSummary', examples: [versionExample] });
+
+/** One version with its definition and parameters. */
+export const WorkflowVersion = z.strictObject({
+  ...versionFields,
+  definition: jsonObject,
+  parameters: jsonObject.nullable(),
+}).meta({ id: 'WorkflowVersion', examples: [{ ...versionExample, definition: definitionExample, parameters: null }] });
+
+export const workflowVersionPage = pageOf(WorkflowVersionSummary);
+export const workflowVersionData = z.strictObject({ version: WorkflowVersion });

@@ -1,0 +1,53 @@
+// Deleting an account: what lives outside PostgreSQL goes too. Temporal Schedules first, so no
+// firing submits a run while the rows go; then the rows (one transaction, by the schema's
+// cascades, with the sessions revoked); then the unfinished runs are ended, the devices' live
+// connections closed, and the uploaded files' bytes removed.
+import { rm } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { ScheduleNotFoundError, type Client } from '@temporalio/client';
+import * as usersDb from '../db/users.ts';
+import type { OwnedRepos } from '../db/owned.ts';
+import { errors } from '../errors.ts';
+import type { Sessions } from './sessions.ts';
+
+export interface AccountRemovalDeps {
+  temporal: Client;
+  sessions: Sessions;
+  /** Where uploads are kept (DATA_DIR); a user's bytes are under `files/<user id>/`. */
+  dataDir: string;
+  /** Closes a device's live connection on this node (a device on another node finds its row gone). */
+  endDevice(deviceId: string): void;
+}
+
+export interface AccountRemoval {
+  runs_cancelled: number;
+  schedules_removed: number;
+  devices_disconnected: number;
+}
+
+export async function removeAccount(repos: OwnedRepos, deps: AccountRemovalDeps): Promise<AccountRemoval> {
+  const { temporal } = deps;
+  const schedules = await usersDb.scheduleIdsOf(repos);
+  await Promise.all(schedules.map(async (id) => {
+    try {
+      await temporal.schedule.getHandle(id).delete();
+    } catch (err) {
+      // Nothing is removed yet: the caller may try again.
+      if (!(err instanceof ScheduleNotFoundError)) throw errors.unavailable(`could not delete a schedule: ${(err as Error).message}`);
+    }
+  }));
+
+  const gone = await usersDb.removeAccount(repos);
+  deps.sessions.forget(gone.sessions);
+
+  // The rows are gone, so the runs have no one to report to and nothing to record into: they are
+  // terminated rather than asked to cancel (a cancel waits for the device's answer, from a device
+  // that is being unbound). The device's connection closes with 4401 and its token stops working;
+  // no step/abort is sent. A run Temporal cannot reach now is not retried: the account cannot ask
+  // again, and such a run finds no rows to write to.
+  const ended = await Promise.allSettled(gone.runs.map((workflowId) =>
+    temporal.workflow.getHandle(workflowId).terminate('account deleted')));
+  for (const id of gone.devices) deps.endDevice(id);
+  await rm(join(resolve(deps.dataDir), 'files', repos.userId), { recursive: true, force: true });
+  return { runs_cancelled: ended.filter((r) => r.status === 'fulfilled').length, schedules_removed: schedules.length, devices_disconnected: gone.devices.length };
+}

@@ -1,0 +1,44 @@
+// The account itself: changing its password, deleting it with everything it holds.
+import { z } from 'zod';
+import type { Accounts } from '../../domain/accounts.ts';
+import { removeAccount, type AccountRemovalDeps } from '../../domain/account-removal.ts';
+import { envelope } from '../middleware.ts';
+import { defineRoute } from '../route.ts';
+import { accountDeletedData, passwordChangedData } from '../schemas/users.ts';
+import { password } from './auth.ts';
+
+export const passwordChangeBody = z.object({
+  current_password: z.string().min(1).max(200),
+  new_password: password,
+}).strict().refine((b) => b.new_password !== b.current_password, {
+  path: ['new_password'], message: 'must differ from the current password',
+});
+
+export const accountDeleteBody = z.object({ password: z.string().min(1).max(200) }).strict();
+
+export function accountRoutes(accounts: Accounts, removal: AccountRemovalDeps) {
+  return [
+    defineRoute<z.infer<typeof passwordChangeBody>>({
+      method: 'put', path: '/users/password', tag: 'users', auth: 'user', limit: 'auth',
+      summary: 'Change the password: every other session of the account ends (this one stays open)',
+      body: passwordChangeBody,
+      success: { status: 200, description: 'Changed; other sessions revoked, their sockets closed with 4401', data: passwordChangedData },
+      errors: [400, 401],
+      async handler(ctx, { body }) {
+        const ended = await accounts.changePassword(ctx.state.repos, ctx.state.sessionId, body.current_password, body.new_password);
+        envelope(ctx, { password_changed: true, sessions_ended: ended });
+      },
+    }),
+    defineRoute<z.infer<typeof accountDeleteBody>>({
+      method: 'post', path: '/users/account/delete', tag: 'users', auth: 'user', limit: 'auth',
+      summary: 'Delete the account (password confirmed): runs ended, schedules removed, devices unbound, every row and file removed',
+      body: accountDeleteBody,
+      success: { status: 200, description: 'Deleted; every token of the account stops working', data: accountDeletedData },
+      errors: [400, 401, 503],
+      async handler(ctx, { body }) {
+        await accounts.checkPassword(ctx.state.repos, body.password, 'password');
+        envelope(ctx, { deleted: true, ...(await removeAccount(ctx.state.repos, removal)) });
+      },
+    }),
+  ];
+}
