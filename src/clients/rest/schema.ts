@@ -1213,7 +1213,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -1288,7 +1288,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -2321,7 +2321,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -2383,7 +2383,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -2463,7 +2463,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -2541,7 +2541,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
