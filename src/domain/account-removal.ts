@@ -2,8 +2,6 @@
 // firing submits a run while the rows go; then the rows (one transaction, by the schema's
 // cascades, with the sessions revoked); then the unfinished runs are ended, the devices' live
 // connections closed, and the uploaded files' bytes removed.
-import { rm } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
 import { ScheduleNotFoundError, type Client } from '@temporalio/client';
 import * as usersDb from '../db/users.ts';
 import type { OwnedRepos } from '../db/owned.ts';
@@ -13,8 +11,6 @@ import type { Sessions } from './sessions.ts';
 export interface AccountRemovalDeps {
   temporal: Client;
   sessions: Sessions;
-  /** Where uploads are kept (DATA_DIR); a user's bytes are under `files/<user id>/`. */
-  dataDir: string;
   /** Closes a device's live connection on this node (a device on another node finds its row gone). */
   endDevice(deviceId: string): void;
 }
@@ -37,6 +33,8 @@ export async function removeAccount(repos: OwnedRepos, deps: AccountRemovalDeps)
     }
   }));
 
+  // Every row goes by cascade from the user's, uploaded files' bytes too (file_chunks follow
+  // their files' rows).
   const gone = await usersDb.removeAccount(repos);
   deps.sessions.forget(gone.sessions);
 
@@ -48,6 +46,5 @@ export async function removeAccount(repos: OwnedRepos, deps: AccountRemovalDeps)
   const ended = await Promise.allSettled(gone.runs.map((workflowId) =>
     temporal.workflow.getHandle(workflowId).terminate('account deleted')));
   for (const id of gone.devices) deps.endDevice(id);
-  await rm(join(resolve(deps.dataDir), 'files', repos.userId), { recursive: true, force: true });
   return { runs_cancelled: ended.filter((r) => r.status === 'fulfilled').length, schedules_removed: schedules.length, devices_disconnected: gone.devices.length };
 }

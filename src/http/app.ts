@@ -75,7 +75,7 @@ export function apiRoutes(deps: Pick<AppDeps, 'config' | 'temporal' | 'tokens' |
   return [
     ...authRoutes(accounts, sessions, (sid) => deps.sockets.endLoginSession(sid, 'logged out')),
     ...accountRoutes(accounts, {
-      temporal: deps.temporal, sessions, dataDir: deps.config.DATA_DIR,
+      temporal: deps.temporal, sessions,
       endDevice: (id) => deps.sockets.endDeviceConnection(id, 'device unbound'),
     }),
     ...deviceRoutes(deps.sockets, engine),

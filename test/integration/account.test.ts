@@ -1,8 +1,6 @@
 // The account itself: a password change ends the other sessions; deleting the account ends its
 // runs, removes its schedules in Temporal, closes its devices' and monitors' sockets, and leaves
 // no row and no file of it behind (another account untouched).
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { ScheduleNotFoundError } from '@temporalio/client';
 import WebSocket from 'ws';
@@ -94,8 +92,12 @@ describe('account deletion', () => {
       form.append('file', new Blob(['hello']), 'note.txt');
       const up = await fetch(`${sys.url}/api/v1/files/upload`, { method: 'POST', body: form, headers: { Authorization: `Bearer ${user.token}` } });
       expect(up.status).toBe(201);
-      const filesDir = join(sys.config.DATA_DIR, 'files', user.userId);
-      expect(existsSync(filesDir)).toBe(true);
+      // The upload's bytes, where every node reads them: the file's chunks in PostgreSQL.
+      const db = await dbOf(sys.orm);
+      const fileId = ((await up.json()) as { data: { file: { id: string } } }).data.file.id;
+      const [{ key }] = await db.all<{ key: string }>(sql`select storage_key as key from files where id = ${fileId}`);
+      const chunks = async () => (await db.all<{ n: number }>(sql`select count(*)::int as n from file_chunks where storage_key = ${key}`))[0].n;
+      expect(await chunks()).toBeGreaterThan(0);
       const mon = await monitor(user.token);
 
       const wrong = await sys.api.post('/users/account/delete', { password: 'not my password' }, user.token);
@@ -118,13 +120,12 @@ describe('account deletion', () => {
         .rejects.toBeInstanceOf(ScheduleNotFoundError);
 
       // PostgreSQL: nothing of the account in any table that holds a user's rows.
-      const db = await dbOf(sys.orm);
       for (const table of ['users', 'devices', 'workflows', 'tasks', 'schedules', 'logs', 'files', 'sessions']) {
         const column = table === 'users' ? 'id' : 'user_id';
         const [row] = await db.all<{ n: number }>(sql`select count(*)::int as n from ${raw(table)} where ${raw(column)} = ${user.userId}`);
         expect([table, row.n]).toEqual([table, 0]);
       }
-      expect(existsSync(filesDir)).toBe(false);
+      expect(await chunks()).toBe(0);
 
       // The account's tokens and password are refused; the other account is untouched.
       expect((await sys.api.get('/auth/me', user.token)).status).toBe(401);
