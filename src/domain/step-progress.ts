@@ -6,7 +6,6 @@ import type { StepProgressRecord } from '../db/entities.ts';
 import { dbOf } from '../db/sql.ts';
 import * as tasksDb from '../db/tasks.ts';
 import type { Logger } from '../logger.ts';
-import type { LiveBus, LiveEvent } from '../ws/live-bus.ts';
 
 /** Shortest time between two writes of one task's progress. */
 export const PROGRESS_WRITE_MS = 2000;
@@ -52,26 +51,3 @@ export class StepProgressRecorder {
   }
 }
 
-/** `live`, with every `step.progress` published through it also recorded by `recorder`. */
-export function recordingProgress(live: LiveBus, recorder: StepProgressRecorder): LiveBus {
-  return {
-    publish(e: LiveEvent) {
-      if (e.event.kind === 'step.progress') {
-        const d = e.event.data as { step_id?: unknown; key?: unknown; attempt?: unknown; percent?: unknown; message?: unknown };
-        if (typeof d.step_id === 'string' && typeof d.key === 'string' && typeof d.attempt === 'number') {
-          recorder.record(e.userId, e.event.task_id, {
-            step_id: d.step_id, key: d.key, attempt: d.attempt, at: e.event.at,
-            ...(typeof d.percent === 'number' ? { percent: d.percent } : {}),
-            ...(typeof d.message === 'string' ? { message: d.message } : {}),
-          });
-        }
-      }
-      live.publish(e);
-    },
-    subscribe: (fn) => live.subscribe(fn),
-    close: () => {
-      recorder.stop();
-      return live.close();
-    },
-  };
-}
