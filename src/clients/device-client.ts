@@ -13,6 +13,7 @@ import {
   isFinalClose,
   parseServerToDevice,
   type BadFrame,
+  type DeviceStatusPayload,
   type DeviceToServer,
   type ServerToDevice,
   type StepDispatchPayload,
@@ -374,6 +375,8 @@ export interface DeviceClientOptions {
   /** Give up an opening handshake after this long (default 10 s). */
   handshakeTimeoutMs?: number;
   onEvent?: (e: DeviceClientEvent) => void;
+  /** What the device says about itself (`device/status`) each time it connects. */
+  status?: () => DeviceStatusPayload;
 }
 
 export type DeviceClientEvent =
@@ -567,6 +570,8 @@ export class DeviceClient {
           else this.send({ type: 'ping', payload: {} });
         }, every);
         this.opts.onEvent?.({ type: 'connected', connectionId: this.connectionId });
+        // Busy and readings belong to a connection: the server forgets them when it closes.
+        if (this.opts.status) this.sendStatus(this.opts.status());
         this.flushOutbox();
         onHello?.();
         onHello = undefined;
@@ -592,6 +597,11 @@ export class DeviceClient {
         if (!this.stopped) this.connect();
       }, delay);
     });
+  }
+
+  /** Tells the server about this machine (busy, versions, readings); false when not connected. */
+  sendStatus(status: DeviceStatusPayload): boolean {
+    return this.connected && this.send({ type: 'device/status', payload: status });
   }
 
   private send(msg: DeviceToServer): boolean {

@@ -31,6 +31,13 @@ export const User = defineEntity({
 });
 export type User = InferEntity<typeof User>;
 
+/** A device's machine readings as it reported them (percentages 0-100). */
+export interface DeviceReadings {
+  cpu_percent?: number;
+  memory_percent?: number;
+  battery?: { percent: number; charging?: boolean };
+}
+
 export const Device = defineEntity({
   name: 'Device',
   tableName: 'devices',
@@ -56,6 +63,11 @@ export const Device = defineEntity({
     /** When the current connection started: an older connection's late write never wins. */
     connectionStartedAt: p.datetime().nullable().fieldName('session_started_at'),
     lastOnlineAt: p.datetime().nullable(),
+    /** What the device's current connection last said in `device/status` (false when offline). */
+    isBusy: p.boolean().default(false),
+    /** Its last machine readings, merged field by field as `device/status` frames bring them. */
+    status: p.json<DeviceReadings>().nullable(),
+    statusAt: p.datetime().nullable(),
     createdAt: p.datetime().defaultRaw(NOW).onCreate(now),
     updatedAt: p.datetime().defaultRaw(NOW).onCreate(now).onUpdate(now),
   },

@@ -5,7 +5,7 @@ import type { WebSocket } from 'ws';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../config.ts';
 import type { Orm } from '../db/orm.ts';
-import { markOffline, markOnline, touchPresence } from '../domain/devices.ts';
+import { markOffline, markOnline, recordDeviceStatus, touchPresence } from '../domain/devices.ts';
 import { recordDeviceLog } from '../domain/logs.ts';
 import { signalDeviceOnline } from '../domain/tasks.ts';
 import type { Logger } from '../logger.ts';
@@ -41,6 +41,8 @@ const parse = (text: string) => parseDeviceFrame(text, limits);
 export class DeviceHandler {
   private readonly deps: DeviceHandlerDeps;
   private readonly transport: WsTransport;
+  /** Each connection's last device/status write: the next waits for it (and for its presence). */
+  private readonly statusWrites = new WeakMap<DeviceConnection, Promise<void>>();
   /** Set on shutdown: the node marks all its devices offline itself. */
   closing = false;
 
@@ -83,6 +85,7 @@ export class DeviceHandler {
       }
       await signalDeviceOnline(orm.em.fork(), temporal, id.deviceId, config.NODE_ID);
     })().catch((err) => log.error({ err }, 'could not record device presence'));
+    this.statusWrites.set(device, ready);
 
     ws.on('message', (data, isBinary) => {
       const got = this.transport.receive(conn, data, isBinary, parse, limits);
@@ -131,8 +134,22 @@ export class DeviceHandler {
         this.storeLog(device, msg.payload);
         return;
       case 'device/status':
+        this.storeStatus(device, msg.payload);
         return;
     }
+  }
+
+  /**
+   * One write after another per connection, after its presence (the write is conditioned on
+   * being the current connection): a device that says busy then idle ends idle.
+   */
+  private storeStatus(device: DeviceConnection, status: Extract<DeviceToServer, { type: 'device/status' }>['payload']): void {
+    const { orm, logger } = this.deps;
+    const prev = this.statusWrites.get(device) ?? Promise.resolve();
+    const next = prev
+      .then(() => recordDeviceStatus(orm.em.fork(), device.deviceId, device.connectionId, status))
+      .then(() => undefined, (err) => logger.warn({ err, deviceId: device.deviceId }, 'device status not stored'));
+    this.statusWrites.set(device, next);
   }
 
   /** Stored first (secrets stripped, task checked against the device's owner), then shown live as stored. */

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { existsSync, mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { demoHandlers, type StepHandler } from '../../src/clients/device-client.ts';
+import { DeviceClient, demoHandlers, type StepHandler } from '../../src/clients/device-client.ts';
 import { MONITOR_CSP } from '../../src/http/monitor-page.ts';
 import { MONITOR_SCRIPT_PATH } from '../../src/http/monitor-script.ts';
 import { addDevice, addWorkflow, eventually, linear, signup } from '../helpers/api.ts';
@@ -26,6 +26,7 @@ const HOSTILE_LOG = '<b>not bold</b> & friends';
 let sys: System;
 let user: { token: string; userId: string; email: string };
 let device: { id: string; deviceToken: string };
+let evilDevice: { id: string; deviceToken: string };
 let pc: TestDevice;
 let workflowId: string;
 let browser: Browser;
@@ -63,6 +64,7 @@ beforeAll(async () => {
   // A second device, never connected, whose name is hostile markup.
   const evil = await sys.api.post('/users/devices', { device_id: 'evil-pc', device_name: HOSTILE_NAME, os_type: 'linux' }, user.token);
   expect(evil.status).toBe(201);
+  evilDevice = { id: evil.body.data.device.id, deviceToken: evil.body.data.device_token };
   workflowId = await addWorkflow(sys.api, user.token, linear([
     // Long enough that the pause always lands while the device is still in this step.
     { type: 'demo.sleep', name: 'Nap', params: { ms: 6000 } },
@@ -165,6 +167,45 @@ describe('the web monitor in Chromium', () => {
     const stored = await page.evaluate(() => JSON.parse(sessionStorage.getItem('jarvis.monitor.auth') ?? 'null'));
     expect(stored.access_token).toEqual(expect.any(String));
     expect(stored.refresh_token).toEqual(expect.any(String));
+  }, 60_000);
+
+  it('follows presence as it is pushed (online, busy, offline) without asking for it; the list shows the readings', async () => {
+    const deviceReads: string[] = [];
+    const onRequest = (req: { url(): string }) => {
+      if (new URL(req.url()).pathname.endsWith('/users/devices')) deviceReads.push(req.url());
+    };
+    page.on('request', onRequest);
+    const row = page.locator(`${sel('device')}[data-device-id="${evilDevice.id}"]`);
+    const rowPresence = () => row.locator(sel('device-presence')).innerText();
+    expect(await rowPresence()).toBe('offline');
+    const other = new DeviceClient({
+      url: sys.wsUrl, token: evilDevice.deviceToken, handlers: testHandlers(), reconnect: false,
+      status: () => ({ cpu_percent: 33.4, memory_percent: 71, battery: { percent: 55, charging: true } }),
+    });
+    try {
+      await other.start();
+      await eventually(async () => (await rowPresence()) === 'online', 10_000, 'the device online on the page');
+      expect(await row.getAttribute('data-online')).toBe('true');
+      expect(await row.locator('.dot.on').count()).toBe(1);
+      other.sendStatus({ busy: true });
+      await eventually(async () => (await rowPresence()) === 'busy', 10_000, 'the device busy on the page');
+      expect(await page.locator(`${sel('run-device')} option[value="${evilDevice.id}"]`).innerText()).toContain('(busy)');
+      other.sendStatus({ busy: false });
+      await eventually(async () => (await rowPresence()) === 'online', 10_000, 'the device idle again');
+    } finally {
+      await other.stop();
+    }
+    await eventually(async () => (await rowPresence()) === 'offline', 10_000, 'the device offline on the page');
+    expect(await row.locator('.dot.on').count()).toBe(0);
+    page.off('request', onRequest);
+    expect(deviceReads).toEqual([]);
+    // The readings came with the device's status: a fresh read of the list shows them.
+    await page.locator('#devices-reload').click();
+    await row.locator(sel('device-readings')).waitFor({ timeout: 5_000 });
+    expect(await row.locator(sel('device-readings')).innerText()).toBe('CPU 33% \u00b7 memory 71% \u00b7 battery 55% (charging)');
+    expect(await rowPresence()).toBe('offline');
+    const online = page.locator(`${sel('device')}[data-device-id="${device.id}"]`);
+    expect(await online.locator(sel('device-presence')).innerText()).toBe('online');
   }, 60_000);
 
   it('starts a run from the form, watches it progress, pauses and resumes it to completion', async () => {

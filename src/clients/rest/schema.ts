@@ -454,9 +454,24 @@ export interface components {
       app_version: string | null;
       capabilities: string[];
       is_online: boolean;
+      /** @description What the connected device last said in device/status; false when offline */
+      is_busy: boolean;
+      /** @description Its last machine readings, null until it sends any */
+      status: components["schemas"]["DeviceReadings"] | null;
+      /** @description When the readings came */
+      status_at: string | null;
       last_online_at: string | null;
       /** Format: date-time */
       created_at: string;
+    };
+    /** @description Machine readings (percent) the device sent in device/status; a field it never sent is absent */
+    DeviceReadings: {
+      cpu_percent?: number;
+      memory_percent?: number;
+      battery?: {
+        percent: number;
+        charging?: boolean;
+      };
     };
     WorkflowSummary: {
       /** Format: uuid */
@@ -1213,7 +1228,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -1288,7 +1303,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -2321,7 +2336,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -2383,7 +2398,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -2463,7 +2478,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
@@ -2541,7 +2556,7 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit; wait the `Retry-After` seconds */
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
       429: {
         headers: {
           /** @description Seconds to wait */
