@@ -1,5 +1,5 @@
 // Activity contracts shared by the workflow (type-only imports) and the implementations.
-import type { LaneTicket, RunEvent } from '../workflows/api.ts';
+import type { LaneTicket, RunEvent, StepArtifactRef } from '../workflows/api.ts';
 
 export interface RecordEventsInput {
   taskId: string;
@@ -42,6 +42,8 @@ export interface DispatchResult {
   output: unknown;
   /** Whether the carried events reached the mirror; if not, the run records them itself. */
   mirrored: boolean;
+  /** What the device attached to the step; absent when nothing. */
+  artifacts?: StepArtifactRef[];
 }
 
 export interface ControlStepInput {

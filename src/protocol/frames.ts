@@ -47,6 +47,18 @@ export const deviceStatusSchema = z.object({
 }).loose();
 export type DeviceStatusPayload = z.infer<typeof deviceStatusSchema>;
 
+/**
+ * A file the device attaches to a step in flight on this connection (a screenshot first): its
+ * bytes in base64, at most MAX_ARTIFACT_BYTES once decoded; the type is read from the bytes.
+ */
+export const stepArtifactSchema = z.object({
+  key,
+  kind: z.enum(['screenshot', 'file']).optional(),
+  name: z.string().min(1).max(255),
+  data: z.base64().min(1),
+});
+export type StepArtifactPayload = z.infer<typeof stepArtifactSchema>;
+
 export const logLevelSchema = z.enum(['debug', 'info', 'warn', 'error']);
 
 export const deviceToServerSchema = z.discriminatedUnion('type', [
@@ -73,6 +85,7 @@ export const deviceToServerSchema = z.discriminatedUnion('type', [
     }),
   }),
   z.object({ type: z.literal('device/status'), payload: deviceStatusSchema }),
+  z.object({ type: z.literal('step/artifact'), payload: stepArtifactSchema }),
 ]);
 export type DeviceToServer = z.infer<typeof deviceToServerSchema>;
 
