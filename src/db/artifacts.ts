@@ -37,6 +37,8 @@ export async function insertWithinQuota(
       await store.put(tx, f.file.storageKey, Readable.from([f.bytes]));
       scoped.create(StoredFile, f.file);
     }
+    // The files first: the entities declare no relation, so the flush would not order them.
+    await tx.flush();
     const created = scoped.create(StepArtifact, {
       ...artifact, fileId: content.file.id, thumbnailFileId: thumbnail?.file.id ?? null, createdAt: new Date(),
     });
