@@ -72,6 +72,8 @@ export interface PersistenceActivities {
   acquireDeviceLane(input: LaneTicket): Promise<{ granted: boolean }>;
   /** Submits the task a schedule fired for (once per firing); null when the schedule is gone. */
   submitScheduledTask(input: { scheduleId: string; firingId: string }): Promise<{ taskId: string | null }>;
+  /** Deletes up to `limit` step artifacts' files older than the retention; how many it deleted. */
+  deleteExpiredArtifacts(input: { limit: number }): Promise<number>;
 }
 
 export interface DeviceStepActivities {

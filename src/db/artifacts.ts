@@ -70,13 +70,16 @@ export function fileOf(repos: OwnedRepos, fileId: string): Promise<StoredFile> {
 }
 
 /**
- * Deletes the artifacts' files created before `before`, at most `limit` of them (their chunks
- * and artifact rows go with them by foreign key), whoever's: retention. The number deleted.
+ * Deletes the artifacts' files created before `before`, about `limit` of them, whoever's:
+ * retention. A content file takes its thumbnail along (their times may straddle `before`), and
+ * the chunks and artifact rows go with them by foreign key. The number of files deleted.
  */
 export async function deleteOlderThan(em: EntityManager, before: Date, limit: number): Promise<number> {
-  const rows = await onEm<{ n: string }>(em, sql`with gone as (
-      delete from files where id in (
-        select id from files where task_id is not null and created_at < ${before} order by created_at limit ${limit})
+  const rows = await onEm<{ n: string }>(em, sql`with doomed as (
+      select id from files where task_id is not null and created_at < ${before} order by created_at limit ${limit}),
+    gone as (
+      delete from files where id in (select id from doomed)
+        or id in (select thumbnail_file_id from step_artifacts where file_id in (select id from doomed))
       returning 1)
     select count(*)::text as n from gone`);
   return Number(rows[0]?.n ?? 0);

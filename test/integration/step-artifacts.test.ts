@@ -10,6 +10,7 @@ import sharp from 'sharp';
 import WebSocket from 'ws';
 import { DeviceClient, demoHandlers, type DeviceClientEvent, type StepHandler } from '../../src/clients/device-client.ts';
 import { addDevice, addWorkflow, eventually, linear, signup } from '../helpers/api.ts';
+import { retentionScheduleId } from '../../src/domain/artifact-retention.ts';
 import { recordHistory } from '../helpers/histories.ts';
 import { testHandlers } from '../helpers/devices.ts';
 import { startSystem, type System } from '../helpers/system.ts';
@@ -224,4 +225,33 @@ describe('step artifacts', () => {
       'select count(*)::int as n from files where user_id = ? and task_id is not null', [owner.userId]);
     expect(row.n).toBe(left.n); // one chunk per (small) file: none orphaned
   }, 20_000);
+
+  it('retention: its Schedule deletes the artifacts older than ARTIFACT_RETENTION_DAYS, and only those', async () => {
+    const run = await runToEnd([
+      { type: 'demo.screenshot', params: { width: 60, height: 40 } },
+      { type: 'test.attach', params: { name: 'fresh.txt', text: 'fresh' } },
+    ]);
+    const [old, fresh] = (await get(`/tasks/${run.taskId}/artifacts`)).body.data.list;
+    const em = sys.orm.em.fork();
+    // The screenshot came 31 days ago (the retention is 30 by default).
+    await em.getConnection().execute(
+      `update files set created_at = now() - interval '31 days' where id in (select file_id from step_artifacts where id = ?)`, [old.id]);
+    const schedule = sys.temporal.schedule.getHandle(retentionScheduleId(sys.config.TASK_QUEUE));
+    await schedule.trigger();
+    const workflowId = await eventually(async () => {
+      const d = await schedule.describe();
+      const action = d.info.recentActions.at(-1)?.action;
+      return action && 'workflow' in action && action.workflow.workflowId;
+    }, 20_000, 'the retention run');
+    const result = await sys.temporal.workflow.getHandle(workflowId).result();
+    expect(result.deleted).toBeGreaterThanOrEqual(2); // the screenshot and its thumbnail
+    await recordHistory(workflowId, 'artifact-retention');
+    const left = (await get(`/tasks/${run.taskId}/artifacts`)).body.data.list;
+    expect(left.map((a: { id: string }) => a.id)).toEqual([fresh.id]);
+    expect((await raw(`/tasks/${run.taskId}/artifacts/${old.id}/thumbnail`)).status).toBe(404);
+    const [orphans] = await em.getConnection().execute(
+      `select count(*)::int as n from files f where f.task_id = ? and not exists
+         (select 1 from step_artifacts a where a.file_id = f.id or a.thumbnail_file_id = f.id)`, [run.taskId]);
+    expect(orphans.n).toBe(0);
+  }, 60_000);
 });
