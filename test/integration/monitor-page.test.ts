@@ -38,6 +38,7 @@ const pageErrors: string[] = [];
 function handlers(): Record<string, StepHandler> {
   return {
     ...testHandlers(),
+    'demo.screenshot': demoHandlers['demo.screenshot'],
     'demo.sleep': async (params, ctx) => {
       ctx.log('info', `sleeping ${(params as { ms: number }).ms} ms ${HOSTILE_LOG}`, { step: ctx.stepId });
       const out = await demoHandlers['demo.sleep'](params, ctx);
@@ -106,6 +107,8 @@ async function progress(): Promise<number> {
   return Number(await page.locator(sel('progress')).getAttribute('aria-valuenow'));
 }
 
+/** What the tests read of an <img> (the test code is type-checked without the DOM library). */
+interface Img { complete: boolean; naturalWidth: number; naturalHeight: number }
 interface PageState { connected: boolean; connects: number; taskId: string | null; status: string | null; lastSeq: number; seqs: number[] }
 const state = () => page.evaluate(() => (globalThis as unknown as { __jarvisMonitor: { state(): PageState } }).__jarvisMonitor.state());
 
@@ -383,6 +386,45 @@ describe('the web monitor in Chromium', () => {
     const steps = await page.locator(sel('step')).evaluateAll((els) =>
       els.map((e) => [e.getAttribute('data-step-id'), e.getAttribute('data-status')]));
     expect(steps).toEqual([['send', 'completed'], ['skip', 'skipped']]);
+  }, 60_000);
+
+  it('shows a step\'s screenshot as a thumbnail, full size on click', async () => {
+    const wf = await addWorkflow(sys.api, user.token, linear([
+      { type: 'demo.screenshot', name: 'Look', params: { width: 800, height: 500 } },
+      { type: 'demo.echo', name: 'After', params: {} },
+    ]), 'Take a look');
+    const res = await sys.api.post('/tasks', { workflow_id: wf, device_id: device.id }, user.token);
+    expect(res.status).toBe(201);
+    const id: string = res.body.data.task.id;
+    const row = page.locator(`${sel('task-row')}[data-task-id="${id}"]`);
+    await row.waitFor({ timeout: 10_000 });
+    await row.click();
+    await waitText('task-status', (t) => t === 'completed', 'status completed', 20_000);
+    const [artifact] = (await sys.api.get(`/tasks/${id}/artifacts`, user.token)).body.data.list;
+    const thumb = page.locator(`${sel('step')}[data-step-id="s1"] ${sel('artifact-thumb')}`);
+    await thumb.waitFor();
+    expect(await thumb.getAttribute('data-artifact-id')).toBe(artifact.id);
+    expect(await page.locator(`${sel('step')}[data-step-id="s2"] ${sel('artifact-thumb')}`).count()).toBe(0);
+    // Decoded by the browser: the 320 px WebP thumbnail, not the full image.
+    const natural = () => thumb.evaluate((e) => { const img = e as unknown as Img; return [img.complete, img.naturalWidth, img.naturalHeight]; });
+    await eventually(async () => (await natural())[1] > 0, 10_000, 'the thumbnail to load');
+    expect(await natural()).toEqual([true, 320, 200]);
+    expect(await page.locator(`${sel('event')}[data-kind="step.artifact"]`).count()).toBe(1);
+
+    await thumb.click();
+    const viewer = page.locator(sel('artifact-viewer'));
+    await viewer.waitFor({ state: 'visible' });
+    const full = page.locator(sel('artifact-full'));
+    await eventually(async () => (await full.evaluate((e) => (e as unknown as Img).naturalWidth)) === 800, 10_000, 'the full image');
+    expect(await full.evaluate((e) => (e as unknown as Img).naturalHeight)).toBe(500);
+    expect(await text('artifact-caption')).toBe(`screen-s1.png \u00b7 800 \u00d7 500`);
+    await page.setViewportSize({ width: 390, height: 844 });
+    expect(await full.evaluate((e) => e.getBoundingClientRect().width)).toBeLessThanOrEqual(390);
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: resolve(ARTIFACTS, 'monitor-artifact-phone.png') });
+    await page.setViewportSize({ width: 1100, height: 1000 });
+    await viewer.click();
+    await viewer.waitFor({ state: 'hidden' });
   }, 60_000);
 
   it('logs out: the tokens are gone and the session is revoked', async () => {
