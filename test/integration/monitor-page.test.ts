@@ -406,7 +406,7 @@ describe('the web monitor in Chromium', () => {
     expect(await thumb.getAttribute('data-artifact-id')).toBe(artifact.id);
     expect(await page.locator(`${sel('step')}[data-step-id="s2"] ${sel('artifact-thumb')}`).count()).toBe(0);
     // Decoded by the browser: the 320 px WebP thumbnail, not the full image.
-    const natural = () => thumb.evaluate((e) => { const img = e as unknown as Img; return [img.complete, img.naturalWidth, img.naturalHeight]; });
+    const natural = () => thumb.evaluate((e): [boolean, number, number] => { const img = e as unknown as Img; return [img.complete, img.naturalWidth, img.naturalHeight]; });
     await eventually(async () => (await natural())[1] > 0, 10_000, 'the thumbnail to load');
     expect(await natural()).toEqual([true, 320, 200]);
     expect(await page.locator(`${sel('event')}[data-kind="step.artifact"]`).count()).toBe(1);
