@@ -23,7 +23,8 @@ const options = {
 
 const usage = `Usage: npm run device -- --token dev_... [--url ws://127.0.0.1:3000/ws] [--store .data/device-<id>.jsonl]
 
-Connects as a device with the built-in demo handlers (demo.echo, demo.sleep, demo.fail) and runs
+Connects as a device with the built-in demo handlers (demo.echo, demo.sleep, demo.fail, demo.screenshot:
+a real PNG attached to the step) and runs
 the steps dispatched to it. Ctrl-C stops (a second Ctrl-C exits at once).`;
 
 runCli({ name: 'device', usage, options }, async ({ options: o, positionals }) => {
