@@ -80,14 +80,16 @@ export class DeviceHandler {
     if (replaced) replace(replaced);
     const log = logger.child({ deviceId: id.deviceId, connection: conn.id });
     let lastTouch = Date.now();
-    // Presence first, then wake the runs waiting for this device.
+    // Presence first, then the announcement that closes an older connection elsewhere (whose
+    // offline then changes nothing: the row names this connection already, so the user feeds
+    // see no offline-online flicker), then wake the runs waiting for this device.
     const ready = (async () => {
-      await live.announceDevice({ deviceId: id.deviceId, connectionId: conn.id, startedAt: startedAt.getTime() });
       if (!(await markOnline(orm.em.fork(), id.deviceId, config.NODE_ID, conn.id, startedAt))) {
         // A newer connection of this device exists elsewhere: this one is already replaced.
         closeReplaced(ws);
         return;
       }
+      await live.announceDevice({ deviceId: id.deviceId, connectionId: conn.id, startedAt: startedAt.getTime() });
       await signalDeviceOnline(orm.em.fork(), temporal, id.deviceId, config.NODE_ID);
     })().catch((err) => log.error({ err }, 'could not record device presence'));
     this.statusWrites.set(device, ready);
