@@ -24,12 +24,14 @@ function disconnected(message: string): ApplicationFailure {
   return ApplicationFailure.create({ type: FailureType.DeviceDisconnected, message, nonRetryable: true });
 }
 
-function outcomeOrThrow(outcome: StepOutcome): unknown {
-  if (outcome.ok) return outcome.output ?? null;
+/** The step's output and artifacts, or its error (with its artifacts) as the workflow reads it. */
+function outcomeOrThrow(outcome: StepOutcome): Omit<DispatchResult, 'mirrored'> {
+  const artifacts = outcome.artifacts?.length ? { artifacts: outcome.artifacts } : {};
+  if (outcome.ok) return { output: outcome.output ?? null, ...artifacts };
   throw ApplicationFailure.create({
     type: FailureType.StepError,
     message: `${outcome.error.code}: ${outcome.error.message}`,
-    details: [outcome.error],
+    details: [{ ...outcome.error, ...artifacts }],
     nonRetryable: true,
   });
 }
@@ -46,8 +48,8 @@ export function createDeviceStepActivities({ connections, live, logger, orm, hea
     async dispatchStep(input: DispatchStepInput): Promise<DispatchResult> {
       const mirrored = mirror(input);
       try {
-        const output = await deliver(input);
-        return { output, mirrored: await mirrored };
+        const answer = await deliver(input);
+        return { ...answer, mirrored: await mirrored };
       } finally {
         await mirrored; // never leave a write running past the activity
       }
@@ -64,7 +66,7 @@ export function createDeviceStepActivities({ connections, live, logger, orm, hea
   };
 
   /** Sends the step to the device and waits for its answer (or the late one already there). */
-  async function deliver(input: DispatchStepInput): Promise<unknown> {
+  async function deliver(input: DispatchStepInput): Promise<Omit<DispatchResult, 'mirrored'>> {
     const ctx = Context.current();
     const connection = connections.get(input.deviceId);
     if (!connection || connection.closed) throw disconnected(`device ${input.deviceId} is not connected to this node`);

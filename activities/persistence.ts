@@ -1,5 +1,6 @@
 // Persistence activities, run by the task workers: the PostgreSQL mirror of each run.
 import type { Client } from '@temporalio/client';
+import { deleteOlderThan } from '../src/db/artifacts.ts';
 import type { Orm } from '../src/db/orm.ts';
 import { DeviceLanes } from '../src/domain/device-lanes.ts';
 import { applyRunEvents } from '../src/domain/run-mirror.ts';
@@ -19,11 +20,17 @@ export interface PersistenceDeps {
   offlineTimeoutMs: number;
   /** Scheduled runs count against their user's limits like any other. */
   limits: AccountLimits;
+  /** Step artifacts older than this are deleted (artifactRetentionWorkflow). */
+  artifactRetentionMs: number;
 }
 
-export function createPersistenceActivities({ orm, temporal, taskQueue, presenceStaleMs, offlineTimeoutMs, limits }: PersistenceDeps): PersistenceActivities {
+export function createPersistenceActivities({ orm, temporal, taskQueue, presenceStaleMs, offlineTimeoutMs, limits, artifactRetentionMs }: PersistenceDeps): PersistenceActivities {
   const lanes = new DeviceLanes(orm.em, temporal);
   return {
+    async deleteExpiredArtifacts({ limit }: { limit: number }): Promise<number> {
+      return deleteOlderThan(orm.em.fork(), new Date(Date.now() - artifactRetentionMs), limit);
+    },
+
     async recordRunEvents({ taskId, events }: RecordEventsInput): Promise<void> {
       await applyRunEvents(orm, taskId, events);
     },

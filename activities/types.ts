@@ -1,5 +1,5 @@
 // Activity contracts shared by the workflow (type-only imports) and the implementations.
-import type { LaneTicket, RunEvent } from '../workflows/api.ts';
+import type { LaneTicket, RunEvent, StepArtifactRef } from '../workflows/api.ts';
 
 export interface RecordEventsInput {
   taskId: string;
@@ -42,6 +42,8 @@ export interface DispatchResult {
   output: unknown;
   /** Whether the carried events reached the mirror; if not, the run records them itself. */
   mirrored: boolean;
+  /** What the device attached to the step; absent when nothing. */
+  artifacts?: StepArtifactRef[];
 }
 
 export interface ControlStepInput {
@@ -70,6 +72,8 @@ export interface PersistenceActivities {
   acquireDeviceLane(input: LaneTicket): Promise<{ granted: boolean }>;
   /** Submits the task a schedule fired for (once per firing); null when the schedule is gone. */
   submitScheduledTask(input: { scheduleId: string; firingId: string }): Promise<{ taskId: string | null }>;
+  /** Deletes up to `limit` step artifacts' files older than the retention; how many it deleted. */
+  deleteExpiredArtifacts(input: { limit: number }): Promise<number>;
 }
 
 export interface DeviceStepActivities {

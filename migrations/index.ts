@@ -8,6 +8,8 @@ import { Migration20261130000006_device_lanes } from './Migration20261130000006_
 import { Migration20261206000007_file_chunks } from './Migration20261206000007_file_chunks.ts';
 import { Migration20261206000008_account_limits } from './Migration20261206000008_account_limits.ts';
 import { Migration20261206000009_step_progress } from './Migration20261206000009_step_progress.ts';
+import { Migration20261206000010_device_status } from './Migration20261206000010_device_status.ts';
+import { Migration20261206000011_step_artifacts } from './Migration20261206000011_step_artifacts.ts';
 
 export const MIGRATIONS = [
   { name: 'Migration20261123000001_initial', class: Migration20261123000001_initial },
@@ -19,4 +21,6 @@ export const MIGRATIONS = [
   { name: 'Migration20261206000007_file_chunks', class: Migration20261206000007_file_chunks },
   { name: 'Migration20261206000008_account_limits', class: Migration20261206000008_account_limits },
   { name: 'Migration20261206000009_step_progress', class: Migration20261206000009_step_progress },
+  { name: 'Migration20261206000010_device_status', class: Migration20261206000010_device_status },
+  { name: 'Migration20261206000011_step_artifacts', class: Migration20261206000011_step_artifacts },
 ];

@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
 import { DeviceClient, MemoryKeyStore, MemoryOutbox, demoHandlers, fileStores, outboxPathFor, type KeyStore, type Outbox, type StepAnswer } from '../src/clients/device-client.ts';
+import { MachineStatus } from '../src/clients/machine-status.ts';
 import { CloseCode } from '../src/protocol/index.ts';
 import { UsageError, arg, clock, runCli, type Spec } from './lib/cli.ts';
 
@@ -22,7 +23,8 @@ const options = {
 
 const usage = `Usage: npm run device -- --token dev_... [--url ws://127.0.0.1:3000/ws] [--store .data/device-<id>.jsonl]
 
-Connects as a device with the built-in demo handlers (demo.echo, demo.sleep, demo.fail) and runs
+Connects as a device with the built-in demo handlers (demo.echo, demo.sleep, demo.fail, demo.screenshot:
+a real PNG attached to the step) and runs
 the steps dispatched to it. Ctrl-C stops (a second Ctrl-C exits at once).`;
 
 runCli({ name: 'device', usage, options }, async ({ options: o, positionals }) => {
@@ -52,8 +54,11 @@ runCli({ name: 'device', usage, options }, async ({ options: o, positionals }) =
   const fromOutbox = new Set<string>();
   const replayed = new Set<string>();
 
+  // The machine's readings on every connection and then every STATUS_EVERY_MS.
+  const machine = new MachineStatus();
   const client = new DeviceClient({
     url: url.toString(), token, handlers: demoHandlers, store, outbox, maxBackoffMs: o['max-backoff-ms'],
+    status: () => machine.read(),
     onEvent: (e) => {
       switch (e.type) {
         case 'connected':
@@ -127,7 +132,10 @@ runCli({ name: 'device', usage, options }, async ({ options: o, positionals }) =
   client.start().catch((err: Error) => {
     if (!fatal && !stopping) log(`cannot connect yet: ${err.message}`);
   });
+  const readings = setInterval(() => client.sendStatus(machine.read()), STATUS_EVERY_MS);
+  readings.unref();
   const code = await finished;
+  clearInterval(readings);
   if (fatal) {
     await client.stop();
     closeStores();
@@ -135,6 +143,9 @@ runCli({ name: 'device', usage, options }, async ({ options: o, positionals }) =
   }
   return code;
 });
+
+/** How often the machine's readings go to the server (they are shown, not acted on). */
+const STATUS_EVERY_MS = 30_000;
 
 function describe(a: StepAnswer): string {
   if (a.type === 'step/result') return `result ${a.payload.key} ok ${truncate(JSON.stringify(a.payload.output ?? null), 120)}`;

@@ -27,7 +27,8 @@ const options = {
 const usage = `Usage: npm run simulate -- --devices 50 --latency-ms 20..200 --fail-rate 0.05 --disconnect-rate 0.01
          [--duration-s 60] [--runs-per-s 2] [--api http://127.0.0.1:3000/api/v1] [--token <access token> | --email --password]
 
-Registers and connects simulated devices. Their steps (${SIM_STEP_TYPES.join(', ')}; demo.fail as asked)
+Registers and connects simulated devices. Their steps (${SIM_STEP_TYPES.join(', ')}; demo.fail as asked;
+demo.screenshot attaches a real PNG)
 sleep a random latency, fail or drop the socket at the given rates. Submit runs to them yourself
 (npm run task) or with --runs-per-s. Exit code 1 when a step key ran twice.`;
 

@@ -80,6 +80,8 @@ const schema = z
     FILE_MAX_BYTES: z.coerce.number().int().min(1).default(10 * 1024 * 1024),
     /** Per-user storage quota: sum of the sizes of a user's files, in bytes (413 over it). */
     USER_QUOTA_BYTES: z.coerce.number().int().min(1).default(1024 * 1024 * 1024),
+    /** Step artifacts (screenshots, files devices attach) are deleted this many days after they came. */
+    ARTIFACT_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
     /**
      * Web origins allowed to call the REST API from a browser or webview (comma list, exact
      * `scheme://host[:port]`, e.g. `tauri://localhost,https://app.example.com`). Empty: none.

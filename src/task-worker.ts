@@ -3,6 +3,7 @@ import type { Client } from '@temporalio/client';
 import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import { createPersistenceActivities } from '../activities/persistence.ts';
 import { accountLimitsOf, type Config } from './config.ts';
+import { ensureRetentionSchedule } from './domain/artifact-retention.ts';
 import type { Orm } from './db/orm.ts';
 import type { Logger } from './logger.ts';
 import { TRACING_OFF, type Tracing } from './telemetry/tracing.ts';
@@ -43,10 +44,13 @@ export async function startTaskWorker(deps: TaskWorkerDeps): Promise<TaskWorker>
       presenceStaleMs: config.WS_HEARTBEAT_MS * 3,
       offlineTimeoutMs: config.DEVICE_OFFLINE_TIMEOUT_MS,
       limits: accountLimitsOf(config),
+      artifactRetentionMs: config.ARTIFACT_RETENTION_DAYS * 24 * 3600 * 1000,
     }),
     ...(deps.tracing ?? TRACING_OFF).workerOptions({ workflows: true }),
     shutdownGraceTime: '10s',
   });
+  await ensureRetentionSchedule(deps.temporal, config.TASK_QUEUE).catch((err) =>
+    logger.error({ err }, 'could not create the artifact retention schedule; artifacts are kept until it exists'));
   const run = worker.run();
   logger.info({ taskQueue: config.TASK_QUEUE }, 'task worker running');
   let stopping: Promise<void> | undefined;

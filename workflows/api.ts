@@ -63,12 +63,28 @@ export interface ControlRequest {
 }
 
 export const EVENT_KINDS = [
-  'run.pending', 'run.started', 'step.dispatched', 'step.progress', 'step.completed', 'step.failed',
+  'run.pending', 'run.started', 'step.dispatched', 'step.progress', 'step.artifact', 'step.completed', 'step.failed',
   'run.paused', 'run.resumed', 'run.waiting_approval', 'run.approval_decided',
   'run.cancel_requested',
   'run.completed', 'run.failed', 'run.cancelled', 'log',
 ] as const;
 export type EventKind = (typeof EVENT_KINDS)[number];
+
+/**
+ * A file the device attached to a step (stored by the API node holding it, before the step's
+ * answer): the device-step activity hands these back with the outcome, and the run records one
+ * `step.artifact` event each.
+ */
+export interface StepArtifactRef {
+  artifact_id: string;
+  kind: 'screenshot' | 'file';
+  name: string;
+  content_type: string;
+  size: number;
+  has_thumbnail: boolean;
+  width: number | null;
+  height: number | null;
+}
 
 /** A durable run event: written by the workflow, so its seq is part of history. */
 export interface RunEvent {

@@ -9,10 +9,11 @@ import {
   TimeoutFailure,
   condition,
   isCancellation,
+  patched,
   proxyActivities,
 } from '@temporalio/workflow';
 import type { DeviceStepActivities } from '../activities/types.ts';
-import { deviceStepQueue, stepKey, type RunError, type RunEvent, type StepState } from './api.ts';
+import { deviceStepQueue, stepKey, type RunError, type RunEvent, type StepArtifactRef, type StepState } from './api.ts';
 import { boundary, heldAtBoundary } from './control.ts';
 import { render, type DefinitionNode, type RetrySpec } from './definition.ts';
 import { awaitDevice, knownNode } from './lane-and-presence.ts';
@@ -41,6 +42,7 @@ export async function runDeviceStep(run: Run, node: DefinitionNode, visit: numbe
       if (!(err instanceof StepFailed)) throw err;
       failure = err.details;
     }
+    recordArtifacts(run, node, attempt, key, failure.artifacts);
     const retryable = retry.retryableCodes
       ? retry.retryableCodes.includes(failure.code)
       : failure.retryable === true;
@@ -71,12 +73,13 @@ async function dispatchUntilAnswered(run: Run, node: DefinitionNode, attempt: nu
     // The events so far ride with the dispatch (the monitor bridge reads them there).
     const carried = events.take();
     try {
-      const output = await dispatch(run, node, deviceNode, attempt, key, params, carried);
+      const { output, artifacts } = await dispatch(run, node, deviceNode, attempt, key, params, carried);
       run.lastNode = deviceNode;
       run.inflight = null;
       run.completedSteps++;
       state.progress = run.totalSteps ? Math.round((run.completedSteps / run.totalSteps) * 100) : 100;
       run.markStep(key, 'completed', { output });
+      recordArtifacts(run, node, attempt, key, artifacts);
       events.emit('step.completed', { step_id: node.id, attempt, key, output, progress: state.progress });
       return output;
     } catch (err) {
@@ -91,6 +94,16 @@ async function dispatchUntilAnswered(run: Run, node: DefinitionNode, attempt: nu
       throw err;
     }
   }
+}
+
+/**
+ * One `step.artifact` event per file the device attached, before the step's outcome. Behind
+ * `patched('step-artifacts')` (docs/workflow-changes.md); asked only when there are artifacts,
+ * which the activity's result in history says, so replay takes the same path.
+ */
+function recordArtifacts(run: Run, node: DefinitionNode, attempt: number, key: string, artifacts: StepArtifactRef[] | undefined): void {
+  if (!artifacts?.length || !patched('step-artifacts')) return;
+  for (const a of artifacts) run.events.emit('step.artifact', { step_id: node.id, attempt, key, ...a });
 }
 
 function beginStep(run: Run, node: DefinitionNode, attempt: number, key: string, delivery: number): void {
@@ -114,7 +127,7 @@ async function dispatch(
   key: string,
   params: unknown,
   events: RunEvent[],
-): Promise<unknown> {
+): Promise<{ output: unknown; artifacts?: StepArtifactRef[] }> {
   const timeoutMs = node.timeoutMs ?? DEFAULT_STEP_TIMEOUT_MS;
   const steps = proxyActivities<DeviceStepActivities>({
     taskQueue: deviceStepQueue(deviceNode),
@@ -131,7 +144,7 @@ async function dispatch(
   const scope = (run.stepScope ??= new CancellationScope());
   run.inflight = { key, deviceNode, scope };
   try {
-    const { output, mirrored } = await scope.run(() =>
+    const { output, mirrored, artifacts } = await scope.run(() =>
       steps.dispatchStep({
         taskId: run.input.taskId,
         deviceId: run.input.deviceId,
@@ -147,7 +160,7 @@ async function dispatch(
       }),
     );
     if (!mirrored) run.events.record(events);
-    return output;
+    return { output, artifacts };
   } catch (err) {
     if (isCancellation(err)) {
       if (run.state.cancelRequested) throw new RunCancelled();
@@ -170,6 +183,7 @@ async function dispatch(
           code: typeof d.code === 'string' ? d.code : 'STEP_ERROR',
           message: typeof d.message === 'string' ? d.message : cause.message,
           retryable: d.retryable === true,
+          ...(Array.isArray(d.artifacts) && d.artifacts.length ? { artifacts: d.artifacts } : {}),
         });
       }
       throw new StepFailed({ code: 'DISPATCH_FAILED', message: cause?.message ?? err.message });

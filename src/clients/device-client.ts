@@ -7,12 +7,15 @@
 import { closeSync, existsSync, fdatasyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import WebSocket from 'ws';
+import { demoScreen } from './png.ts';
 import {
+  MAX_ARTIFACT_BYTES,
   MAX_FRAME_BYTES,
   encodeFrame,
   isFinalClose,
   parseServerToDevice,
   type BadFrame,
+  type DeviceStatusPayload,
   type DeviceToServer,
   type ServerToDevice,
   type StepDispatchPayload,
@@ -30,6 +33,11 @@ export interface StepContext {
   whilePaused(): Promise<void>;
   progress(percent?: number, message?: string): void;
   log(level: 'debug' | 'info' | 'warn' | 'error', message: string, details?: unknown): void;
+  /**
+   * Attaches a file to this step (a screenshot first), before its answer; at most
+   * MAX_ARTIFACT_BYTES. False when it cannot go now (not connected, too large).
+   */
+  attach(name: string, bytes: Uint8Array, kind?: 'screenshot' | 'file'): boolean;
 }
 
 /** A step handler returns the step's output or throws (StepFailure for a coded error). */
@@ -374,6 +382,13 @@ export interface DeviceClientOptions {
   /** Give up an opening handshake after this long (default 10 s). */
   handshakeTimeoutMs?: number;
   onEvent?: (e: DeviceClientEvent) => void;
+  /**
+   * The device can take screenshots (it lists `screenshot` in its capabilities): a failed step
+   * then carries one, taken when it failed.
+   */
+  screenshot?: () => Promise<Uint8Array>;
+  /** What the device says about itself (`device/status`) each time it connects. */
+  status?: () => DeviceStatusPayload;
 }
 
 export type DeviceClientEvent =
@@ -567,6 +582,8 @@ export class DeviceClient {
           else this.send({ type: 'ping', payload: {} });
         }, every);
         this.opts.onEvent?.({ type: 'connected', connectionId: this.connectionId });
+        // Busy and readings belong to a connection: the server forgets them when it closes.
+        if (this.opts.status) this.sendStatus(this.opts.status());
         this.flushOutbox();
         onHello?.();
         onHello = undefined;
@@ -592,6 +609,11 @@ export class DeviceClient {
         if (!this.stopped) this.connect();
       }, delay);
     });
+  }
+
+  /** Tells the server about this machine (busy, versions, readings); false when not connected. */
+  sendStatus(status: DeviceStatusPayload): boolean {
+    return this.connected && this.send({ type: 'device/status', payload: status });
   }
 
   private send(msg: DeviceToServer): boolean {
@@ -695,6 +717,10 @@ export class DeviceClient {
       },
       log: (level, message, details) =>
         this.send({ type: 'log', payload: { task_id: d.task_id, key: d.key, level, message: String(message).slice(0, 10_000), details: jsonOrUndefined(details) } }),
+      attach: (name, bytes, kind = 'file') => {
+        if (bytes.length > MAX_ARTIFACT_BYTES) return false;
+        return this.send({ type: 'step/artifact', payload: { key: d.key, kind, name: String(name).slice(0, 255) || 'artifact', data: Buffer.from(bytes).toString('base64') } });
+      },
     };
     let answer: StepAnswer | null = null;
     // Own or inherited handlers, but never Object.prototype's ("constructor", "toString").
@@ -714,7 +740,13 @@ export class DeviceClient {
     } catch (err) {
       // A step cut short by stop() did not finish: no answer now; its key stays "started", so a
       // re-dispatch is answered STEP_INTERRUPTED rather than run again.
-      if (!r.stopped) answer = errorAnswer(d.key, err);
+      if (!r.stopped) {
+        answer = errorAnswer(d.key, err);
+        // What the screen showed when it failed, sent ahead of the error (the server ties it to the step).
+        if (this.opts.screenshot && !r.abort.signal.aborted) {
+          await this.opts.screenshot().then((png) => ctx.attach(`failure-${d.step_id}.png`, png, 'screenshot'), () => false);
+        }
+      }
     } finally {
       this.running.delete(d.key);
     }
@@ -769,6 +801,16 @@ export const demoHandlers: Record<string, StepHandler> = {
       ctx.progress((i / ticks) * 100, `slept ${Math.round((ms * i) / ticks)} ms`);
     }
     return { slept_ms: ms };
+  },
+  /** A real PNG of a made-up screen, attached to the step; params `{width?, height?}` (16-1920). */
+  'demo.screenshot': async (params, ctx) => {
+    const p = (params ?? {}) as { width?: number; height?: number };
+    const size = (v: unknown, d: number) => Math.max(16, Math.min(1920, Math.floor(Number(v ?? d)) || d));
+    const width = size(p.width, 640);
+    const height = size(p.height, 400);
+    const png = demoScreen(width, height, ctx.attempt * 37 + ctx.stepId.length);
+    if (!ctx.attach(`screen-${ctx.stepId}.png`, png, 'screenshot')) throw new StepFailure('ARTIFACT_NOT_SENT', `the screenshot (${png.length} bytes) could not be sent`, true);
+    return { width, height, bytes: png.length };
   },
   'demo.fail': async (params) => {
     const p = (params ?? {}) as { code?: string; message?: string; retryable?: boolean };

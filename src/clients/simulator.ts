@@ -14,7 +14,7 @@ import {
   type StepHandler,
 } from './device-client.ts';
 
-/** Step types every simulated device answers with the simulated work (plus demo.fail as asked). */
+/** Step types every simulated device answers with the simulated work (plus demo.fail as asked, demo.screenshot for real). */
 export const SIM_STEP_TYPES = ['sim.work', 'demo.echo', 'demo.sleep'] as const;
 
 export interface SimulatorOptions {
@@ -220,6 +220,12 @@ export class Simulator {
       }
     };
     const handlers: Record<string, StepHandler> = {
+      // A real PNG attached to the step (not simulated: the artifact path is what it exercises).
+      'demo.screenshot': async (params, ctx) => {
+        this.executions.set(ctx.key, (this.executions.get(ctx.key) ?? 0) + 1);
+        this.counts.completed++;
+        return demoHandlers['demo.screenshot'](params, ctx);
+      },
       'demo.fail': async (params, ctx) => {
         this.executions.set(ctx.key, (this.executions.get(ctx.key) ?? 0) + 1);
         this.counts.failed++;

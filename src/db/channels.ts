@@ -19,3 +19,16 @@ export interface TaskEventsNotice {
   seq: number;
 }
 
+/**
+ * A device's presence changed (online, offline, busy, idle): sent by the statement that changed
+ * it, so every node's user feeds hear of committed changes only, in commit order.
+ */
+export const PRESENCE_CHANNEL = 'jarvis_presence';
+export interface PresenceNotice {
+  user_id: string;
+  device_id: string;
+  change: 'online' | 'offline' | 'busy' | 'idle';
+  is_online: boolean;
+  is_busy: boolean;
+  at: number;
+}

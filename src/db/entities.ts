@@ -31,6 +31,13 @@ export const User = defineEntity({
 });
 export type User = InferEntity<typeof User>;
 
+/** A device's machine readings as it reported them (percentages 0-100). */
+export interface DeviceReadings {
+  cpu_percent?: number;
+  memory_percent?: number;
+  battery?: { percent: number; charging?: boolean };
+}
+
 export const Device = defineEntity({
   name: 'Device',
   tableName: 'devices',
@@ -56,6 +63,11 @@ export const Device = defineEntity({
     /** When the current connection started: an older connection's late write never wins. */
     connectionStartedAt: p.datetime().nullable().fieldName('session_started_at'),
     lastOnlineAt: p.datetime().nullable(),
+    /** What the device's current connection last said in `device/status` (false when offline). */
+    isBusy: p.boolean().default(false),
+    /** Its last machine readings, merged field by field as `device/status` frames bring them. */
+    status: p.json<DeviceReadings>().nullable(),
+    statusAt: p.datetime().nullable(),
     createdAt: p.datetime().defaultRaw(NOW).onCreate(now),
     updatedAt: p.datetime().defaultRaw(NOW).onCreate(now).onUpdate(now),
   },
@@ -260,12 +272,47 @@ export const StoredFile = defineEntity({
     sizeBytes: p.bigint('number'),
     sha256: p.string().columnType('char(64)'),
     storageKey: p.string().unique('files_storage_key_key'),
+    /** The run a step artifact's file belongs to (deleted with it); null for an upload. */
+    taskId: p.uuid().nullable(),
     createdAt: p.datetime().defaultRaw(NOW).onCreate(now),
   },
-  indexes: [{ name: 'files_user_idx', columns: [{ name: 'user_id' }, { name: 'created_at', sort: 'desc' }] }],
+  indexes: [
+    { name: 'files_user_idx', columns: [{ name: 'user_id' }, { name: 'created_at', sort: 'desc' }] },
+    { name: 'files_task_idx', expression: 'create index files_task_idx on files (task_id, created_at) where task_id is not null' },
+  ],
   checks: [{ name: 'files_size_bytes_check', expression: 'size_bytes >= 0' }],
 });
 export type StoredFile = InferEntity<typeof StoredFile>;
+
+export const ARTIFACT_KINDS = ['screenshot', 'file'] as const;
+export type ArtifactKind = (typeof ARTIFACT_KINDS)[number];
+
+/** What a device attached to a step of a run: its bytes are a file of the user's (`fileId`). */
+export const StepArtifact = defineEntity({
+  name: 'StepArtifact',
+  tableName: 'step_artifacts',
+  properties: {
+    id: p.uuid().primary(),
+    userId: p.uuid(),
+    taskId: p.uuid(),
+    stepId: p.string(),
+    attempt: p.integer(),
+    stepKey: p.string().length(600),
+    kind: p.string().length(20).$type<ArtifactKind>(),
+    fileId: p.uuid().unique('step_artifacts_file_id_key'),
+    /** A small WebP of an image, for phones; null for other types. */
+    thumbnailFileId: p.uuid().nullable().unique('step_artifacts_thumbnail_file_id_key'),
+    width: p.integer().nullable(),
+    height: p.integer().nullable(),
+    createdAt: p.datetime().defaultRaw(NOW).onCreate(now),
+  },
+  indexes: [{ name: 'step_artifacts_task_idx', expression: 'create index step_artifacts_task_idx on step_artifacts (task_id, created_at, id)' }],
+  checks: [
+    { name: 'step_artifacts_attempt_check', expression: 'attempt >= 1' },
+    { name: 'step_artifacts_kind_check', expression: "kind in ('screenshot', 'file')" },
+  ],
+});
+export type StepArtifact = InferEntity<typeof StepArtifact>;
 
 /** A file's bytes, in fixed-size pieces (src/db/file-chunks.ts); they go with their file's row. */
 export const FileChunk = defineEntity({
@@ -348,7 +395,7 @@ export const LaneRequest = defineEntity({
 export type LaneRequest = InferEntity<typeof LaneRequest>;
 
 export const ENTITIES = [
-  User, Device, Workflow, WorkflowVersion, Task, TaskStep, TaskEvent, Schedule, Log, StoredFile, FileChunk,
+  User, Device, Workflow, WorkflowVersion, Task, TaskStep, TaskEvent, Schedule, Log, StoredFile, FileChunk, StepArtifact,
   Session, RefreshToken, DeviceLane, LaneRequest,
 ];
 
@@ -373,6 +420,11 @@ export const FOREIGN_KEYS: readonly { table: string; column: string; references:
   { table: 'logs', column: 'task_id', references: 'tasks', onDelete: 'cascade' },
   { table: 'files', column: 'user_id', references: 'users', onDelete: 'cascade' },
   { table: 'file_chunks', column: 'storage_key', references: 'files', onDelete: 'cascade' },
+  { table: 'files', column: 'task_id', references: 'tasks', onDelete: 'cascade' },
+  { table: 'step_artifacts', column: 'user_id', references: 'users', onDelete: 'cascade' },
+  { table: 'step_artifacts', column: 'task_id', references: 'tasks', onDelete: 'cascade' },
+  { table: 'step_artifacts', column: 'file_id', references: 'files', onDelete: 'cascade' },
+  { table: 'step_artifacts', column: 'thumbnail_file_id', references: 'files', onDelete: 'cascade' },
   { table: 'sessions', column: 'user_id', references: 'users', onDelete: 'cascade' },
   { table: 'refresh_tokens', column: 'session_id', references: 'sessions', onDelete: 'cascade' },
   { table: 'device_lanes', column: 'device_id', references: 'devices', onDelete: 'cascade' },

@@ -11,7 +11,8 @@ export async function usedBytes(repos: OwnedRepos): Promise<number> {
   return Number(row!.used);
 }
 
-export type NewFile = Omit<StoredFile, 'userId'>;
+/** A file to record; `taskId` only for a step artifact's (deleted with its run). */
+export type NewFile = Omit<StoredFile, 'userId' | 'taskId'> & { taskId?: string | null };
 
 /**
  * Records the user's file if it fits in `quotaBytes`, one upload per user at a time (so the

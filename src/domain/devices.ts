@@ -1,6 +1,6 @@
 // PC devices: registration with a device token (shown once, stored as a hash), presence.
 import type { EntityManager } from '@mikro-orm/postgresql';
-import type { Device } from '../db/entities.ts';
+import type { Device, DeviceReadings } from '../db/entities.ts';
 import * as devicesDb from '../db/devices.ts';
 import type { OwnedRepos } from '../db/owned.ts';
 import { AppError, ErrorCode, errors } from '../errors.ts';
@@ -78,3 +78,25 @@ export const touchPresence = devicesDb.touchPresence;
 
 /** Marks offline only if this connection is still the device's current one (a newer one may exist). */
 export const markOffline = devicesDb.markOffline;
+
+/** A `device/status` frame's payload (validated by the protocol's schema). */
+export interface DeviceStatusInput extends DeviceReadings {
+  busy?: boolean;
+  app_version?: string;
+  os_type?: string;
+  os_version?: string;
+}
+
+/**
+ * Stores a `device/status` frame of the device's current connection: busy, versions, machine
+ * readings (an absent field keeps its last value). A change of busy reaches the user's feeds.
+ */
+export function recordDeviceStatus(em: EntityManager, deviceId: string, connectionId: string, s: DeviceStatusInput): Promise<boolean> {
+  const readings: DeviceReadings = {};
+  if (s.cpu_percent !== undefined) readings.cpu_percent = s.cpu_percent;
+  if (s.memory_percent !== undefined) readings.memory_percent = s.memory_percent;
+  if (s.battery !== undefined) readings.battery = s.battery;
+  return devicesDb.recordStatus(em, deviceId, connectionId, {
+    busy: s.busy, appVersion: s.app_version, osType: s.os_type, osVersion: s.os_version, readings,
+  });
+}

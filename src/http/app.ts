@@ -22,6 +22,7 @@ import { RateLimits } from './rate-limit.ts';
 import { httpSpans } from './request-spans.ts';
 import { API_PREFIX, MAX_BODY_BYTES, mount, type RouteSpec } from './route.ts';
 import { accountRoutes } from './routes/account.ts';
+import { artifactRoutes } from './routes/artifacts.ts';
 import { authRoutes } from './routes/auth.ts';
 import { deviceRoutes, type DeviceSockets } from './routes/devices.ts';
 import { fileRoutes } from './routes/files.ts';
@@ -82,6 +83,7 @@ export function apiRoutes(deps: Pick<AppDeps, 'config' | 'temporal' | 'tokens' |
     ...workflowRoutes(engine),
     ...workflowVersionRoutes(),
     ...taskRoutes({ engine, temporalUiUrl: deps.config.TEMPORAL_UI_URL, namespace: deps.config.TEMPORAL_NAMESPACE }),
+    ...artifactRoutes(),
     ...scheduleRoutes(engine),
     ...logRoutes(),
     ...fileRoutes({ dataDir: deps.config.DATA_DIR, maxBytes: deps.config.FILE_MAX_BYTES, quotaBytes: deps.config.USER_QUOTA_BYTES }),

@@ -15,7 +15,7 @@ export const MONITOR_PATH = '/monitor';
 
 // Inline script and style, REST and WebSocket to its own origin (ws:/wss: for the socket), nothing else.
 export const MONITOR_CSP = "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; " +
-  "connect-src 'self' ws: wss:; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'";
+  "connect-src 'self' ws: wss:; img-src 'self' data: blob:; base-uri 'none'; frame-ancestors 'none'";
 
 export const MONITOR_HTML = readFileSync(join(import.meta.dirname, 'monitor-page.html'), 'utf8');
 

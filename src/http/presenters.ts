@@ -27,6 +27,9 @@ export function presentDevice(d: Device): z.output<typeof DeviceOut> {
     app_version: d.appVersion ?? null,
     capabilities: d.capabilities ?? [],
     is_online: d.isOnline,
+    is_busy: d.isBusy,
+    status: d.status ?? null,
+    status_at: iso(d.statusAt),
     last_online_at: iso(d.lastOnlineAt),
     created_at: d.createdAt.toISOString(),
   };

@@ -24,7 +24,10 @@ export const MAX_MONITOR_FRAME_BYTES = 16 * 1024;
 export const MAX_CONTROL_FRAME_BYTES = 16 * 1024;
 
 /** Device frame types that may be up to MAX_FRAME_BYTES. */
-export const LARGE_DEVICE_FRAMES: ReadonlySet<string> = new Set(['step/result', 'step/error', 'log']);
+export const LARGE_DEVICE_FRAMES: ReadonlySet<string> = new Set(['step/result', 'step/error', 'log', 'step/artifact']);
+
+/** A step artifact's bytes, decoded: one frame carries one, in base64 (4 bytes per 3). */
+export const MAX_ARTIFACT_BYTES = 700 * 1024;
 
 /** Why the server closed a socket. 4xxx are ours, the rest are RFC 6455's. */
 export const CloseCode = {

@@ -30,6 +30,35 @@ export const stepErrorSchema = z.object({
   retryable: z.boolean().optional(),
 });
 
+const percent = z.number().min(0).max(100);
+
+/**
+ * What a device says about itself, whenever it changes (every field optional; an absent field
+ * keeps its last value). Unknown fields are allowed and ignored: newer apps may send more.
+ */
+export const deviceStatusSchema = z.object({
+  busy: z.boolean().optional(),
+  app_version: z.string().min(1).max(50).optional(),
+  os_type: z.string().min(1).max(50).optional(),
+  os_version: z.string().min(1).max(50).optional(),
+  cpu_percent: percent.optional(),
+  memory_percent: percent.optional(),
+  battery: z.object({ percent, charging: z.boolean().optional() }).strict().optional(),
+}).loose();
+export type DeviceStatusPayload = z.infer<typeof deviceStatusSchema>;
+
+/**
+ * A file the device attaches to a step in flight on this connection (a screenshot first): its
+ * bytes in base64, at most MAX_ARTIFACT_BYTES once decoded; the type is read from the bytes.
+ */
+export const stepArtifactSchema = z.object({
+  key,
+  kind: z.enum(['screenshot', 'file']).optional(),
+  name: z.string().min(1).max(255),
+  data: z.base64().min(1),
+});
+export type StepArtifactPayload = z.infer<typeof stepArtifactSchema>;
+
 export const logLevelSchema = z.enum(['debug', 'info', 'warn', 'error']);
 
 export const deviceToServerSchema = z.discriminatedUnion('type', [
@@ -55,10 +84,8 @@ export const deviceToServerSchema = z.discriminatedUnion('type', [
       details: json.optional(),
     }),
   }),
-  z.object({
-    type: z.literal('device/status'),
-    payload: z.object({ busy: z.boolean().optional(), app_version: z.string().max(50).optional() }).loose(),
-  }),
+  z.object({ type: z.literal('device/status'), payload: deviceStatusSchema }),
+  z.object({ type: z.literal('step/artifact'), payload: stepArtifactSchema }),
 ]);
 export type DeviceToServer = z.infer<typeof deviceToServerSchema>;
 
@@ -152,6 +179,19 @@ export type TaskEventPayload = z.infer<typeof taskEventSchema>;
 export const notificationSchema = z.object({ task_id: sentId, kind: z.string(), title: z.string(), at: z.number() });
 export type NotificationPayload = z.infer<typeof notificationSchema>;
 
+/** Presence changes of the user's devices, on the user feed (`{scope: "user"}`). */
+export const PRESENCE_CHANGES = ['online', 'offline', 'busy', 'idle'] as const;
+export const devicePresenceSchema = z.object({
+  /** The device's id (REST `id`, not the id the PC chose for itself). */
+  device_id: sentId,
+  change: z.enum(PRESENCE_CHANGES),
+  /** The state after the change. */
+  is_online: z.boolean(),
+  is_busy: z.boolean(),
+  at: z.number(),
+});
+export type DevicePresencePayload = z.infer<typeof devicePresenceSchema>;
+
 export const historyEventSchema = z.object({ task_id: sentId, event_id: z.number().int(), event: json });
 export type HistoryEventPayload = z.infer<typeof historyEventSchema>;
 
@@ -172,6 +212,7 @@ export const serverToMonitorSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('task/event'), payload: taskEventSchema }),
   z.object({ type: z.literal('history/event'), payload: historyEventSchema }),
   z.object({ type: z.literal('notification'), payload: notificationSchema }),
+  z.object({ type: z.literal('device/presence'), payload: devicePresenceSchema }),
 ]);
 export type ServerToMonitor = z.infer<typeof serverToMonitorSchema>;
 

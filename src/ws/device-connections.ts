@@ -3,10 +3,15 @@
 import type { WebSocket } from 'ws';
 import { encodeFrame, type ServerToDevice, type StepDispatchPayload } from '../protocol/index.ts';
 import { startFrameSpan, type FrameSpan } from '../telemetry/device-frames.ts';
+import type { StepArtifactRef } from '../../workflows/api.ts';
 
-export type StepOutcome =
+export type StepOutcome = (
   | { ok: true; output: unknown }
-  | { ok: false; error: { code: string; message: string; retryable?: boolean } };
+  | { ok: false; error: { code: string; message: string; retryable?: boolean } }
+) & {
+  /** What the device attached to the step before answering (stored by then). */
+  artifacts?: StepArtifactRef[];
+};
 
 export interface StepProgress {
   percent?: number;
@@ -15,6 +20,10 @@ export interface StepProgress {
 
 interface Waiter {
   taskId: string;
+  stepId: string;
+  attempt: number;
+  /** Artifacts being stored for the step: its answer waits for them (null: refused). */
+  attachments: Promise<StepArtifactRef | null>[];
   /** Any sign of life from the device for this step (accept, progress). */
   lastActivity: number;
   resolve(outcome: StepOutcome): void;
@@ -77,10 +86,16 @@ export class DeviceConnection {
     const frame = startFrameSpan(this.deviceId, payload);
     const outcome = new Promise<StepOutcome>((resolve, reject) => {
       waiter = {
-        taskId: payload.task_id, lastActivity: Date.now(), onProgress, accepted: false, frame,
+        taskId: payload.task_id, stepId: payload.step_id, attempt: payload.attempt, attachments: [],
+        lastActivity: Date.now(), onProgress, accepted: false, frame,
         resolve: (o) => {
           frame.answered(o);
-          resolve(o);
+          // The answer carries the step's artifacts, so they are stored before it: wait for them.
+          if (waiter.attachments.length === 0) return resolve(o);
+          void Promise.all(waiter.attachments).then((refs) => {
+            const artifacts = refs.filter((r): r is StepArtifactRef => r !== null);
+            resolve(artifacts.length ? { ...o, artifacts } : o);
+          });
         },
         reject: (err) => {
           frame.failed(err);
@@ -102,6 +117,21 @@ export class DeviceConnection {
   /** The task a key in flight belongs to, or undefined when this device has no such step. */
   taskOf(key: string): string | undefined {
     return this.waiters.get(key)?.taskId;
+  }
+
+  /** The step in flight with this key on this connection, or undefined. */
+  stepOf(key: string): { taskId: string; stepId: string; attempt: number } | undefined {
+    const w = this.waiters.get(key);
+    return w && { taskId: w.taskId, stepId: w.stepId, attempt: w.attempt };
+  }
+
+  /** Ties an artifact being stored to its step (the answer waits for it); false when not in flight. */
+  attach(key: string, stored: Promise<StepArtifactRef | null>): boolean {
+    const w = this.waiters.get(key);
+    if (!w) return false;
+    w.lastActivity = Date.now();
+    w.attachments.push(stored.catch(() => null));
+    return true;
   }
 
   accept(key: string): boolean {

@@ -5,12 +5,16 @@ import type { WebSocket } from 'ws';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../config.ts';
 import type { Orm } from '../db/orm.ts';
-import { markOffline, markOnline, touchPresence } from '../domain/devices.ts';
+import { markOffline, markOnline, recordDeviceStatus, touchPresence } from '../domain/devices.ts';
+import { PgFileStore } from '../db/file-chunks.ts';
+import { OwnedRepos } from '../db/owned.ts';
+import { attachArtifact } from '../domain/artifacts.ts';
 import { recordDeviceLog } from '../domain/logs.ts';
+import { AppError } from '../errors.ts';
 import { signalDeviceOnline } from '../domain/tasks.ts';
 import type { Logger } from '../logger.ts';
 import {
-  CloseCode, LARGE_DEVICE_FRAMES, MAX_CONTROL_FRAME_BYTES, MAX_FRAME_BYTES, WsErrorCode, parseDeviceFrame, type DeviceToServer, type ParseOptions,
+  CloseCode, LARGE_DEVICE_FRAMES, MAX_ARTIFACT_BYTES, MAX_CONTROL_FRAME_BYTES, MAX_FRAME_BYTES, WsErrorCode, parseDeviceFrame, type DeviceToServer, type ParseOptions,
 } from '../protocol/index.ts';
 import { unstorableInput } from '../validation.ts';
 import { DeviceConnection, isNewerConnection, type DeviceConnections } from './device-connections.ts';
@@ -41,6 +45,9 @@ const parse = (text: string) => parseDeviceFrame(text, limits);
 export class DeviceHandler {
   private readonly deps: DeviceHandlerDeps;
   private readonly transport: WsTransport;
+  private readonly files = new PgFileStore();
+  /** Each connection's last device/status write: the next waits for it (and for its presence). */
+  private readonly statusWrites = new WeakMap<DeviceConnection, Promise<void>>();
   /** Set on shutdown: the node marks all its devices offline itself. */
   closing = false;
 
@@ -73,16 +80,19 @@ export class DeviceHandler {
     if (replaced) replace(replaced);
     const log = logger.child({ deviceId: id.deviceId, connection: conn.id });
     let lastTouch = Date.now();
-    // Presence first, then wake the runs waiting for this device.
+    // Presence first, then the announcement that closes an older connection elsewhere (whose
+    // offline then changes nothing: the row names this connection already, so the user feeds
+    // see no offline-online flicker), then wake the runs waiting for this device.
     const ready = (async () => {
-      await live.announceDevice({ deviceId: id.deviceId, connectionId: conn.id, startedAt: startedAt.getTime() });
       if (!(await markOnline(orm.em.fork(), id.deviceId, config.NODE_ID, conn.id, startedAt))) {
         // A newer connection of this device exists elsewhere: this one is already replaced.
         closeReplaced(ws);
         return;
       }
+      await live.announceDevice({ deviceId: id.deviceId, connectionId: conn.id, startedAt: startedAt.getTime() });
       await signalDeviceOnline(orm.em.fork(), temporal, id.deviceId, config.NODE_ID);
     })().catch((err) => log.error({ err }, 'could not record device presence'));
+    this.statusWrites.set(device, ready);
 
     ws.on('message', (data, isBinary) => {
       const got = this.transport.receive(conn, data, isBinary, parse, limits);
@@ -131,8 +141,48 @@ export class DeviceHandler {
         this.storeLog(device, msg.payload);
         return;
       case 'device/status':
+        this.storeStatus(device, msg.payload);
+        return;
+      case 'step/artifact':
+        this.storeArtifact(device, msg.payload, re);
         return;
     }
+  }
+
+  /**
+   * Stores a file the device attaches to a step in flight on this connection (bound to its key:
+   * a device writes only to steps dispatched to it); the step's answer waits until it is stored.
+   * Refusals (size, type, quota) come back as `error` frames with the contract's code.
+   */
+  private storeArtifact(device: DeviceConnection, p: Extract<DeviceToServer, { type: 'step/artifact' }>['payload'], re: string): void {
+    const step = device.stepOf(p.key);
+    if (!step) return unknownKey(device, re, p.key);
+    const { orm, config, logger } = this.deps;
+    const stored = attachArtifact(new OwnedRepos(orm.em.fork(), device.userId), this.files, {
+      ...step, key: p.key, kind: p.kind ?? 'file', name: p.name, bytes: Buffer.from(p.data, 'base64'),
+    }, { maxBytes: MAX_ARTIFACT_BYTES, quotaBytes: config.USER_QUOTA_BYTES });
+    device.attach(p.key, stored);
+    stored.catch((err: unknown) => {
+      if (err instanceof AppError) {
+        device.send({ type: 'error', payload: { code: err.code, message: err.message } }, re);
+        return;
+      }
+      logger.error({ err, key: p.key }, 'artifact not stored');
+      device.send({ type: 'error', payload: { code: WsErrorCode.ServerError, message: 'artifact not stored' } }, re);
+    });
+  }
+
+  /**
+   * One write after another per connection, after its presence (the write is conditioned on
+   * being the current connection): a device that says busy then idle ends idle.
+   */
+  private storeStatus(device: DeviceConnection, status: Extract<DeviceToServer, { type: 'device/status' }>['payload']): void {
+    const { orm, logger } = this.deps;
+    const prev = this.statusWrites.get(device) ?? Promise.resolve();
+    const next = prev
+      .then(() => recordDeviceStatus(orm.em.fork(), device.deviceId, device.connectionId, status))
+      .then(() => undefined, (err) => logger.warn({ err, deviceId: device.deviceId }, 'device status not stored'));
+    this.statusWrites.set(device, next);
   }
 
   /** Stored first (secrets stripped, task checked against the device's owner), then shown live as stored. */

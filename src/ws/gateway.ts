@@ -75,6 +75,7 @@ export class Gateway {
       // A login session revoked on any node (logout, refresh token reuse): its monitors here go too.
       this.live.onSessionRevoked((sid) => this.monitors.endLoginSession(sid, 'session revoked')),
       this.live.subscribe((e) => this.monitors.onLiveEvent(e)),
+      this.live.onPresence((p) => this.monitors.onPresence(p)),
     );
   }
 

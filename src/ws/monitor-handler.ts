@@ -8,6 +8,7 @@ import type { Logger } from '../logger.ts';
 import { CloseCode, WsErrorCode, encodeSharedFrame, parseMonitorFrame, type MonitorToServer, type ServerToMonitor } from '../protocol/index.ts';
 import type { HistoryStreams } from './history-stream.ts';
 import type { LiveEvent } from './live-bus.ts';
+import type { PresenceNotice } from './pg-bus.ts';
 import { TaskLookups } from './task-lookups.ts';
 import { corked, send, type Connection, type WsTransport } from './transport.ts';
 import type { UserFeeds } from './user-feed.ts';
@@ -77,6 +78,14 @@ export class MonitorHandler {
   onLiveEvent(e: LiveEvent): void {
     for (const m of this.byUser.get(e.userId) ?? []) {
       if (m.subs.has(e.event.task_id) || m.userFeed) this.deliver(m.ws, { type: 'task/event', payload: e.event }, false);
+    }
+  }
+
+  /** A device's presence changed: to its user's monitors subscribed to the user feed. */
+  onPresence(p: PresenceNotice): void {
+    const { user_id: userId, ...payload } = p;
+    for (const m of this.byUser.get(userId) ?? []) {
+      if (m.userFeed && m.ws.readyState === m.ws.OPEN) send(m.ws, { type: 'device/presence', payload });
     }
   }
 

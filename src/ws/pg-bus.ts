@@ -6,15 +6,18 @@
 //   subscribed to a whole user (`{scope: "user"}`);
 // - `jarvis_devices`: a device's new connection (older ones elsewhere close 4409);
 // - `jarvis_sessions`: a revoked login session id, sent in the revoking statement, so that
-//   every node drops it from its session cache and closes its monitor sockets.
+//   every node drops it from its session cache and closes its monitor sockets;
+// - `jarvis_presence`: a device's presence changed, sent in the changing statement, for the
+//   user feeds on every node (this one included: the notice is the only path).
 import pg from 'pg';
 import type { Logger } from '../logger.ts';
 import type { LiveBus, LiveEvent } from './live-bus.ts';
 import {
-  DEVICES_CHANNEL, EVENTS_CHANNEL, LIVE_CHANNEL, SESSIONS_CHANNEL, type DeviceAnnouncement, type TaskEventsNotice,
+  DEVICES_CHANNEL, EVENTS_CHANNEL, LIVE_CHANNEL, PRESENCE_CHANNEL, SESSIONS_CHANNEL, type DeviceAnnouncement, type PresenceNotice,
+  type TaskEventsNotice,
 } from '../db/channels.ts';
 
-export type { DeviceAnnouncement, TaskEventsNotice };
+export type { DeviceAnnouncement, PresenceNotice, TaskEventsNotice };
 
 /** PostgreSQL rejects NOTIFY payloads of 8000 bytes or more. */
 const MAX_PAYLOAD = 7900;
@@ -29,6 +32,7 @@ export class PgBus implements LiveBus {
   private readonly noticeListeners = new Set<(n: TaskEventsNotice) => void>();
   private readonly deviceListeners = new Set<(d: DeviceAnnouncement) => void>();
   private readonly revokedListeners = new Set<(sessionId: string) => void>();
+  private readonly presenceListeners = new Set<(p: PresenceNotice) => void>();
   private closed = false;
   /** Whether LISTEN is up now: notices sent meanwhile reach this node. */
   listening = false;
@@ -55,7 +59,7 @@ export class PgBus implements LiveBus {
     client.on('error', lost);
     client.on('end', () => lost());
     await client.connect();
-    await client.query(`listen ${LIVE_CHANNEL}; listen ${EVENTS_CHANNEL}; listen ${DEVICES_CHANNEL}; listen ${SESSIONS_CHANNEL}`);
+    await client.query(`listen ${LIVE_CHANNEL}; listen ${EVENTS_CHANNEL}; listen ${DEVICES_CHANNEL}; listen ${SESSIONS_CHANNEL}; listen ${PRESENCE_CHANNEL}`);
     this.listener = client;
     this.retry = 200;
     this.listenEpoch++;
@@ -97,6 +101,8 @@ export class PgBus implements LiveBus {
         if (msg.origin === this.nodeId) return;
         const d = { deviceId: String(msg.deviceId), connectionId: String(msg.connectionId), startedAt: Number(msg.startedAt) };
         for (const fn of this.deviceListeners) fn(d);
+      } else if (channel === PRESENCE_CHANNEL) {
+        for (const fn of this.presenceListeners) fn(msg as PresenceNotice);
       }
     } catch (err) {
       this.logger.warn({ err, channel }, 'bad notification payload');
@@ -143,6 +149,12 @@ export class PgBus implements LiveBus {
     return () => this.deviceListeners.delete(fn);
   }
 
+  /** A device's presence changed (online, offline, busy, idle), on any node. */
+  onPresence(fn: (p: PresenceNotice) => void): () => void {
+    this.presenceListeners.add(fn);
+    return () => this.presenceListeners.delete(fn);
+  }
+
   /** A login session was revoked (logout, refresh token reuse), on any node. */
   onSessionRevoked(fn: (sessionId: string) => void): () => void {
     this.revokedListeners.add(fn);
@@ -157,6 +169,7 @@ export class PgBus implements LiveBus {
     this.liveListeners.clear();
     this.noticeListeners.clear();
     this.deviceListeners.clear();
+    this.presenceListeners.clear();
     const listener = this.listener;
     this.listener = undefined;
     await listener?.end().catch(() => undefined);

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { existsSync, mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { demoHandlers, type StepHandler } from '../../src/clients/device-client.ts';
+import { DeviceClient, demoHandlers, type StepHandler } from '../../src/clients/device-client.ts';
 import { MONITOR_CSP } from '../../src/http/monitor-page.ts';
 import { MONITOR_SCRIPT_PATH } from '../../src/http/monitor-script.ts';
 import { addDevice, addWorkflow, eventually, linear, signup } from '../helpers/api.ts';
@@ -26,6 +26,7 @@ const HOSTILE_LOG = '<b>not bold</b> & friends';
 let sys: System;
 let user: { token: string; userId: string; email: string };
 let device: { id: string; deviceToken: string };
+let evilDevice: { id: string; deviceToken: string };
 let pc: TestDevice;
 let workflowId: string;
 let browser: Browser;
@@ -37,6 +38,7 @@ const pageErrors: string[] = [];
 function handlers(): Record<string, StepHandler> {
   return {
     ...testHandlers(),
+    'demo.screenshot': demoHandlers['demo.screenshot'],
     'demo.sleep': async (params, ctx) => {
       ctx.log('info', `sleeping ${(params as { ms: number }).ms} ms ${HOSTILE_LOG}`, { step: ctx.stepId });
       const out = await demoHandlers['demo.sleep'](params, ctx);
@@ -63,6 +65,7 @@ beforeAll(async () => {
   // A second device, never connected, whose name is hostile markup.
   const evil = await sys.api.post('/users/devices', { device_id: 'evil-pc', device_name: HOSTILE_NAME, os_type: 'linux' }, user.token);
   expect(evil.status).toBe(201);
+  evilDevice = { id: evil.body.data.device.id, deviceToken: evil.body.data.device_token };
   workflowId = await addWorkflow(sys.api, user.token, linear([
     // Long enough that the pause always lands while the device is still in this step.
     { type: 'demo.sleep', name: 'Nap', params: { ms: 6000 } },
@@ -104,6 +107,8 @@ async function progress(): Promise<number> {
   return Number(await page.locator(sel('progress')).getAttribute('aria-valuenow'));
 }
 
+/** What the tests read of an <img> (the test code is type-checked without the DOM library). */
+interface Img { complete: boolean; naturalWidth: number; naturalHeight: number }
 interface PageState { connected: boolean; connects: number; taskId: string | null; status: string | null; lastSeq: number; seqs: number[] }
 const state = () => page.evaluate(() => (globalThis as unknown as { __jarvisMonitor: { state(): PageState } }).__jarvisMonitor.state());
 
@@ -165,6 +170,45 @@ describe('the web monitor in Chromium', () => {
     const stored = await page.evaluate(() => JSON.parse(sessionStorage.getItem('jarvis.monitor.auth') ?? 'null'));
     expect(stored.access_token).toEqual(expect.any(String));
     expect(stored.refresh_token).toEqual(expect.any(String));
+  }, 60_000);
+
+  it('follows presence as it is pushed (online, busy, offline) without asking for it; the list shows the readings', async () => {
+    const deviceReads: string[] = [];
+    const onRequest = (req: { url(): string }) => {
+      if (new URL(req.url()).pathname.endsWith('/users/devices')) deviceReads.push(req.url());
+    };
+    page.on('request', onRequest);
+    const row = page.locator(`${sel('device')}[data-device-id="${evilDevice.id}"]`);
+    const rowPresence = () => row.locator(sel('device-presence')).innerText();
+    expect(await rowPresence()).toBe('offline');
+    const other = new DeviceClient({
+      url: sys.wsUrl, token: evilDevice.deviceToken, handlers: testHandlers(), reconnect: false,
+      status: () => ({ cpu_percent: 33.4, memory_percent: 71, battery: { percent: 55, charging: true } }),
+    });
+    try {
+      await other.start();
+      await eventually(async () => (await rowPresence()) === 'online', 10_000, 'the device online on the page');
+      expect(await row.getAttribute('data-online')).toBe('true');
+      expect(await row.locator('.dot.on').count()).toBe(1);
+      other.sendStatus({ busy: true });
+      await eventually(async () => (await rowPresence()) === 'busy', 10_000, 'the device busy on the page');
+      expect(await page.locator(`${sel('run-device')} option[value="${evilDevice.id}"]`).innerText()).toContain('(busy)');
+      other.sendStatus({ busy: false });
+      await eventually(async () => (await rowPresence()) === 'online', 10_000, 'the device idle again');
+    } finally {
+      await other.stop();
+    }
+    await eventually(async () => (await rowPresence()) === 'offline', 10_000, 'the device offline on the page');
+    expect(await row.locator('.dot.on').count()).toBe(0);
+    page.off('request', onRequest);
+    expect(deviceReads).toEqual([]);
+    // The readings came with the device's status: a fresh read of the list shows them.
+    await page.locator('#devices-reload').click();
+    await row.locator(sel('device-readings')).waitFor({ timeout: 5_000 });
+    expect(await row.locator(sel('device-readings')).innerText()).toBe('CPU 33% \u00b7 memory 71% \u00b7 battery 55% (charging)');
+    expect(await rowPresence()).toBe('offline');
+    const online = page.locator(`${sel('device')}[data-device-id="${device.id}"]`);
+    expect(await online.locator(sel('device-presence')).innerText()).toBe('online');
   }, 60_000);
 
   it('starts a run from the form, watches it progress, pauses and resumes it to completion', async () => {
@@ -342,6 +386,45 @@ describe('the web monitor in Chromium', () => {
     const steps = await page.locator(sel('step')).evaluateAll((els) =>
       els.map((e) => [e.getAttribute('data-step-id'), e.getAttribute('data-status')]));
     expect(steps).toEqual([['send', 'completed'], ['skip', 'skipped']]);
+  }, 60_000);
+
+  it('shows a step\'s screenshot as a thumbnail, full size on click', async () => {
+    const wf = await addWorkflow(sys.api, user.token, linear([
+      { type: 'demo.screenshot', name: 'Look', params: { width: 800, height: 500 } },
+      { type: 'demo.echo', name: 'After', params: {} },
+    ]), 'Take a look');
+    const res = await sys.api.post('/tasks', { workflow_id: wf, device_id: device.id }, user.token);
+    expect(res.status).toBe(201);
+    const id: string = res.body.data.task.id;
+    const row = page.locator(`${sel('task-row')}[data-task-id="${id}"]`);
+    await row.waitFor({ timeout: 10_000 });
+    await row.click();
+    await waitText('task-status', (t) => t === 'completed', 'status completed', 20_000);
+    const [artifact] = (await sys.api.get(`/tasks/${id}/artifacts`, user.token)).body.data.list;
+    const thumb = page.locator(`${sel('step')}[data-step-id="s1"] ${sel('artifact-thumb')}`);
+    await thumb.waitFor();
+    expect(await thumb.getAttribute('data-artifact-id')).toBe(artifact.id);
+    expect(await page.locator(`${sel('step')}[data-step-id="s2"] ${sel('artifact-thumb')}`).count()).toBe(0);
+    // Decoded by the browser: the 320 px WebP thumbnail, not the full image.
+    const natural = () => thumb.evaluate((e): [boolean, number, number] => { const img = e as unknown as Img; return [img.complete, img.naturalWidth, img.naturalHeight]; });
+    await eventually(async () => (await natural())[1] > 0, 10_000, 'the thumbnail to load');
+    expect(await natural()).toEqual([true, 320, 200]);
+    expect(await page.locator(`${sel('event')}[data-kind="step.artifact"]`).count()).toBe(1);
+
+    await thumb.click();
+    const viewer = page.locator(sel('artifact-viewer'));
+    await viewer.waitFor({ state: 'visible' });
+    const full = page.locator(sel('artifact-full'));
+    await eventually(async () => (await full.evaluate((e) => (e as unknown as Img).naturalWidth)) === 800, 10_000, 'the full image');
+    expect(await full.evaluate((e) => (e as unknown as Img).naturalHeight)).toBe(500);
+    expect(await text('artifact-caption')).toBe(`screen-s1.png \u00b7 800 \u00d7 500`);
+    await page.setViewportSize({ width: 390, height: 844 });
+    expect(await full.evaluate((e) => e.getBoundingClientRect().width)).toBeLessThanOrEqual(390);
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: resolve(ARTIFACTS, 'monitor-artifact-phone.png') });
+    await page.setViewportSize({ width: 1100, height: 1000 });
+    await viewer.click();
+    await viewer.waitFor({ state: 'hidden' });
   }, 60_000);
 
   it('logs out: the tokens are gone and the session is revoked', async () => {

@@ -170,6 +170,11 @@ const ID_ROUTES: Record<string, { resource: Resource; body?: unknown; fixed?: Re
   'post /schedules/:id/resume': { resource: 'schedule' },
   'delete /schedules/:id': { resource: 'schedule' },
   'get /tasks/:id/logs': { resource: 'task' },
+  'get /tasks/:id/artifacts': { resource: 'task' },
+  // A's task never runs here, so it has no artifact: B's 404 on A's real artifacts is checked
+  // in step-artifacts.test.ts; here the task id is what is swept.
+  'get /tasks/:id/artifacts/:artifact_id/content': { resource: 'task', fixed: { artifact_id: '0d6f3c1e-9b7a-4c2d-8e5f-1a2b3c4d5e6f' } },
+  'get /tasks/:id/artifacts/:artifact_id/thumbnail': { resource: 'task', fixed: { artifact_id: '0d6f3c1e-9b7a-4c2d-8e5f-1a2b3c4d5e6f' } },
   'get /files/:id': { resource: 'file' },
   'get /files/:id/content': { resource: 'file' },
   'delete /files/:id': { resource: 'file' },

@@ -275,7 +275,7 @@ describe('the response check', () => {
     const user = { id: '0b8e4a53-8c1e-4f4e-9a53-3c2b7a1d2e10', email: 'ada@example.com', name: null, createdAt: at };
     expect(() => checkResponse(byPath('get', '/auth/me'), 200, { data: { user: presentUser(user as never) } })).not.toThrow();
     const device = {
-      id: '6f1d2c3b-4a5e-4d7f-8a9b-0c1d2e3f4a5b', deviceId: 'pc', deviceName: 'PC', capabilities: ['x'], isOnline: false, createdAt: at,
+      id: '6f1d2c3b-4a5e-4d7f-8a9b-0c1d2e3f4a5b', deviceId: 'pc', deviceName: 'PC', capabilities: ['x'], isOnline: false, isBusy: false, createdAt: at,
     };
     expect(() => checkResponse(byPath('get', '/users/devices/:id'), 200, { data: { device: presentDevice(device as never) } })).not.toThrow();
     const task = {

@@ -27,6 +27,8 @@ const deviceFrames: DeviceToServer[] = [
   { type: 'step/error', payload: { key: 'k1', error: { code: 'BOOM', message: 'it broke', retryable: false } } },
   { type: 'log', payload: { task_id: TASK, key: 'k1', level: 'warn', message: 'careful', details: { n: 1 } } },
   { type: 'device/status', payload: { busy: true, app_version: '1.2.3' } },
+  { type: 'device/status', payload: { os_type: 'windows', os_version: '11', cpu_percent: 7.5, memory_percent: 40, battery: { percent: 90, charging: false } } },
+  { type: 'step/artifact', payload: { key: 'k1', kind: 'screenshot', name: 'screen.png', data: Buffer.from([0x89, 0x50, 0x4e, 0x47]).toString('base64') } },
 ];
 
 const monitorFrames: MonitorToServer[] = [
@@ -58,6 +60,7 @@ const serverToMonitor: ServerToMonitor[] = [
   { type: 'unsubscribed', payload: { task_id: TASK } },
   { type: 'task/event', payload: { task_id: TASK, seq: 3, kind: 'step.completed', at: 1_700_000_000_000, data: { node_id: 'n1' } } },
   { type: 'task/event', payload: { task_id: TASK, kind: 'log', at: 1_700_000_000_001, data: { level: 'info' } } },
+  { type: 'device/presence', payload: { device_id: TASK, change: 'busy', is_online: true, is_busy: true, at: 1_700_000_000_002 } },
   { type: 'history/event', payload: { task_id: TASK, event_id: 7, event: { eventType: 'X' } } },
   { type: 'notification', payload: { task_id: TASK, kind: 'run.completed', title: 'Run completed', at: 1 } },
 ];

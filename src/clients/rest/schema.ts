@@ -247,6 +247,27 @@ export interface paths {
      */
     get: operations["getTasksByIdEvents"];
   };
+  "/api/v1/tasks/{id}/artifacts": {
+    /**
+     * What the device attached to the steps of a task (screenshots, files), in the order they came
+     * @description Needs a bearer access token. Answers 200: The task's artifacts.
+     */
+    get: operations["getTasksByIdArtifacts"];
+  };
+  "/api/v1/tasks/{id}/artifacts/{artifact_id}/content": {
+    /**
+     * An artifact's bytes, with its detected content type
+     * @description Needs a bearer access token. Answers 200: the bytes (errors are the JSON envelope).
+     */
+    get: operations["getTasksByIdArtifactsByArtifactIdContent"];
+  };
+  "/api/v1/tasks/{id}/artifacts/{artifact_id}/thumbnail": {
+    /**
+     * An image artifact's thumbnail (WebP, at most 320 px); 404 for other types
+     * @description Needs a bearer access token. Answers 200: the bytes (errors are the JSON envelope).
+     */
+    get: operations["getTasksByIdArtifactsByArtifactIdThumbnail"];
+  };
   "/api/v1/schedules": {
     /**
      * List my schedules
@@ -454,9 +475,24 @@ export interface components {
       app_version: string | null;
       capabilities: string[];
       is_online: boolean;
+      /** @description What the connected device last said in device/status; false when offline */
+      is_busy: boolean;
+      /** @description Its last machine readings, null until it sends any */
+      status: components["schemas"]["DeviceReadings"] | null;
+      /** @description When the readings came */
+      status_at: string | null;
       last_online_at: string | null;
       /** Format: date-time */
       created_at: string;
+    };
+    /** @description Machine readings (percent) the device sent in device/status; a field it never sent is absent */
+    DeviceReadings: {
+      cpu_percent?: number;
+      memory_percent?: number;
+      battery?: {
+        percent: number;
+        charging?: boolean;
+      };
     };
     WorkflowSummary: {
       /** Format: uuid */
@@ -672,6 +708,27 @@ export interface components {
       data: {
         [key: string]: unknown;
       };
+    };
+    StepArtifact: {
+      /** Format: uuid */
+      id: string;
+      /** Format: uuid */
+      task_id: string;
+      step_id: string;
+      attempt: number;
+      /** @enum {string} */
+      kind: "screenshot" | "file";
+      name: string;
+      /** @description Detected from the content, not taken from the device */
+      content_type: string;
+      size_bytes: number;
+      /** @description Images: pixels */
+      width: number | null;
+      height: number | null;
+      /** @description Images have a WebP thumbnail (at most 320 px) at .../thumbnail */
+      has_thumbnail: boolean;
+      /** Format: date-time */
+      created_at: string;
     };
     Schedule: {
       /** Format: uuid */
@@ -3478,6 +3535,184 @@ export interface operations {
               next_after_seq: number;
             };
           };
+        };
+      };
+      /** @description Invalid parameters (code 1001); `data.errors` lists each bad field as `{path, message}` */
+      400: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing, invalid, expired or revoked access token (code 1002) */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Not found, or not yours (code 2001) */
+      404: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait */
+          "Retry-After"?: number;
+          /** @description Requests per minute of the bucket closest to empty */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in that bucket */
+          "RateLimit-Remaining"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Internal server error (code 5000) */
+      500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  /**
+   * What the device attached to the steps of a task (screenshots, files), in the order they came
+   * @description Needs a bearer access token. Answers 200: The task's artifacts.
+   */
+  getTasksByIdArtifacts: {
+    parameters: {
+      path: {
+        id: string;
+      };
+    };
+    responses: {
+      /** @description The task's artifacts */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & {
+            data: {
+              list: components["schemas"]["StepArtifact"][];
+              total: number;
+            };
+          };
+        };
+      };
+      /** @description Invalid parameters (code 1001); `data.errors` lists each bad field as `{path, message}` */
+      400: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing, invalid, expired or revoked access token (code 1002) */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Not found, or not yours (code 2001) */
+      404: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait */
+          "Retry-After"?: number;
+          /** @description Requests per minute of the bucket closest to empty */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in that bucket */
+          "RateLimit-Remaining"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Internal server error (code 5000) */
+      500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  /**
+   * An artifact's bytes, with its detected content type
+   * @description Needs a bearer access token. Answers 200: the bytes (errors are the JSON envelope).
+   */
+  getTasksByIdArtifactsByArtifactIdContent: {
+    parameters: {
+      path: {
+        id: string;
+        artifact_id: string;
+      };
+    };
+    responses: {
+      /** @description the bytes (errors are the JSON envelope) */
+      200: {
+        content: {
+          "application/octet-stream": string;
+        };
+      };
+      /** @description Invalid parameters (code 1001); `data.errors` lists each bad field as `{path, message}` */
+      400: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing, invalid, expired or revoked access token (code 1002) */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Not found, or not yours (code 2001) */
+      404: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait */
+          "Retry-After"?: number;
+          /** @description Requests per minute of the bucket closest to empty */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in that bucket */
+          "RateLimit-Remaining"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Internal server error (code 5000) */
+      500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  /**
+   * An image artifact's thumbnail (WebP, at most 320 px); 404 for other types
+   * @description Needs a bearer access token. Answers 200: the bytes (errors are the JSON envelope).
+   */
+  getTasksByIdArtifactsByArtifactIdThumbnail: {
+    parameters: {
+      path: {
+        id: string;
+        artifact_id: string;
+      };
+    };
+    responses: {
+      /** @description the bytes (errors are the JSON envelope) */
+      200: {
+        content: {
+          "application/octet-stream": string;
         };
       };
       /** @description Invalid parameters (code 1001); `data.errors` lists each bad field as `{path, message}` */
