@@ -7,6 +7,7 @@ import { Migration20261123000005_device_presence } from './Migration202611230000
 import { Migration20261130000006_device_lanes } from './Migration20261130000006_device_lanes.ts';
 import { Migration20261206000007_file_chunks } from './Migration20261206000007_file_chunks.ts';
 import { Migration20261206000008_account_limits } from './Migration20261206000008_account_limits.ts';
+import { Migration20261206120000_notifications } from './Migration20261206120000_notifications.ts';
 
 export const MIGRATIONS = [
   { name: 'Migration20261123000001_initial', class: Migration20261123000001_initial },
@@ -17,4 +18,5 @@ export const MIGRATIONS = [
   { name: 'Migration20261130000006_device_lanes', class: Migration20261130000006_device_lanes },
   { name: 'Migration20261206000007_file_chunks', class: Migration20261206000007_file_chunks },
   { name: 'Migration20261206000008_account_limits', class: Migration20261206000008_account_limits },
+  { name: 'Migration20261206120000_notifications', class: Migration20261206120000_notifications },
 ];

@@ -321,9 +321,46 @@ export const LaneRequest = defineEntity({
 });
 export type LaneRequest = InferEntity<typeof LaneRequest>;
 
+export const NOTIFICATION_KINDS = [
+  'run.completed', 'run.failed', 'run.cancelled', 'approval.requested', 'device.offline', 'schedule.run_failed',
+] as const;
+export type NotificationKind = (typeof NOTIFICATION_KINDS)[number];
+
+/** Something a user should hear about (src/domain/notifications.ts says what), kept until deleted with its user or task. */
+export const Notification = defineEntity({
+  name: 'Notification',
+  tableName: 'notifications',
+  properties: {
+    id: p.uuid().primary(),
+    userId: p.uuid(),
+    kind: p.enum(NOTIFICATION_KINDS).columnType('varchar(32)'),
+    title: p.string(),
+    body: p.text().nullable(),
+    taskId: p.uuid().nullable(),
+    /** The run event that caused it: one notification per event. */
+    seq: p.integer().nullable(),
+    workflowId: p.uuid().nullable(),
+    workflowName: p.string().nullable(),
+    deviceId: p.uuid().nullable(),
+    deviceName: p.string().nullable(),
+    createdAt: p.datetime().defaultRaw(NOW).onCreate(now),
+    readAt: p.datetime().nullable(),
+  },
+  indexes: [
+    // An expression for the reason given at tasks_user_created_idx.
+    { name: 'notifications_user_idx', expression: 'create index notifications_user_idx on notifications (user_id, created_at desc, id desc)' },
+    { name: 'notifications_user_unread_idx', expression: 'create index notifications_user_unread_idx on notifications (user_id) where read_at is null' },
+  ],
+  uniques: [{
+    name: 'notifications_task_seq_key',
+    expression: 'create unique index notifications_task_seq_key on notifications (task_id, seq) where task_id is not null',
+  }],
+});
+export type Notification = InferEntity<typeof Notification>;
+
 export const ENTITIES = [
   User, Device, Workflow, WorkflowVersion, Task, TaskStep, TaskEvent, Schedule, Log, StoredFile,
-  Session, RefreshToken, DeviceLane, LaneRequest,
+  Session, RefreshToken, DeviceLane, LaneRequest, Notification,
 ];
 
 /**
@@ -350,4 +387,6 @@ export const FOREIGN_KEYS: readonly { table: string; column: string; references:
   { table: 'refresh_tokens', column: 'session_id', references: 'sessions', onDelete: 'cascade' },
   { table: 'device_lanes', column: 'device_id', references: 'devices', onDelete: 'cascade' },
   { table: 'lane_requests', column: 'device_id', references: 'devices', onDelete: 'cascade' },
+  { table: 'notifications', column: 'user_id', references: 'users', onDelete: 'cascade' },
+  { table: 'notifications', column: 'task_id', references: 'tasks', onDelete: 'cascade' },
 ];

@@ -302,6 +302,27 @@ export interface paths {
      */
     get: operations["getStatsOverview"];
   };
+  "/api/v1/notifications": {
+    /**
+     * List my notifications, newest first (unread=true: only unread ones; page or cursor)
+     * @description Needs a bearer access token. Answers 200: A page of my notifications.
+     */
+    get: operations["getNotifications"];
+  };
+  "/api/v1/notifications/unread-count": {
+    /**
+     * How many of my notifications are unread (the badge)
+     * @description Needs a bearer access token. Answers 200: The unread count.
+     */
+    get: operations["getNotificationsUnreadCount"];
+  };
+  "/api/v1/notifications/read": {
+    /**
+     * Mark notifications read: some of mine by id (others' ids are ignored), or all of mine
+     * @description Needs a bearer access token. Answers 200: How many were marked.
+     */
+    post: operations["postNotificationsRead"];
+  };
   "/healthz": {
     /**
      * Liveness: the process is up
@@ -637,6 +658,33 @@ export interface components {
       sha256: string;
       /** Format: date-time */
       created_at: string;
+    };
+    Notification: {
+      /** Format: uuid */
+      id: string;
+      /** @enum {string} */
+      kind: "run.completed" | "run.failed" | "run.cancelled" | "approval.requested" | "device.offline" | "schedule.run_failed";
+      title: string;
+      body: string | null;
+      task_id: string | null;
+      workflow_id: string | null;
+      /** @description The workflow's name when the notification was written */
+      workflow_name: string | null;
+      device_id: string | null;
+      /** @description The device's name when the notification was written */
+      device_name: string | null;
+      /** @description Paths on this server (relative to its public URL) that open what the notification is about */
+      links: {
+        /** @description The task on the web monitor page */
+        monitor: string | null;
+        /** @description GET this for the task */
+        task: string | null;
+        /** @description POST the decision here (approval.requested only) */
+        approval: string | null;
+      };
+      /** Format: date-time */
+      created_at: string;
+      read_at: string | null;
     };
   };
   responses: never;
@@ -4028,6 +4076,185 @@ export interface operations {
       };
       /** @description Missing, invalid, expired or revoked access token (code 1002) */
       401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait */
+          "Retry-After"?: number;
+          /** @description Requests per minute of the bucket closest to empty */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in that bucket */
+          "RateLimit-Remaining"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Internal server error (code 5000) */
+      500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  /**
+   * List my notifications, newest first (unread=true: only unread ones; page or cursor)
+   * @description Needs a bearer access token. Answers 200: A page of my notifications.
+   */
+  getNotifications: {
+    parameters: {
+      query?: {
+        page?: number;
+        page_size?: number;
+        cursor?: string;
+        unread?: "true" | "false";
+      };
+    };
+    responses: {
+      /** @description A page of my notifications */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & ({
+            data: {
+              list: components["schemas"]["Notification"][];
+              total: number;
+              page: number;
+              page_size: number;
+              /** @description Pass as `cursor` for the next page (lists that page by cursor); null at the end */
+              next_cursor: string | null;
+            };
+          });
+        };
+      };
+      /** @description Invalid parameters (code 1001); `data.errors` lists each bad field as `{path, message}` */
+      400: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing, invalid, expired or revoked access token (code 1002) */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait */
+          "Retry-After"?: number;
+          /** @description Requests per minute of the bucket closest to empty */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in that bucket */
+          "RateLimit-Remaining"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Internal server error (code 5000) */
+      500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  /**
+   * How many of my notifications are unread (the badge)
+   * @description Needs a bearer access token. Answers 200: The unread count.
+   */
+  getNotificationsUnreadCount: {
+    responses: {
+      /** @description The unread count */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & {
+            data: {
+              unread: number;
+            };
+          };
+        };
+      };
+      /** @description Missing, invalid, expired or revoked access token (code 1002) */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait */
+          "Retry-After"?: number;
+          /** @description Requests per minute of the bucket closest to empty */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in that bucket */
+          "RateLimit-Remaining"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Internal server error (code 5000) */
+      500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  /**
+   * Mark notifications read: some of mine by id (others' ids are ignored), or all of mine
+   * @description Needs a bearer access token. Answers 200: How many were marked.
+   */
+  postNotificationsRead: {
+    requestBody?: {
+      content: {
+        "application/json": {
+          ids?: string[];
+          /** @constant */
+          all?: true;
+        };
+      };
+    };
+    responses: {
+      /** @description How many were marked */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & {
+            data: {
+              /** @description How many unread notifications this marked read */
+              marked: number;
+            };
+          };
+        };
+      };
+      /** @description Invalid parameters (code 1001); `data.errors` lists each bad field as `{path, message}` */
+      400: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing, invalid, expired or revoked access token (code 1002) */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Request body over this route's 64 KiB limit (code 1001) */
+      413: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Content-Type is not application/json (code 1001) */
+      415: {
         content: {
           "application/json": components["schemas"]["Error"];
         };

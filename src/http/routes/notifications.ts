@@ -1,0 +1,73 @@
+import { z } from 'zod';
+import { Notification } from '../../db/entities.ts';
+import * as notificationsDb from '../../db/notifications.ts';
+import { envelope } from '../middleware.ts';
+import { cursorParam, keysetPage, pageQuery } from '../paging.ts';
+import { API_PREFIX, defineRoute } from '../route.ts';
+import { markedRead, notificationPage, unreadCount, type Notification as NotificationOut } from '../schemas/notifications.ts';
+
+/** Most ids one mark-read request names (a phone marks what it shows; `all` for the rest). */
+export const MAX_MARK_IDS = 100;
+
+export const notificationListQuery = pageQuery.extend({
+  cursor: cursorParam,
+  unread: z.enum(['true', 'false'], { message: 'must be true or false' }).transform((v) => v === 'true').optional(),
+}).strict();
+
+export const markReadBody = z.object({
+  ids: z.array(z.uuid({ message: 'must be a UUID' })).min(1).max(MAX_MARK_IDS).optional(),
+  all: z.literal(true).optional(),
+}).strict().refine((b) => (b.ids === undefined) !== (b.all === undefined), { message: 'give either ids or all: true' })
+  .meta({ examples: [{ ids: ['8a0c2e4a-6c8e-4a0c-9e4a-6c8e0a2c4e6a'] }] });
+
+export function presentNotification(n: Notification): z.output<typeof NotificationOut> {
+  const task = n.taskId ?? null;
+  return {
+    id: n.id,
+    kind: n.kind,
+    title: n.title,
+    body: n.body ?? null,
+    task_id: task,
+    workflow_id: n.workflowId ?? null,
+    workflow_name: n.workflowName ?? null,
+    device_id: n.deviceId ?? null,
+    device_name: n.deviceName ?? null,
+    links: {
+      monitor: task && `/monitor#task=${task}`,
+      task: task && `${API_PREFIX}/tasks/${task}`,
+      approval: task && n.kind === 'approval.requested' ? `${API_PREFIX}/tasks/${task}/approval` : null,
+    },
+    created_at: n.createdAt.toISOString(),
+    read_at: n.readAt ? n.readAt.toISOString() : null,
+  };
+}
+
+export function notificationRoutes() {
+  return [
+    defineRoute<undefined, z.infer<typeof notificationListQuery>>({
+      method: 'get', path: '/notifications', tag: 'notifications', auth: 'user',
+      summary: 'List my notifications, newest first (unread=true: only unread ones; page or cursor)',
+      query: notificationListQuery, success: { status: 200, description: 'A page of my notifications', data: notificationPage }, errors: [400, 401],
+      async handler(ctx, { query }) {
+        const where = notificationsDb.where({ unread: query.unread });
+        envelope(ctx, await keysetPage(ctx.state.repos, Notification, where, query, presentNotification));
+      },
+    }),
+    defineRoute({
+      method: 'get', path: '/notifications/unread-count', tag: 'notifications', auth: 'user',
+      summary: 'How many of my notifications are unread (the badge)',
+      success: { status: 200, description: 'The unread count', data: unreadCount }, errors: [401],
+      async handler(ctx) {
+        envelope(ctx, { unread: await notificationsDb.unreadCount(ctx.state.repos) });
+      },
+    }),
+    defineRoute<z.infer<typeof markReadBody>>({
+      method: 'post', path: '/notifications/read', tag: 'notifications', auth: 'user',
+      summary: 'Mark notifications read: some of mine by id (others\' ids are ignored), or all of mine',
+      body: markReadBody, success: { status: 200, description: 'How many were marked', data: markedRead }, errors: [400, 401],
+      async handler(ctx, { body }) {
+        envelope(ctx, { marked: await notificationsDb.markRead(ctx.state.repos, body.all ? 'all' : body.ids!) });
+      },
+    }),
+  ];
+}

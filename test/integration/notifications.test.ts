@@ -1,0 +1,213 @@
+// Notifications (issue 17, the list): written by the run mirror in the transaction of the events
+// that cause them, once per event however batches are retried or reordered; listed, counted and
+// marked read over REST under the caller's scope; announced on the user feed with their stored id.
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { MonitorClient } from '../../src/clients/monitor-client.ts';
+import { Notification, Task, WorkflowVersion } from '../../src/db/entities.ts';
+import { applyRunEvents } from '../../src/domain/run-mirror.ts';
+import type { RunEvent } from '../../workflows/api.ts';
+import { addDevice, addWorkflow, eventually, linear, signup, type Reply } from '../helpers/api.ts';
+import { connectTestDevice, type TestDevice } from '../helpers/devices.ts';
+import { startSystem, type System } from '../helpers/system.ts';
+
+let sys: System;
+
+interface TestUser {
+  token: string;
+  userId: string;
+  deviceId: string;
+  deviceToken: string;
+  workflowId: string;
+  versionId: string;
+}
+
+const WORKFLOW_NAME = 'Nightly backup';
+
+async function newUser(): Promise<TestUser> {
+  const u = await signup(sys.api);
+  const device = await addDevice(sys.api, u.token);
+  const workflowId = await addWorkflow(sys.api, u.token, linear([{ type: 'demo.echo' }]), WORKFLOW_NAME);
+  const [version] = await sys.orm.em.fork().find(WorkflowVersion, { workflowId });
+  return { token: u.token, userId: u.userId, deviceId: device.id, deviceToken: device.deviceToken, workflowId, versionId: version.id };
+}
+
+/** A task row with no run behind it: only the batches under test write its events. */
+async function bareTask(u: TestUser, idempotencyKey: string | null = null): Promise<string> {
+  const em = sys.orm.em.fork();
+  const id = randomUUID();
+  em.create(Task, {
+    id, userId: u.userId, workflowId: u.workflowId, workflowVersionId: u.versionId, deviceId: u.deviceId, status: 'pending',
+    statusReason: 'queued', priority: 'medium', parameters: {}, idempotencyKey, temporalWorkflowId: `task-${id}`, progress: 0,
+    lastSeq: 0, result: null,
+  });
+  await em.flush();
+  return id;
+}
+
+const T0 = Date.parse('2026-11-23T10:00:00Z');
+const ev = (seq: number, kind: RunEvent['kind'], data: Record<string, unknown> = {}): RunEvent => ({ seq, kind, at: T0 + seq * 1000, data });
+
+/** A run that waits for its offline device, asks for an approval, then fails. */
+const failingRun = (): RunEvent[] => [
+  ev(1, 'run.pending', { reason: 'queued' }),
+  ev(2, 'run.pending', { reason: 'device_offline' }),
+  ev(3, 'run.started'),
+  ev(4, 'run.waiting_approval', { step_id: 'ask', name: null, message: 'Delete old backups?', timeout_ms: 60_000 }),
+  ev(5, 'run.approval_decided', { step_id: 'ask', approved: true, by: 'u', client: null, comment: null, timed_out: false }),
+  ev(6, 'run.failed', { error: { code: 'DISK_FULL', message: 'no space left on D:' } }),
+];
+
+async function stored(taskId: string) {
+  return sys.orm.em.fork().find(Notification, { taskId }, { orderBy: { seq: 'asc' } });
+}
+
+function expectInvalid(res: Reply, path: string) {
+  expect([res.status, res.body.code]).toEqual([400, 1001]);
+  expect((res.body.data.errors as { path: string }[]).map((e) => e.path)).toContain(path);
+}
+
+beforeAll(async () => {
+  sys = await startSystem();
+});
+
+afterAll(async () => {
+  await sys?.stop();
+});
+
+describe('written by the run mirror', () => {
+  it('one per event that calls for one, with the task, workflow and device named', async () => {
+    const u = await newUser();
+    const taskId = await bareTask(u);
+    await applyRunEvents(sys.orm, taskId, failingRun());
+    const rows = await stored(taskId);
+    expect(rows.map((n) => [n.seq, n.kind])).toEqual([[2, 'device.offline'], [4, 'approval.requested'], [6, 'run.failed']]);
+    expect(rows.map((n) => n.title)).toEqual([
+      `${WORKFLOW_NAME}: Device offline`, `${WORKFLOW_NAME}: Approval needed`, `${WORKFLOW_NAME}: Run failed: DISK_FULL`,
+    ]);
+    expect(rows[1].body).toBe('Delete old backups?');
+    expect(rows[2].body).toBe('no space left on D:');
+    for (const n of rows) {
+      expect(n).toMatchObject({ userId: u.userId, workflowId: u.workflowId, workflowName: WORKFLOW_NAME, deviceId: u.deviceId, deviceName: 'Test PC', readAt: null });
+    }
+  });
+
+  it('exactly once when batches are retried and land out of order', async () => {
+    const u = await newUser();
+    const taskId = await bareTask(u);
+    const events = failingRun();
+    // The later batch first (it waits past the gap), then the earlier one twice, then all again.
+    await applyRunEvents(sys.orm, taskId, events.slice(3));
+    expect(await stored(taskId)).toHaveLength(0); // nothing folded yet, so nothing written
+    await applyRunEvents(sys.orm, taskId, events.slice(0, 3));
+    await applyRunEvents(sys.orm, taskId, events.slice(0, 3));
+    await applyRunEvents(sys.orm, taskId, events);
+    expect((await stored(taskId)).map((n) => n.seq)).toEqual([2, 4, 6]);
+  });
+
+  it('a scheduled run that fails is schedule.run_failed', async () => {
+    const u = await newUser();
+    const taskId = await bareTask(u, `schedule:schedule-${randomUUID()}-run-2026-11-23T10:00:00Z`);
+    await applyRunEvents(sys.orm, taskId, [ev(1, 'run.started'), ev(2, 'run.failed', { error: { code: 'STEP_TIMEOUT', message: 'x' } })]);
+    expect((await stored(taskId)).map((n) => n.kind)).toEqual(['schedule.run_failed']);
+  });
+});
+
+describe('REST', () => {
+  let u: TestUser;
+  let other: TestUser;
+  let ids: string[]; // newest first
+
+  beforeAll(async () => {
+    u = await newUser();
+    other = await newUser();
+    for (let i = 0; i < 3; i++) await applyRunEvents(sys.orm, await bareTask(u), failingRun());
+    await applyRunEvents(sys.orm, await bareTask(other), failingRun());
+    const rows = await sys.orm.em.fork().find(Notification, { userId: u.userId }, { orderBy: { createdAt: 'desc', id: 'desc' } });
+    ids = rows.map((n) => n.id);
+    expect(ids).toHaveLength(9);
+  });
+
+  it('lists mine, newest first, by cursor, with links', async () => {
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const res: Reply = await sys.api.get(`/notifications?page_size=4${cursor ? `&cursor=${cursor}` : ''}`, u.token);
+      expect(res.status).toBe(200);
+      expect(res.body.data.total).toBe(9);
+      seen.push(...res.body.data.list.map((n: { id: string }) => n.id));
+      cursor = res.body.data.next_cursor;
+    } while (cursor);
+    expect(seen).toEqual(ids);
+    const first = (await sys.api.get('/notifications?page_size=100', u.token)).body.data.list;
+    const approval = first.find((n: { kind: string }) => n.kind === 'approval.requested');
+    expect(approval.links).toEqual({
+      monitor: `/monitor#task=${approval.task_id}`, task: `/api/v1/tasks/${approval.task_id}`, approval: `/api/v1/tasks/${approval.task_id}/approval`,
+    });
+    expect(approval).toMatchObject({ workflow_name: WORKFLOW_NAME, device_name: 'Test PC', device_id: u.deviceId, read_at: null });
+  });
+
+  it('marks by id (only mine) and all; unread count and unread=true follow', async () => {
+    const count = async (t: TestUser) => (await sys.api.get('/notifications/unread-count', t.token)).body.data.unread;
+    expect(await count(u)).toBe(9);
+    // Another user's id is not marked, nor is one marked twice.
+    const theirs = (await sys.orm.em.fork().findOneOrFail(Notification, { userId: other.userId })).id;
+    let res = await sys.api.post('/notifications/read', { ids: [ids[0], ids[1], theirs] }, u.token);
+    expect([res.status, res.body.data]).toEqual([200, { marked: 2 }]);
+    res = await sys.api.post('/notifications/read', { ids: [ids[0]] }, u.token);
+    expect(res.body.data).toEqual({ marked: 0 });
+    expect(await count(u)).toBe(7);
+    expect(await count(other)).toBe(3);
+    const unread = (await sys.api.get('/notifications?unread=true&page_size=100', u.token)).body.data;
+    expect(unread.total).toBe(7);
+    expect(unread.list.map((n: { id: string }) => n.id)).toEqual(ids.slice(2));
+    const read = (await sys.api.get('/notifications?unread=false&page_size=100', u.token)).body.data.list;
+    expect(read.filter((n: { read_at: string | null }) => n.read_at).map((n: { id: string }) => n.id)).toEqual(ids.slice(0, 2));
+    res = await sys.api.post('/notifications/read', { all: true }, u.token);
+    expect(res.body.data).toEqual({ marked: 7 });
+    expect(await count(u)).toBe(0);
+    expect(await count(other)).toBe(3);
+  });
+
+  it('refuses bad input with the contract codes', async () => {
+    expectInvalid(await sys.api.get('/notifications?unread=yes', u.token), 'unread');
+    expectInvalid(await sys.api.get('/notifications?cursor=bogus', u.token), 'cursor');
+    expectInvalid(await sys.api.get('/notifications?page_size=101', u.token), 'page_size');
+    expectInvalid(await sys.api.get('/notifications?colour=red', u.token), '(root)');
+    expectInvalid(await sys.api.post('/notifications/read', { ids: ['nope'] }, u.token), 'ids.0');
+    expectInvalid(await sys.api.post('/notifications/read', { ids: [] }, u.token), 'ids');
+    expectInvalid(await sys.api.post('/notifications/read', { all: false }, u.token), 'all');
+    expectInvalid(await sys.api.post('/notifications/read', { ids: Array.from({ length: 101 }, () => randomUUID()) }, u.token), 'ids');
+    expect((await sys.api.post('/notifications/read', {}, u.token)).status).toBe(400);
+    expect((await sys.api.post('/notifications/read', { ids: [ids[0]], all: true }, u.token)).status).toBe(400);
+    for (const res of [await sys.api.get('/notifications'), await sys.api.get('/notifications/unread-count'), await sys.api.post('/notifications/read', { all: true })]) {
+      expect([res.status, res.body.code]).toEqual([401, 1002]);
+    }
+  });
+});
+
+describe('the user feed', () => {
+  let pc: TestDevice | undefined;
+  let monitor: MonitorClient | undefined;
+  afterAll(async () => {
+    await monitor?.stop();
+    await pc?.client.stop();
+  });
+
+  it('announces a real run\'s end with the stored notification\'s id', async () => {
+    const u = await newUser();
+    pc = await connectTestDevice(sys.wsUrl, u.deviceToken);
+    monitor = new MonitorClient({ url: sys.wsUrl, token: u.token });
+    await monitor.start();
+    const subscribed = monitor.send({ type: 'subscribe', payload: { scope: 'user' } });
+    await monitor.waitFor(() => monitor!.frames.some((f) => f.type === 'subscribed' && f.re === subscribed), 10_000);
+    const res = await sys.api.post('/tasks', { workflow_id: u.workflowId, device_id: u.deviceId }, u.token);
+    expect(res.status).toBe(201);
+    const taskId = res.body.data.task.id as string;
+    await monitor.waitFor(() => monitor!.framesOf('notification').some((f) => f.payload.task_id === taskId), 30_000, 'notification frame');
+    const frame = monitor.framesOf('notification').find((f) => f.payload.task_id === taskId)!.payload;
+    const listed = await eventually(async () => (await sys.api.get('/notifications', u.token)).body.data.list.find((n: { task_id: string }) => n.task_id === taskId));
+    expect(listed.kind).toBe('run.completed');
+    expect(frame).toEqual({ id: listed.id, task_id: taskId, kind: 'run.completed', title: listed.title, body: null, at: Date.parse(listed.created_at) });
+  });
+});
