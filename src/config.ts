@@ -49,6 +49,10 @@ const schema = z
     SESSION_CACHE_TTL_MS: z.coerce.number().int().min(0).max(60_000).default(5000),
     /** How long a run waits for an offline device before it fails. */
     DEVICE_OFFLINE_TIMEOUT_MS: z.coerce.number().int().min(1000).default(24 * 3600 * 1000),
+    /** How long before an approval times out its approval.expiring reminder is written (at most half the approval's window). */
+    APPROVAL_REMINDER_LEAD_MS: z.coerce.number().int().min(1000).default(15 * 60 * 1000),
+    /** How often each API node looks for due approval reminders (how late one may be). */
+    APPROVAL_REMINDER_SWEEP_MS: z.coerce.number().int().min(100).max(600_000).default(15_000),
     MIGRATE_ON_BOOT: bool.default(false),
     /** Requests per minute per client IP on /api/v1 (token bucket, per API node). */
     RATE_LIMIT_IP_PER_MIN: z.coerce.number().int().min(1).default(600),

@@ -19,3 +19,9 @@ export interface TaskEventsNotice {
   seq: number;
 }
 
+/** "user U has a new notification N" for notifications no run event announces (approval reminders). */
+export const NOTIFICATIONS_CHANNEL = 'jarvis_notifications';
+export interface NotificationNotice {
+  user_id: string;
+  id: string;
+}

@@ -322,7 +322,7 @@ export const LaneRequest = defineEntity({
 export type LaneRequest = InferEntity<typeof LaneRequest>;
 
 export const NOTIFICATION_KINDS = [
-  'run.completed', 'run.failed', 'run.cancelled', 'approval.requested', 'device.offline', 'schedule.run_failed',
+  'run.completed', 'run.failed', 'run.cancelled', 'approval.requested', 'approval.expiring', 'device.offline', 'schedule.run_failed',
 ] as const;
 export type NotificationKind = (typeof NOTIFICATION_KINDS)[number];
 
@@ -337,12 +337,14 @@ export const Notification = defineEntity({
     title: p.string(),
     body: p.text().nullable(),
     taskId: p.uuid().nullable(),
-    /** The run event that caused it: one notification per event. */
+    /** The run event that caused it: one notification of a kind per event. */
     seq: p.integer().nullable(),
     workflowId: p.uuid().nullable(),
     workflowName: p.string().nullable(),
     deviceId: p.uuid().nullable(),
     deviceName: p.string().nullable(),
+    /** approval.requested and approval.expiring: when the approval times out. */
+    expiresAt: p.datetime().nullable(),
     createdAt: p.datetime().defaultRaw(NOW).onCreate(now),
     readAt: p.datetime().nullable(),
   },
@@ -350,10 +352,15 @@ export const Notification = defineEntity({
     // An expression for the reason given at tasks_user_created_idx.
     { name: 'notifications_user_idx', expression: 'create index notifications_user_idx on notifications (user_id, created_at desc, id desc)' },
     { name: 'notifications_user_unread_idx', expression: 'create index notifications_user_unread_idx on notifications (user_id) where read_at is null' },
+    // The reminder sweep's scan (src/db/notifications.ts, insertApprovalReminders).
+    {
+      name: 'notifications_expiring_idx',
+      expression: "create index notifications_expiring_idx on notifications (expires_at) where kind = 'approval.requested'",
+    },
   ],
   uniques: [{
     name: 'notifications_task_seq_key',
-    expression: 'create unique index notifications_task_seq_key on notifications (task_id, seq) where task_id is not null',
+    expression: 'create unique index notifications_task_seq_key on notifications (task_id, seq, kind) where task_id is not null',
   }],
 });
 export type Notification = InferEntity<typeof Notification>;

@@ -4,6 +4,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { Notification, type NotificationKind } from './entities.ts';
 import type { OwnedRepos } from './owned.ts';
 import { plainRow } from './rows.ts';
+import { NOTIFICATIONS_CHANNEL } from './channels.ts';
 import { dbOf, join, sql, type Sql } from './sql.ts';
 import type { UserScope } from './scope.ts';
 
@@ -14,6 +15,8 @@ export interface NotificationDraft {
   kind: NotificationKind;
   title: string;
   body: string | null;
+  /** When the thing it asks for stops being possible (an approval's timeout), if ever. */
+  expiresAt: Date | null;
 }
 
 /**
@@ -22,17 +25,51 @@ export interface NotificationDraft {
  * batch applied again writes nothing.
  */
 export function insertForRun(scope: UserScope, taskId: string, drafts: readonly NotificationDraft[]): Sql {
-  const values = join(drafts.map((n) => sql`(${crypto.randomUUID()}::uuid, ${n.seq}::int, ${n.kind}::varchar, ${n.title}::varchar, ${n.body}::text)`));
+  const values = join(drafts.map((n) =>
+    sql`(${crypto.randomUUID()}::uuid, ${n.seq}::int, ${n.kind}::varchar, ${n.title}::varchar, ${n.body}::text, ${n.expiresAt}::timestamptz)`));
   // created_at in milliseconds, as JavaScript dates (and so the list's keyset cursor) hold it: a
   // row a microsecond past its cursor would be skipped by the next page.
-  return sql`insert into notifications (id, user_id, kind, title, body, task_id, seq, workflow_id, workflow_name, device_id, device_name, created_at)
+  return sql`insert into notifications (id, user_id, kind, title, body, task_id, seq, workflow_id, workflow_name, device_id, device_name, expires_at, created_at)
     select v.id, t.user_id, v.kind, left(coalesce(w.name || ': ', '') || v.title, 255), v.body, t.id, v.seq, t.workflow_id, w.name,
-           t.device_id, d.device_name, date_trunc('milliseconds', now())
-      from (values ${values}) as v (id, seq, kind, title, body)
+           t.device_id, d.device_name, v.expires_at, date_trunc('milliseconds', now())
+      from (values ${values}) as v (id, seq, kind, title, body, expires_at)
       join tasks t on t.id = ${taskId} and t.user_id = ${scope.userId}
       left join workflows w on w.id = t.workflow_id
       left join devices d on d.id = t.device_id
-    on conflict (task_id, seq) where task_id is not null do nothing`;
+    on conflict (task_id, seq, kind) where task_id is not null do nothing`;
+}
+
+/**
+ * Writes an approval.expiring beside each approval.requested whose reminder is due: its
+ * approval times out within `leadMs` (or within half its window, when that is shorter: a
+ * short approval is not reminded of the moment it is asked) and the run still waits for it.
+ * For every user at once (a sweep, not a request); idempotent by the unique key, so API nodes
+ * may all run it. Each new one is announced on NOTIFICATIONS_CHANNEL at commit. Returns how
+ * many it wrote.
+ */
+export async function insertApprovalReminders(em: EntityManager, leadMs: number, title: string): Promise<number> {
+  const rows = await (await dbOf(em)).all(sql`with due as (
+      select n.* from notifications n
+       where n.kind = 'approval.requested' and n.expires_at > now()
+         and n.expires_at - least(${leadMs}::int * interval '1 millisecond', (n.expires_at - n.created_at) / 2) <= now()
+         -- the run still waits for this approval: no decision or end logged after the request
+         and not exists (select 1 from task_events e where e.task_id = n.task_id and e.seq > n.seq
+                          and e.kind in ('run.approval_decided', 'run.completed', 'run.failed', 'run.cancelled'))),
+    ins as (
+      insert into notifications (id, user_id, kind, title, body, task_id, seq, workflow_id, workflow_name, device_id, device_name, expires_at, created_at)
+      select gen_random_uuid(), due.user_id, 'approval.expiring', left(coalesce(due.workflow_name || ': ', '') || ${title}, 255), due.body,
+             due.task_id, due.seq, due.workflow_id, due.workflow_name, due.device_id, due.device_name, due.expires_at, date_trunc('milliseconds', now())
+        from due
+      on conflict (task_id, seq, kind) where task_id is not null do nothing
+      returning user_id, id)
+    select pg_notify(${NOTIFICATIONS_CHANNEL}, json_build_object('user_id', user_id, 'id', id)::text) from ins`);
+  return rows.length;
+}
+
+/** One of the user's notifications by id, or null. */
+export async function byId(em: EntityManager, scope: UserScope, id: string): Promise<Notification | null> {
+  const row = await (await dbOf(em)).one(sql`select * from notifications where id = ${id} and user_id = ${scope.userId}`);
+  return row ? plainRow(em, Notification, row) : null;
 }
 
 /** The notifications of a task's events with seq in (fromSeq, toSeq], in seq order. */

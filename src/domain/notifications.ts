@@ -8,6 +8,9 @@ import type { RunEvent } from '../../workflows/api.ts';
 /** A notification's body is for a phone's lock screen: the rest is one tap away. */
 export const MAX_BODY_CHARS = 500;
 
+/** Approvals that wait longer than this (a century) get no reminder. */
+const MAX_REMINDED_TIMEOUT_MS = 100 * 365 * 24 * 3600 * 1000;
+
 /** A task submitted by a schedule carries this idempotency key prefix (src/domain/schedules.ts). */
 const SCHEDULED_KEY_PREFIX = 'schedule:';
 
@@ -29,8 +32,8 @@ function errorOf(data: Record<string, unknown>): { code: string; message: string
 /** The notification `ev` causes, or null when it is none of a person's business. */
 export function notificationOf(ev: RunEvent, run: RunContext): NotificationDraft | null {
   const d = ev.data ?? {};
-  const draft = (kind: NotificationKind, title: string, body: string | null): NotificationDraft =>
-    ({ seq: ev.seq, kind, title, body: body === null ? null : clip(body) });
+  const draft = (kind: NotificationKind, title: string, body: string | null, expiresAt: Date | null = null): NotificationDraft =>
+    ({ seq: ev.seq, kind, title, body: body === null ? null : clip(body), expiresAt });
   switch (ev.kind) {
     case 'run.completed':
       return draft('run.completed', 'Run completed', null);
@@ -42,8 +45,13 @@ export function notificationOf(ev: RunEvent, run: RunContext): NotificationDraft
     }
     case 'run.cancelled':
       return draft('run.cancelled', 'Run cancelled', typeof d.reason === 'string' ? d.reason : null);
-    case 'run.waiting_approval':
-      return draft('approval.requested', 'Approval needed', typeof d.message === 'string' && d.message ? d.message : null);
+    case 'run.waiting_approval': {
+      // The workflow's timer starts with the event: the approval times out `timeout_ms` after it.
+      // (A timeout past any date PostgreSQL stores never expires, as far as reminders go.)
+      const timeout = d.timeout_ms;
+      const expiresAt = typeof timeout === 'number' && timeout > 0 && timeout < MAX_REMINDED_TIMEOUT_MS ? new Date(ev.at + timeout) : null;
+      return draft('approval.requested', 'Approval needed', typeof d.message === 'string' && d.message ? d.message : null, expiresAt);
+    }
     case 'run.pending':
       // The run waits for its device: once per wait (the workflow emits it when the wait starts).
       return d.reason === 'device_offline' ? draft('device.offline', 'Device offline', 'The run waits for its device to come online.') : null;
@@ -56,3 +64,6 @@ export function notificationOf(ev: RunEvent, run: RunContext): NotificationDraft
 export function notificationsOf(events: readonly RunEvent[], run: RunContext): NotificationDraft[] {
   return events.map((ev) => notificationOf(ev, run)).filter((n): n is NotificationDraft => n !== null);
 }
+
+/** The title of the reminder an approval gets before it times out (after the workflow's name). */
+export const APPROVAL_EXPIRING_TITLE = 'Approval expires soon';

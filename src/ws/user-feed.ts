@@ -5,8 +5,9 @@
 // the user's monitors listen.
 import type { Orm } from '../db/orm.ts';
 import type { Logger } from '../logger.ts';
-import type { TaskEventsNotice } from './pg-bus.ts';
+import type { NotificationNotice, TaskEventsNotice } from './pg-bus.ts';
 import type { NotificationPayload, TaskEventPayload } from '../protocol/index.ts';
+import type { Notification } from '../db/entities.ts';
 import * as notificationsDb from '../db/notifications.ts';
 import * as tasksDb from '../db/tasks.ts';
 
@@ -45,6 +46,18 @@ export class UserFeeds {
     return n;
   }
 
+  /** A notification no run event announces (an approval reminder): read it and pass it on. */
+  onStored(n: NotificationNotice): void {
+    if (!this.byUser.get(n.user_id)?.size) return;
+    notificationsDb.byId(this.orm.em.fork(), { userId: n.user_id }, n.id)
+      .then((note) => {
+        if (!note) return; // deleted with its task meanwhile
+        const frame = toFrame(note);
+        for (const l of this.byUser.get(n.user_id) ?? []) l.notify(frame);
+      })
+      .catch((err) => this.logger.warn({ err, notificationId: n.id }, 'user feed notification read failed'));
+  }
+
   onNotice(n: TaskEventsNotice & { from_seq?: number }): void {
     const listeners = this.byUser.get(n.user_id);
     if (!listeners?.size) return;
@@ -68,9 +81,7 @@ export class UserFeeds {
         for (const r of rows) {
           const ev: TaskEventPayload = { task_id: r.taskId, seq: r.seq, kind: r.kind, at: r.at.getTime(), data: r.data };
           const note = bySeq.get(r.seq);
-          const frame: NotificationPayload | undefined = note && {
-            id: note.id, task_id: r.taskId, kind: note.kind, title: note.title, body: note.body ?? null, at: note.createdAt.getTime(),
-          };
+          const frame = note && toFrame(note);
           for (const l of this.byUser.get(n.user_id) ?? []) {
             l.event(ev);
             if (frame) l.notify(frame);
@@ -83,4 +94,8 @@ export class UserFeeds {
       });
     this.deliveries.set(n.task_id, delivered);
   }
+}
+
+function toFrame(n: Notification): NotificationPayload {
+  return { id: n.id, task_id: n.taskId ?? '', kind: n.kind, title: n.title, body: n.body ?? null, at: n.createdAt.getTime() };
 }

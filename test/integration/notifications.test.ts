@@ -6,6 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { MonitorClient } from '../../src/clients/monitor-client.ts';
 import { Notification, Task, WorkflowVersion } from '../../src/db/entities.ts';
 import { applyRunEvents } from '../../src/domain/run-mirror.ts';
+import { APPROVAL_EXPIRING_TITLE } from '../../src/domain/notifications.ts';
+import { insertApprovalReminders } from '../../src/db/notifications.ts';
 import type { RunEvent } from '../../workflows/api.ts';
 import { addDevice, addWorkflow, eventually, linear, signup, type Reply } from '../helpers/api.ts';
 import { connectTestDevice, type TestDevice } from '../helpers/devices.ts';
@@ -67,8 +69,10 @@ function expectInvalid(res: Reply, path: string) {
   expect((res.body.data.errors as { path: string }[]).map((e) => e.path)).toContain(path);
 }
 
+const REMINDER_LEAD_MS = 1500;
+
 beforeAll(async () => {
-  sys = await startSystem();
+  sys = await startSystem({ env: { APPROVAL_REMINDER_LEAD_MS: String(REMINDER_LEAD_MS), APPROVAL_REMINDER_SWEEP_MS: '200' } });
 });
 
 afterAll(async () => {
@@ -111,6 +115,73 @@ describe('written by the run mirror', () => {
     await applyRunEvents(sys.orm, taskId, [ev(1, 'run.started'), ev(2, 'run.failed', { error: { code: 'STEP_TIMEOUT', message: 'x' } })]);
     expect((await stored(taskId)).map((n) => n.kind)).toEqual(['schedule.run_failed']);
   });
+});
+
+describe('approval reminders (approval.expiring)', () => {
+  const waiting = (seq: number, at: number, timeoutMs: number) =>
+    ({ seq, kind: 'run.waiting_approval' as const, at, data: { step_id: 'ask', name: null, message: 'Ship it?', timeout_ms: timeoutMs } });
+
+  it('one per approval still waiting once its timeout is near; none for a decided one or one far off', async () => {
+    const u = await newUser();
+    const now = Date.now();
+    // A reminder is due `lead` before the timeout, or half-way from the request (as stored) to
+    // the timeout when that is later: here half-way, 2 s from now.
+    const lead = 10_000;
+    const due = await bareTask(u);
+    await applyRunEvents(sys.orm, due, [ev(1, 'run.started'), waiting(2, now, 4000)]);
+    // Decided: its reminder would be due, but the run no longer waits.
+    const decided = await bareTask(u);
+    await applyRunEvents(sys.orm, decided, [ev(1, 'run.started'), waiting(2, now, 4000),
+      { seq: 3, kind: 'run.approval_decided', at: now + 1, data: { step_id: 'ask', approved: true, by: u.userId, timed_out: false } }]);
+    // Far off: times out in a minute.
+    const later = await bareTask(u);
+    await applyRunEvents(sys.orm, later, [ev(1, 'run.started'), waiting(2, now, 60_000)]);
+    const requested = (await stored(due)).find((n) => n.kind === 'approval.requested')!;
+    expect(requested.expiresAt?.getTime()).toBe(now + 4000);
+    await insertApprovalReminders(sys.orm.em.fork(), lead, APPROVAL_EXPIRING_TITLE);
+    expect((await stored(due)).map((n) => n.kind)).toEqual(['approval.requested']); // not yet
+    await new Promise((r) => setTimeout(r, 2300 - (Date.now() - now)));
+    // Swept twice here (and by the node's own sweep meanwhile): one reminder.
+    await insertApprovalReminders(sys.orm.em.fork(), lead, APPROVAL_EXPIRING_TITLE);
+    await insertApprovalReminders(sys.orm.em.fork(), lead, APPROVAL_EXPIRING_TITLE);
+    const reminders = (await stored(due)).filter((n) => n.kind === 'approval.expiring');
+    expect(reminders.map((n) => [n.seq, n.title, n.body, n.expiresAt?.getTime()]))
+      .toEqual([[2, `${WORKFLOW_NAME}: ${APPROVAL_EXPIRING_TITLE}`, 'Ship it?', now + 4000]]);
+    expect((await stored(decided)).map((n) => n.kind)).toEqual(['approval.requested']);
+    expect((await stored(later)).map((n) => n.kind)).toEqual(['approval.requested']);
+  });
+
+  it('a real run\'s approval is reminded on the user feed before it times out', async () => {
+    const u = await newUser();
+    const pc = await connectTestDevice(sys.wsUrl, u.deviceToken);
+    const monitor = new MonitorClient({ url: sys.wsUrl, token: u.token });
+    try {
+      await monitor.start();
+      const subscribed = monitor.send({ type: 'subscribe', payload: { scope: 'user' } });
+      await monitor.waitFor(() => monitor.frames.some((f) => f.type === 'subscribed' && f.re === subscribed), 10_000);
+      const timeoutMs = 5000;
+      const workflowId = await addWorkflow(sys.api, u.token, {
+        nodes: [{ id: 'start', type: 'start' }, { id: 'ask', type: 'approval', params: { message: 'Ship it?', timeoutMs, onTimeout: 'reject' } }, { id: 'end', type: 'end' }],
+        edges: [{ from: 'start', to: 'ask' }, { from: 'ask', to: 'end' }],
+      }, WORKFLOW_NAME);
+      const res = await sys.api.post('/tasks', { workflow_id: workflowId, device_id: u.deviceId }, u.token);
+      expect(res.status).toBe(201);
+      const taskId = res.body.data.task.id as string;
+      const note = (kind: string) => monitor.framesOf('notification').find((f) => f.payload.task_id === taskId && f.payload.kind === kind)?.payload;
+      await monitor.waitFor(() => Boolean(note('approval.requested')), 15_000, 'approval.requested');
+      await monitor.waitFor(() => Boolean(note('approval.expiring')), 15_000, 'approval.expiring');
+      const requested = (await stored(taskId)).find((n) => n.kind === 'approval.requested')!;
+      const reminded = note('approval.expiring')!;
+      // Due at the lead before the timeout (not at the request), and before the timeout itself.
+      expect(reminded.at).toBeGreaterThanOrEqual(requested.expiresAt!.getTime() - REMINDER_LEAD_MS);
+      expect(reminded.at).toBeLessThan(requested.expiresAt!.getTime());
+      const listed = (await sys.api.get('/notifications?page_size=100', u.token)).body.data.list;
+      expect(listed.find((n: { id: string }) => n.id === reminded.id)).toMatchObject({ kind: 'approval.expiring', task_id: taskId });
+    } finally {
+      await monitor.stop();
+      await pc.client.stop();
+    }
+  }, 40_000);
 });
 
 describe('REST', () => {

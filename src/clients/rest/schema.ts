@@ -663,7 +663,7 @@ export interface components {
       /** Format: uuid */
       id: string;
       /** @enum {string} */
-      kind: "run.completed" | "run.failed" | "run.cancelled" | "approval.requested" | "device.offline" | "schedule.run_failed";
+      kind: "run.completed" | "run.failed" | "run.cancelled" | "approval.requested" | "approval.expiring" | "device.offline" | "schedule.run_failed";
       title: string;
       body: string | null;
       task_id: string | null;
