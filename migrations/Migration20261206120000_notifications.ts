@@ -28,12 +28,20 @@ export class Migration20261206120000_notifications extends Migration {
       );
       create unique index notifications_task_seq_key on notifications (task_id, seq, kind) where task_id is not null;
       create index notifications_expiring_idx on notifications (expires_at) where kind = 'approval.requested';
+
+      create table notification_settings (
+        user_id uuid primary key references users(id) on delete cascade,
+        channels jsonb not null default '{}',
+        quiet_hours jsonb,
+        updated_at timestamptz not null default now()
+      );
       create index notifications_user_idx on notifications (user_id, created_at desc, id desc);
       create index notifications_user_unread_idx on notifications (user_id) where read_at is null;
     `);
   }
 
   override down(): void {
+    this.addSql('drop table if exists notification_settings;');
     this.addSql('drop table if exists notifications;');
   }
 }

@@ -365,9 +365,35 @@ export const Notification = defineEntity({
 });
 export type Notification = InferEntity<typeof Notification>;
 
+/** Where a notification may go besides the list and the open app's feed. */
+export const NOTIFICATION_CHANNELS = ['web_push', 'fcm', 'webhook'] as const;
+export type NotificationChannel = (typeof NOTIFICATION_CHANNELS)[number];
+
+/** Per channel: on or off, and off for the kinds listed false; left out: on (src/domain/notification-settings.ts). */
+export type ChannelSettings = Partial<Record<NotificationChannel, { enabled?: boolean; kinds?: Partial<Record<NotificationKind, boolean>> }>>;
+/** Local times "HH:MM" in an IANA zone; `end` before `start` spans midnight. */
+export interface QuietHours {
+  start: string;
+  end: string;
+  timezone: string;
+}
+
+/** A user's notification settings; no row: the defaults. */
+export const NotificationSettings = defineEntity({
+  name: 'NotificationSettings',
+  tableName: 'notification_settings',
+  properties: {
+    userId: p.uuid().primary(),
+    channels: p.json<ChannelSettings>().defaultRaw(`'{}'`),
+    quietHours: p.json<QuietHours>().nullable(),
+    updatedAt: p.datetime().defaultRaw(NOW).onCreate(now).onUpdate(now),
+  },
+});
+export type NotificationSettings = InferEntity<typeof NotificationSettings>;
+
 export const ENTITIES = [
   User, Device, Workflow, WorkflowVersion, Task, TaskStep, TaskEvent, Schedule, Log, StoredFile,
-  Session, RefreshToken, DeviceLane, LaneRequest, Notification,
+  Session, RefreshToken, DeviceLane, LaneRequest, Notification, NotificationSettings,
 ];
 
 /**
@@ -396,4 +422,5 @@ export const FOREIGN_KEYS: readonly { table: string; column: string; references:
   { table: 'lane_requests', column: 'device_id', references: 'devices', onDelete: 'cascade' },
   { table: 'notifications', column: 'user_id', references: 'users', onDelete: 'cascade' },
   { table: 'notifications', column: 'task_id', references: 'tasks', onDelete: 'cascade' },
+  { table: 'notification_settings', column: 'user_id', references: 'users', onDelete: 'cascade' },
 ];

@@ -257,6 +257,51 @@ describe('REST', () => {
   });
 });
 
+describe('settings', () => {
+  it('defaults until saved; PUT replaces them, per user', async () => {
+    const u = await newUser();
+    const other = await newUser();
+    let res = await sys.api.get('/notifications/settings', u.token);
+    expect(res.status).toBe(200);
+    expect(res.body.data.settings.quiet_hours).toBeNull();
+    expect(res.body.data.settings.updated_at).toBeNull();
+    expect(res.body.data.settings.channels.fcm.kinds['run.failed']).toBe(true);
+    const quiet = { start: '22:30', end: '06:45', timezone: 'Asia/Shanghai' };
+    res = await sys.api.put('/notifications/settings', { channels: { fcm: { kinds: { 'run.completed': false } }, webhook: { enabled: false } }, quiet_hours: quiet }, u.token);
+    expect(res.status).toBe(200);
+    const saved = (await sys.api.get('/notifications/settings', u.token)).body.data.settings;
+    expect(saved).toEqual(res.body.data.settings);
+    expect(saved.quiet_hours).toEqual(quiet);
+    expect(saved.channels.fcm).toMatchObject({ enabled: true, kinds: { 'run.completed': false, 'run.failed': true } });
+    expect(saved.channels.webhook.enabled).toBe(false);
+    expect(saved.channels.web_push.enabled).toBe(true);
+    expect(Date.parse(saved.updated_at)).toBeGreaterThan(Date.now() - 60_000);
+    // A replace, not a merge: what is left out is back to its default.
+    res = await sys.api.put('/notifications/settings', { channels: { webhook: { enabled: false } } }, u.token);
+    expect(res.body.data.settings.quiet_hours).toBeNull();
+    expect(res.body.data.settings.channels.fcm.kinds['run.completed']).toBe(true);
+    expect((await sys.api.get('/notifications/settings', other.token)).body.data.settings.updated_at).toBeNull();
+  });
+
+  it('refuses bad settings with the contract codes', async () => {
+    const u = await newUser();
+    const put = (body: unknown) => sys.api.put('/notifications/settings', body, u.token);
+    expectInvalid(await put({ quiet_hours: { start: '24:00', end: '07:00', timezone: 'Europe/Berlin' } }), 'quiet_hours.start');
+    expectInvalid(await put({ quiet_hours: { start: '22:00', end: '7:00', timezone: 'Europe/Berlin' } }), 'quiet_hours.end');
+    expectInvalid(await put({ quiet_hours: { start: '22:00', end: '22:00', timezone: 'Europe/Berlin' } }), 'quiet_hours.end');
+    expectInvalid(await put({ quiet_hours: { start: '22:00', end: '07:00', timezone: 'Mars/Base' } }), 'quiet_hours.timezone');
+    expectInvalid(await put({ quiet_hours: { start: '22:00', end: '07:00' } }), 'quiet_hours.timezone');
+    expectInvalid(await put({ channels: { sms: { enabled: true } } }), 'channels');
+    expectInvalid(await put({ channels: { fcm: { kinds: { 'run.exploded': false } } } }), 'channels.fcm.kinds');
+    expectInvalid(await put({ channels: { fcm: { enabled: 'yes' } } }), 'channels.fcm.enabled');
+    expectInvalid(await put({ colour: 'red' }), '(root)');
+    expect((await sys.api.get('/notifications/settings', u.token)).body.data.settings.updated_at).toBeNull();
+    for (const res of [await sys.api.get('/notifications/settings'), await sys.api.put('/notifications/settings', {})]) {
+      expect([res.status, res.body.code]).toEqual([401, 1002]);
+    }
+  });
+});
+
 describe('the user feed', () => {
   let pc: TestDevice | undefined;
   let monitor: MonitorClient | undefined;

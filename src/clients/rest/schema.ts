@@ -316,6 +316,18 @@ export interface paths {
      */
     get: operations["getNotificationsUnreadCount"];
   };
+  "/api/v1/notifications/settings": {
+    /**
+     * My notification settings: channels per kind, quiet hours (defaults until saved)
+     * @description Needs a bearer access token. Answers 200: My settings, every channel and kind spelled out.
+     */
+    get: operations["getNotificationsSettings"];
+    /**
+     * Replace my notification settings (left out: on; quiet_hours null or left out: none)
+     * @description Needs a bearer access token. Answers 200: My settings as saved.
+     */
+    put: operations["putNotificationsSettings"];
+  };
   "/api/v1/notifications/read": {
     /**
      * Mark notifications read: some of mine by id (others' ids are ignored), or all of mine
@@ -685,6 +697,61 @@ export interface components {
       /** Format: date-time */
       created_at: string;
       read_at: string | null;
+    };
+    /** @description Which channels reach me for which kinds, and quiet hours for pushes. The list and the open app's feed always get every notification. */
+    NotificationSettings: {
+      channels: {
+        web_push: {
+          enabled: boolean;
+          /** @description Per kind: false turns that kind off on this channel */
+          kinds: {
+            "run.completed": boolean;
+            "run.failed": boolean;
+            "run.cancelled": boolean;
+            "approval.requested": boolean;
+            "approval.expiring": boolean;
+            "device.offline": boolean;
+            "schedule.run_failed": boolean;
+          };
+        };
+        fcm: {
+          enabled: boolean;
+          /** @description Per kind: false turns that kind off on this channel */
+          kinds: {
+            "run.completed": boolean;
+            "run.failed": boolean;
+            "run.cancelled": boolean;
+            "approval.requested": boolean;
+            "approval.expiring": boolean;
+            "device.offline": boolean;
+            "schedule.run_failed": boolean;
+          };
+        };
+        webhook: {
+          enabled: boolean;
+          /** @description Per kind: false turns that kind off on this channel */
+          kinds: {
+            "run.completed": boolean;
+            "run.failed": boolean;
+            "run.cancelled": boolean;
+            "approval.requested": boolean;
+            "approval.expiring": boolean;
+            "device.offline": boolean;
+            "schedule.run_failed": boolean;
+          };
+        };
+      };
+      quiet_hours: components["schemas"]["QuietHours"] | null;
+      /** @description Null until first saved (the defaults) */
+      updated_at: string | null;
+    };
+    QuietHours: {
+      /** @description Local time "HH:MM" the quiet hours start */
+      start: string;
+      /** @description Local time "HH:MM" they end (before start: they span midnight); held pushes go out then, as one digest */
+      end: string;
+      /** @description IANA time zone, e.g. "Europe/Berlin" */
+      timezone: string;
     };
   };
   responses: never;
@@ -4183,6 +4250,161 @@ export interface operations {
       };
       /** @description Missing, invalid, expired or revoked access token (code 1002) */
       401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait */
+          "Retry-After"?: number;
+          /** @description Requests per minute of the bucket closest to empty */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in that bucket */
+          "RateLimit-Remaining"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Internal server error (code 5000) */
+      500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  /**
+   * My notification settings: channels per kind, quiet hours (defaults until saved)
+   * @description Needs a bearer access token. Answers 200: My settings, every channel and kind spelled out.
+   */
+  getNotificationsSettings: {
+    responses: {
+      /** @description My settings, every channel and kind spelled out */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & {
+            data: {
+              settings: components["schemas"]["NotificationSettings"];
+            };
+          };
+        };
+      };
+      /** @description Missing, invalid, expired or revoked access token (code 1002) */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait */
+          "Retry-After"?: number;
+          /** @description Requests per minute of the bucket closest to empty */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in that bucket */
+          "RateLimit-Remaining"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Internal server error (code 5000) */
+      500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  /**
+   * Replace my notification settings (left out: on; quiet_hours null or left out: none)
+   * @description Needs a bearer access token. Answers 200: My settings as saved.
+   */
+  putNotificationsSettings: {
+    requestBody?: {
+      content: {
+        "application/json": {
+          channels?: {
+            web_push?: {
+              enabled?: boolean;
+              kinds?: {
+                "run.completed"?: boolean;
+                "run.failed"?: boolean;
+                "run.cancelled"?: boolean;
+                "approval.requested"?: boolean;
+                "approval.expiring"?: boolean;
+                "device.offline"?: boolean;
+                "schedule.run_failed"?: boolean;
+              };
+            };
+            fcm?: {
+              enabled?: boolean;
+              kinds?: {
+                "run.completed"?: boolean;
+                "run.failed"?: boolean;
+                "run.cancelled"?: boolean;
+                "approval.requested"?: boolean;
+                "approval.expiring"?: boolean;
+                "device.offline"?: boolean;
+                "schedule.run_failed"?: boolean;
+              };
+            };
+            webhook?: {
+              enabled?: boolean;
+              kinds?: {
+                "run.completed"?: boolean;
+                "run.failed"?: boolean;
+                "run.cancelled"?: boolean;
+                "approval.requested"?: boolean;
+                "approval.expiring"?: boolean;
+                "device.offline"?: boolean;
+                "schedule.run_failed"?: boolean;
+              };
+            };
+          };
+          quiet_hours?: {
+            start: string;
+            end: string;
+            timezone: string;
+          } | null;
+        };
+      };
+    };
+    responses: {
+      /** @description My settings as saved */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & {
+            data: {
+              settings: components["schemas"]["NotificationSettings"];
+            };
+          };
+        };
+      };
+      /** @description Invalid parameters (code 1001); `data.errors` lists each bad field as `{path, message}` */
+      400: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing, invalid, expired or revoked access token (code 1002) */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Request body over this route's 64 KiB limit (code 1001) */
+      413: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Content-Type is not application/json (code 1001) */
+      415: {
         content: {
           "application/json": components["schemas"]["Error"];
         };

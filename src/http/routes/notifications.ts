@@ -1,10 +1,15 @@
 import { z } from 'zod';
-import { Notification } from '../../db/entities.ts';
+import { NOTIFICATION_CHANNELS, NOTIFICATION_KINDS, Notification } from '../../db/entities.ts';
 import * as notificationsDb from '../../db/notifications.ts';
+import * as settingsDb from '../../db/notification-settings.ts';
+import { isTimeOfDay, isTimeZone, resolveSettings, type ResolvedSettings } from '../../domain/notification-settings.ts';
 import { envelope } from '../middleware.ts';
 import { cursorParam, keysetPage, pageQuery } from '../paging.ts';
 import { API_PREFIX, defineRoute } from '../route.ts';
-import { markedRead, notificationPage, unreadCount, type Notification as NotificationOut } from '../schemas/notifications.ts';
+import {
+  markedRead, notificationPage, notificationSettingsData, unreadCount, type Notification as NotificationOut,
+  type NotificationSettings as SettingsOut,
+} from '../schemas/notifications.ts';
 
 /** Most ids one mark-read request names (a phone marks what it shows; `all` for the rest). */
 export const MAX_MARK_IDS = 100;
@@ -19,6 +24,26 @@ export const markReadBody = z.object({
   all: z.literal(true).optional(),
 }).strict().refine((b) => (b.ids === undefined) !== (b.all === undefined), { message: 'give either ids or all: true' })
   .meta({ examples: [{ ids: ['8a0c2e4a-6c8e-4a0c-9e4a-6c8e0a2c4e6a'] }] });
+
+const kindsBody = z.object(Object.fromEntries(NOTIFICATION_KINDS.map((k) => [k, z.boolean().optional()]))).strict();
+const channelBody = z.object({ enabled: z.boolean().optional(), kinds: kindsBody.optional() }).strict();
+
+/**
+ * PUT /notifications/settings: the settings to keep (what is left out gets its default: on, no
+ * quiet hours). Times and zones are checked here, so a stored setting never fails a delivery.
+ */
+export const settingsBody = z.object({
+  channels: z.object(Object.fromEntries(NOTIFICATION_CHANNELS.map((c) => [c, channelBody.optional()]))).strict().optional(),
+  quiet_hours: z.object({
+    start: z.string().refine(isTimeOfDay, 'must be a time of day "HH:MM" (00:00-23:59)'),
+    end: z.string().refine(isTimeOfDay, 'must be a time of day "HH:MM" (00:00-23:59)'),
+    timezone: z.string().max(64).refine(isTimeZone, 'must be an IANA time zone like "Europe/Berlin"'),
+  }).strict().refine((q) => q.start !== q.end, { message: 'start and end must differ', path: ['end'] }).nullable().optional(),
+}).strict().meta({ examples: [{ channels: { fcm: { enabled: true, kinds: { 'run.completed': false } } }, quiet_hours: { start: '22:00', end: '07:00', timezone: 'Europe/Berlin' } }] });
+
+export function presentSettings(s: ResolvedSettings): z.output<typeof SettingsOut> {
+  return { channels: s.channels, quiet_hours: s.quietHours, updated_at: s.updatedAt ? s.updatedAt.toISOString() : null };
+}
 
 export function presentNotification(n: Notification): z.output<typeof NotificationOut> {
   const task = n.taskId ?? null;
@@ -59,6 +84,23 @@ export function notificationRoutes() {
       success: { status: 200, description: 'The unread count', data: unreadCount }, errors: [401],
       async handler(ctx) {
         envelope(ctx, { unread: await notificationsDb.unreadCount(ctx.state.repos) });
+      },
+    }),
+    defineRoute({
+      method: 'get', path: '/notifications/settings', tag: 'notifications', auth: 'user',
+      summary: 'My notification settings: channels per kind, quiet hours (defaults until saved)',
+      success: { status: 200, description: 'My settings, every channel and kind spelled out', data: notificationSettingsData }, errors: [401],
+      async handler(ctx) {
+        envelope(ctx, { settings: presentSettings(resolveSettings(await settingsDb.get(ctx.state.repos))) });
+      },
+    }),
+    defineRoute<z.infer<typeof settingsBody>>({
+      method: 'put', path: '/notifications/settings', tag: 'notifications', auth: 'user',
+      summary: 'Replace my notification settings (left out: on; quiet_hours null or left out: none)',
+      body: settingsBody, success: { status: 200, description: 'My settings as saved', data: notificationSettingsData }, errors: [400, 401],
+      async handler(ctx, { body }) {
+        const saved = await settingsDb.put(ctx.state.repos, body.channels ?? {}, body.quiet_hours ?? null);
+        envelope(ctx, { settings: presentSettings(resolveSettings(saved)) });
       },
     }),
     defineRoute<z.infer<typeof markReadBody>>({
