@@ -24,10 +24,12 @@ export class Migration20261206120000_notifications extends Migration {
         device_name varchar(255),
         expires_at timestamptz,
         created_at timestamptz not null default now(),
-        read_at timestamptz
+        read_at timestamptz,
+        dispatched_at timestamptz
       );
       create unique index notifications_task_seq_key on notifications (task_id, seq, kind) where task_id is not null;
       create index notifications_expiring_idx on notifications (expires_at) where kind = 'approval.requested';
+      create index notifications_undispatched_idx on notifications (created_at) where dispatched_at is null;
 
       create table notification_settings (
         user_id uuid primary key references users(id) on delete cascade,
@@ -37,10 +39,45 @@ export class Migration20261206120000_notifications extends Migration {
       );
       create index notifications_user_idx on notifications (user_id, created_at desc, id desc);
       create index notifications_user_unread_idx on notifications (user_id) where read_at is null;
+
+      create table webhook_endpoints (
+        id uuid primary key,
+        user_id uuid not null references users(id) on delete cascade,
+        url varchar(2048) not null,
+        secret varchar(100) not null,
+        kinds jsonb not null default '[]',
+        enabled boolean not null default true,
+        description varchar(255),
+        created_at timestamptz not null default now(),
+        updated_at timestamptz not null default now()
+      );
+      create index webhook_endpoints_user_idx on webhook_endpoints (user_id, created_at desc, id desc);
+
+      create table notification_deliveries (
+        id uuid primary key,
+        user_id uuid not null references users(id) on delete cascade,
+        notification_id uuid not null references notifications(id) on delete cascade,
+        channel varchar(16) not null check (channel in ('web_push','fcm','webhook')),
+        endpoint_id uuid references webhook_endpoints(id) on delete cascade,
+        status varchar(16) not null check (status in ('pending','succeeded','failed')),
+        attempts int not null default 0,
+        redeliveries int not null default 0,
+        last_status_code int,
+        last_error text,
+        started_at timestamptz,
+        finished_at timestamptz,
+        created_at timestamptz not null default now(),
+        updated_at timestamptz not null default now()
+      );
+      create unique index notification_deliveries_endpoint_key on notification_deliveries (notification_id, endpoint_id) where endpoint_id is not null;
+      create index notification_deliveries_endpoint_idx on notification_deliveries (endpoint_id, created_at desc, id desc);
+      create index notification_deliveries_unstarted_idx on notification_deliveries (created_at) where started_at is null;
     `);
   }
 
   override down(): void {
+    this.addSql('drop table if exists notification_deliveries;');
+    this.addSql('drop table if exists webhook_endpoints;');
     this.addSql('drop table if exists notification_settings;');
     this.addSql('drop table if exists notifications;');
   }

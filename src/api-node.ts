@@ -18,6 +18,7 @@ import { HistoryStreams } from './ws/history-stream.ts';
 import { PgBus } from './ws/pg-bus.ts';
 import { UserFeeds } from './ws/user-feed.ts';
 import { startApprovalReminders } from './domain/approval-reminders.ts';
+import { startDispatcher } from './domain/notification-dispatch.ts';
 import { startReconciler } from './reconciler.ts';
 import { sdkMetricsReader, sdkMetricsUrl } from './telemetry/sdk-metrics.ts';
 import { TRACING_OFF, type Tracing } from './telemetry/tracing.ts';
@@ -77,6 +78,10 @@ export async function startApiNode(deps: ApiNodeDeps): Promise<ApiNode> {
   });
   const workerRun = worker.run();
   const reconciler = startReconciler({ temporal, orm, logger: logger.child({ component: 'reconciler' }) });
+  const dispatcher = startDispatcher({
+    orm, temporal, taskQueue: config.TASK_QUEUE, logger: logger.child({ component: 'notification-dispatch' }), intervalMs: config.NOTIFY_DISPATCH_MS,
+    retry: { maximumAttempts: config.DELIVERY_MAX_ATTEMPTS, initialIntervalMs: config.DELIVERY_RETRY_INITIAL_MS, maximumIntervalMs: config.DELIVERY_RETRY_MAX_MS },
+  });
   const reminders = startApprovalReminders({
     orm, logger: logger.child({ component: 'approval-reminders' }), leadMs: config.APPROVAL_REMINDER_LEAD_MS, intervalMs: config.APPROVAL_REMINDER_SWEEP_MS,
   });
@@ -99,6 +104,7 @@ export async function startApiNode(deps: ApiNodeDeps): Promise<ApiNode> {
       stopping ??= (async () => {
         reconciler.stop();
         await reminders.stop();
+        await dispatcher.stop();
         // First say the devices here are offline: runs whose step fails below then wait for
         // the device to reconnect elsewhere instead of dispatching again to this node.
         await devicesDb.releaseNode(orm.em.fork(), config.NODE_ID);

@@ -53,6 +53,17 @@ const schema = z
     APPROVAL_REMINDER_LEAD_MS: z.coerce.number().int().min(1000).default(15 * 60 * 1000),
     /** How often each API node looks for due approval reminders (how late one may be). */
     APPROVAL_REMINDER_SWEEP_MS: z.coerce.number().int().min(100).max(600_000).default(15_000),
+    /** How often each API node dispatches new notifications to their deliveries (webhooks). */
+    NOTIFY_DISPATCH_MS: z.coerce.number().int().min(50).max(60_000).default(1000),
+    /** Let webhooks reach loopback, private and link-local addresses (SSRF protection off: only for a receiver on a trusted network, and tests). */
+    WEBHOOK_ALLOW_PRIVATE_TARGETS: bool.default(false),
+    /** How long one webhook request may take before it counts as a failed attempt. */
+    WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
+    /** Attempts per delivery (Temporal's retries, with exponential backoff) before it is failed. */
+    DELIVERY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(12),
+    /** The first retry's delay; each next one doubles, up to DELIVERY_RETRY_MAX_MS. */
+    DELIVERY_RETRY_INITIAL_MS: z.coerce.number().int().min(10).default(10_000),
+    DELIVERY_RETRY_MAX_MS: z.coerce.number().int().min(10).default(3_600_000),
     MIGRATE_ON_BOOT: bool.default(false),
     /** Requests per minute per client IP on /api/v1 (token bucket, per API node). */
     RATE_LIMIT_IP_PER_MIN: z.coerce.number().int().min(1).default(600),

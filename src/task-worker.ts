@@ -2,6 +2,7 @@
 import type { Client } from '@temporalio/client';
 import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import { createPersistenceActivities } from '../activities/persistence.ts';
+import { createDeliveryActivities } from '../activities/notification-delivery.ts';
 import { accountLimitsOf, type Config } from './config.ts';
 import type { Orm } from './db/orm.ts';
 import type { Logger } from './logger.ts';
@@ -36,14 +37,17 @@ export async function startTaskWorker(deps: TaskWorkerDeps): Promise<TaskWorker>
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TASK_QUEUE,
     ...(deps.workflowBundle ? { workflowBundle: deps.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
-    activities: createPersistenceActivities({
-      orm,
-      temporal: deps.temporal,
-      taskQueue: config.TASK_QUEUE,
-      presenceStaleMs: config.WS_HEARTBEAT_MS * 3,
-      offlineTimeoutMs: config.DEVICE_OFFLINE_TIMEOUT_MS,
-      limits: accountLimitsOf(config),
-    }),
+    activities: {
+      ...createPersistenceActivities({
+        orm,
+        temporal: deps.temporal,
+        taskQueue: config.TASK_QUEUE,
+        presenceStaleMs: config.WS_HEARTBEAT_MS * 3,
+        offlineTimeoutMs: config.DEVICE_OFFLINE_TIMEOUT_MS,
+        limits: accountLimitsOf(config),
+      }),
+      ...createDeliveryActivities({ orm, timeoutMs: config.WEBHOOK_TIMEOUT_MS, allowPrivateTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS }),
+    },
     ...(deps.tracing ?? TRACING_OFF).workerOptions({ workflows: true }),
     shutdownGraceTime: '10s',
   });

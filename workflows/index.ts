@@ -1,3 +1,4 @@
 // Entry point bundled for the task workers: every workflow type they run.
 export { taskRunWorkflow } from './task-run.ts';
 export { scheduledRunWorkflow } from './scheduled-run.ts';
+export { notificationDeliveryWorkflow } from './notification-delivery.ts';

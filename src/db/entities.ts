@@ -347,6 +347,8 @@ export const Notification = defineEntity({
     expiresAt: p.datetime().nullable(),
     createdAt: p.datetime().defaultRaw(NOW).onCreate(now),
     readAt: p.datetime().nullable(),
+    /** When the dispatcher decided its deliveries (src/domain/notification-dispatch.ts); null: not yet. */
+    dispatchedAt: p.datetime().nullable(),
   },
   indexes: [
     // An expression for the reason given at tasks_user_created_idx.
@@ -356,6 +358,11 @@ export const Notification = defineEntity({
     {
       name: 'notifications_expiring_idx',
       expression: "create index notifications_expiring_idx on notifications (expires_at) where kind = 'approval.requested'",
+    },
+    // The dispatcher's queue.
+    {
+      name: 'notifications_undispatched_idx',
+      expression: 'create index notifications_undispatched_idx on notifications (created_at) where dispatched_at is null',
     },
   ],
   uniques: [{
@@ -391,9 +398,75 @@ export const NotificationSettings = defineEntity({
 });
 export type NotificationSettings = InferEntity<typeof NotificationSettings>;
 
+/** A user's webhook: notifications of the listed kinds (none listed: all) POSTed to `url`, signed with `secret`. */
+export const WebhookEndpoint = defineEntity({
+  name: 'WebhookEndpoint',
+  tableName: 'webhook_endpoints',
+  properties: {
+    id: p.uuid().primary(),
+    userId: p.uuid(),
+    url: p.string().length(2048),
+    /** Standard Webhooks secret ("whsec_" + base64): shown once, kept to sign each delivery. */
+    secret: p.string().length(100).hidden(),
+    kinds: p.json<NotificationKind[]>().defaultRaw(`'[]'`),
+    enabled: p.boolean().default(true),
+    description: p.string().nullable(),
+    createdAt: p.datetime().defaultRaw(NOW).onCreate(now),
+    updatedAt: p.datetime().defaultRaw(NOW).onCreate(now).onUpdate(now),
+  },
+  indexes: [
+    { name: 'webhook_endpoints_user_idx', expression: 'create index webhook_endpoints_user_idx on webhook_endpoints (user_id, created_at desc, id desc)' },
+  ],
+});
+export type WebhookEndpoint = InferEntity<typeof WebhookEndpoint>;
+
+export const DELIVERY_STATUSES = ['pending', 'succeeded', 'failed'] as const;
+export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
+
+/** One notification to one target (a webhook endpoint), delivered by its own Temporal workflow. */
+export const NotificationDelivery = defineEntity({
+  name: 'NotificationDelivery',
+  tableName: 'notification_deliveries',
+  properties: {
+    id: p.uuid().primary(),
+    userId: p.uuid(),
+    notificationId: p.uuid(),
+    channel: p.enum(NOTIFICATION_CHANNELS).columnType('varchar(16)'),
+    endpointId: p.uuid().nullable(),
+    status: p.enum(DELIVERY_STATUSES).columnType('varchar(16)'),
+    /** HTTP requests made, over every delivery of it (redeliveries included). */
+    attempts: p.integer().default(0),
+    /** How many times a person asked for it again: each is a workflow of its own. */
+    redeliveries: p.integer().default(0),
+    lastStatusCode: p.integer().nullable(),
+    lastError: p.text().nullable(),
+    /** When its current workflow was started; null: the dispatcher starts it. */
+    startedAt: p.datetime().nullable(),
+    finishedAt: p.datetime().nullable(),
+    createdAt: p.datetime().defaultRaw(NOW).onCreate(now),
+    updatedAt: p.datetime().defaultRaw(NOW).onCreate(now).onUpdate(now),
+  },
+  indexes: [
+    {
+      name: 'notification_deliveries_endpoint_idx',
+      expression: 'create index notification_deliveries_endpoint_idx on notification_deliveries (endpoint_id, created_at desc, id desc)',
+    },
+    {
+      name: 'notification_deliveries_unstarted_idx',
+      expression: 'create index notification_deliveries_unstarted_idx on notification_deliveries (created_at) where started_at is null',
+    },
+  ],
+  uniques: [{
+    name: 'notification_deliveries_endpoint_key',
+    expression: 'create unique index notification_deliveries_endpoint_key on notification_deliveries (notification_id, endpoint_id) where endpoint_id is not null',
+  }],
+});
+export type NotificationDelivery = InferEntity<typeof NotificationDelivery>;
+
 export const ENTITIES = [
   User, Device, Workflow, WorkflowVersion, Task, TaskStep, TaskEvent, Schedule, Log, StoredFile,
   Session, RefreshToken, DeviceLane, LaneRequest, Notification, NotificationSettings,
+  WebhookEndpoint, NotificationDelivery,
 ];
 
 /**
@@ -423,4 +496,8 @@ export const FOREIGN_KEYS: readonly { table: string; column: string; references:
   { table: 'notifications', column: 'user_id', references: 'users', onDelete: 'cascade' },
   { table: 'notifications', column: 'task_id', references: 'tasks', onDelete: 'cascade' },
   { table: 'notification_settings', column: 'user_id', references: 'users', onDelete: 'cascade' },
+  { table: 'webhook_endpoints', column: 'user_id', references: 'users', onDelete: 'cascade' },
+  { table: 'notification_deliveries', column: 'user_id', references: 'users', onDelete: 'cascade' },
+  { table: 'notification_deliveries', column: 'notification_id', references: 'notifications', onDelete: 'cascade' },
+  { table: 'notification_deliveries', column: 'endpoint_id', references: 'webhook_endpoints', onDelete: 'cascade' },
 ];

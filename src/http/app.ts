@@ -25,6 +25,7 @@ import { deviceRoutes, type DeviceSockets } from './routes/devices.ts';
 import { fileRoutes } from './routes/files.ts';
 import { logRoutes } from './routes/logs.ts';
 import { notificationRoutes } from './routes/notifications.ts';
+import { webhookRoutes } from './routes/webhooks.ts';
 import { scheduleRoutes } from './routes/schedules.ts';
 import { statsRoutes } from './routes/stats.ts';
 import { taskRoutes } from './routes/tasks.ts';
@@ -79,6 +80,7 @@ export function apiRoutes(deps: Pick<AppDeps, 'config' | 'temporal' | 'tokens' |
     ...fileRoutes({ dataDir: deps.config.DATA_DIR, maxBytes: deps.config.FILE_MAX_BYTES, quotaBytes: deps.config.USER_QUOTA_BYTES }),
     ...statsRoutes({ presenceStaleMs: deps.config.WS_HEARTBEAT_MS * 3 }),
     ...notificationRoutes(),
+    ...webhookRoutes({ allowPrivateTargets: deps.config.WEBHOOK_ALLOW_PRIVATE_TARGETS }),
   ];
 }
 

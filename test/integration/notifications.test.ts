@@ -2,9 +2,11 @@
 // that cause them, once per event however batches are retried or reordered; listed, counted and
 // marked read over REST under the caller's scope; announced on the user feed with their stored id.
 import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { MonitorClient } from '../../src/clients/monitor-client.ts';
-import { Notification, Task, WorkflowVersion } from '../../src/db/entities.ts';
+import { Notification, NotificationDelivery, Task, WebhookEndpoint, WorkflowVersion } from '../../src/db/entities.ts';
 import { applyRunEvents } from '../../src/domain/run-mirror.ts';
 import { APPROVAL_EXPIRING_TITLE } from '../../src/domain/notifications.ts';
 import { insertApprovalReminders } from '../../src/db/notifications.ts';
@@ -72,7 +74,7 @@ function expectInvalid(res: Reply, path: string) {
 const REMINDER_LEAD_MS = 1500;
 
 beforeAll(async () => {
-  sys = await startSystem({ env: { APPROVAL_REMINDER_LEAD_MS: String(REMINDER_LEAD_MS), APPROVAL_REMINDER_SWEEP_MS: '200' } });
+  sys = await startSystem({ env: { APPROVAL_REMINDER_LEAD_MS: String(REMINDER_LEAD_MS), APPROVAL_REMINDER_SWEEP_MS: '200', NOTIFY_DISPATCH_MS: '100', RATE_LIMIT_AUTH_PER_MIN: '1000' } });
 });
 
 afterAll(async () => {
@@ -300,6 +302,38 @@ describe('settings', () => {
       expect([res.status, res.body.code]).toEqual([401, 1002]);
     }
   });
+});
+
+describe('webhook targets with the default settings (SSRF protection on)', () => {
+  it('refuses loopback, private and link-local URLs when saved, and at delivery', async () => {
+    const u = await newUser();
+    for (const url of ['http://127.0.0.1:8080/hook', 'http://localhost/hook', 'http://[::1]/hook', 'http://169.254.169.254/latest/meta-data', 'http://192.168.1.20/hook']) {
+      expectInvalid(await sys.api.post('/webhooks', { url }, u.token), 'url');
+    }
+    // A target that got past the check (a row written as by an older version, or a name that
+    // now resolves to loopback) is refused by the delivery itself, and not retried.
+    let hits = 0;
+    const server = createServer((_req, res) => { hits++; res.end(); });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const em = sys.orm.em.fork();
+      const endpointId = randomUUID();
+      em.create(WebhookEndpoint, { id: endpointId, userId: u.userId, url: `http://localhost:${port}/hook`, secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', kinds: [], enabled: true, description: null });
+      await em.flush();
+      const taskId = await bareTask(u);
+      await applyRunEvents(sys.orm, taskId, [ev(1, 'run.started'), ev(2, 'run.completed')]);
+      const delivery = await eventually(async () => {
+        const d = await sys.orm.em.fork().findOne(NotificationDelivery, { endpointId });
+        return d?.status === 'failed' ? d : null;
+      }, 30_000, 'refused delivery');
+      expect(delivery).toMatchObject({ attempts: 1, lastStatusCode: null });
+      expect(delivery.lastError).toMatch(/loopback, private or link-local/);
+      expect(hits).toBe(0);
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  }, 40_000);
 });
 
 describe('the user feed', () => {

@@ -335,6 +335,44 @@ export interface paths {
      */
     post: operations["postNotificationsRead"];
   };
+  "/api/v1/webhooks": {
+    /**
+     * List my webhooks, newest first
+     * @description Needs a bearer access token. Answers 200: A page of my webhooks.
+     */
+    get: operations["getWebhooks"];
+    /**
+     * Add a webhook: notifications of the chosen kinds POSTed to a URL, signed per Standard Webhooks
+     * @description Needs a bearer access token. Answers 201: The webhook and its signing secret (shown only now).
+     */
+    post: operations["postWebhooks"];
+  };
+  "/api/v1/webhooks/{id}": {
+    /**
+     * Change a webhook (URL, kinds, on/off, description)
+     * @description Needs a bearer access token. Answers 200: The webhook as changed.
+     */
+    put: operations["putWebhooksById"];
+    /**
+     * Delete a webhook and its delivery log
+     * @description Needs a bearer access token. Answers 200: Deleted.
+     */
+    delete: operations["deleteWebhooksById"];
+  };
+  "/api/v1/webhooks/{id}/deliveries": {
+    /**
+     * The delivery log of one of my webhooks, newest first (status=failed: those that spent their retries)
+     * @description Needs a bearer access token. Answers 200: A page of deliveries.
+     */
+    get: operations["getWebhooksByIdDeliveries"];
+  };
+  "/api/v1/webhooks/deliveries/{id}/redeliver": {
+    /**
+     * Send a finished delivery again (same webhook-id); 409 while it is still under way
+     * @description Needs a bearer access token. Answers 202: The delivery, pending again.
+     */
+    post: operations["postWebhooksDeliveriesByIdRedeliver"];
+  };
   "/healthz": {
     /**
      * Liveness: the process is up
@@ -752,6 +790,42 @@ export interface components {
       end: string;
       /** @description IANA time zone, e.g. "Europe/Berlin" */
       timezone: string;
+    };
+    WebhookEndpoint: {
+      /** Format: uuid */
+      id: string;
+      url: string;
+      /** @description The kinds it gets; empty: every kind */
+      kinds: ("run.completed" | "run.failed" | "run.cancelled" | "approval.requested" | "approval.expiring" | "device.offline" | "schedule.run_failed")[];
+      enabled: boolean;
+      description: string | null;
+      /** Format: date-time */
+      created_at: string;
+      /** Format: date-time */
+      updated_at: string;
+    };
+    WebhookDelivery: {
+      /** Format: uuid */
+      id: string;
+      /**
+       * Format: uuid
+       * @description Also the webhook-id header of every request of this delivery
+       */
+      notification_id: string;
+      /** Format: uuid */
+      webhook_id: string;
+      /**
+       * @description pending: being delivered or retried; failed: retries spent, or the target refused
+       * @enum {string}
+       */
+      status: "pending" | "succeeded" | "failed";
+      attempts: number;
+      redeliveries: number;
+      last_status_code: number | null;
+      last_error: string | null;
+      /** Format: date-time */
+      created_at: string;
+      finished_at: string | null;
     };
   };
   responses: never;
@@ -4477,6 +4551,425 @@ export interface operations {
       };
       /** @description Content-Type is not application/json (code 1001) */
       415: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait */
+          "Retry-After"?: number;
+          /** @description Requests per minute of the bucket closest to empty */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in that bucket */
+          "RateLimit-Remaining"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Internal server error (code 5000) */
+      500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  /**
+   * List my webhooks, newest first
+   * @description Needs a bearer access token. Answers 200: A page of my webhooks.
+   */
+  getWebhooks: {
+    parameters: {
+      query?: {
+        page?: number;
+        page_size?: number;
+        cursor?: string;
+      };
+    };
+    responses: {
+      /** @description A page of my webhooks */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & ({
+            data: {
+              list: components["schemas"]["WebhookEndpoint"][];
+              total: number;
+              page: number;
+              page_size: number;
+              /** @description Pass as `cursor` for the next page (lists that page by cursor); null at the end */
+              next_cursor: string | null;
+            };
+          });
+        };
+      };
+      /** @description Invalid parameters (code 1001); `data.errors` lists each bad field as `{path, message}` */
+      400: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing, invalid, expired or revoked access token (code 1002) */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait */
+          "Retry-After"?: number;
+          /** @description Requests per minute of the bucket closest to empty */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in that bucket */
+          "RateLimit-Remaining"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Internal server error (code 5000) */
+      500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  /**
+   * Add a webhook: notifications of the chosen kinds POSTed to a URL, signed per Standard Webhooks
+   * @description Needs a bearer access token. Answers 201: The webhook and its signing secret (shown only now).
+   */
+  postWebhooks: {
+    requestBody: {
+      content: {
+        "application/json": {
+          url: string;
+          kinds?: ("run.completed" | "run.failed" | "run.cancelled" | "approval.requested" | "approval.expiring" | "device.offline" | "schedule.run_failed")[];
+          description?: string | null;
+        };
+      };
+    };
+    responses: {
+      /** @description The webhook and its signing secret (shown only now) */
+      201: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & {
+            data: {
+              webhook: components["schemas"]["WebhookEndpoint"];
+              /** @description The signing secret ("whsec_..."), shown only here: verify each request's webhook-signature with it (Standard Webhooks) */
+              secret: string;
+            };
+          };
+        };
+      };
+      /** @description Invalid parameters (code 1001); `data.errors` lists each bad field as `{path, message}` */
+      400: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing, invalid, expired or revoked access token (code 1002) */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Request body over this route's 64 KiB limit (code 1001) */
+      413: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Content-Type is not application/json (code 1001) */
+      415: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait */
+          "Retry-After"?: number;
+          /** @description Requests per minute of the bucket closest to empty */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in that bucket */
+          "RateLimit-Remaining"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Internal server error (code 5000) */
+      500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  /**
+   * Change a webhook (URL, kinds, on/off, description)
+   * @description Needs a bearer access token. Answers 200: The webhook as changed.
+   */
+  putWebhooksById: {
+    parameters: {
+      path: {
+        id: string;
+      };
+    };
+    requestBody?: {
+      content: {
+        "application/json": {
+          url?: string;
+          kinds?: ("run.completed" | "run.failed" | "run.cancelled" | "approval.requested" | "approval.expiring" | "device.offline" | "schedule.run_failed")[];
+          enabled?: boolean;
+          description?: string | null;
+        };
+      };
+    };
+    responses: {
+      /** @description The webhook as changed */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & {
+            data: {
+              webhook: components["schemas"]["WebhookEndpoint"];
+            };
+          };
+        };
+      };
+      /** @description Invalid parameters (code 1001); `data.errors` lists each bad field as `{path, message}` */
+      400: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing, invalid, expired or revoked access token (code 1002) */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Not found, or not yours (code 2001) */
+      404: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Request body over this route's 64 KiB limit (code 1001) */
+      413: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Content-Type is not application/json (code 1001) */
+      415: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait */
+          "Retry-After"?: number;
+          /** @description Requests per minute of the bucket closest to empty */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in that bucket */
+          "RateLimit-Remaining"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Internal server error (code 5000) */
+      500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  /**
+   * Delete a webhook and its delivery log
+   * @description Needs a bearer access token. Answers 200: Deleted.
+   */
+  deleteWebhooksById: {
+    parameters: {
+      path: {
+        id: string;
+      };
+    };
+    responses: {
+      /** @description Deleted */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & {
+            data: {
+              /** @constant */
+              deleted: true;
+            };
+          };
+        };
+      };
+      /** @description Invalid parameters (code 1001); `data.errors` lists each bad field as `{path, message}` */
+      400: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing, invalid, expired or revoked access token (code 1002) */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Not found, or not yours (code 2001) */
+      404: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait */
+          "Retry-After"?: number;
+          /** @description Requests per minute of the bucket closest to empty */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in that bucket */
+          "RateLimit-Remaining"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Internal server error (code 5000) */
+      500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  /**
+   * The delivery log of one of my webhooks, newest first (status=failed: those that spent their retries)
+   * @description Needs a bearer access token. Answers 200: A page of deliveries.
+   */
+  getWebhooksByIdDeliveries: {
+    parameters: {
+      query?: {
+        page?: number;
+        page_size?: number;
+        cursor?: string;
+        status?: "pending" | "succeeded" | "failed";
+      };
+      path: {
+        id: string;
+      };
+    };
+    responses: {
+      /** @description A page of deliveries */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & ({
+            data: {
+              list: components["schemas"]["WebhookDelivery"][];
+              total: number;
+              page: number;
+              page_size: number;
+              /** @description Pass as `cursor` for the next page (lists that page by cursor); null at the end */
+              next_cursor: string | null;
+            };
+          });
+        };
+      };
+      /** @description Invalid parameters (code 1001); `data.errors` lists each bad field as `{path, message}` */
+      400: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing, invalid, expired or revoked access token (code 1002) */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Not found, or not yours (code 2001) */
+      404: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait */
+          "Retry-After"?: number;
+          /** @description Requests per minute of the bucket closest to empty */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in that bucket */
+          "RateLimit-Remaining"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Internal server error (code 5000) */
+      500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  /**
+   * Send a finished delivery again (same webhook-id); 409 while it is still under way
+   * @description Needs a bearer access token. Answers 202: The delivery, pending again.
+   */
+  postWebhooksDeliveriesByIdRedeliver: {
+    parameters: {
+      path: {
+        id: string;
+      };
+    };
+    responses: {
+      /** @description The delivery, pending again */
+      202: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & {
+            data: {
+              delivery: components["schemas"]["WebhookDelivery"];
+            };
+          };
+        };
+      };
+      /** @description Invalid parameters (code 1001); `data.errors` lists each bad field as `{path, message}` */
+      400: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing, invalid, expired or revoked access token (code 1002) */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Not found, or not yours (code 2001) */
+      404: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Conflicts with the current state, e.g. the run is not in a state that allows it (code 3001), or a unique value is already taken (code 1001) */
+      409: {
         content: {
           "application/json": components["schemas"]["Error"];
         };
