@@ -53,13 +53,28 @@ export class Migration20261206120000_notifications extends Migration {
       );
       create index webhook_endpoints_user_idx on webhook_endpoints (user_id, created_at desc, id desc);
 
+      create table push_subscriptions (
+        id uuid primary key,
+        user_id uuid not null references users(id) on delete cascade,
+        endpoint varchar(2048) not null,
+        p256dh varchar(255) not null,
+        auth varchar(255) not null,
+        user_agent varchar(255),
+        created_at timestamptz not null default now()
+      );
+      create unique index push_subscriptions_endpoint_key on push_subscriptions (endpoint);
+      create index push_subscriptions_user_idx on push_subscriptions (user_id, created_at desc, id desc);
+
       create table notification_deliveries (
         id uuid primary key,
         user_id uuid not null references users(id) on delete cascade,
         notification_id uuid not null references notifications(id) on delete cascade,
         channel varchar(16) not null check (channel in ('web_push','fcm','webhook')),
         endpoint_id uuid references webhook_endpoints(id) on delete cascade,
-        status varchar(16) not null check (status in ('pending','succeeded','failed')),
+        subscription_id uuid references push_subscriptions(id) on delete cascade,
+        status varchar(16) not null check (status in ('pending','succeeded','failed','digested')),
+        not_before timestamptz,
+        digest_id uuid,
         attempts int not null default 0,
         redeliveries int not null default 0,
         last_status_code int,
@@ -70,13 +85,15 @@ export class Migration20261206120000_notifications extends Migration {
         updated_at timestamptz not null default now()
       );
       create unique index notification_deliveries_endpoint_key on notification_deliveries (notification_id, endpoint_id) where endpoint_id is not null;
+      create unique index notification_deliveries_subscription_key on notification_deliveries (notification_id, subscription_id) where subscription_id is not null;
       create index notification_deliveries_endpoint_idx on notification_deliveries (endpoint_id, created_at desc, id desc);
-      create index notification_deliveries_unstarted_idx on notification_deliveries (created_at) where started_at is null;
+      create index notification_deliveries_unstarted_idx on notification_deliveries (created_at) where started_at is null and status = 'pending';
     `);
   }
 
   override down(): void {
     this.addSql('drop table if exists notification_deliveries;');
+    this.addSql('drop table if exists push_subscriptions;');
     this.addSql('drop table if exists webhook_endpoints;');
     this.addSql('drop table if exists notification_settings;');
     this.addSql('drop table if exists notifications;');

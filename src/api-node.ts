@@ -78,11 +78,11 @@ export async function startApiNode(deps: ApiNodeDeps): Promise<ApiNode> {
   });
   const workerRun = worker.run();
   const reconciler = startReconciler({ temporal, orm, logger: logger.child({ component: 'reconciler' }) });
-  const dispatcher = startDispatcher({
+  const dispatcher = config.NOTIFY_DISPATCH_MS === 0 ? null : startDispatcher({
     orm, temporal, taskQueue: config.TASK_QUEUE, logger: logger.child({ component: 'notification-dispatch' }), intervalMs: config.NOTIFY_DISPATCH_MS,
     retry: { maximumAttempts: config.DELIVERY_MAX_ATTEMPTS, initialIntervalMs: config.DELIVERY_RETRY_INITIAL_MS, maximumIntervalMs: config.DELIVERY_RETRY_MAX_MS },
   });
-  const reminders = startApprovalReminders({
+  const reminders = config.APPROVAL_REMINDER_SWEEP_MS === 0 ? null : startApprovalReminders({
     orm, logger: logger.child({ component: 'approval-reminders' }), leadMs: config.APPROVAL_REMINDER_LEAD_MS, intervalMs: config.APPROVAL_REMINDER_SWEEP_MS,
   });
 
@@ -103,8 +103,8 @@ export async function startApiNode(deps: ApiNodeDeps): Promise<ApiNode> {
     stop() {
       stopping ??= (async () => {
         reconciler.stop();
-        await reminders.stop();
-        await dispatcher.stop();
+        await reminders?.stop();
+        await dispatcher?.stop();
         // First say the devices here are offline: runs whose step fails below then wait for
         // the device to reconnect elsewhere instead of dispatching again to this node.
         await devicesDb.releaseNode(orm.em.fork(), config.NODE_ID);

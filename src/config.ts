@@ -51,10 +51,15 @@ const schema = z
     DEVICE_OFFLINE_TIMEOUT_MS: z.coerce.number().int().min(1000).default(24 * 3600 * 1000),
     /** How long before an approval times out its approval.expiring reminder is written (at most half the approval's window). */
     APPROVAL_REMINDER_LEAD_MS: z.coerce.number().int().min(1000).default(15 * 60 * 1000),
-    /** How often each API node looks for due approval reminders (how late one may be). */
-    APPROVAL_REMINDER_SWEEP_MS: z.coerce.number().int().min(100).max(600_000).default(15_000),
-    /** How often each API node dispatches new notifications to their deliveries (webhooks). */
-    NOTIFY_DISPATCH_MS: z.coerce.number().int().min(50).max(60_000).default(1000),
+    /** How often each API node looks for due approval reminders (how late one may be); 0: this node does not. */
+    APPROVAL_REMINDER_SWEEP_MS: z.coerce.number().int().min(0).max(600_000).default(15_000),
+    /** Web Push (VAPID) keys, base64url, as `web-push generate-vapid-keys` prints them; unset: generated once into DATA_DIR (not in production: Web Push off). */
+    VAPID_PUBLIC_KEY: z.string().min(1).optional(),
+    VAPID_PRIVATE_KEY: z.string().min(1).optional(),
+    /** The contact push services may use (mailto: or https:). */
+    VAPID_SUBJECT: z.string().regex(/^(mailto:|https:\/\/)/, 'must be a mailto: or https: URL').default('mailto:admin@localhost'),
+    /** How often each API node dispatches new notifications to their deliveries (webhooks, pushes); 0: this node does not. */
+    NOTIFY_DISPATCH_MS: z.coerce.number().int().min(0).max(60_000).default(1000),
     /** Let webhooks reach loopback, private and link-local addresses (SSRF protection off: only for a receiver on a trusted network, and tests). */
     WEBHOOK_ALLOW_PRIVATE_TARGETS: bool.default(false),
     /** How long one webhook request may take before it counts as a failed attempt. */

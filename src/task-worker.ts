@@ -3,6 +3,7 @@ import type { Client } from '@temporalio/client';
 import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import { createPersistenceActivities } from '../activities/persistence.ts';
 import { createDeliveryActivities } from '../activities/notification-delivery.ts';
+import { vapidKeysOf } from './domain/web-push.ts';
 import { accountLimitsOf, type Config } from './config.ts';
 import type { Orm } from './db/orm.ts';
 import type { Logger } from './logger.ts';
@@ -46,7 +47,9 @@ export async function startTaskWorker(deps: TaskWorkerDeps): Promise<TaskWorker>
         offlineTimeoutMs: config.DEVICE_OFFLINE_TIMEOUT_MS,
         limits: accountLimitsOf(config),
       }),
-      ...createDeliveryActivities({ orm, timeoutMs: config.WEBHOOK_TIMEOUT_MS, allowPrivateTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS }),
+      ...createDeliveryActivities({
+        orm, timeoutMs: config.WEBHOOK_TIMEOUT_MS, allowPrivateTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS, vapid: vapidKeysOf(config),
+      }),
     },
     ...(deps.tracing ?? TRACING_OFF).workerOptions({ workflows: true }),
     shutdownGraceTime: '10s',

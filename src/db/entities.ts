@@ -420,10 +420,31 @@ export const WebhookEndpoint = defineEntity({
 });
 export type WebhookEndpoint = InferEntity<typeof WebhookEndpoint>;
 
-export const DELIVERY_STATUSES = ['pending', 'succeeded', 'failed'] as const;
+/** A browser's Web Push subscription (its PushSubscription JSON), one of a user's. */
+export const PushSubscription = defineEntity({
+  name: 'PushSubscription',
+  tableName: 'push_subscriptions',
+  properties: {
+    id: p.uuid().primary(),
+    userId: p.uuid(),
+    /** The push service's URL for this browser: unique, a browser re-subscribing gets the same row. */
+    endpoint: p.string().length(2048).unique('push_subscriptions_endpoint_key'),
+    p256dh: p.string(),
+    auth: p.string(),
+    userAgent: p.string().nullable(),
+    createdAt: p.datetime().defaultRaw(NOW).onCreate(now),
+  },
+  indexes: [
+    { name: 'push_subscriptions_user_idx', expression: 'create index push_subscriptions_user_idx on push_subscriptions (user_id, created_at desc, id desc)' },
+  ],
+});
+export type PushSubscription = InferEntity<typeof PushSubscription>;
+
+/** digested: held during quiet hours, then sent inside another delivery's digest (`digestId`). */
+export const DELIVERY_STATUSES = ['pending', 'succeeded', 'failed', 'digested'] as const;
 export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
 
-/** One notification to one target (a webhook endpoint), delivered by its own Temporal workflow. */
+/** One notification to one target (a webhook endpoint or a push subscription), delivered by its own Temporal workflow. */
 export const NotificationDelivery = defineEntity({
   name: 'NotificationDelivery',
   tableName: 'notification_deliveries',
@@ -433,7 +454,12 @@ export const NotificationDelivery = defineEntity({
     notificationId: p.uuid(),
     channel: p.enum(NOTIFICATION_CHANNELS).columnType('varchar(16)'),
     endpointId: p.uuid().nullable(),
+    subscriptionId: p.uuid().nullable(),
     status: p.enum(DELIVERY_STATUSES).columnType('varchar(16)'),
+    /** A push held during quiet hours waits until then (and goes out in one digest). */
+    notBefore: p.datetime().nullable(),
+    /** The delivery whose digest carried this one. */
+    digestId: p.uuid().nullable(),
     /** HTTP requests made, over every delivery of it (redeliveries included). */
     attempts: p.integer().default(0),
     /** How many times a person asked for it again: each is a workflow of its own. */
@@ -453,12 +479,15 @@ export const NotificationDelivery = defineEntity({
     },
     {
       name: 'notification_deliveries_unstarted_idx',
-      expression: 'create index notification_deliveries_unstarted_idx on notification_deliveries (created_at) where started_at is null',
+      expression: "create index notification_deliveries_unstarted_idx on notification_deliveries (created_at) where started_at is null and status = 'pending'",
     },
   ],
   uniques: [{
     name: 'notification_deliveries_endpoint_key',
     expression: 'create unique index notification_deliveries_endpoint_key on notification_deliveries (notification_id, endpoint_id) where endpoint_id is not null',
+  }, {
+    name: 'notification_deliveries_subscription_key',
+    expression: 'create unique index notification_deliveries_subscription_key on notification_deliveries (notification_id, subscription_id) where subscription_id is not null',
   }],
 });
 export type NotificationDelivery = InferEntity<typeof NotificationDelivery>;
@@ -466,7 +495,7 @@ export type NotificationDelivery = InferEntity<typeof NotificationDelivery>;
 export const ENTITIES = [
   User, Device, Workflow, WorkflowVersion, Task, TaskStep, TaskEvent, Schedule, Log, StoredFile,
   Session, RefreshToken, DeviceLane, LaneRequest, Notification, NotificationSettings,
-  WebhookEndpoint, NotificationDelivery,
+  WebhookEndpoint, PushSubscription, NotificationDelivery,
 ];
 
 /**
@@ -500,4 +529,6 @@ export const FOREIGN_KEYS: readonly { table: string; column: string; references:
   { table: 'notification_deliveries', column: 'user_id', references: 'users', onDelete: 'cascade' },
   { table: 'notification_deliveries', column: 'notification_id', references: 'notifications', onDelete: 'cascade' },
   { table: 'notification_deliveries', column: 'endpoint_id', references: 'webhook_endpoints', onDelete: 'cascade' },
+  { table: 'notification_deliveries', column: 'subscription_id', references: 'push_subscriptions', onDelete: 'cascade' },
+  { table: 'push_subscriptions', column: 'user_id', references: 'users', onDelete: 'cascade' },
 ];

@@ -1,6 +1,7 @@
 // From a stored notification to its deliveries: the dispatcher claims notifications not yet
-// dispatched, decides per the user's settings and webhook endpoints which deliveries they get
-// (in the same transaction that marks them dispatched), then starts one Temporal workflow per
+// dispatched, decides per the user's settings, webhook endpoints and push subscriptions which
+// deliveries they get (in the same transaction that marks them dispatched; a push in quiet hours
+// is held until they end, then goes out in one digest), then starts one Temporal workflow per
 // delivery. Every API node runs it; PostgreSQL is the outbox, so a crash anywhere loses nothing:
 // an undispatched notification or an unstarted delivery is simply picked up by the next pass.
 import type { Client } from '@temporalio/client';
@@ -8,24 +9,36 @@ import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import type { NotificationDelivery } from '../db/entities.ts';
 import type { Orm } from '../db/orm.ts';
 import type { Logger } from '../logger.ts';
-import * as webhooksDb from '../db/webhooks.ts';
+import * as deliveriesDb from '../db/deliveries.ts';
 import type { DeliveryRetry, notificationDeliveryWorkflow } from '../../workflows/notification-delivery.ts';
-import { decide, resolveSettings } from './notification-settings.ts';
+import { decide, quietHoursEnd, resolveSettings } from './notification-settings.ts';
 
 export const DELIVERY_WORKFLOW = 'notificationDeliveryWorkflow';
 /** Notifications claimed, and deliveries started, per pass. */
 const BATCH = 200;
 
-/** Which of the user's endpoints get each notification: enabled, listening for its kind, allowed by the settings. */
-export function decideDeliveries({ notifications, endpoints, settings }: webhooksDb.DispatchInputs, now = new Date()) {
+/**
+ * The deliveries of each notification: to the user's enabled webhooks that listen for its kind,
+ * and to each of the user's push subscriptions, as the settings allow (a push in quiet hours
+ * held until they end).
+ */
+export function decideDeliveries({ notifications, endpoints, subscriptions, settings }: deliveriesDb.DispatchInputs, now = new Date()): deliveriesDb.NewDelivery[] {
   const settingsOf = new Map(settings.map((s) => [s.userId, resolveSettings(s)]));
-  const out: { notificationId: string; userId: string; endpointId: string }[] = [];
+  const out: deliveriesDb.NewDelivery[] = [];
   for (const n of notifications) {
-    if (decide(settingsOf.get(n.userId) ?? resolveSettings(null), n.kind, 'webhook', now) !== 'send') continue;
-    for (const e of endpoints) {
-      if (e.userId !== n.userId || !e.enabled) continue;
-      if (e.kinds.length > 0 && !e.kinds.includes(n.kind)) continue;
-      out.push({ notificationId: n.id, userId: n.userId, endpointId: e.id });
+    const s = settingsOf.get(n.userId) ?? resolveSettings(null);
+    if (decide(s, n.kind, 'webhook', now) === 'send') {
+      for (const e of endpoints) {
+        if (e.userId !== n.userId || !e.enabled || (e.kinds.length > 0 && !e.kinds.includes(n.kind))) continue;
+        out.push({ notificationId: n.id, userId: n.userId, channel: 'webhook', endpointId: e.id, subscriptionId: null, notBefore: null });
+      }
+    }
+    const push = decide(s, n.kind, 'web_push', now);
+    if (push === 'off') continue;
+    const notBefore = push === 'hold' && s.quietHours ? quietHoursEnd(s.quietHours, now) : null;
+    for (const sub of subscriptions) {
+      if (sub.userId !== n.userId) continue;
+      out.push({ notificationId: n.id, userId: n.userId, channel: 'web_push', endpointId: null, subscriptionId: sub.id, notBefore });
     }
   }
   return out;
@@ -35,8 +48,8 @@ export function decideDeliveries({ notifications, endpoints, settings }: webhook
  * The delivery's workflow id: the notification, the channel and the target, so starting it
  * twice is refused by Temporal; each redelivery is a round of its own.
  */
-export function deliveryWorkflowId(d: Pick<NotificationDelivery, 'notificationId' | 'channel' | 'endpointId' | 'redeliveries'>): string {
-  const base = `notification-${d.notificationId}-${d.channel}-${d.endpointId}`;
+export function deliveryWorkflowId(d: Pick<NotificationDelivery, 'notificationId' | 'channel' | 'endpointId' | 'subscriptionId' | 'redeliveries'>): string {
+  const base = `notification-${d.notificationId}-${d.channel}-${d.endpointId ?? d.subscriptionId}`;
   return d.redeliveries > 0 ? `${base}-r${d.redeliveries}` : base;
 }
 
@@ -53,9 +66,10 @@ export interface DispatcherOptions {
 export async function dispatchOnce({ orm, temporal, taskQueue, retry }: Omit<DispatcherOptions, 'logger' | 'intervalMs'>): Promise<number> {
   const em = orm.em.fork();
   // A batch per pass: a backlog drains over the next passes.
-  await webhooksDb.dispatch(em, BATCH, (inputs) => decideDeliveries(inputs));
+  await deliveriesDb.dispatch(em, BATCH, (inputs) => decideDeliveries(inputs));
+  await deliveriesDb.foldDueDigests(em);
   let started = 0;
-  for (const d of await webhooksDb.unstarted(em, BATCH)) {
+  for (const d of await deliveriesDb.unstarted(em, BATCH)) {
     try {
       await temporal.workflow.start<typeof notificationDeliveryWorkflow>(DELIVERY_WORKFLOW, {
         workflowId: deliveryWorkflowId(d),
@@ -68,7 +82,7 @@ export async function dispatchOnce({ orm, temporal, taskQueue, retry }: Omit<Dis
       // Started before (by another node, or before a crash that kept it from being marked).
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
     }
-    await webhooksDb.markStarted(em, d.id, d.redeliveries);
+    await deliveriesDb.markStarted(em, d.id, d.redeliveries);
   }
   return started;
 }

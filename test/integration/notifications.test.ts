@@ -7,6 +7,8 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { MonitorClient } from '../../src/clients/monitor-client.ts';
 import { Notification, NotificationDelivery, Task, WebhookEndpoint, WorkflowVersion } from '../../src/db/entities.ts';
+import { ApplicationFailure } from '@temporalio/common';
+import { createDeliveryActivities } from '../../activities/notification-delivery.ts';
 import { applyRunEvents } from '../../src/domain/run-mirror.ts';
 import { APPROVAL_EXPIRING_TITLE } from '../../src/domain/notifications.ts';
 import { insertApprovalReminders } from '../../src/db/notifications.ts';
@@ -74,7 +76,7 @@ function expectInvalid(res: Reply, path: string) {
 const REMINDER_LEAD_MS = 1500;
 
 beforeAll(async () => {
-  sys = await startSystem({ env: { APPROVAL_REMINDER_LEAD_MS: String(REMINDER_LEAD_MS), APPROVAL_REMINDER_SWEEP_MS: '200', NOTIFY_DISPATCH_MS: '100', RATE_LIMIT_AUTH_PER_MIN: '1000' } });
+  sys = await startSystem({ env: { APPROVAL_REMINDER_LEAD_MS: String(REMINDER_LEAD_MS), APPROVAL_REMINDER_SWEEP_MS: '200', RATE_LIMIT_AUTH_PER_MIN: '1000' } });
 });
 
 afterAll(async () => {
@@ -311,7 +313,9 @@ describe('webhook targets with the default settings (SSRF protection on)', () =>
       expectInvalid(await sys.api.post('/webhooks', { url }, u.token), 'url');
     }
     // A target that got past the check (a row written as by an older version, or a name that
-    // now resolves to loopback) is refused by the delivery itself, and not retried.
+    // now resolves to loopback) is refused by the delivery activity itself, and not retried. (The
+    // activity is called here as its workflow calls it: this file's nodes run no dispatcher, and
+    // webhooks.test.ts, whose nodes do, allows private targets.)
     let hits = 0;
     const server = createServer((_req, res) => { hits++; res.end(); });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
@@ -319,15 +323,24 @@ describe('webhook targets with the default settings (SSRF protection on)', () =>
       const port = (server.address() as AddressInfo).port;
       const em = sys.orm.em.fork();
       const endpointId = randomUUID();
-      em.create(WebhookEndpoint, { id: endpointId, userId: u.userId, url: `http://localhost:${port}/hook`, secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', kinds: [], enabled: true, description: null });
+      // Disabled, and its delivery marked started: no dispatcher of another test file takes them.
+      em.create(WebhookEndpoint, { id: endpointId, userId: u.userId, url: `http://localhost:${port}/hook`, secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', kinds: [], enabled: false, description: null });
       await em.flush();
       const taskId = await bareTask(u);
       await applyRunEvents(sys.orm, taskId, [ev(1, 'run.started'), ev(2, 'run.completed')]);
-      const delivery = await eventually(async () => {
-        const d = await sys.orm.em.fork().findOne(NotificationDelivery, { endpointId });
-        return d?.status === 'failed' ? d : null;
-      }, 30_000, 'refused delivery');
-      expect(delivery).toMatchObject({ attempts: 1, lastStatusCode: null });
+      const [note] = await stored(taskId);
+      const deliveryId = randomUUID();
+      em.create(NotificationDelivery, {
+        id: deliveryId, userId: u.userId, notificationId: note.id, channel: 'webhook', endpointId, subscriptionId: null, status: 'pending',
+        attempts: 0, redeliveries: 0, startedAt: new Date(),
+      });
+      await em.flush();
+      const activities = createDeliveryActivities({ orm: sys.orm, timeoutMs: 5000, allowPrivateTargets: false, vapid: null });
+      const err = await activities.deliverNotification({ deliveryId }).then(() => null, (e: unknown) => e as ApplicationFailure);
+      expect(err).toBeInstanceOf(ApplicationFailure);
+      expect([err!.type, err!.nonRetryable]).toEqual(['TargetRefused', true]);
+      const delivery = await sys.orm.em.fork().findOneOrFail(NotificationDelivery, { id: deliveryId });
+      expect(delivery).toMatchObject({ status: 'failed', attempts: 1, lastStatusCode: null });
       expect(delivery.lastError).toMatch(/loopback, private or link-local/);
       expect(hits).toBe(0);
     } finally {

@@ -156,7 +156,7 @@ describe('webhooks', () => {
     }, 10_000, 'delivery log');
     expect(log[0]).toMatchObject({ notification_id: failed.id, webhook_id: failures, attempts: 1, last_status_code: 204, last_error: null });
     expect((await deliveries(u, all)).map((d) => d.status)).toEqual(['succeeded', 'succeeded']);
-    await recordHistory(deliveryWorkflowId({ notificationId: failed.id, channel: 'webhook', endpointId: failures, redeliveries: 0 }), 'notification-delivered');
+    await recordHistory(deliveryWorkflowId({ notificationId: failed.id, channel: 'webhook', endpointId: failures, subscriptionId: null, redeliveries: 0 }), 'notification-delivered');
   }, 60_000);
 
   it('retry a failing receiver with backoff, mark the delivery failed once retries are spent, and redeliver it', async () => {
@@ -178,7 +178,7 @@ describe('webhooks', () => {
     const gaps = got.slice(1).map((r, i) => r.at - got[i].at);
     expect(gaps[0]).toBeGreaterThanOrEqual(180);
     expect(gaps[1]).toBeGreaterThanOrEqual(380);
-    await recordHistory(deliveryWorkflowId({ notificationId: failed.notification_id, channel: 'webhook', endpointId: hook, redeliveries: 0 }), 'notification-delivery-failed');
+    await recordHistory(deliveryWorkflowId({ notificationId: failed.notification_id, channel: 'webhook', endpointId: hook, subscriptionId: null, redeliveries: 0 }), 'notification-delivery-failed');
     // The receiver is back: a redelivery sends the same notification again.
     receiver.statuses.delete('/down');
     const res = await sys.api.post(`/webhooks/deliveries/${failed.id}/redeliver`, {}, u.token);

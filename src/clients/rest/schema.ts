@@ -729,7 +729,7 @@ export interface components {
         monitor: string | null;
         /** @description GET this for the task */
         task: string | null;
-        /** @description POST the decision here (approval.requested only) */
+        /** @description POST the decision here (approval.requested and approval.expiring) */
         approval: string | null;
       };
       /** Format: date-time */
@@ -818,7 +818,7 @@ export interface components {
        * @description pending: being delivered or retried; failed: retries spent, or the target refused
        * @enum {string}
        */
-      status: "pending" | "succeeded" | "failed";
+      status: "pending" | "succeeded" | "failed" | "digested";
       attempts: number;
       redeliveries: number;
       last_status_code: number | null;

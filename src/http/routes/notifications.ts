@@ -2,10 +2,11 @@ import { z } from 'zod';
 import { NOTIFICATION_CHANNELS, NOTIFICATION_KINDS, Notification } from '../../db/entities.ts';
 import * as notificationsDb from '../../db/notifications.ts';
 import * as settingsDb from '../../db/notification-settings.ts';
+import { notificationLinks } from '../../domain/notification-links.ts';
 import { isTimeOfDay, isTimeZone, resolveSettings, type ResolvedSettings } from '../../domain/notification-settings.ts';
 import { envelope } from '../middleware.ts';
 import { cursorParam, keysetPage, pageQuery } from '../paging.ts';
-import { API_PREFIX, defineRoute } from '../route.ts';
+import { defineRoute } from '../route.ts';
 import {
   markedRead, notificationPage, notificationSettingsData, unreadCount, type Notification as NotificationOut,
   type NotificationSettings as SettingsOut,
@@ -57,11 +58,7 @@ export function presentNotification(n: Notification): z.output<typeof Notificati
     workflow_name: n.workflowName ?? null,
     device_id: n.deviceId ?? null,
     device_name: n.deviceName ?? null,
-    links: {
-      monitor: task && `/monitor#task=${task}`,
-      task: task && `${API_PREFIX}/tasks/${task}`,
-      approval: task && n.kind === 'approval.requested' ? `${API_PREFIX}/tasks/${task}/approval` : null,
-    },
+    links: task ? notificationLinks(task, n.kind) : { monitor: null, task: null, approval: null },
     created_at: n.createdAt.toISOString(),
     read_at: n.readAt ? n.readAt.toISOString() : null,
   };

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { NOTIFICATION_KINDS, NotificationDelivery, WebhookEndpoint } from '../../db/entities.ts';
+import * as deliveriesDb from '../../db/deliveries.ts';
 import * as webhooksDb from '../../db/webhooks.ts';
 import { newWebhookSecret } from '../../domain/webhook-delivery.ts';
 import { targetProblem } from '../../domain/webhook-targets.ts';
@@ -75,7 +76,7 @@ export function webhookRoutes(opts: WebhookRouteOptions) {
       params: idParams, query: deliveryQuery, success: { status: 200, description: 'A page of deliveries', data: deliveryPage }, errors: [400, 401, 404],
       async handler(ctx, { params, query }) {
         const endpoint = await webhooksDb.getEndpoint(ctx.state.repos, params.id);
-        envelope(ctx, await keysetPage(ctx.state.repos, NotificationDelivery, webhooksDb.deliveriesWhere(endpoint.id, query.status), query, presentDelivery));
+        envelope(ctx, await keysetPage(ctx.state.repos, NotificationDelivery, deliveriesDb.deliveriesWhere(endpoint.id, query.status), query, presentDelivery));
       },
     }),
     defineRoute<undefined, undefined, z.infer<typeof idParams>>({
@@ -83,8 +84,8 @@ export function webhookRoutes(opts: WebhookRouteOptions) {
       summary: 'Send a finished delivery again (same webhook-id); 409 while it is still under way',
       params: idParams, success: { status: 202, description: 'The delivery, pending again', data: deliveryData }, errors: [400, 401, 404, 409],
       async handler(ctx, { params }) {
-        await webhooksDb.getDelivery(ctx.state.repos, params.id); // 404 unless it is mine
-        const row = await webhooksDb.redeliver(ctx.state.repos, params.id);
+        await deliveriesDb.getDelivery(ctx.state.repos, params.id); // 404 unless it is mine
+        const row = await deliveriesDb.redeliver(ctx.state.repos, params.id);
         if (!row) throw errors.conflict('the delivery is still under way');
         envelope(ctx, { delivery: presentDelivery(row) }, 202);
       },

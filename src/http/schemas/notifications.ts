@@ -18,7 +18,7 @@ export const Notification = z.strictObject({
   links: z.strictObject({
     monitor: path.nullable().describe('The task on the web monitor page'),
     task: path.nullable().describe('GET this for the task'),
-    approval: path.nullable().describe('POST the decision here (approval.requested only)'),
+    approval: path.nullable().describe('POST the decision here (approval.requested and approval.expiring)'),
   }).describe('Paths on this server (relative to its public URL) that open what the notification is about'),
   created_at: instant,
   read_at: nullableInstant,
