@@ -98,11 +98,12 @@ export async function dispatch(em: EntityManager, limit: number, decide: (inputs
  * were folded into a digest.
  */
 export async function foldDueDigests(em: EntityManager): Promise<number> {
+  // Newest by the notification's time: a dispatch pass writes several deliveries at one instant.
   const rows = await (await dbOf(em)).all(sql`with due as (
-      select id, subscription_id, row_number() over (partition by subscription_id order by created_at desc, id desc) as rank,
-             first_value(id) over (partition by subscription_id order by created_at desc, id desc) as carrier
-        from notification_deliveries
-       where status = 'pending' and started_at is null and subscription_id is not null and not_before is not null and not_before <= now())
+      select d.id, row_number() over w as rank, first_value(d.id) over w as carrier
+        from notification_deliveries d join notifications n on n.id = d.notification_id
+       where d.status = 'pending' and d.started_at is null and d.subscription_id is not null and d.not_before is not null and d.not_before <= now()
+      window w as (partition by d.subscription_id order by n.created_at desc, n.id desc))
     update notification_deliveries d set status = 'digested', digest_id = due.carrier, finished_at = now(), updated_at = now()
       from due where d.id = due.id and due.rank > 1 returning d.id`);
   return rows.length;

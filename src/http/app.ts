@@ -26,6 +26,8 @@ import { fileRoutes } from './routes/files.ts';
 import { logRoutes } from './routes/logs.ts';
 import { notificationRoutes } from './routes/notifications.ts';
 import { webhookRoutes } from './routes/webhooks.ts';
+import { pushRoutes } from './routes/push.ts';
+import { vapidKeysOf } from '../domain/web-push.ts';
 import { scheduleRoutes } from './routes/schedules.ts';
 import { statsRoutes } from './routes/stats.ts';
 import { taskRoutes } from './routes/tasks.ts';
@@ -81,6 +83,7 @@ export function apiRoutes(deps: Pick<AppDeps, 'config' | 'temporal' | 'tokens' |
     ...statsRoutes({ presenceStaleMs: deps.config.WS_HEARTBEAT_MS * 3 }),
     ...notificationRoutes(),
     ...webhookRoutes({ allowPrivateTargets: deps.config.WEBHOOK_ALLOW_PRIVATE_TARGETS }),
+    ...pushRoutes({ vapid: () => vapidKeysOf(deps.config), allowPrivateTargets: deps.config.WEBHOOK_ALLOW_PRIVATE_TARGETS }),
   ];
 }
 

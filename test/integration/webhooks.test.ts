@@ -14,13 +14,14 @@ import { deliveryWorkflowId } from '../../src/domain/notification-dispatch.ts';
 import { applyRunEvents } from '../../src/domain/run-mirror.ts';
 import type { RunEvent } from '../../workflows/api.ts';
 import { addDevice, addWorkflow, eventually, linear, signup, type Reply } from '../helpers/api.ts';
+import { DELIVERY_MAX_ATTEMPTS, DELIVERY_TEST_ENV } from '../helpers/delivery-env.ts';
 import { recordHistory } from '../helpers/histories.ts';
 import { startSystem, type System } from '../helpers/system.ts';
 
 let sys: System;
 let receiver: Receiver;
 
-const MAX_ATTEMPTS = 3;
+const MAX_ATTEMPTS = DELIVERY_MAX_ATTEMPTS;
 
 interface Received {
   headers: IncomingHttpHeaders;
@@ -115,12 +116,7 @@ const deliveries = async (u: TestUser, hookId: string, query = '') =>
 beforeAll(async () => {
   receiver = new Receiver();
   await receiver.start();
-  sys = await startSystem({
-    env: {
-      WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true', NOTIFY_DISPATCH_MS: '100',
-      DELIVERY_MAX_ATTEMPTS: String(MAX_ATTEMPTS), DELIVERY_RETRY_INITIAL_MS: '200', DELIVERY_RETRY_MAX_MS: '400',
-    },
-  });
+  sys = await startSystem({ env: DELIVERY_TEST_ENV });
 });
 
 afterAll(async () => {

@@ -373,6 +373,27 @@ export interface paths {
      */
     post: operations["postWebhooksDeliveriesByIdRedeliver"];
   };
+  "/api/v1/push/vapid-public-key": {
+    /**
+     * The VAPID public key a browser subscribes with
+     * @description Needs a bearer access token. Answers 200: The key.
+     */
+    get: operations["getPushVapidPublicKey"];
+  };
+  "/api/v1/push/subscriptions": {
+    /**
+     * Save this browser's push subscription (its PushSubscription JSON); the same endpoint again updates it
+     * @description Needs a bearer access token. Answers 201 or 200: The subscription (200: it was saved before).
+     */
+    post: operations["postPushSubscriptions"];
+  };
+  "/api/v1/push/subscriptions/{id}": {
+    /**
+     * Stop pushing to a browser
+     * @description Needs a bearer access token. Answers 200: Deleted.
+     */
+    delete: operations["deletePushSubscriptionsById"];
+  };
   "/healthz": {
     /**
      * Liveness: the process is up
@@ -826,6 +847,14 @@ export interface components {
       /** Format: date-time */
       created_at: string;
       finished_at: string | null;
+    };
+    PushSubscription: {
+      /** Format: uuid */
+      id: string;
+      endpoint: string;
+      user_agent: string | null;
+      /** Format: date-time */
+      created_at: string;
     };
   };
   responses: never;
@@ -4970,6 +4999,210 @@ export interface operations {
       };
       /** @description Conflicts with the current state, e.g. the run is not in a state that allows it (code 3001), or a unique value is already taken (code 1001) */
       409: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait */
+          "Retry-After"?: number;
+          /** @description Requests per minute of the bucket closest to empty */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in that bucket */
+          "RateLimit-Remaining"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Internal server error (code 5000) */
+      500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  /**
+   * The VAPID public key a browser subscribes with
+   * @description Needs a bearer access token. Answers 200: The key.
+   */
+  getPushVapidPublicKey: {
+    responses: {
+      /** @description The key */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & {
+            data: {
+              /** @description The VAPID public key (base64url): pass it as applicationServerKey to pushManager.subscribe() */
+              public_key: string;
+            };
+          };
+        };
+      };
+      /** @description Missing, invalid, expired or revoked access token (code 1002) */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait */
+          "Retry-After"?: number;
+          /** @description Requests per minute of the bucket closest to empty */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in that bucket */
+          "RateLimit-Remaining"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Internal server error (code 5000) */
+      500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description A dependency (Temporal or PostgreSQL) is unavailable; retry later (code 5000) */
+      503: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  /**
+   * Save this browser's push subscription (its PushSubscription JSON); the same endpoint again updates it
+   * @description Needs a bearer access token. Answers 201 or 200: The subscription (200: it was saved before).
+   */
+  postPushSubscriptions: {
+    requestBody: {
+      content: {
+        "application/json": {
+          endpoint: string;
+          expirationTime?: number | null;
+          keys: {
+            p256dh: string;
+            auth: string;
+          };
+          user_agent?: string;
+        };
+      };
+    };
+    responses: {
+      /** @description The subscription (200: it was saved before) */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & {
+            data: {
+              subscription: components["schemas"]["PushSubscription"];
+            };
+          };
+        };
+      };
+      /** @description The subscription (200: it was saved before) */
+      201: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & {
+            data: {
+              subscription: components["schemas"]["PushSubscription"];
+            };
+          };
+        };
+      };
+      /** @description Invalid parameters (code 1001); `data.errors` lists each bad field as `{path, message}` */
+      400: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing, invalid, expired or revoked access token (code 1002) */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Request body over this route's 64 KiB limit (code 1001) */
+      413: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Content-Type is not application/json (code 1001) */
+      415: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait */
+          "Retry-After"?: number;
+          /** @description Requests per minute of the bucket closest to empty */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in that bucket */
+          "RateLimit-Remaining"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Internal server error (code 5000) */
+      500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description A dependency (Temporal or PostgreSQL) is unavailable; retry later (code 5000) */
+      503: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  /**
+   * Stop pushing to a browser
+   * @description Needs a bearer access token. Answers 200: Deleted.
+   */
+  deletePushSubscriptionsById: {
+    parameters: {
+      path: {
+        id: string;
+      };
+    };
+    responses: {
+      /** @description Deleted */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & {
+            data: {
+              /** @constant */
+              deleted: true;
+            };
+          };
+        };
+      };
+      /** @description Invalid parameters (code 1001); `data.errors` lists each bad field as `{path, message}` */
+      400: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing, invalid, expired or revoked access token (code 1002) */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Not found, or not yours (code 2001) */
+      404: {
         content: {
           "application/json": components["schemas"]["Error"];
         };
