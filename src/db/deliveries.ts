@@ -27,6 +27,11 @@ export async function redeliver(repos: OwnedRepos, id: string): Promise<Notifica
 export const deliveriesWhere = (endpointId: string, status?: string): Record<string, unknown> =>
   (status ? { endpointId, status } : { endpointId });
 
+/** The deliveries of one of the user's notifications, every channel, oldest first. */
+export async function ofNotification(repos: OwnedRepos, notificationId: string): Promise<NotificationDelivery[]> {
+  return repos.find(NotificationDelivery, { notificationId }, { orderBy: { createdAt: 'asc', id: 'asc' } });
+}
+
 // ---- the dispatcher ------------------------------------------------------------------------
 
 export interface Undispatched {

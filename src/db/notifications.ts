@@ -79,6 +79,11 @@ export async function ofTaskEvents(em: EntityManager, scope: UserScope, taskId: 
   return rows.map((r) => plainRow(em, Notification, r));
 }
 
+/** One of the user's notifications (404 when it is not). */
+export async function get(repos: OwnedRepos, id: string): Promise<Notification> {
+  return repos.get(Notification, id, 'notification');
+}
+
 /** The list's filter, under the user's scope. */
 export function where(filter: { unread?: boolean }): Record<string, unknown> {
   return filter.unread ? { readAt: null } : {};

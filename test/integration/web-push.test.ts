@@ -147,7 +147,12 @@ describe('Web Push', () => {
     expect(Number(push.headers.ttl)).toBeGreaterThan(0);
     expect(push.jwt).toMatchObject({ aud: service.url, sub: 'mailto:ops@example.com' });
     expect(push.jwt!.exp * 1000).toBeGreaterThan(Date.now());
-    await eventually(async () => (await sys.orm.em.fork().findOne(NotificationDelivery, { subscriptionId: browser.id }))?.status === 'succeeded', 10_000, 'logged');
+    const log = await eventually(async () => {
+      const l = (await sys.api.get(`/notifications/${stored.id}/deliveries`, u.token)).body.data.list;
+      return l[0]?.status === 'succeeded' ? l : null;
+    }, 10_000, 'logged');
+    expect(log).toEqual([expect.objectContaining({ channel: 'web_push', push_subscription_id: browser.id, webhook_id: null, attempts: 1, last_status_code: 201 })]);
+    expect((await sys.api.get(`/notifications/${stored.id}/deliveries`, (await newUser()).token)).status).toBe(404);
   }, 60_000);
 
   it('forgets a subscription the push service says is gone (410), without retrying', async () => {

@@ -328,6 +328,13 @@ export interface paths {
      */
     put: operations["putNotificationsSettings"];
   };
+  "/api/v1/notifications/{id}/deliveries": {
+    /**
+     * Where one of my notifications went: its deliveries on every channel, with their status
+     * @description Needs a bearer access token. Answers 200: Its deliveries, oldest first.
+     */
+    get: operations["getNotificationsByIdDeliveries"];
+  };
   "/api/v1/notifications/read": {
     /**
      * Mark notifications read: some of mine by id (others' ids are ignored), or all of mine
@@ -812,6 +819,35 @@ export interface components {
       /** @description IANA time zone, e.g. "Europe/Berlin" */
       timezone: string;
     };
+    WebhookDelivery: {
+      /** Format: uuid */
+      id: string;
+      /**
+       * Format: uuid
+       * @description Also the webhook-id header of every request of this delivery
+       */
+      notification_id: string;
+      /** @enum {string} */
+      channel: "web_push" | "fcm" | "webhook";
+      /** @description The webhook endpoint (channel webhook) */
+      webhook_id: string | null;
+      /** @description The browser's push subscription (channel web_push); its deliveries go with it when it is deleted */
+      push_subscription_id: string | null;
+      /**
+       * @description pending: being delivered, retried or held for quiet hours; failed: retries spent, or the target refused or gone; digested: sent in another delivery's digest
+       * @enum {string}
+       */
+      status: "pending" | "succeeded" | "failed" | "digested";
+      /** @description Held for quiet hours until then */
+      not_before: string | null;
+      attempts: number;
+      redeliveries: number;
+      last_status_code: number | null;
+      last_error: string | null;
+      /** Format: date-time */
+      created_at: string;
+      finished_at: string | null;
+    };
     WebhookEndpoint: {
       /** Format: uuid */
       id: string;
@@ -824,29 +860,6 @@ export interface components {
       created_at: string;
       /** Format: date-time */
       updated_at: string;
-    };
-    WebhookDelivery: {
-      /** Format: uuid */
-      id: string;
-      /**
-       * Format: uuid
-       * @description Also the webhook-id header of every request of this delivery
-       */
-      notification_id: string;
-      /** Format: uuid */
-      webhook_id: string;
-      /**
-       * @description pending: being delivered or retried; failed: retries spent, or the target refused
-       * @enum {string}
-       */
-      status: "pending" | "succeeded" | "failed" | "digested";
-      attempts: number;
-      redeliveries: number;
-      last_status_code: number | null;
-      last_error: string | null;
-      /** Format: date-time */
-      created_at: string;
-      finished_at: string | null;
     };
     PushSubscription: {
       /** Format: uuid */
@@ -4508,6 +4521,67 @@ export interface operations {
       };
       /** @description Content-Type is not application/json (code 1001) */
       415: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait */
+          "Retry-After"?: number;
+          /** @description Requests per minute of the bucket closest to empty */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in that bucket */
+          "RateLimit-Remaining"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Internal server error (code 5000) */
+      500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  /**
+   * Where one of my notifications went: its deliveries on every channel, with their status
+   * @description Needs a bearer access token. Answers 200: Its deliveries, oldest first.
+   */
+  getNotificationsByIdDeliveries: {
+    parameters: {
+      path: {
+        id: string;
+      };
+    };
+    responses: {
+      /** @description Its deliveries, oldest first */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & {
+            data: {
+              list: components["schemas"]["WebhookDelivery"][];
+            };
+          };
+        };
+      };
+      /** @description Invalid parameters (code 1001); `data.errors` lists each bad field as `{path, message}` */
+      400: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing, invalid, expired or revoked access token (code 1002) */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Not found, or not yours (code 2001) */
+      404: {
         content: {
           "application/json": components["schemas"]["Error"];
         };

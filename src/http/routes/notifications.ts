@@ -6,7 +6,10 @@ import { notificationLinks } from '../../domain/notification-links.ts';
 import { isTimeOfDay, isTimeZone, resolveSettings, type ResolvedSettings } from '../../domain/notification-settings.ts';
 import { envelope } from '../middleware.ts';
 import { cursorParam, keysetPage, pageQuery } from '../paging.ts';
-import { defineRoute } from '../route.ts';
+import { defineRoute, idParams } from '../route.ts';
+import { Delivery } from '../schemas/webhooks.ts';
+import { presentDelivery } from './webhooks.ts';
+import * as deliveriesDb from '../../db/deliveries.ts';
 import {
   markedRead, notificationPage, notificationSettingsData, unreadCount, type Notification as NotificationOut,
   type NotificationSettings as SettingsOut,
@@ -19,6 +22,8 @@ export const notificationListQuery = pageQuery.extend({
   cursor: cursorParam,
   unread: z.enum(['true', 'false'], { message: 'must be true or false' }).transform((v) => v === 'true').optional(),
 }).strict();
+
+const deliveryList = z.strictObject({ list: z.array(Delivery) });
 
 export const markReadBody = z.object({
   ids: z.array(z.uuid({ message: 'must be a UUID' })).min(1).max(MAX_MARK_IDS).optional(),
@@ -98,6 +103,15 @@ export function notificationRoutes() {
       async handler(ctx, { body }) {
         const saved = await settingsDb.put(ctx.state.repos, body.channels ?? {}, body.quiet_hours ?? null);
         envelope(ctx, { settings: presentSettings(resolveSettings(saved)) });
+      },
+    }),
+    defineRoute<undefined, undefined, z.infer<typeof idParams>>({
+      method: 'get', path: '/notifications/:id/deliveries', tag: 'notifications', auth: 'user',
+      summary: 'Where one of my notifications went: its deliveries on every channel, with their status',
+      params: idParams, success: { status: 200, description: 'Its deliveries, oldest first', data: deliveryList }, errors: [400, 401, 404],
+      async handler(ctx, { params }) {
+        const n = await notificationsDb.get(ctx.state.repos, params.id);
+        envelope(ctx, { list: (await deliveriesDb.ofNotification(ctx.state.repos, n.id)).map(presentDelivery) });
       },
     }),
     defineRoute<z.infer<typeof markReadBody>>({

@@ -1,6 +1,6 @@
 // Responses of /webhooks.
 import { z } from 'zod';
-import { DELIVERY_STATUSES, NOTIFICATION_KINDS } from '../../db/entities.ts';
+import { DELIVERY_STATUSES, NOTIFICATION_CHANNELS, NOTIFICATION_KINDS } from '../../db/entities.ts';
 import { EXAMPLE, instant, nullableInstant, pageOf, uuid } from './common.ts';
 
 const endpointExampleId = '1f3b5d7f-9a1c-4e3a-8c5e-7a9c1e3a5c7e';
@@ -32,8 +32,11 @@ export const webhookPage = pageOf(WebhookEndpoint);
 export const Delivery = z.strictObject({
   id: uuid,
   notification_id: uuid.describe('Also the webhook-id header of every request of this delivery'),
-  webhook_id: uuid,
-  status: z.enum(DELIVERY_STATUSES).describe('pending: being delivered or retried; failed: retries spent, or the target refused'),
+  channel: z.enum(NOTIFICATION_CHANNELS),
+  webhook_id: uuid.nullable().describe('The webhook endpoint (channel webhook)'),
+  push_subscription_id: uuid.nullable().describe('The browser\'s push subscription (channel web_push); its deliveries go with it when it is deleted'),
+  status: z.enum(DELIVERY_STATUSES).describe('pending: being delivered, retried or held for quiet hours; failed: retries spent, or the target refused or gone; digested: sent in another delivery\'s digest'),
+  not_before: nullableInstant.describe('Held for quiet hours until then'),
   attempts: z.int().min(0),
   redeliveries: z.int().min(0),
   last_status_code: z.int().nullable(),
@@ -43,7 +46,8 @@ export const Delivery = z.strictObject({
 }).meta({
   id: 'WebhookDelivery',
   examples: [{
-    id: '2b4d6f8a-0c2e-4a4c-8e6a-0c2e4a6c8e0a', notification_id: notificationExampleId, webhook_id: endpointExampleId, status: 'failed',
+    id: '2b4d6f8a-0c2e-4a4c-8e6a-0c2e4a6c8e0a', notification_id: notificationExampleId, channel: 'webhook', webhook_id: endpointExampleId,
+    push_subscription_id: null, status: 'failed', not_before: null,
     attempts: 12, redeliveries: 0, last_status_code: 503, last_error: 'HTTP 503: busy', created_at: EXAMPLE.at, finished_at: EXAMPLE.at,
   }],
 });
