@@ -7,6 +7,8 @@ import * as deliveriesDb from '../src/db/deliveries.ts';
 import * as subscriptionsDb from '../src/db/push-subscriptions.ts';
 import type { Answer } from '../src/domain/outbound-http.ts';
 import { sendWebPush, type VapidKeys } from '../src/domain/web-push.ts';
+import * as fcmTokensDb from '../src/db/fcm-tokens.ts';
+import { FcmSender, isUnregistered, type FcmSettings } from '../src/domain/fcm.ts';
 import { sendWebhook } from '../src/domain/webhook-delivery.ts';
 import { TargetRefused } from '../src/domain/webhook-targets.ts';
 import { TARGET_REFUSED } from '../workflows/notification-delivery.ts';
@@ -19,9 +21,13 @@ export interface DeliveryDeps {
   allowPrivateTargets: boolean;
   /** Null: Web Push is off (its deliveries fail at once). */
   vapid: VapidKeys | null;
+  /** Null: FCM is off (its deliveries fail at once). */
+  fcm: FcmSettings | null;
 }
 
-export function createDeliveryActivities({ orm, timeoutMs, allowPrivateTargets, vapid }: DeliveryDeps): DeliveryActivities {
+export function createDeliveryActivities({ orm, timeoutMs, allowPrivateTargets, vapid, fcm }: DeliveryDeps): DeliveryActivities {
+  // One sender per worker: it keeps the access token until it expires.
+  const fcmSender = fcm ? new FcmSender(fcm) : null;
   return {
     async deliverNotification({ deliveryId }) {
       const em = orm.em.fork();
@@ -34,9 +40,12 @@ export function createDeliveryActivities({ orm, timeoutMs, allowPrivateTargets, 
       try {
         if (t.endpoint) {
           answer = await sendWebhook({ ...opts, url: t.endpoint.url, secret: t.endpoint.secret, notification: t.notification });
-        } else {
+        } else if (t.subscription) {
           if (!vapid) throw ApplicationFailure.nonRetryable('Web Push is not configured (VAPID keys)', TARGET_REFUSED);
-          answer = await sendWebPush({ ...opts, subscription: t.subscription!, notification: t.notification, digested: t.digested, vapid });
+          answer = await sendWebPush({ ...opts, subscription: t.subscription, notification: t.notification, digested: t.digested, vapid });
+        } else {
+          if (!fcmSender) throw ApplicationFailure.nonRetryable('FCM is not configured (FCM_CREDENTIALS_FILE)', TARGET_REFUSED);
+          answer = await fcmSender.send(t.fcmToken!.token, t.notification, t.digested, timeoutMs);
         }
       } catch (err) {
         const message = (err as Error).message;
@@ -47,11 +56,13 @@ export function createDeliveryActivities({ orm, timeoutMs, allowPrivateTargets, 
       }
       const ok = answer.statusCode >= 200 && answer.statusCode < 300;
       const error = ok ? null : `HTTP ${answer.statusCode}${answer.text ? `: ${answer.text.slice(0, 500)}` : ''}`;
-      // A push service's 404 or 410: the browser unsubscribed. Forget it; retrying cannot help.
-      const gone = !ok && t.subscription !== null && (answer.statusCode === 404 || answer.statusCode === 410);
+      // A push service's 404 or 410 (the browser unsubscribed), FCM's UNREGISTERED (the app is
+      // gone): forget the target; retrying cannot help.
+      const gone = !ok && ((t.subscription !== null && (answer.statusCode === 404 || answer.statusCode === 410)) || (t.fcmToken !== null && isUnregistered(answer)));
       await deliveriesDb.recordAttempt(em, deliveryId, { statusCode: answer.statusCode, error, status: ok ? 'succeeded' : gone ? 'failed' : 'pending' });
       if (gone) {
-        await subscriptionsDb.forget(em, t.subscription!.id);
+        if (t.subscription) await subscriptionsDb.forget(em, t.subscription.id);
+        if (t.fcmToken) await fcmTokensDb.forget(em, t.fcmToken.id);
         throw ApplicationFailure.nonRetryable(error!, TARGET_REFUSED);
       }
       if (!ok) throw ApplicationFailure.retryable(error!, 'DeliveryFailed');

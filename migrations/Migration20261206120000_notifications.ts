@@ -65,6 +65,16 @@ export class Migration20261206120000_notifications extends Migration {
       create unique index push_subscriptions_endpoint_key on push_subscriptions (endpoint);
       create index push_subscriptions_user_idx on push_subscriptions (user_id, created_at desc, id desc);
 
+      create table fcm_tokens (
+        id uuid primary key,
+        user_id uuid not null references users(id) on delete cascade,
+        token varchar(4096) not null,
+        platform varchar(16),
+        created_at timestamptz not null default now()
+      );
+      create unique index fcm_tokens_token_key on fcm_tokens (token);
+      create index fcm_tokens_user_idx on fcm_tokens (user_id, created_at desc, id desc);
+
       create table notification_deliveries (
         id uuid primary key,
         user_id uuid not null references users(id) on delete cascade,
@@ -72,6 +82,7 @@ export class Migration20261206120000_notifications extends Migration {
         channel varchar(16) not null check (channel in ('web_push','fcm','webhook')),
         endpoint_id uuid references webhook_endpoints(id) on delete cascade,
         subscription_id uuid references push_subscriptions(id) on delete cascade,
+        fcm_token_id uuid references fcm_tokens(id) on delete cascade,
         status varchar(16) not null check (status in ('pending','succeeded','failed','digested')),
         not_before timestamptz,
         digest_id uuid,
@@ -86,6 +97,7 @@ export class Migration20261206120000_notifications extends Migration {
       );
       create unique index notification_deliveries_endpoint_key on notification_deliveries (notification_id, endpoint_id) where endpoint_id is not null;
       create unique index notification_deliveries_subscription_key on notification_deliveries (notification_id, subscription_id) where subscription_id is not null;
+      create unique index notification_deliveries_fcm_token_key on notification_deliveries (notification_id, fcm_token_id) where fcm_token_id is not null;
       create index notification_deliveries_endpoint_idx on notification_deliveries (endpoint_id, created_at desc, id desc);
       create index notification_deliveries_unstarted_idx on notification_deliveries (created_at) where started_at is null and status = 'pending';
     `);
@@ -93,6 +105,7 @@ export class Migration20261206120000_notifications extends Migration {
 
   override down(): void {
     this.addSql('drop table if exists notification_deliveries;');
+    this.addSql('drop table if exists fcm_tokens;');
     this.addSql('drop table if exists push_subscriptions;');
     this.addSql('drop table if exists webhook_endpoints;');
     this.addSql('drop table if exists notification_settings;');

@@ -58,6 +58,12 @@ const schema = z
     VAPID_PRIVATE_KEY: z.string().min(1).optional(),
     /** The contact push services may use (mailto: or https:). */
     VAPID_SUBJECT: z.string().regex(/^(mailto:|https:\/\/)/, 'must be a mailto: or https: URL').default('mailto:admin@localhost'),
+    /** A Firebase service account key (JSON file) for FCM pushes to the phone apps; unset: FCM off. */
+    FCM_CREDENTIALS_FILE: z.string().min(1).optional(),
+    /** Base URL of the FCM HTTP v1 API. */
+    FCM_ENDPOINT: z.url().default('https://fcm.googleapis.com'),
+    /** Where the service account's JWT is exchanged for an access token (default: the key file's token_uri). */
+    FCM_TOKEN_URI: z.url().optional(),
     /** How often each API node dispatches new notifications to their deliveries (webhooks, pushes); 0: this node does not. */
     NOTIFY_DISPATCH_MS: z.coerce.number().int().min(0).max(60_000).default(1000),
     /** Let webhooks reach loopback, private and link-local addresses (SSRF protection off: only for a receiver on a trusted network, and tests). */

@@ -4,6 +4,7 @@ import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/w
 import { createPersistenceActivities } from '../activities/persistence.ts';
 import { createDeliveryActivities } from '../activities/notification-delivery.ts';
 import { vapidKeysOf } from './domain/web-push.ts';
+import { fcmSettingsOf } from './domain/fcm.ts';
 import { accountLimitsOf, type Config } from './config.ts';
 import type { Orm } from './db/orm.ts';
 import type { Logger } from './logger.ts';
@@ -49,6 +50,7 @@ export async function startTaskWorker(deps: TaskWorkerDeps): Promise<TaskWorker>
       }),
       ...createDeliveryActivities({
         orm, timeoutMs: config.WEBHOOK_TIMEOUT_MS, allowPrivateTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS, vapid: vapidKeysOf(config),
+        fcm: fcmSettingsOf(config),
       }),
     },
     ...(deps.tracing ?? TRACING_OFF).workerOptions({ workflows: true }),

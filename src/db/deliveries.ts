@@ -2,7 +2,7 @@
 // dispatcher's outbox, the delivery activity's reads and writes, and the delivery log.
 import type { EntityManager } from '@mikro-orm/postgresql';
 import {
-  Notification, NotificationDelivery, NotificationSettings, PushSubscription, WebhookEndpoint, type NotificationChannel,
+  FcmToken, Notification, NotificationDelivery, NotificationSettings, PushSubscription, WebhookEndpoint, type NotificationChannel,
   type NotificationKind,
 } from './entities.ts';
 import type { OwnedRepos } from './owned.ts';
@@ -44,6 +44,7 @@ export interface DispatchInputs {
   notifications: Undispatched[];
   endpoints: WebhookEndpoint[];
   subscriptions: PushSubscription[];
+  fcmTokens: FcmToken[];
   settings: NotificationSettings[];
 }
 
@@ -53,6 +54,7 @@ export interface NewDelivery {
   channel: NotificationChannel;
   endpointId: string | null;
   subscriptionId: string | null;
+  fcmTokenId: string | null;
   /** Held until then (quiet hours). */
   notBefore: Date | null;
 }
@@ -78,17 +80,19 @@ export async function dispatch(em: EntityManager, limit: number, decide: (inputs
       .map((r) => plainRow(em, WebhookEndpoint, r));
     const subscriptions = (await tx.all(sql`select * from push_subscriptions where user_id = any(${users}::uuid[])`))
       .map((r) => plainRow(em, PushSubscription, r));
+    const fcmTokens = (await tx.all(sql`select * from fcm_tokens where user_id = any(${users}::uuid[])`))
+      .map((r) => plainRow(em, FcmToken, r));
     const settings = (await tx.all(sql`select * from notification_settings where user_id = any(${users}::uuid[])`))
       .map((r) => plainRow(em, NotificationSettings, r));
     const notifications = claimed.map((r) => ({ id: r.id as string, userId: r.user_id as string, kind: r.kind as NotificationKind }));
-    const deliveries = decide({ notifications, endpoints, subscriptions, settings });
+    const deliveries = decide({ notifications, endpoints, subscriptions, fcmTokens, settings });
     if (deliveries.length) {
       const col = <K extends keyof NewDelivery>(k: K) => deliveries.map((d) => d[k]);
-      await tx.all(sql`insert into notification_deliveries (id, user_id, notification_id, channel, endpoint_id, subscription_id, not_before, status)
-        select gen_random_uuid(), d.user_id, d.notification_id, d.channel, d.endpoint_id, d.subscription_id, d.not_before, 'pending'
+      await tx.all(sql`insert into notification_deliveries (id, user_id, notification_id, channel, endpoint_id, subscription_id, fcm_token_id, not_before, status)
+        select gen_random_uuid(), d.user_id, d.notification_id, d.channel, d.endpoint_id, d.subscription_id, d.fcm_token_id, d.not_before, 'pending'
           from unnest(${col('userId')}::uuid[], ${col('notificationId')}::uuid[], ${col('channel')}::varchar[], ${col('endpointId')}::uuid[],
-                      ${col('subscriptionId')}::uuid[], ${col('notBefore')}::timestamptz[])
-            as d (user_id, notification_id, channel, endpoint_id, subscription_id, not_before)
+                      ${col('subscriptionId')}::uuid[], ${col('fcmTokenId')}::uuid[], ${col('notBefore')}::timestamptz[])
+            as d (user_id, notification_id, channel, endpoint_id, subscription_id, fcm_token_id, not_before)
         on conflict do nothing`);
     }
     await tx.all(sql`update notifications set dispatched_at = now() where id = any(${notifications.map((n) => n.id)}::uuid[])`);
@@ -107,8 +111,9 @@ export async function foldDueDigests(em: EntityManager): Promise<number> {
   const rows = await (await dbOf(em)).all(sql`with due as (
       select d.id, row_number() over w as rank, first_value(d.id) over w as carrier
         from notification_deliveries d join notifications n on n.id = d.notification_id
-       where d.status = 'pending' and d.started_at is null and d.subscription_id is not null and d.not_before is not null and d.not_before <= now()
-      window w as (partition by d.subscription_id order by n.created_at desc, n.id desc))
+       where d.status = 'pending' and d.started_at is null and d.not_before is not null and d.not_before <= now()
+         and (d.subscription_id is not null or d.fcm_token_id is not null)
+      window w as (partition by d.subscription_id, d.fcm_token_id order by n.created_at desc, n.id desc))
     update notification_deliveries d set status = 'digested', digest_id = due.carrier, finished_at = now(), updated_at = now()
       from due where d.id = due.id and due.rank > 1 returning d.id`);
   return rows.length;
@@ -133,6 +138,7 @@ export interface DeliveryTarget {
   notification: Notification;
   endpoint: WebhookEndpoint | null;
   subscription: PushSubscription | null;
+  fcmToken: FcmToken | null;
   /** The notifications a digest carries besides its own, newest first. */
   digested: Notification[];
 }
@@ -141,13 +147,14 @@ export interface DeliveryTarget {
 export async function target(em: EntityManager, deliveryId: string): Promise<DeliveryTarget | null> {
   const db = await dbOf(em);
   const row = await db.one(sql`select row_to_json(d) as delivery, row_to_json(n) as notification,
-        row_to_json(e) as endpoint, row_to_json(s) as subscription
+        row_to_json(e) as endpoint, row_to_json(s) as subscription, row_to_json(f) as fcm_token
       from notification_deliveries d
       join notifications n on n.id = d.notification_id
       left join webhook_endpoints e on e.id = d.endpoint_id
       left join push_subscriptions s on s.id = d.subscription_id
+      left join fcm_tokens f on f.id = d.fcm_token_id
      where d.id = ${deliveryId}`);
-  if (!row || (!row.endpoint && !row.subscription)) return null;
+  if (!row || (!row.endpoint && !row.subscription && !row.fcm_token)) return null;
   const digested = await db.all(sql`select n.* from notification_deliveries d join notifications n on n.id = d.notification_id
     where d.digest_id = ${deliveryId} order by n.created_at desc, n.id desc`);
   return {
@@ -155,6 +162,7 @@ export async function target(em: EntityManager, deliveryId: string): Promise<Del
     notification: plainRow(em, Notification, row.notification as Record<string, unknown>),
     endpoint: row.endpoint ? plainRow(em, WebhookEndpoint, row.endpoint as Record<string, unknown>) : null,
     subscription: row.subscription ? plainRow(em, PushSubscription, row.subscription as Record<string, unknown>) : null,
+    fcmToken: row.fcm_token ? plainRow(em, FcmToken, row.fcm_token as Record<string, unknown>) : null,
     digested: digested.map((r) => plainRow(em, Notification, r)),
   };
 }

@@ -441,10 +441,28 @@ export const PushSubscription = defineEntity({
 export type PushSubscription = InferEntity<typeof PushSubscription>;
 
 /** digested: held during quiet hours, then sent inside another delivery's digest (`digestId`). */
+/** A phone app's Firebase Cloud Messaging registration token, one of a user's. */
+export const FcmToken = defineEntity({
+  name: 'FcmToken',
+  tableName: 'fcm_tokens',
+  properties: {
+    id: p.uuid().primary(),
+    userId: p.uuid(),
+    /** The app instance's token: unique, an app registering again gets the same row. */
+    token: p.string().length(4096).unique('fcm_tokens_token_key'),
+    platform: p.string().length(16).nullable(),
+    createdAt: p.datetime().defaultRaw(NOW).onCreate(now),
+  },
+  indexes: [
+    { name: 'fcm_tokens_user_idx', expression: 'create index fcm_tokens_user_idx on fcm_tokens (user_id, created_at desc, id desc)' },
+  ],
+});
+export type FcmToken = InferEntity<typeof FcmToken>;
+
 export const DELIVERY_STATUSES = ['pending', 'succeeded', 'failed', 'digested'] as const;
 export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
 
-/** One notification to one target (a webhook endpoint or a push subscription), delivered by its own Temporal workflow. */
+/** One notification to one target (a webhook endpoint, a push subscription, an FCM token), delivered by its own Temporal workflow. */
 export const NotificationDelivery = defineEntity({
   name: 'NotificationDelivery',
   tableName: 'notification_deliveries',
@@ -455,6 +473,7 @@ export const NotificationDelivery = defineEntity({
     channel: p.enum(NOTIFICATION_CHANNELS).columnType('varchar(16)'),
     endpointId: p.uuid().nullable(),
     subscriptionId: p.uuid().nullable(),
+    fcmTokenId: p.uuid().nullable(),
     status: p.enum(DELIVERY_STATUSES).columnType('varchar(16)'),
     /** A push held during quiet hours waits until then (and goes out in one digest). */
     notBefore: p.datetime().nullable(),
@@ -488,6 +507,9 @@ export const NotificationDelivery = defineEntity({
   }, {
     name: 'notification_deliveries_subscription_key',
     expression: 'create unique index notification_deliveries_subscription_key on notification_deliveries (notification_id, subscription_id) where subscription_id is not null',
+  }, {
+    name: 'notification_deliveries_fcm_token_key',
+    expression: 'create unique index notification_deliveries_fcm_token_key on notification_deliveries (notification_id, fcm_token_id) where fcm_token_id is not null',
   }],
 });
 export type NotificationDelivery = InferEntity<typeof NotificationDelivery>;
@@ -495,7 +517,7 @@ export type NotificationDelivery = InferEntity<typeof NotificationDelivery>;
 export const ENTITIES = [
   User, Device, Workflow, WorkflowVersion, Task, TaskStep, TaskEvent, Schedule, Log, StoredFile,
   Session, RefreshToken, DeviceLane, LaneRequest, Notification, NotificationSettings,
-  WebhookEndpoint, PushSubscription, NotificationDelivery,
+  WebhookEndpoint, PushSubscription, FcmToken, NotificationDelivery,
 ];
 
 /**
@@ -531,4 +553,6 @@ export const FOREIGN_KEYS: readonly { table: string; column: string; references:
   { table: 'notification_deliveries', column: 'endpoint_id', references: 'webhook_endpoints', onDelete: 'cascade' },
   { table: 'notification_deliveries', column: 'subscription_id', references: 'push_subscriptions', onDelete: 'cascade' },
   { table: 'push_subscriptions', column: 'user_id', references: 'users', onDelete: 'cascade' },
+  { table: 'notification_deliveries', column: 'fcm_token_id', references: 'fcm_tokens', onDelete: 'cascade' },
+  { table: 'fcm_tokens', column: 'user_id', references: 'users', onDelete: 'cascade' },
 ];

@@ -22,7 +22,7 @@ const BATCH = 200;
  * and to each of the user's push subscriptions, as the settings allow (a push in quiet hours
  * held until they end).
  */
-export function decideDeliveries({ notifications, endpoints, subscriptions, settings }: deliveriesDb.DispatchInputs, now = new Date()): deliveriesDb.NewDelivery[] {
+export function decideDeliveries({ notifications, endpoints, subscriptions, fcmTokens, settings }: deliveriesDb.DispatchInputs, now = new Date()): deliveriesDb.NewDelivery[] {
   const settingsOf = new Map(settings.map((s) => [s.userId, resolveSettings(s)]));
   const out: deliveriesDb.NewDelivery[] = [];
   for (const n of notifications) {
@@ -30,15 +30,24 @@ export function decideDeliveries({ notifications, endpoints, subscriptions, sett
     if (decide(s, n.kind, 'webhook', now) === 'send') {
       for (const e of endpoints) {
         if (e.userId !== n.userId || !e.enabled || (e.kinds.length > 0 && !e.kinds.includes(n.kind))) continue;
-        out.push({ notificationId: n.id, userId: n.userId, channel: 'webhook', endpointId: e.id, subscriptionId: null, notBefore: null });
+        out.push({ notificationId: n.id, userId: n.userId, channel: 'webhook', endpointId: e.id, subscriptionId: null, fcmTokenId: null, notBefore: null });
       }
     }
     const push = decide(s, n.kind, 'web_push', now);
-    if (push === 'off') continue;
-    const notBefore = push === 'hold' && s.quietHours ? quietHoursEnd(s.quietHours, now) : null;
-    for (const sub of subscriptions) {
-      if (sub.userId !== n.userId) continue;
-      out.push({ notificationId: n.id, userId: n.userId, channel: 'web_push', endpointId: null, subscriptionId: sub.id, notBefore });
+    if (push !== 'off') {
+      const notBefore = push === 'hold' && s.quietHours ? quietHoursEnd(s.quietHours, now) : null;
+      for (const sub of subscriptions) {
+        if (sub.userId !== n.userId) continue;
+        out.push({ notificationId: n.id, userId: n.userId, channel: 'web_push', endpointId: null, subscriptionId: sub.id, fcmTokenId: null, notBefore });
+      }
+    }
+    const fcm = decide(s, n.kind, 'fcm', now);
+    if (fcm !== 'off') {
+      const notBefore = fcm === 'hold' && s.quietHours ? quietHoursEnd(s.quietHours, now) : null;
+      for (const t of fcmTokens) {
+        if (t.userId !== n.userId) continue;
+        out.push({ notificationId: n.id, userId: n.userId, channel: 'fcm', endpointId: null, subscriptionId: null, fcmTokenId: t.id, notBefore });
+      }
     }
   }
   return out;
@@ -48,8 +57,8 @@ export function decideDeliveries({ notifications, endpoints, subscriptions, sett
  * The delivery's workflow id: the notification, the channel and the target, so starting it
  * twice is refused by Temporal; each redelivery is a round of its own.
  */
-export function deliveryWorkflowId(d: Pick<NotificationDelivery, 'notificationId' | 'channel' | 'endpointId' | 'subscriptionId' | 'redeliveries'>): string {
-  const base = `notification-${d.notificationId}-${d.channel}-${d.endpointId ?? d.subscriptionId}`;
+export function deliveryWorkflowId(d: Pick<NotificationDelivery, 'notificationId' | 'channel' | 'endpointId' | 'subscriptionId' | 'fcmTokenId' | 'redeliveries'>): string {
+  const base = `notification-${d.notificationId}-${d.channel}-${d.endpointId ?? d.subscriptionId ?? d.fcmTokenId}`;
   return d.redeliveries > 0 ? `${base}-r${d.redeliveries}` : base;
 }
 

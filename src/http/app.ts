@@ -83,7 +83,9 @@ export function apiRoutes(deps: Pick<AppDeps, 'config' | 'temporal' | 'tokens' |
     ...statsRoutes({ presenceStaleMs: deps.config.WS_HEARTBEAT_MS * 3 }),
     ...notificationRoutes(),
     ...webhookRoutes({ allowPrivateTargets: deps.config.WEBHOOK_ALLOW_PRIVATE_TARGETS }),
-    ...pushRoutes({ vapid: () => vapidKeysOf(deps.config), allowPrivateTargets: deps.config.WEBHOOK_ALLOW_PRIVATE_TARGETS }),
+    ...pushRoutes({
+      vapid: () => vapidKeysOf(deps.config), allowPrivateTargets: deps.config.WEBHOOK_ALLOW_PRIVATE_TARGETS, fcm: Boolean(deps.config.FCM_CREDENTIALS_FILE),
+    }),
   ];
 }
 

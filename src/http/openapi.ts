@@ -62,7 +62,7 @@ const TAGS: Record<string, string> = {
   logs: 'Logs reported by the user and by devices, per task or not; filters and cursor paging',
   notifications: 'What a person should hear about their runs (ends, failures, approvals, a device offline), stored per user: list, unread count, mark read',
   webhooks: 'Notifications POSTed to your URLs, signed per Standard Webhooks (webhook-id is the notification id); delivery log and redelivery',
-  push: 'Web Push to browsers that subscribed (VAPID): the public key, subscribe, unsubscribe',
+  push: 'Pushes to browsers (Web Push, VAPID) and phone apps (FCM): register and unregister them',
   files: 'Uploaded files: multipart upload checked by content, size limit, per-user quota, download',
   stats: 'Dashboard numbers for the mobile app: today and the last 7 days',
   system: 'Health, metrics and this documentation',

@@ -315,7 +315,7 @@ describe('webhook targets with the default settings (SSRF protection on)', () =>
     // A target that got past the check (a row written as by an older version, or a name that
     // now resolves to loopback) is refused by the delivery activity itself, and not retried. (The
     // activity is called here as its workflow calls it: this file's nodes run no dispatcher, and
-    // webhooks.test.ts, whose nodes do, allows private targets.)
+    // deliveries.test.ts, whose nodes do, allows private targets.)
     let hits = 0;
     const server = createServer((_req, res) => { hits++; res.end(); });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
@@ -335,7 +335,7 @@ describe('webhook targets with the default settings (SSRF protection on)', () =>
         attempts: 0, redeliveries: 0, startedAt: new Date(),
       });
       await em.flush();
-      const activities = createDeliveryActivities({ orm: sys.orm, timeoutMs: 5000, allowPrivateTargets: false, vapid: null });
+      const activities = createDeliveryActivities({ orm: sys.orm, timeoutMs: 5000, allowPrivateTargets: false, vapid: null, fcm: null });
       const err = await activities.deliverNotification({ deliveryId }).then(() => null, (e: unknown) => e as ApplicationFailure);
       expect(err).toBeInstanceOf(ApplicationFailure);
       expect([err!.type, err!.nonRetryable]).toEqual(['TargetRefused', true]);

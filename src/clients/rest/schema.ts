@@ -380,6 +380,20 @@ export interface paths {
      */
     post: operations["postWebhooksDeliveriesByIdRedeliver"];
   };
+  "/api/v1/push/fcm-tokens": {
+    /**
+     * Save this app install's FCM registration token; the same token again updates it
+     * @description Needs a bearer access token. Answers 201 or 200: The token (200: it was saved before).
+     */
+    post: operations["postPushFcmTokens"];
+  };
+  "/api/v1/push/fcm-tokens/{id}": {
+    /**
+     * Stop pushing to an app install (sign-out)
+     * @description Needs a bearer access token. Answers 200: Deleted.
+     */
+    delete: operations["deletePushFcmTokensById"];
+  };
   "/api/v1/push/vapid-public-key": {
     /**
      * The VAPID public key a browser subscribes with
@@ -833,6 +847,8 @@ export interface components {
       webhook_id: string | null;
       /** @description The browser's push subscription (channel web_push); its deliveries go with it when it is deleted */
       push_subscription_id: string | null;
+      /** @description The app install's FCM token (channel fcm); its deliveries go with it when it is deleted */
+      fcm_token_id: string | null;
       /**
        * @description pending: being delivered, retried or held for quiet hours; failed: retries spent, or the target refused or gone; digested: sent in another delivery's digest
        * @enum {string}
@@ -860,6 +876,13 @@ export interface components {
       created_at: string;
       /** Format: date-time */
       updated_at: string;
+    };
+    FcmToken: {
+      /** Format: uuid */
+      id: string;
+      platform: string | null;
+      /** Format: date-time */
+      created_at: string;
     };
     PushSubscription: {
       /** Format: uuid */
@@ -5073,6 +5096,155 @@ export interface operations {
       };
       /** @description Conflicts with the current state, e.g. the run is not in a state that allows it (code 3001), or a unique value is already taken (code 1001) */
       409: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait */
+          "Retry-After"?: number;
+          /** @description Requests per minute of the bucket closest to empty */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in that bucket */
+          "RateLimit-Remaining"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Internal server error (code 5000) */
+      500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  /**
+   * Save this app install's FCM registration token; the same token again updates it
+   * @description Needs a bearer access token. Answers 201 or 200: The token (200: it was saved before).
+   */
+  postPushFcmTokens: {
+    requestBody: {
+      content: {
+        "application/json": {
+          token: string;
+          /** @enum {string} */
+          platform?: "android" | "ios" | "web";
+        };
+      };
+    };
+    responses: {
+      /** @description The token (200: it was saved before) */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & {
+            data: {
+              fcm_token: components["schemas"]["FcmToken"];
+            };
+          };
+        };
+      };
+      /** @description The token (200: it was saved before) */
+      201: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & {
+            data: {
+              fcm_token: components["schemas"]["FcmToken"];
+            };
+          };
+        };
+      };
+      /** @description Invalid parameters (code 1001); `data.errors` lists each bad field as `{path, message}` */
+      400: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing, invalid, expired or revoked access token (code 1002) */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Request body over this route's 64 KiB limit (code 1001) */
+      413: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Content-Type is not application/json (code 1001) */
+      415: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait */
+          "Retry-After"?: number;
+          /** @description Requests per minute of the bucket closest to empty */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in that bucket */
+          "RateLimit-Remaining"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Internal server error (code 5000) */
+      500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description A dependency (Temporal or PostgreSQL) is unavailable; retry later (code 5000) */
+      503: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  /**
+   * Stop pushing to an app install (sign-out)
+   * @description Needs a bearer access token. Answers 200: Deleted.
+   */
+  deletePushFcmTokensById: {
+    parameters: {
+      path: {
+        id: string;
+      };
+    };
+    responses: {
+      /** @description Deleted */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & {
+            data: {
+              /** @constant */
+              deleted: true;
+            };
+          };
+        };
+      };
+      /** @description Invalid parameters (code 1001); `data.errors` lists each bad field as `{path, message}` */
+      400: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing, invalid, expired or revoked access token (code 1002) */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Not found, or not yours (code 2001) */
+      404: {
         content: {
           "application/json": components["schemas"]["Error"];
         };

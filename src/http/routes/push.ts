@@ -7,12 +7,15 @@ import { errors } from '../../errors.ts';
 import { envelope } from '../middleware.ts';
 import { defineRoute, idParams } from '../route.ts';
 import { deleted } from '../schemas/common.ts';
-import { pushSubscriptionData, vapidKey, type PushSubscription as SubscriptionOut } from '../schemas/push.ts';
+import { fcmTokenData, pushSubscriptionData, vapidKey, type PushSubscription as SubscriptionOut } from '../schemas/push.ts';
+import * as fcmTokensDb from '../../db/fcm-tokens.ts';
 
 export interface PushRouteOptions {
   /** The keys, read (or generated) when first needed; null: Web Push is off (production without VAPID keys). */
   vapid: () => VapidKeys | null;
   allowPrivateTargets: boolean;
+  /** Whether FCM is configured (FCM_CREDENTIALS_FILE). */
+  fcm: boolean;
 }
 
 const base64url = (what: string, bytes: number) =>
@@ -42,7 +45,34 @@ export function pushRoutes(opts: PushRouteOptions) {
     }],
   });
 
+  const fcmBody = z.object({
+    token: z.string().min(1).max(4096).regex(/^[\x21-\x7e]+$/, 'must be an FCM registration token'),
+    platform: z.enum(['android', 'ios', 'web']).optional(),
+  }).strict().meta({ examples: [{ token: 'fGx0...:APA91b...', platform: 'android' }] });
+  const fcmEnabled = () => {
+    if (!opts.fcm) throw errors.unavailable('FCM is not configured on this server (FCM_CREDENTIALS_FILE)');
+  };
+
   return [
+    defineRoute<z.infer<typeof fcmBody>>({
+      method: 'post', path: '/push/fcm-tokens', tag: 'push', auth: 'user',
+      summary: 'Save this app install\'s FCM registration token; the same token again updates it',
+      body: fcmBody, success: { status: 201, also: [200], description: 'The token (200: it was saved before)', data: fcmTokenData },
+      errors: [400, 401, 503],
+      async handler(ctx, { body }) {
+        fcmEnabled();
+        const { row, created } = await fcmTokensDb.upsert(ctx.state.repos, { token: body.token, platform: body.platform ?? null });
+        envelope(ctx, { fcm_token: { id: row.id, platform: row.platform ?? null, created_at: row.createdAt.toISOString() } }, created ? 201 : 200);
+      },
+    }),
+    defineRoute<undefined, undefined, z.infer<typeof idParams>>({
+      method: 'delete', path: '/push/fcm-tokens/:id', tag: 'push', auth: 'user', summary: 'Stop pushing to an app install (sign-out)',
+      params: idParams, success: { status: 200, description: 'Deleted', data: deleted }, errors: [400, 401, 404],
+      async handler(ctx, { params }) {
+        await fcmTokensDb.remove(ctx.state.repos, params.id);
+        envelope(ctx, { deleted: true });
+      },
+    }),
     defineRoute({
       method: 'get', path: '/push/vapid-public-key', tag: 'push', auth: 'user', summary: 'The VAPID public key a browser subscribes with',
       success: { status: 200, description: 'The key', data: vapidKey }, errors: [401, 503],

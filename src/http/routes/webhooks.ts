@@ -103,6 +103,7 @@ export function presentEndpoint(e: WebhookEndpoint): z.output<typeof EndpointOut
 export function presentDelivery(d: NotificationDelivery): z.output<typeof DeliveryOut> {
   return {
     id: d.id, notification_id: d.notificationId, channel: d.channel, webhook_id: d.endpointId ?? null, push_subscription_id: d.subscriptionId ?? null,
+    fcm_token_id: d.fcmTokenId ?? null,
     status: d.status, not_before: d.notBefore ? d.notBefore.toISOString() : null, attempts: d.attempts,
     redeliveries: d.redeliveries, last_status_code: d.lastStatusCode ?? null, last_error: d.lastError ?? null,
     created_at: d.createdAt.toISOString(), finished_at: d.finishedAt ? d.finishedAt.toISOString() : null,

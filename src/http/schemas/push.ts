@@ -19,3 +19,10 @@ export const PushSubscription = z.strictObject({
   }],
 });
 export const pushSubscriptionData = z.strictObject({ subscription: PushSubscription });
+
+export const FcmToken = z.strictObject({
+  id: uuid,
+  platform: z.string().nullable(),
+  created_at: instant,
+}).meta({ id: 'FcmToken', examples: [{ id: '4d6f8a0c-2e4a-4c6e-8a0c-2e4a6c8e0a2d', platform: 'android', created_at: EXAMPLE.at }] });
+export const fcmTokenData = z.strictObject({ fcm_token: FcmToken });

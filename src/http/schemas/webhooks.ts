@@ -35,6 +35,7 @@ export const Delivery = z.strictObject({
   channel: z.enum(NOTIFICATION_CHANNELS),
   webhook_id: uuid.nullable().describe('The webhook endpoint (channel webhook)'),
   push_subscription_id: uuid.nullable().describe('The browser\'s push subscription (channel web_push); its deliveries go with it when it is deleted'),
+  fcm_token_id: uuid.nullable().describe('The app install\'s FCM token (channel fcm); its deliveries go with it when it is deleted'),
   status: z.enum(DELIVERY_STATUSES).describe('pending: being delivered, retried or held for quiet hours; failed: retries spent, or the target refused or gone; digested: sent in another delivery\'s digest'),
   not_before: nullableInstant.describe('Held for quiet hours until then'),
   attempts: z.int().min(0),
@@ -47,7 +48,7 @@ export const Delivery = z.strictObject({
   id: 'WebhookDelivery',
   examples: [{
     id: '2b4d6f8a-0c2e-4a4c-8e6a-0c2e4a6c8e0a', notification_id: notificationExampleId, channel: 'webhook', webhook_id: endpointExampleId,
-    push_subscription_id: null, status: 'failed', not_before: null,
+    push_subscription_id: null, fcm_token_id: null, status: 'failed', not_before: null,
     attempts: 12, redeliveries: 0, last_status_code: 503, last_error: 'HTTP 503: busy', created_at: EXAMPLE.at, finished_at: EXAMPLE.at,
   }],
 });
