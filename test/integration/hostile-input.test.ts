@@ -24,6 +24,7 @@ let user: { token: string; userId: string; email: string };
 let workflowId: string;
 let deviceId: string;
 let taskId: string;
+let webhookId: string;
 
 beforeAll(async () => {
   sys = await startSystem({
@@ -40,6 +41,9 @@ beforeAll(async () => {
   const task = await sys.api.post('/tasks', { workflow_id: workflowId, device_id: deviceId }, user.token);
   expect(task.status).toBe(201);
   taskId = task.body.data.task.id;
+  const hook = await sys.api.post('/webhooks', { url: 'https://example.com/hook' }, user.token);
+  expect(hook.status).toBe(201);
+  webhookId = hook.body.data.webhook.id;
 });
 
 afterAll(async () => {
@@ -357,17 +361,21 @@ describe('property-based query strings', () => {
   const enc = (x: string) => [...Buffer.from(x, 'utf8')].map((b) => `%${b.toString(16).padStart(2, '0')}`).join('');
 
   // Every GET route with a query schema (lists, stats, a task's events and logs), each of its
-  // parameters, every edge value. `:id` is the user's own task (the only resource with queries).
+  // parameters, every edge value. `:id` is the user's own task, or webhook (the resources with queries).
   const queried = offlineRoutes().filter((r) => r.method === 'get' && r.auth === 'user' && r.query);
+  const ownId = (path: string) => (path.startsWith('/webhooks/:id') ? webhookId : taskId);
   it('query routes come from the route list', () => {
     expect(queried.map((r) => r.path)).toEqual(expect.arrayContaining(['/tasks', '/workflows', '/tasks/:id/events']));
-    for (const r of queried) expect([r.path, /:(?!id\b)/.test(r.path) || (r.path.includes(':') && !r.path.startsWith('/tasks/:id'))]).toEqual([r.path, false]);
+    for (const r of queried) {
+      const known = r.path.startsWith('/tasks/:id') || r.path.startsWith('/webhooks/:id');
+      expect([r.path, /:(?!id\b)/.test(r.path) || (r.path.includes(':') && !known)]).toEqual([r.path, false]);
+    }
   });
   for (const r of queried) {
     const params = Object.keys((r.query as unknown as { shape?: Record<string, unknown> }).shape ?? {});
     it(`GET ${r.path}: each of ${params.join(', ')} with every edge value (and some twice)`, async () => {
       expect(params.length).toBeGreaterThan(0);
-      const path = r.path.replace(':id', taskId);
+      const path = r.path.replace(':id', ownId(r.path));
       for (const k of params) {
         const queries = [
           ...EDGE_VALUES.map((v) => [`${k}=${enc(v)}`, JSON.stringify(v)]),
