@@ -97,5 +97,6 @@ export class UserFeeds {
 }
 
 function toFrame(n: Notification): NotificationPayload {
-  return { id: n.id, task_id: n.taskId ?? '', kind: n.kind, title: n.title, body: n.body ?? null, at: n.createdAt.getTime() };
+  // Every kind is about a run so far (the mirror and the approval sweep write them), so a task id is always there.
+  return { id: n.id, task_id: n.taskId!, kind: n.kind, title: n.title, body: n.body ?? null, at: n.createdAt.getTime() };
 }
