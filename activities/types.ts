@@ -80,3 +80,11 @@ export interface DeviceStepActivities {
   dispatchStep(input: DispatchStepInput): Promise<DispatchResult>;
   controlStep(input: ControlStepInput): Promise<boolean>;
 }
+
+/** Delivers one notification to one target (src/domain/webhook-delivery.ts); retried by Temporal. */
+export interface DeliveryActivities {
+  /** One HTTP attempt; throws (retryable) unless the receiver answered 2xx. Refused targets are not retried. */
+  deliverNotification(input: { deliveryId: string }): Promise<{ statusCode: number } | { skipped: string }>;
+  /** The delivery gave up: its retries are spent or its target is refused. */
+  failDelivery(input: { deliveryId: string; error: string }): Promise<void>;
+}

@@ -10,6 +10,7 @@ import { Migration20261206000008_account_limits } from './Migration2026120600000
 import { Migration20261206000009_step_progress } from './Migration20261206000009_step_progress.ts';
 import { Migration20261206000010_device_status } from './Migration20261206000010_device_status.ts';
 import { Migration20261206000011_step_artifacts } from './Migration20261206000011_step_artifacts.ts';
+import { Migration20261206120000_notifications } from './Migration20261206120000_notifications.ts';
 
 export const MIGRATIONS = [
   { name: 'Migration20261123000001_initial', class: Migration20261123000001_initial },
@@ -23,4 +24,5 @@ export const MIGRATIONS = [
   { name: 'Migration20261206000009_step_progress', class: Migration20261206000009_step_progress },
   { name: 'Migration20261206000010_device_status', class: Migration20261206000010_device_status },
   { name: 'Migration20261206000011_step_artifacts', class: Migration20261206000011_step_artifacts },
+  { name: 'Migration20261206120000_notifications', class: Migration20261206120000_notifications },
 ];

@@ -19,6 +19,8 @@ import { Gateway } from './ws/gateway.ts';
 import { HistoryStreams } from './ws/history-stream.ts';
 import { PgBus } from './ws/pg-bus.ts';
 import { UserFeeds } from './ws/user-feed.ts';
+import { startApprovalReminders } from './domain/approval-reminders.ts';
+import { startDispatcher } from './domain/notification-dispatch.ts';
 import { startReconciler } from './reconciler.ts';
 import { sdkMetricsReader, sdkMetricsUrl } from './telemetry/sdk-metrics.ts';
 import { TRACING_OFF, type Tracing } from './telemetry/tracing.ts';
@@ -53,6 +55,7 @@ export async function startApiNode(deps: ApiNodeDeps): Promise<ApiNode> {
   await live.start();
   const feeds = new UserFeeds(orm, logger.child({ component: 'user-feed' }));
   live.onTaskEvents((n) => feeds.onNotice(n));
+  live.onStoredNotification((n) => feeds.onStored(n));
   const streams = new HistoryStreams(temporal, config.TEMPORAL_NAMESPACE, logger.child({ component: 'history' }));
   // Open login sessions, trusted for a moment; revocations reach every node through the bus.
   const sessionCache = new SessionCache(live, config.SESSION_CACHE_TTL_MS);
@@ -79,6 +82,13 @@ export async function startApiNode(deps: ApiNodeDeps): Promise<ApiNode> {
   });
   const workerRun = worker.run();
   const reconciler = startReconciler({ temporal, orm, logger: logger.child({ component: 'reconciler' }) });
+  const dispatcher = config.NOTIFY_DISPATCH_MS === 0 ? null : startDispatcher({
+    orm, temporal, taskQueue: config.TASK_QUEUE, logger: logger.child({ component: 'notification-dispatch' }), intervalMs: config.NOTIFY_DISPATCH_MS,
+    retry: { maximumAttempts: config.DELIVERY_MAX_ATTEMPTS, initialIntervalMs: config.DELIVERY_RETRY_INITIAL_MS, maximumIntervalMs: config.DELIVERY_RETRY_MAX_MS },
+  });
+  const reminders = config.APPROVAL_REMINDER_SWEEP_MS === 0 ? null : startApprovalReminders({
+    orm, logger: logger.child({ component: 'approval-reminders' }), leadMs: config.APPROVAL_REMINDER_LEAD_MS, intervalMs: config.APPROVAL_REMINDER_SWEEP_MS,
+  });
 
   const server = createServer(app.callback());
   server.keepAliveTimeout = 65_000;
@@ -97,6 +107,8 @@ export async function startApiNode(deps: ApiNodeDeps): Promise<ApiNode> {
     stop() {
       stopping ??= (async () => {
         reconciler.stop();
+        await reminders?.stop();
+        await dispatcher?.stop();
         // First say the devices here are offline: runs whose step fails below then wait for
         // the device to reconnect elsewhere instead of dispatching again to this node.
         await devicesDb.releaseNode(orm.em.fork(), config.NODE_ID);

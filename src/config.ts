@@ -52,6 +52,32 @@ const schema = z
     SESSION_CACHE_TTL_MS: z.coerce.number().int().min(0).max(60_000).default(5000),
     /** How long a run waits for an offline device before it fails. */
     DEVICE_OFFLINE_TIMEOUT_MS: z.coerce.number().int().min(1000).default(24 * 3600 * 1000),
+    /** How long before an approval times out its approval.expiring reminder is written (at most half the approval's window). */
+    APPROVAL_REMINDER_LEAD_MS: z.coerce.number().int().min(1000).default(15 * 60 * 1000),
+    /** How often each API node looks for due approval reminders (how late one may be); 0: this node does not. */
+    APPROVAL_REMINDER_SWEEP_MS: z.coerce.number().int().min(0).max(600_000).default(15_000),
+    /** Web Push (VAPID) keys, base64url, as `web-push generate-vapid-keys` prints them; unset: generated once into DATA_DIR (not in production: Web Push off). */
+    VAPID_PUBLIC_KEY: z.string().min(1).optional(),
+    VAPID_PRIVATE_KEY: z.string().min(1).optional(),
+    /** The contact push services may use (mailto: or https:). */
+    VAPID_SUBJECT: z.string().regex(/^(mailto:|https:\/\/)/, 'must be a mailto: or https: URL').default('mailto:admin@localhost'),
+    /** A Firebase service account key (JSON file) for FCM pushes to the phone apps; unset: FCM off. */
+    FCM_CREDENTIALS_FILE: z.string().min(1).optional(),
+    /** Base URL of the FCM HTTP v1 API. */
+    FCM_ENDPOINT: z.url().default('https://fcm.googleapis.com'),
+    /** Where the service account's JWT is exchanged for an access token (default: the key file's token_uri). */
+    FCM_TOKEN_URI: z.url().optional(),
+    /** How often each API node dispatches new notifications to their deliveries (webhooks, pushes); 0: this node does not. */
+    NOTIFY_DISPATCH_MS: z.coerce.number().int().min(0).max(60_000).default(1000),
+    /** Let webhooks reach loopback, private and link-local addresses (SSRF protection off: only for a receiver on a trusted network, and tests). */
+    WEBHOOK_ALLOW_PRIVATE_TARGETS: bool.default(false),
+    /** How long one webhook request may take before it counts as a failed attempt. */
+    WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
+    /** Attempts per delivery (Temporal's retries, with exponential backoff) before it is failed. */
+    DELIVERY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(12),
+    /** The first retry's delay; each next one doubles, up to DELIVERY_RETRY_MAX_MS. */
+    DELIVERY_RETRY_INITIAL_MS: z.coerce.number().int().min(10).default(10_000),
+    DELIVERY_RETRY_MAX_MS: z.coerce.number().int().min(10).default(3_600_000),
     MIGRATE_ON_BOOT: bool.default(false),
     /** Requests per minute per client IP on /api/v1 (token bucket, per API node). */
     RATE_LIMIT_IP_PER_MIN: z.coerce.number().int().min(1).default(600),

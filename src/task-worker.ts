@@ -2,6 +2,9 @@
 import type { Client } from '@temporalio/client';
 import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import { createPersistenceActivities } from '../activities/persistence.ts';
+import { createDeliveryActivities } from '../activities/notification-delivery.ts';
+import { vapidKeysOf } from './domain/web-push.ts';
+import { fcmSettingsOf } from './domain/fcm.ts';
 import { accountLimitsOf, type Config } from './config.ts';
 import { ensureRetentionSchedule } from './domain/artifact-retention.ts';
 import type { Orm } from './db/orm.ts';
@@ -37,15 +40,21 @@ export async function startTaskWorker(deps: TaskWorkerDeps): Promise<TaskWorker>
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TASK_QUEUE,
     ...(deps.workflowBundle ? { workflowBundle: deps.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
-    activities: createPersistenceActivities({
-      orm,
-      temporal: deps.temporal,
-      taskQueue: config.TASK_QUEUE,
-      presenceStaleMs: config.WS_HEARTBEAT_MS * 3,
-      offlineTimeoutMs: config.DEVICE_OFFLINE_TIMEOUT_MS,
-      limits: accountLimitsOf(config),
-      artifactRetentionMs: config.ARTIFACT_RETENTION_DAYS * 24 * 3600 * 1000,
-    }),
+    activities: {
+      ...createPersistenceActivities({
+        orm,
+        temporal: deps.temporal,
+        taskQueue: config.TASK_QUEUE,
+        presenceStaleMs: config.WS_HEARTBEAT_MS * 3,
+        offlineTimeoutMs: config.DEVICE_OFFLINE_TIMEOUT_MS,
+        limits: accountLimitsOf(config),
+        artifactRetentionMs: config.ARTIFACT_RETENTION_DAYS * 24 * 3600 * 1000,
+      }),
+      ...createDeliveryActivities({
+        orm, timeoutMs: config.WEBHOOK_TIMEOUT_MS, allowPrivateTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS, vapid: vapidKeysOf(config),
+        fcm: fcmSettingsOf(config),
+      }),
+    },
     ...(deps.tracing ?? TRACING_OFF).workerOptions({ workflows: true }),
     shutdownGraceTime: '10s',
   });

@@ -2,3 +2,4 @@
 export { taskRunWorkflow } from './task-run.ts';
 export { scheduledRunWorkflow } from './scheduled-run.ts';
 export { artifactRetentionWorkflow } from './artifact-retention.ts';
+export { notificationDeliveryWorkflow } from './notification-delivery.ts';

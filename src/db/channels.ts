@@ -32,3 +32,9 @@ export interface PresenceNotice {
   is_busy: boolean;
   at: number;
 }
+/** "user U has a new notification N" for notifications no run event announces (approval reminders). */
+export const NOTIFICATIONS_CHANNEL = 'jarvis_notifications';
+export interface NotificationNotice {
+  user_id: string;
+  id: string;
+}

@@ -394,9 +394,203 @@ export const LaneRequest = defineEntity({
 });
 export type LaneRequest = InferEntity<typeof LaneRequest>;
 
+export const NOTIFICATION_KINDS = [
+  'run.completed', 'run.failed', 'run.cancelled', 'approval.requested', 'approval.expiring', 'device.offline', 'schedule.run_failed',
+] as const;
+export type NotificationKind = (typeof NOTIFICATION_KINDS)[number];
+
+/** Something a user should hear about (src/domain/notifications.ts says what), kept until deleted with its user or task. */
+export const Notification = defineEntity({
+  name: 'Notification',
+  tableName: 'notifications',
+  properties: {
+    id: p.uuid().primary(),
+    userId: p.uuid(),
+    kind: p.enum(NOTIFICATION_KINDS).columnType('varchar(32)'),
+    title: p.string(),
+    body: p.text().nullable(),
+    taskId: p.uuid().nullable(),
+    /** The run event that caused it: one notification of a kind per event. */
+    seq: p.integer().nullable(),
+    workflowId: p.uuid().nullable(),
+    workflowName: p.string().nullable(),
+    deviceId: p.uuid().nullable(),
+    deviceName: p.string().nullable(),
+    /** approval.requested and approval.expiring: when the approval times out. */
+    expiresAt: p.datetime().nullable(),
+    createdAt: p.datetime().defaultRaw(NOW).onCreate(now),
+    readAt: p.datetime().nullable(),
+    /** When the dispatcher decided its deliveries (src/domain/notification-dispatch.ts); null: not yet. */
+    dispatchedAt: p.datetime().nullable(),
+  },
+  indexes: [
+    // An expression for the reason given at tasks_user_created_idx.
+    { name: 'notifications_user_idx', expression: 'create index notifications_user_idx on notifications (user_id, created_at desc, id desc)' },
+    { name: 'notifications_user_unread_idx', expression: 'create index notifications_user_unread_idx on notifications (user_id) where read_at is null' },
+    // The reminder sweep's scan (src/db/notifications.ts, insertApprovalReminders).
+    {
+      name: 'notifications_expiring_idx',
+      expression: "create index notifications_expiring_idx on notifications (expires_at) where kind = 'approval.requested'",
+    },
+    // The dispatcher's queue.
+    {
+      name: 'notifications_undispatched_idx',
+      expression: 'create index notifications_undispatched_idx on notifications (created_at) where dispatched_at is null',
+    },
+  ],
+  uniques: [{
+    name: 'notifications_task_seq_key',
+    expression: 'create unique index notifications_task_seq_key on notifications (task_id, seq, kind) where task_id is not null',
+  }],
+});
+export type Notification = InferEntity<typeof Notification>;
+
+/** Where a notification may go besides the list and the open app's feed. */
+export const NOTIFICATION_CHANNELS = ['web_push', 'fcm', 'webhook'] as const;
+export type NotificationChannel = (typeof NOTIFICATION_CHANNELS)[number];
+
+/** Per channel: on or off, and off for the kinds listed false; left out: on (src/domain/notification-settings.ts). */
+export type ChannelSettings = Partial<Record<NotificationChannel, { enabled?: boolean; kinds?: Partial<Record<NotificationKind, boolean>> }>>;
+/** Local times "HH:MM" in an IANA zone; `end` before `start` spans midnight. */
+export interface QuietHours {
+  start: string;
+  end: string;
+  timezone: string;
+}
+
+/** A user's notification settings; no row: the defaults. */
+export const NotificationSettings = defineEntity({
+  name: 'NotificationSettings',
+  tableName: 'notification_settings',
+  properties: {
+    userId: p.uuid().primary(),
+    channels: p.json<ChannelSettings>().defaultRaw(`'{}'`),
+    quietHours: p.json<QuietHours>().nullable(),
+    updatedAt: p.datetime().defaultRaw(NOW).onCreate(now).onUpdate(now),
+  },
+});
+export type NotificationSettings = InferEntity<typeof NotificationSettings>;
+
+/** A user's webhook: notifications of the listed kinds (none listed: all) POSTed to `url`, signed with `secret`. */
+export const WebhookEndpoint = defineEntity({
+  name: 'WebhookEndpoint',
+  tableName: 'webhook_endpoints',
+  properties: {
+    id: p.uuid().primary(),
+    userId: p.uuid(),
+    url: p.string().length(2048),
+    /** Standard Webhooks secret ("whsec_" + base64): shown once, kept to sign each delivery. */
+    secret: p.string().length(100).hidden(),
+    kinds: p.json<NotificationKind[]>().defaultRaw(`'[]'`),
+    enabled: p.boolean().default(true),
+    description: p.string().nullable(),
+    createdAt: p.datetime().defaultRaw(NOW).onCreate(now),
+    updatedAt: p.datetime().defaultRaw(NOW).onCreate(now).onUpdate(now),
+  },
+  indexes: [
+    { name: 'webhook_endpoints_user_idx', expression: 'create index webhook_endpoints_user_idx on webhook_endpoints (user_id, created_at desc, id desc)' },
+  ],
+});
+export type WebhookEndpoint = InferEntity<typeof WebhookEndpoint>;
+
+/** A browser's Web Push subscription (its PushSubscription JSON), one of a user's. */
+export const PushSubscription = defineEntity({
+  name: 'PushSubscription',
+  tableName: 'push_subscriptions',
+  properties: {
+    id: p.uuid().primary(),
+    userId: p.uuid(),
+    /** The push service's URL for this browser: unique, a browser re-subscribing gets the same row. */
+    endpoint: p.string().length(2048).unique('push_subscriptions_endpoint_key'),
+    p256dh: p.string(),
+    auth: p.string(),
+    userAgent: p.string().nullable(),
+    createdAt: p.datetime().defaultRaw(NOW).onCreate(now),
+  },
+  indexes: [
+    { name: 'push_subscriptions_user_idx', expression: 'create index push_subscriptions_user_idx on push_subscriptions (user_id, created_at desc, id desc)' },
+  ],
+});
+export type PushSubscription = InferEntity<typeof PushSubscription>;
+
+/** digested: held during quiet hours, then sent inside another delivery's digest (`digestId`). */
+/** A phone app's Firebase Cloud Messaging registration token, one of a user's. */
+export const FcmToken = defineEntity({
+  name: 'FcmToken',
+  tableName: 'fcm_tokens',
+  properties: {
+    id: p.uuid().primary(),
+    userId: p.uuid(),
+    /** The app instance's token: unique, an app registering again gets the same row. */
+    token: p.string().length(4096).unique('fcm_tokens_token_key'),
+    platform: p.string().length(16).nullable(),
+    createdAt: p.datetime().defaultRaw(NOW).onCreate(now),
+  },
+  indexes: [
+    { name: 'fcm_tokens_user_idx', expression: 'create index fcm_tokens_user_idx on fcm_tokens (user_id, created_at desc, id desc)' },
+  ],
+});
+export type FcmToken = InferEntity<typeof FcmToken>;
+
+export const DELIVERY_STATUSES = ['pending', 'succeeded', 'failed', 'digested'] as const;
+export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
+
+/** One notification to one target (a webhook endpoint, a push subscription, an FCM token), delivered by its own Temporal workflow. */
+export const NotificationDelivery = defineEntity({
+  name: 'NotificationDelivery',
+  tableName: 'notification_deliveries',
+  properties: {
+    id: p.uuid().primary(),
+    userId: p.uuid(),
+    notificationId: p.uuid(),
+    channel: p.enum(NOTIFICATION_CHANNELS).columnType('varchar(16)'),
+    endpointId: p.uuid().nullable(),
+    subscriptionId: p.uuid().nullable(),
+    fcmTokenId: p.uuid().nullable(),
+    status: p.enum(DELIVERY_STATUSES).columnType('varchar(16)'),
+    /** A push held during quiet hours waits until then (and goes out in one digest). */
+    notBefore: p.datetime().nullable(),
+    /** The delivery whose digest carried this one. */
+    digestId: p.uuid().nullable(),
+    /** HTTP requests made, over every delivery of it (redeliveries included). */
+    attempts: p.integer().default(0),
+    /** How many times a person asked for it again: each is a workflow of its own. */
+    redeliveries: p.integer().default(0),
+    lastStatusCode: p.integer().nullable(),
+    lastError: p.text().nullable(),
+    /** When its current workflow was started; null: the dispatcher starts it. */
+    startedAt: p.datetime().nullable(),
+    finishedAt: p.datetime().nullable(),
+    createdAt: p.datetime().defaultRaw(NOW).onCreate(now),
+    updatedAt: p.datetime().defaultRaw(NOW).onCreate(now).onUpdate(now),
+  },
+  indexes: [
+    {
+      name: 'notification_deliveries_endpoint_idx',
+      expression: 'create index notification_deliveries_endpoint_idx on notification_deliveries (endpoint_id, created_at desc, id desc)',
+    },
+    {
+      name: 'notification_deliveries_unstarted_idx',
+      expression: "create index notification_deliveries_unstarted_idx on notification_deliveries (created_at) where started_at is null and status = 'pending'",
+    },
+  ],
+  uniques: [{
+    name: 'notification_deliveries_endpoint_key',
+    expression: 'create unique index notification_deliveries_endpoint_key on notification_deliveries (notification_id, endpoint_id) where endpoint_id is not null',
+  }, {
+    name: 'notification_deliveries_subscription_key',
+    expression: 'create unique index notification_deliveries_subscription_key on notification_deliveries (notification_id, subscription_id) where subscription_id is not null',
+  }, {
+    name: 'notification_deliveries_fcm_token_key',
+    expression: 'create unique index notification_deliveries_fcm_token_key on notification_deliveries (notification_id, fcm_token_id) where fcm_token_id is not null',
+  }],
+});
+export type NotificationDelivery = InferEntity<typeof NotificationDelivery>;
+
 export const ENTITIES = [
   User, Device, Workflow, WorkflowVersion, Task, TaskStep, TaskEvent, Schedule, Log, StoredFile, FileChunk, StepArtifact,
-  Session, RefreshToken, DeviceLane, LaneRequest,
+  Session, RefreshToken, DeviceLane, LaneRequest, Notification, NotificationSettings,
+  WebhookEndpoint, PushSubscription, FcmToken, NotificationDelivery,
 ];
 
 /**
@@ -429,4 +623,15 @@ export const FOREIGN_KEYS: readonly { table: string; column: string; references:
   { table: 'refresh_tokens', column: 'session_id', references: 'sessions', onDelete: 'cascade' },
   { table: 'device_lanes', column: 'device_id', references: 'devices', onDelete: 'cascade' },
   { table: 'lane_requests', column: 'device_id', references: 'devices', onDelete: 'cascade' },
+  { table: 'notifications', column: 'user_id', references: 'users', onDelete: 'cascade' },
+  { table: 'notifications', column: 'task_id', references: 'tasks', onDelete: 'cascade' },
+  { table: 'notification_settings', column: 'user_id', references: 'users', onDelete: 'cascade' },
+  { table: 'webhook_endpoints', column: 'user_id', references: 'users', onDelete: 'cascade' },
+  { table: 'notification_deliveries', column: 'user_id', references: 'users', onDelete: 'cascade' },
+  { table: 'notification_deliveries', column: 'notification_id', references: 'notifications', onDelete: 'cascade' },
+  { table: 'notification_deliveries', column: 'endpoint_id', references: 'webhook_endpoints', onDelete: 'cascade' },
+  { table: 'notification_deliveries', column: 'subscription_id', references: 'push_subscriptions', onDelete: 'cascade' },
+  { table: 'push_subscriptions', column: 'user_id', references: 'users', onDelete: 'cascade' },
+  { table: 'notification_deliveries', column: 'fcm_token_id', references: 'fcm_tokens', onDelete: 'cascade' },
+  { table: 'fcm_tokens', column: 'user_id', references: 'users', onDelete: 'cascade' },
 ];

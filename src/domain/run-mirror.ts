@@ -7,7 +7,9 @@ import { Task } from '../db/entities.ts';
 import { dbOf, type Row, type Sql } from '../db/sql.ts';
 import { abortRunningSteps, lockTask, logEvents, writeFold, type StepRow } from '../db/run-mirror.ts';
 import { plainRow } from '../db/rows.ts';
+import { insertForRun } from '../db/notifications.ts';
 import type { RunEvent } from '../../workflows/api.ts';
+import { notificationsOf } from './notifications.ts';
 import { applyEvents, type StepWrite } from './task-mirror.ts';
 
 /**
@@ -37,7 +39,12 @@ export async function applyRunEvents(orm: Orm, taskId: string, batch: RunEvent[]
     const steps = stepRows(applyEvents(task, events));
     const statements: Sql[] = [];
     // Trip 2: the fold, when the events moved the task on.
-    if (task.lastSeq > before) statements.push(writeFold(task, steps, before + 1));
+    if (task.lastSeq > before) {
+      // In the fold's transaction: its NOTIFY (sent at commit) tells the user feed to read them.
+      const notifications = notificationsOf(events, task);
+      if (notifications.length) statements.push(insertForRun(task, task.id, notifications));
+      statements.push(writeFold(task, steps, before + 1));
+    }
     if ((task.status === 'cancelled' || task.status === 'failed') && task.finishedAt) statements.push(abortRunningSteps(task));
     return finish(statements);
   });

@@ -27,6 +27,10 @@ import { authRoutes } from './routes/auth.ts';
 import { deviceRoutes, type DeviceSockets } from './routes/devices.ts';
 import { fileRoutes } from './routes/files.ts';
 import { logRoutes } from './routes/logs.ts';
+import { notificationRoutes } from './routes/notifications.ts';
+import { webhookRoutes } from './routes/webhooks.ts';
+import { pushRoutes } from './routes/push.ts';
+import { vapidKeysOf } from '../domain/web-push.ts';
 import { scheduleRoutes } from './routes/schedules.ts';
 import { statsRoutes } from './routes/stats.ts';
 import { taskRoutes } from './routes/tasks.ts';
@@ -88,6 +92,11 @@ export function apiRoutes(deps: Pick<AppDeps, 'config' | 'temporal' | 'tokens' |
     ...logRoutes(),
     ...fileRoutes({ dataDir: deps.config.DATA_DIR, maxBytes: deps.config.FILE_MAX_BYTES, quotaBytes: deps.config.USER_QUOTA_BYTES }),
     ...statsRoutes({ presenceStaleMs: deps.config.WS_HEARTBEAT_MS * 3 }),
+    ...notificationRoutes(),
+    ...webhookRoutes({ allowPrivateTargets: deps.config.WEBHOOK_ALLOW_PRIVATE_TARGETS }),
+    ...pushRoutes({
+      vapid: () => vapidKeysOf(deps.config), allowPrivateTargets: deps.config.WEBHOOK_ALLOW_PRIVATE_TARGETS, fcm: Boolean(deps.config.FCM_CREDENTIALS_FILE),
+    }),
   ];
 }
 

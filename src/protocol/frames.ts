@@ -176,7 +176,10 @@ export const taskEventSchema = z.object({
 });
 export type TaskEventPayload = z.infer<typeof taskEventSchema>;
 
-export const notificationSchema = z.object({ task_id: sentId, kind: z.string(), title: z.string(), at: z.number() });
+/** A stored notification (`id` is its id in GET /notifications) as the user feed announces it. */
+export const notificationSchema = z.object({
+  id: sentId, task_id: sentId, kind: z.string(), title: z.string(), body: z.string().nullable(), at: z.number(),
+});
 export type NotificationPayload = z.infer<typeof notificationSchema>;
 
 /** Presence changes of the user's devices, on the user feed (`{scope: "user"}`). */

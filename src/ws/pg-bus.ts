@@ -9,15 +9,17 @@
 //   every node drops it from its session cache and closes its monitor sockets;
 // - `jarvis_presence`: a device's presence changed, sent in the changing statement, for the
 //   user feeds on every node (this one included: the notice is the only path).
+// - `jarvis_notifications`: a notification no run event announces (an approval reminder), for
+//   the user feeds.
 import pg from 'pg';
 import type { Logger } from '../logger.ts';
 import type { LiveBus, LiveEvent } from './live-bus.ts';
 import {
-  DEVICES_CHANNEL, EVENTS_CHANNEL, LIVE_CHANNEL, PRESENCE_CHANNEL, SESSIONS_CHANNEL, type DeviceAnnouncement, type PresenceNotice,
-  type TaskEventsNotice,
+  DEVICES_CHANNEL, EVENTS_CHANNEL, LIVE_CHANNEL, NOTIFICATIONS_CHANNEL, PRESENCE_CHANNEL, SESSIONS_CHANNEL,
+  type DeviceAnnouncement, type NotificationNotice, type PresenceNotice, type TaskEventsNotice,
 } from '../db/channels.ts';
 
-export type { DeviceAnnouncement, PresenceNotice, TaskEventsNotice };
+export type { DeviceAnnouncement, NotificationNotice, PresenceNotice, TaskEventsNotice };
 
 /** PostgreSQL rejects NOTIFY payloads of 8000 bytes or more. */
 const MAX_PAYLOAD = 7900;
@@ -30,6 +32,7 @@ export class PgBus implements LiveBus {
   private listener?: pg.Client;
   private readonly liveListeners = new Set<(e: LiveEvent) => void>();
   private readonly noticeListeners = new Set<(n: TaskEventsNotice) => void>();
+  private readonly notificationListeners = new Set<(n: NotificationNotice) => void>();
   private readonly deviceListeners = new Set<(d: DeviceAnnouncement) => void>();
   private readonly revokedListeners = new Set<(sessionId: string) => void>();
   private readonly presenceListeners = new Set<(p: PresenceNotice) => void>();
@@ -59,7 +62,7 @@ export class PgBus implements LiveBus {
     client.on('error', lost);
     client.on('end', () => lost());
     await client.connect();
-    await client.query(`listen ${LIVE_CHANNEL}; listen ${EVENTS_CHANNEL}; listen ${DEVICES_CHANNEL}; listen ${SESSIONS_CHANNEL}; listen ${PRESENCE_CHANNEL}`);
+    await client.query(`listen ${LIVE_CHANNEL}; listen ${EVENTS_CHANNEL}; listen ${DEVICES_CHANNEL}; listen ${SESSIONS_CHANNEL}; listen ${PRESENCE_CHANNEL}; listen ${NOTIFICATIONS_CHANNEL}`);
     this.listener = client;
     this.retry = 200;
     this.listenEpoch++;
@@ -97,6 +100,9 @@ export class PgBus implements LiveBus {
         for (const fn of this.liveListeners) fn(msg.event as LiveEvent);
       } else if (channel === EVENTS_CHANNEL) {
         for (const fn of this.noticeListeners) fn(msg as TaskEventsNotice);
+      } else if (channel === NOTIFICATIONS_CHANNEL) {
+        const n = { user_id: String(msg.user_id), id: String(msg.id) };
+        for (const fn of this.notificationListeners) fn(n);
       } else if (channel === DEVICES_CHANNEL) {
         if (msg.origin === this.nodeId) return;
         const d = { deviceId: String(msg.deviceId), connectionId: String(msg.connectionId), startedAt: Number(msg.startedAt) };
@@ -131,6 +137,11 @@ export class PgBus implements LiveBus {
   onTaskEvents(fn: (n: TaskEventsNotice) => void): () => void {
     this.noticeListeners.add(fn);
     return () => this.noticeListeners.delete(fn);
+  }
+
+  onStoredNotification(fn: (n: NotificationNotice) => void): () => void {
+    this.notificationListeners.add(fn);
+    return () => this.notificationListeners.delete(fn);
   }
 
   /** Tells the other nodes that this device has a new connection here. */

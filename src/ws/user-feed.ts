@@ -1,24 +1,20 @@
 // `{scope: "user"}` subscriptions: every durable event of every task of a user, new tasks
-// included, plus notifications when a run ends or needs an approval. Fed by the run mirror's
-// NOTIFY (committed events only) and read from task_events, once per notice per node however
-// many of the user's monitors listen.
+// included, plus the notifications those events caused (stored by the run mirror in the same
+// transaction, src/domain/notifications.ts). Fed by the run mirror's NOTIFY (committed events
+// only) and read from task_events and notifications, once per notice per node however many of
+// the user's monitors listen.
 import type { Orm } from '../db/orm.ts';
 import type { Logger } from '../logger.ts';
-import type { TaskEventsNotice } from './pg-bus.ts';
-import type { TaskEventPayload } from '../protocol/index.ts';
+import type { NotificationNotice, TaskEventsNotice } from './pg-bus.ts';
+import type { NotificationPayload, TaskEventPayload } from '../protocol/index.ts';
+import type { Notification } from '../db/entities.ts';
+import * as notificationsDb from '../db/notifications.ts';
 import * as tasksDb from '../db/tasks.ts';
 
 export interface UserFeedListener {
   event(ev: TaskEventPayload): void;
-  notify(n: { task_id: string; kind: string; title: string; at: number }): void;
+  notify(n: NotificationPayload): void;
 }
-
-const NOTIFY_KINDS: Record<string, (d: Record<string, unknown>) => string> = {
-  'run.completed': () => 'Run completed',
-  'run.failed': (d) => `Run failed: ${(d.error as { code?: string } | undefined)?.code ?? 'error'}`,
-  'run.cancelled': () => 'Run cancelled',
-  'run.waiting_approval': (d) => `Approval needed${d.message ? `: ${String(d.message)}` : ''}`,
-};
 
 export class UserFeeds {
   private readonly byUser = new Map<string, Set<UserFeedListener>>();
@@ -50,6 +46,18 @@ export class UserFeeds {
     return n;
   }
 
+  /** A notification no run event announces (an approval reminder): read it and pass it on. */
+  onStored(n: NotificationNotice): void {
+    if (!this.byUser.get(n.user_id)?.size) return;
+    notificationsDb.byId(this.orm.em.fork(), { userId: n.user_id }, n.id)
+      .then((note) => {
+        if (!note) return; // deleted with its task meanwhile
+        const frame = toFrame(note);
+        for (const l of this.byUser.get(n.user_id) ?? []) l.notify(frame);
+      })
+      .catch((err) => this.logger.warn({ err, notificationId: n.id }, 'user feed notification read failed'));
+  }
+
   onNotice(n: TaskEventsNotice & { from_seq?: number }): void {
     const listeners = this.byUser.get(n.user_id);
     if (!listeners?.size) return;
@@ -60,17 +68,23 @@ export class UserFeeds {
     // Reads run side by side, deliveries one after the other in notice order: two notices of a
     // task close together (a batch folded right after the one before it) must not reach monitors
     // as [2, 3, 1] because the first read came back last.
-    const read = tasksDb.eventsBetween(this.orm.em.fork(), n.task_id, from, n.seq);
+    const em = this.orm.em.fork();
+    const read = Promise.all([
+      tasksDb.eventsBetween(em, n.task_id, from, n.seq),
+      notificationsDb.ofTaskEvents(em, { userId: n.user_id }, n.task_id, from, n.seq),
+    ]);
     read.catch(() => undefined); // handled below, in order (not an unhandled rejection meanwhile)
     const previous = this.deliveries.get(n.task_id);
     const delivered: Promise<void> = (previous ? previous.then(() => read) : read)
-      .then((rows) => {
+      .then(([rows, notes]) => {
+        const bySeq = new Map(notes.map((x) => [x.seq, x]));
         for (const r of rows) {
           const ev: TaskEventPayload = { task_id: r.taskId, seq: r.seq, kind: r.kind, at: r.at.getTime(), data: r.data };
-          const title = NOTIFY_KINDS[r.kind]?.(r.data);
+          const note = bySeq.get(r.seq);
+          const frame = note && toFrame(note);
           for (const l of this.byUser.get(n.user_id) ?? []) {
             l.event(ev);
-            if (title) l.notify({ task_id: r.taskId, kind: r.kind, title, at: ev.at });
+            if (frame) l.notify(frame);
           }
         }
       })
@@ -80,4 +94,9 @@ export class UserFeeds {
       });
     this.deliveries.set(n.task_id, delivered);
   }
+}
+
+function toFrame(n: Notification): NotificationPayload {
+  // Every kind is about a run so far (the mirror and the approval sweep write them), so a task id is always there.
+  return { id: n.id, task_id: n.taskId!, kind: n.kind, title: n.title, body: n.body ?? null, at: n.createdAt.getTime() };
 }

@@ -54,6 +54,10 @@ export async function startSystem(opts: SystemOptions = {}): Promise<System> {
     // Test files sign up one user and open many monitors of it (200 in bridge.test);
     // ws-limits.test sets its own limit and checks it.
     WS_MAX_MONITORS_PER_USER: '10000',
+    // The notification sweeps claim every user's rows in the shared test database: only the
+    // files that test them turn them on (deliveries, notifications).
+    NOTIFY_DISPATCH_MS: '0',
+    APPROVAL_REMINDER_SWEEP_MS: '0',
     ...opts.env,
   };
   const config = loadConfig({ ...base, NODE_ID: `test-${randomUUID().slice(0, 8)}` });

@@ -137,7 +137,8 @@ describe('history streaming', () => {
     expect(durable(monitor.eventsOf(taskId)).map((e) => e.seq)).toEqual([1, 2, 3, 4, 5]);
     await monitor.waitFor(() => monitor.frames.some((f) => f.type === 'notification' && f.payload.task_id === taskId), 10_000);
     const note = monitor.framesOf('notification').find((f) => f.payload.task_id === taskId)!;
-    expect(note.payload).toMatchObject({ kind: 'run.completed', title: 'Run completed' });
+    expect(note.payload).toMatchObject({ kind: 'run.completed', title: 'Test workflow: Run completed', body: null });
+    expect(note.payload.id).toMatch(/^[0-9a-f-]{36}$/);
     // Another user's tasks never show up.
     const other = await signup(sys.api);
     const spy = new MonitorClient({ url: wsA, token: other.token });

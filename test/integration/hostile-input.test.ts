@@ -24,6 +24,7 @@ let user: { token: string; userId: string; email: string };
 let workflowId: string;
 let deviceId: string;
 let taskId: string;
+let webhookId: string;
 
 beforeAll(async () => {
   sys = await startSystem({
@@ -40,6 +41,9 @@ beforeAll(async () => {
   const task = await sys.api.post('/tasks', { workflow_id: workflowId, device_id: deviceId }, user.token);
   expect(task.status).toBe(201);
   taskId = task.body.data.task.id;
+  const hook = await sys.api.post('/webhooks', { url: 'https://example.com/hook' }, user.token);
+  expect(hook.status).toBe(201);
+  webhookId = hook.body.data.webhook.id;
 });
 
 afterAll(async () => {
@@ -357,18 +361,21 @@ describe('property-based query strings', () => {
   const enc = (x: string) => [...Buffer.from(x, 'utf8')].map((b) => `%${b.toString(16).padStart(2, '0')}`).join('');
 
   // Every GET route with a query schema (lists, stats, a task's events and logs), each of its
-  // parameters, every edge value. `:id` is the user's own task, or workflow (its versions).
+  // parameters, every edge value. `:id` is the user's own task, workflow (its versions) or webhook.
   const queried = offlineRoutes().filter((r) => r.method === 'get' && r.auth === 'user' && r.query);
+  const ownId = (path: string) => (path.startsWith('/webhooks/:id') ? webhookId : path.startsWith('/workflows/:id') ? workflowId : taskId);
   it('query routes come from the route list', () => {
     expect(queried.map((r) => r.path)).toEqual(expect.arrayContaining(['/tasks', '/workflows', '/tasks/:id/events']));
-    const ownId = (path: string) => path.startsWith('/tasks/:id') || path.startsWith('/workflows/:id');
-    for (const r of queried) expect([r.path, /:(?!id\b)/.test(r.path) || (r.path.includes(':') && !ownId(r.path))]).toEqual([r.path, false]);
+    for (const r of queried) {
+      const known = ['/tasks/:id', '/workflows/:id', '/webhooks/:id'].some((p) => r.path.startsWith(p));
+      expect([r.path, /:(?!id\b)/.test(r.path) || (r.path.includes(':') && !known)]).toEqual([r.path, false]);
+    }
   });
   for (const r of queried) {
     const params = Object.keys((r.query as unknown as { shape?: Record<string, unknown> }).shape ?? {});
     it(`GET ${r.path}: each of ${params.join(', ')} with every edge value (and some twice)`, async () => {
       expect(params.length).toBeGreaterThan(0);
-      const path = r.path.replace(':id', r.path.startsWith('/workflows/') ? workflowId : taskId);
+      const path = r.path.replace(':id', ownId(r.path));
       for (const k of params) {
         const queries = [
           ...EDGE_VALUES.map((v) => [`${k}=${enc(v)}`, JSON.stringify(v)]),

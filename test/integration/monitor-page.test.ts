@@ -427,6 +427,33 @@ describe('the web monitor in Chromium', () => {
     await viewer.waitFor({ state: 'hidden' });
   }, 60_000);
 
+  it('lists the notifications with an unread badge; opening one marks it read, and so does mark all read', async () => {
+    const unread = async () => (await sys.api.get('/notifications/unread-count', user.token)).body.data.unread as number;
+    // A run ends while the page is open: the feed's frame brings it into the list and the badge.
+    const quick = await addWorkflow(sys.api, user.token, linear([{ type: 'demo.echo' }]), 'Quick one');
+    const res = await sys.api.post('/tasks', { workflow_id: quick, device_id: device.id }, user.token);
+    expect(res.status).toBe(201);
+    const taskId: string = res.body.data.task.id;
+    const stored = await eventually(async () => ((await sys.api.get('/notifications?page_size=100', user.token)).body.data.list as { id: string; task_id: string; title: string }[])
+      .find((n) => n.task_id === taskId), 20_000, 'the stored notification');
+    const item = page.locator(`${sel('note')}[data-id="${stored.id}"]`);
+    await item.waitFor({ timeout: 15_000 });
+    expect(await item.innerText()).toContain('Quick one: Run completed');
+    expect(await item.getAttribute('class')).toContain('unread');
+    const before = await unread();
+    expect(before).toBeGreaterThan(0);
+    await waitText('notes-badge', (t) => t === String(before), 'the unread badge');
+    // Opening it marks it read and opens its task.
+    await item.click();
+    await waitText('task-id', (t) => t === taskId, 'the task opened');
+    await eventually(async () => (await unread()) === before - 1, 10_000, 'marked read');
+    await waitText('notes-badge', (t) => t === String(before - 1) || (before === 1 && t === '0'), 'the badge after a read');
+    await page.locator(sel('notes-read-all')).click();
+    await eventually(async () => (await unread()) === 0, 10_000, 'all read');
+    await page.locator(sel('notes-badge')).waitFor({ state: 'hidden', timeout: 10_000 });
+    expect(await page.locator(`${sel('note')}.unread`).count()).toBe(0);
+  }, 60_000);
+
   it('logs out: the tokens are gone and the session is revoked', async () => {
     const stored = await page.evaluate(() => JSON.parse(sessionStorage.getItem('jarvis.monitor.auth') ?? 'null'));
     await page.locator(sel('btn-logout')).click();

@@ -1,7 +1,7 @@
 // Security (issue 9): the authorization matrix of every route in the route list, owner scoping
 // of every `:id` route, the WebSocket roles, secrets kept out of the logs, and the security
 // headers on every kind of response.
-import { randomUUID } from 'node:crypto';
+import { createECDH, randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { SignJWT } from 'jose';
 import WebSocket from 'ws';
 import { offlineRoutes } from '../../scripts/openapi.ts';
-import { Device } from '../../src/db/entities.ts';
+import { Device, FcmToken, Notification, NotificationDelivery } from '../../src/db/entities.ts';
 import { AccessTokens } from '../../src/domain/tokens.ts';
 import { MAX_BODY_BYTES } from '../../src/http/app.ts';
 import type { RouteSpec } from '../../src/http/route.ts';
@@ -135,7 +135,7 @@ describe('authorization matrix of every route', () => {
 
 // ---- owner scoping -----------------------------------------------------------------------------
 
-type Resource = 'workflow' | 'device' | 'task' | 'schedule' | 'file';
+type Resource = 'workflow' | 'device' | 'task' | 'schedule' | 'file' | 'notification' | 'webhook' | 'delivery' | 'push_subscription' | 'fcm_token';
 
 /**
  * Every route with a path parameter: whose id it takes and a body that passes its validation
@@ -178,6 +178,13 @@ const ID_ROUTES: Record<string, { resource: Resource; body?: unknown; fixed?: Re
   'get /files/:id': { resource: 'file' },
   'get /files/:id/content': { resource: 'file' },
   'delete /files/:id': { resource: 'file' },
+  'get /notifications/:id/deliveries': { resource: 'notification' },
+  'put /webhooks/:id': { resource: 'webhook', body: { enabled: false } },
+  'delete /webhooks/:id': { resource: 'webhook' },
+  'get /webhooks/:id/deliveries': { resource: 'webhook' },
+  'post /webhooks/deliveries/:id/redeliver': { resource: 'delivery' },
+  'delete /push/subscriptions/:id': { resource: 'push_subscription' },
+  'delete /push/fcm-tokens/:id': { resource: 'fcm_token' },
 };
 const hasRoute = (k: string) => ROUTES.some((r) => key(r) === k);
 
@@ -205,6 +212,29 @@ describe('owner scoping of every :id route', () => {
     ids.schedule = schedule.body.data.schedule.id;
     cleanups.push(() => sys.api.del(`/schedules/${ids.schedule}`, a.token));
     deviceTokenHash = (await sys.orm.em.fork().findOneOrFail(Device, { id: ids.device })).tokenHash;
+    // A's notification, webhook and a finished delivery of it, a browser and an app install.
+    const hook = await sys.api.post('/webhooks', { url: 'https://example.com/a-hook' }, a.token);
+    expect(hook.status).toBe(201);
+    ids.webhook = hook.body.data.webhook.id;
+    const browserKey = createECDH('prime256v1');
+    browserKey.generateKeys();
+    const sub = await sys.api.post('/push/subscriptions', {
+      endpoint: `https://push.example.com/${randomUUID()}`, keys: { p256dh: browserKey.getPublicKey().toString('base64url'), auth: randomBytes(16).toString('base64url') },
+    }, a.token);
+    expect(sub.status).toBe(201);
+    ids.push_subscription = sub.body.data.subscription.id;
+    const em = sys.orm.em.fork();
+    ids.notification = randomUUID();
+    em.create(Notification, { id: ids.notification, userId: a.userId, kind: 'run.completed', title: 'A\'s run completed', taskId: ids.task, seq: 1000 });
+    await em.flush(); // before its delivery: the entities hold no relations to order the inserts by
+    ids.delivery = randomUUID();
+    em.create(NotificationDelivery, {
+      id: ids.delivery, userId: a.userId, notificationId: ids.notification, channel: 'webhook', endpointId: ids.webhook, status: 'succeeded',
+      attempts: 1, redeliveries: 0, startedAt: new Date(), finishedAt: new Date(),
+    });
+    ids.fcm_token = randomUUID();
+    em.create(FcmToken, { id: ids.fcm_token, userId: a.userId, token: `fcm-${randomUUID()}`, platform: 'android' });
+    await em.flush();
     if (hasRoute('post /files/upload')) {
       const form = new FormData();
       form.append('file', new Blob(['A\'s secret notes\n'], { type: 'text/plain' }), 'notes.txt');

@@ -57,7 +57,7 @@ describe('the monitor page codec', () => {
     const frames = [
       codec.encodeFrame({ type: 'hello', payload: { role: 'monitor', session_id: 's', heartbeat_ms: 1000, protocol: 1 } }),
       codec.encodeFrame({ type: 'task/event', payload: { task_id: task, seq: 2, kind: 'step.started', at: 5, data: {} } }, 'r1'),
-      codec.encodeFrame({ type: 'notification', payload: { task_id: task, kind: 'run.completed', title: 'Done', at: 5 } }),
+      codec.encodeFrame({ type: 'notification', payload: { id: '5d1c0f3e-2b4a-4c6d-8e9f-0a1b2c3d4e5f', task_id: task, kind: 'run.completed', title: 'Done', body: null, at: 5 } }),
       JSON.stringify({ id: 'x', type: 'task/event', payload: { task_id: task, kind: 'k', at: 'soon', data: {} } }),
       JSON.stringify({ id: 'x', type: 'step/dispatch', payload: {} }),
       'not json',

@@ -62,7 +62,7 @@ const serverToMonitor: ServerToMonitor[] = [
   { type: 'task/event', payload: { task_id: TASK, kind: 'log', at: 1_700_000_000_001, data: { level: 'info' } } },
   { type: 'device/presence', payload: { device_id: TASK, change: 'busy', is_online: true, is_busy: true, at: 1_700_000_000_002 } },
   { type: 'history/event', payload: { task_id: TASK, event_id: 7, event: { eventType: 'X' } } },
-  { type: 'notification', payload: { task_id: TASK, kind: 'run.completed', title: 'Run completed', at: 1 } },
+  { type: 'notification', payload: { id: '5d1c0f3e-2b4a-4c6d-8e9f-0a1b2c3d4e5f', task_id: TASK, kind: 'run.completed', title: 'Run completed', body: null, at: 1 } },
 ];
 
 function roundTrip<T>(frames: T[], encode: (f: T) => string, parse: (t: string) => { ok: boolean; frame?: unknown }) {

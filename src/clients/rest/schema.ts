@@ -365,6 +365,119 @@ export interface paths {
      */
     get: operations["getStatsOverview"];
   };
+  "/api/v1/notifications": {
+    /**
+     * List my notifications, newest first (unread=true: only unread ones; page or cursor)
+     * @description Needs a bearer access token. Answers 200: A page of my notifications.
+     */
+    get: operations["getNotifications"];
+  };
+  "/api/v1/notifications/unread-count": {
+    /**
+     * How many of my notifications are unread (the badge)
+     * @description Needs a bearer access token. Answers 200: The unread count.
+     */
+    get: operations["getNotificationsUnreadCount"];
+  };
+  "/api/v1/notifications/settings": {
+    /**
+     * My notification settings: channels per kind, quiet hours (defaults until saved)
+     * @description Needs a bearer access token. Answers 200: My settings, every channel and kind spelled out.
+     */
+    get: operations["getNotificationsSettings"];
+    /**
+     * Replace my notification settings (left out: on; quiet_hours null or left out: none)
+     * @description Needs a bearer access token. Answers 200: My settings as saved.
+     */
+    put: operations["putNotificationsSettings"];
+  };
+  "/api/v1/notifications/{id}/deliveries": {
+    /**
+     * Where one of my notifications went: its deliveries on every channel, with their status
+     * @description Needs a bearer access token. Answers 200: Its deliveries, oldest first.
+     */
+    get: operations["getNotificationsByIdDeliveries"];
+  };
+  "/api/v1/notifications/read": {
+    /**
+     * Mark notifications read: some of mine by id (others' ids are ignored), or all of mine
+     * @description Needs a bearer access token. Answers 200: How many were marked.
+     */
+    post: operations["postNotificationsRead"];
+  };
+  "/api/v1/webhooks": {
+    /**
+     * List my webhooks, newest first
+     * @description Needs a bearer access token. Answers 200: A page of my webhooks.
+     */
+    get: operations["getWebhooks"];
+    /**
+     * Add a webhook: notifications of the chosen kinds POSTed to a URL, signed per Standard Webhooks
+     * @description Needs a bearer access token. Answers 201: The webhook and its signing secret (shown only now).
+     */
+    post: operations["postWebhooks"];
+  };
+  "/api/v1/webhooks/{id}": {
+    /**
+     * Change a webhook (URL, kinds, on/off, description)
+     * @description Needs a bearer access token. Answers 200: The webhook as changed.
+     */
+    put: operations["putWebhooksById"];
+    /**
+     * Delete a webhook and its delivery log
+     * @description Needs a bearer access token. Answers 200: Deleted.
+     */
+    delete: operations["deleteWebhooksById"];
+  };
+  "/api/v1/webhooks/{id}/deliveries": {
+    /**
+     * The delivery log of one of my webhooks, newest first (status=failed: those that spent their retries)
+     * @description Needs a bearer access token. Answers 200: A page of deliveries.
+     */
+    get: operations["getWebhooksByIdDeliveries"];
+  };
+  "/api/v1/webhooks/deliveries/{id}/redeliver": {
+    /**
+     * Send a finished delivery again (same webhook-id); 409 while it is still under way
+     * @description Needs a bearer access token. Answers 202: The delivery, pending again.
+     */
+    post: operations["postWebhooksDeliveriesByIdRedeliver"];
+  };
+  "/api/v1/push/fcm-tokens": {
+    /**
+     * Save this app install's FCM registration token; the same token again updates it
+     * @description Needs a bearer access token. Answers 201 or 200: The token (200: it was saved before).
+     */
+    post: operations["postPushFcmTokens"];
+  };
+  "/api/v1/push/fcm-tokens/{id}": {
+    /**
+     * Stop pushing to an app install (sign-out)
+     * @description Needs a bearer access token. Answers 200: Deleted.
+     */
+    delete: operations["deletePushFcmTokensById"];
+  };
+  "/api/v1/push/vapid-public-key": {
+    /**
+     * The VAPID public key a browser subscribes with
+     * @description Needs a bearer access token. Answers 200: The key.
+     */
+    get: operations["getPushVapidPublicKey"];
+  };
+  "/api/v1/push/subscriptions": {
+    /**
+     * Save this browser's push subscription (its PushSubscription JSON); the same endpoint again updates it
+     * @description Needs a bearer access token. Answers 201 or 200: The subscription (200: it was saved before).
+     */
+    post: operations["postPushSubscriptions"];
+  };
+  "/api/v1/push/subscriptions/{id}": {
+    /**
+     * Stop pushing to a browser
+     * @description Needs a bearer access token. Answers 200: Deleted.
+     */
+    delete: operations["deletePushSubscriptionsById"];
+  };
   "/healthz": {
     /**
      * Liveness: the process is up
@@ -781,6 +894,147 @@ export interface components {
       content_type: string;
       size_bytes: number;
       sha256: string;
+      /** Format: date-time */
+      created_at: string;
+    };
+    Notification: {
+      /** Format: uuid */
+      id: string;
+      /** @enum {string} */
+      kind: "run.completed" | "run.failed" | "run.cancelled" | "approval.requested" | "approval.expiring" | "device.offline" | "schedule.run_failed";
+      title: string;
+      body: string | null;
+      task_id: string | null;
+      workflow_id: string | null;
+      /** @description The workflow's name when the notification was written */
+      workflow_name: string | null;
+      device_id: string | null;
+      /** @description The device's name when the notification was written */
+      device_name: string | null;
+      /** @description Paths on this server (relative to its public URL) that open what the notification is about */
+      links: {
+        /** @description The task on the web monitor page */
+        monitor: string | null;
+        /** @description GET this for the task */
+        task: string | null;
+        /** @description POST the decision here (approval.requested and approval.expiring) */
+        approval: string | null;
+      };
+      /** Format: date-time */
+      created_at: string;
+      read_at: string | null;
+    };
+    /** @description Which channels reach me for which kinds, and quiet hours for pushes. The list and the open app's feed always get every notification. */
+    NotificationSettings: {
+      channels: {
+        web_push: {
+          enabled: boolean;
+          /** @description Per kind: false turns that kind off on this channel */
+          kinds: {
+            "run.completed": boolean;
+            "run.failed": boolean;
+            "run.cancelled": boolean;
+            "approval.requested": boolean;
+            "approval.expiring": boolean;
+            "device.offline": boolean;
+            "schedule.run_failed": boolean;
+          };
+        };
+        fcm: {
+          enabled: boolean;
+          /** @description Per kind: false turns that kind off on this channel */
+          kinds: {
+            "run.completed": boolean;
+            "run.failed": boolean;
+            "run.cancelled": boolean;
+            "approval.requested": boolean;
+            "approval.expiring": boolean;
+            "device.offline": boolean;
+            "schedule.run_failed": boolean;
+          };
+        };
+        webhook: {
+          enabled: boolean;
+          /** @description Per kind: false turns that kind off on this channel */
+          kinds: {
+            "run.completed": boolean;
+            "run.failed": boolean;
+            "run.cancelled": boolean;
+            "approval.requested": boolean;
+            "approval.expiring": boolean;
+            "device.offline": boolean;
+            "schedule.run_failed": boolean;
+          };
+        };
+      };
+      quiet_hours: components["schemas"]["QuietHours"] | null;
+      /** @description Null until first saved (the defaults) */
+      updated_at: string | null;
+    };
+    QuietHours: {
+      /** @description Local time "HH:MM" the quiet hours start */
+      start: string;
+      /** @description Local time "HH:MM" they end (before start: they span midnight); held pushes go out then, as one digest */
+      end: string;
+      /** @description IANA time zone, e.g. "Europe/Berlin" */
+      timezone: string;
+    };
+    WebhookDelivery: {
+      /** Format: uuid */
+      id: string;
+      /**
+       * Format: uuid
+       * @description Also the webhook-id header of every request of this delivery
+       */
+      notification_id: string;
+      /** @enum {string} */
+      channel: "web_push" | "fcm" | "webhook";
+      /** @description The webhook endpoint (channel webhook) */
+      webhook_id: string | null;
+      /** @description The browser's push subscription (channel web_push); its deliveries go with it when it is deleted */
+      push_subscription_id: string | null;
+      /** @description The app install's FCM token (channel fcm); its deliveries go with it when it is deleted */
+      fcm_token_id: string | null;
+      /**
+       * @description pending: being delivered, retried or held for quiet hours; failed: retries spent, or the target refused or gone; digested: sent in another delivery's digest
+       * @enum {string}
+       */
+      status: "pending" | "succeeded" | "failed" | "digested";
+      /** @description Held for quiet hours until then */
+      not_before: string | null;
+      attempts: number;
+      redeliveries: number;
+      last_status_code: number | null;
+      last_error: string | null;
+      /** Format: date-time */
+      created_at: string;
+      finished_at: string | null;
+    };
+    WebhookEndpoint: {
+      /** Format: uuid */
+      id: string;
+      url: string;
+      /** @description The kinds it gets; empty: every kind */
+      kinds: ("run.completed" | "run.failed" | "run.cancelled" | "approval.requested" | "approval.expiring" | "device.offline" | "schedule.run_failed")[];
+      enabled: boolean;
+      description: string | null;
+      /** Format: date-time */
+      created_at: string;
+      /** Format: date-time */
+      updated_at: string;
+    };
+    FcmToken: {
+      /** Format: uuid */
+      id: string;
+      platform: string | null;
+      /** Format: date-time */
+      created_at: string;
+    };
+    PushSubscription: {
+      /** Format: uuid */
+      id: string;
+      endpoint: string;
+      user_agent: string | null;
       /** Format: date-time */
       created_at: string;
     };
@@ -4839,6 +5093,1173 @@ export interface operations {
       };
       /** @description Missing, invalid, expired or revoked access token (code 1002) */
       401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait */
+          "Retry-After"?: number;
+          /** @description Requests per minute of the bucket closest to empty */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in that bucket */
+          "RateLimit-Remaining"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Internal server error (code 5000) */
+      500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  /**
+   * List my notifications, newest first (unread=true: only unread ones; page or cursor)
+   * @description Needs a bearer access token. Answers 200: A page of my notifications.
+   */
+  getNotifications: {
+    parameters: {
+      query?: {
+        page?: number;
+        page_size?: number;
+        cursor?: string;
+        unread?: "true" | "false";
+      };
+    };
+    responses: {
+      /** @description A page of my notifications */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & ({
+            data: {
+              list: components["schemas"]["Notification"][];
+              total: number;
+              page: number;
+              page_size: number;
+              /** @description Pass as `cursor` for the next page (lists that page by cursor); null at the end */
+              next_cursor: string | null;
+            };
+          });
+        };
+      };
+      /** @description Invalid parameters (code 1001); `data.errors` lists each bad field as `{path, message}` */
+      400: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing, invalid, expired or revoked access token (code 1002) */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait */
+          "Retry-After"?: number;
+          /** @description Requests per minute of the bucket closest to empty */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in that bucket */
+          "RateLimit-Remaining"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Internal server error (code 5000) */
+      500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  /**
+   * How many of my notifications are unread (the badge)
+   * @description Needs a bearer access token. Answers 200: The unread count.
+   */
+  getNotificationsUnreadCount: {
+    responses: {
+      /** @description The unread count */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & {
+            data: {
+              unread: number;
+            };
+          };
+        };
+      };
+      /** @description Missing, invalid, expired or revoked access token (code 1002) */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait */
+          "Retry-After"?: number;
+          /** @description Requests per minute of the bucket closest to empty */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in that bucket */
+          "RateLimit-Remaining"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Internal server error (code 5000) */
+      500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  /**
+   * My notification settings: channels per kind, quiet hours (defaults until saved)
+   * @description Needs a bearer access token. Answers 200: My settings, every channel and kind spelled out.
+   */
+  getNotificationsSettings: {
+    responses: {
+      /** @description My settings, every channel and kind spelled out */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & {
+            data: {
+              settings: components["schemas"]["NotificationSettings"];
+            };
+          };
+        };
+      };
+      /** @description Missing, invalid, expired or revoked access token (code 1002) */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait */
+          "Retry-After"?: number;
+          /** @description Requests per minute of the bucket closest to empty */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in that bucket */
+          "RateLimit-Remaining"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Internal server error (code 5000) */
+      500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  /**
+   * Replace my notification settings (left out: on; quiet_hours null or left out: none)
+   * @description Needs a bearer access token. Answers 200: My settings as saved.
+   */
+  putNotificationsSettings: {
+    requestBody?: {
+      content: {
+        "application/json": {
+          channels?: {
+            web_push?: {
+              enabled?: boolean;
+              kinds?: {
+                "run.completed"?: boolean;
+                "run.failed"?: boolean;
+                "run.cancelled"?: boolean;
+                "approval.requested"?: boolean;
+                "approval.expiring"?: boolean;
+                "device.offline"?: boolean;
+                "schedule.run_failed"?: boolean;
+              };
+            };
+            fcm?: {
+              enabled?: boolean;
+              kinds?: {
+                "run.completed"?: boolean;
+                "run.failed"?: boolean;
+                "run.cancelled"?: boolean;
+                "approval.requested"?: boolean;
+                "approval.expiring"?: boolean;
+                "device.offline"?: boolean;
+                "schedule.run_failed"?: boolean;
+              };
+            };
+            webhook?: {
+              enabled?: boolean;
+              kinds?: {
+                "run.completed"?: boolean;
+                "run.failed"?: boolean;
+                "run.cancelled"?: boolean;
+                "approval.requested"?: boolean;
+                "approval.expiring"?: boolean;
+                "device.offline"?: boolean;
+                "schedule.run_failed"?: boolean;
+              };
+            };
+          };
+          quiet_hours?: {
+            start: string;
+            end: string;
+            timezone: string;
+          } | null;
+        };
+      };
+    };
+    responses: {
+      /** @description My settings as saved */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & {
+            data: {
+              settings: components["schemas"]["NotificationSettings"];
+            };
+          };
+        };
+      };
+      /** @description Invalid parameters (code 1001); `data.errors` lists each bad field as `{path, message}` */
+      400: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing, invalid, expired or revoked access token (code 1002) */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Request body over this route's 64 KiB limit (code 1001) */
+      413: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Content-Type is not application/json (code 1001) */
+      415: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait */
+          "Retry-After"?: number;
+          /** @description Requests per minute of the bucket closest to empty */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in that bucket */
+          "RateLimit-Remaining"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Internal server error (code 5000) */
+      500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  /**
+   * Where one of my notifications went: its deliveries on every channel, with their status
+   * @description Needs a bearer access token. Answers 200: Its deliveries, oldest first.
+   */
+  getNotificationsByIdDeliveries: {
+    parameters: {
+      path: {
+        id: string;
+      };
+    };
+    responses: {
+      /** @description Its deliveries, oldest first */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & {
+            data: {
+              list: components["schemas"]["WebhookDelivery"][];
+            };
+          };
+        };
+      };
+      /** @description Invalid parameters (code 1001); `data.errors` lists each bad field as `{path, message}` */
+      400: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing, invalid, expired or revoked access token (code 1002) */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Not found, or not yours (code 2001) */
+      404: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait */
+          "Retry-After"?: number;
+          /** @description Requests per minute of the bucket closest to empty */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in that bucket */
+          "RateLimit-Remaining"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Internal server error (code 5000) */
+      500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  /**
+   * Mark notifications read: some of mine by id (others' ids are ignored), or all of mine
+   * @description Needs a bearer access token. Answers 200: How many were marked.
+   */
+  postNotificationsRead: {
+    requestBody?: {
+      content: {
+        "application/json": {
+          ids?: string[];
+          /** @constant */
+          all?: true;
+        };
+      };
+    };
+    responses: {
+      /** @description How many were marked */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & {
+            data: {
+              /** @description How many unread notifications this marked read */
+              marked: number;
+            };
+          };
+        };
+      };
+      /** @description Invalid parameters (code 1001); `data.errors` lists each bad field as `{path, message}` */
+      400: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing, invalid, expired or revoked access token (code 1002) */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Request body over this route's 64 KiB limit (code 1001) */
+      413: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Content-Type is not application/json (code 1001) */
+      415: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait */
+          "Retry-After"?: number;
+          /** @description Requests per minute of the bucket closest to empty */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in that bucket */
+          "RateLimit-Remaining"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Internal server error (code 5000) */
+      500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  /**
+   * List my webhooks, newest first
+   * @description Needs a bearer access token. Answers 200: A page of my webhooks.
+   */
+  getWebhooks: {
+    parameters: {
+      query?: {
+        page?: number;
+        page_size?: number;
+        cursor?: string;
+      };
+    };
+    responses: {
+      /** @description A page of my webhooks */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & ({
+            data: {
+              list: components["schemas"]["WebhookEndpoint"][];
+              total: number;
+              page: number;
+              page_size: number;
+              /** @description Pass as `cursor` for the next page (lists that page by cursor); null at the end */
+              next_cursor: string | null;
+            };
+          });
+        };
+      };
+      /** @description Invalid parameters (code 1001); `data.errors` lists each bad field as `{path, message}` */
+      400: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing, invalid, expired or revoked access token (code 1002) */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait */
+          "Retry-After"?: number;
+          /** @description Requests per minute of the bucket closest to empty */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in that bucket */
+          "RateLimit-Remaining"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Internal server error (code 5000) */
+      500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  /**
+   * Add a webhook: notifications of the chosen kinds POSTed to a URL, signed per Standard Webhooks
+   * @description Needs a bearer access token. Answers 201: The webhook and its signing secret (shown only now).
+   */
+  postWebhooks: {
+    requestBody: {
+      content: {
+        "application/json": {
+          url: string;
+          kinds?: ("run.completed" | "run.failed" | "run.cancelled" | "approval.requested" | "approval.expiring" | "device.offline" | "schedule.run_failed")[];
+          description?: string | null;
+        };
+      };
+    };
+    responses: {
+      /** @description The webhook and its signing secret (shown only now) */
+      201: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & {
+            data: {
+              webhook: components["schemas"]["WebhookEndpoint"];
+              /** @description The signing secret ("whsec_..."), shown only here: verify each request's webhook-signature with it (Standard Webhooks) */
+              secret: string;
+            };
+          };
+        };
+      };
+      /** @description Invalid parameters (code 1001); `data.errors` lists each bad field as `{path, message}` */
+      400: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing, invalid, expired or revoked access token (code 1002) */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Request body over this route's 64 KiB limit (code 1001) */
+      413: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Content-Type is not application/json (code 1001) */
+      415: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait */
+          "Retry-After"?: number;
+          /** @description Requests per minute of the bucket closest to empty */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in that bucket */
+          "RateLimit-Remaining"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Internal server error (code 5000) */
+      500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  /**
+   * Change a webhook (URL, kinds, on/off, description)
+   * @description Needs a bearer access token. Answers 200: The webhook as changed.
+   */
+  putWebhooksById: {
+    parameters: {
+      path: {
+        id: string;
+      };
+    };
+    requestBody?: {
+      content: {
+        "application/json": {
+          url?: string;
+          kinds?: ("run.completed" | "run.failed" | "run.cancelled" | "approval.requested" | "approval.expiring" | "device.offline" | "schedule.run_failed")[];
+          enabled?: boolean;
+          description?: string | null;
+        };
+      };
+    };
+    responses: {
+      /** @description The webhook as changed */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & {
+            data: {
+              webhook: components["schemas"]["WebhookEndpoint"];
+            };
+          };
+        };
+      };
+      /** @description Invalid parameters (code 1001); `data.errors` lists each bad field as `{path, message}` */
+      400: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing, invalid, expired or revoked access token (code 1002) */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Not found, or not yours (code 2001) */
+      404: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Request body over this route's 64 KiB limit (code 1001) */
+      413: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Content-Type is not application/json (code 1001) */
+      415: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait */
+          "Retry-After"?: number;
+          /** @description Requests per minute of the bucket closest to empty */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in that bucket */
+          "RateLimit-Remaining"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Internal server error (code 5000) */
+      500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  /**
+   * Delete a webhook and its delivery log
+   * @description Needs a bearer access token. Answers 200: Deleted.
+   */
+  deleteWebhooksById: {
+    parameters: {
+      path: {
+        id: string;
+      };
+    };
+    responses: {
+      /** @description Deleted */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & {
+            data: {
+              /** @constant */
+              deleted: true;
+            };
+          };
+        };
+      };
+      /** @description Invalid parameters (code 1001); `data.errors` lists each bad field as `{path, message}` */
+      400: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing, invalid, expired or revoked access token (code 1002) */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Not found, or not yours (code 2001) */
+      404: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait */
+          "Retry-After"?: number;
+          /** @description Requests per minute of the bucket closest to empty */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in that bucket */
+          "RateLimit-Remaining"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Internal server error (code 5000) */
+      500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  /**
+   * The delivery log of one of my webhooks, newest first (status=failed: those that spent their retries)
+   * @description Needs a bearer access token. Answers 200: A page of deliveries.
+   */
+  getWebhooksByIdDeliveries: {
+    parameters: {
+      query?: {
+        page?: number;
+        page_size?: number;
+        cursor?: string;
+        status?: "pending" | "succeeded" | "failed";
+      };
+      path: {
+        id: string;
+      };
+    };
+    responses: {
+      /** @description A page of deliveries */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & ({
+            data: {
+              list: components["schemas"]["WebhookDelivery"][];
+              total: number;
+              page: number;
+              page_size: number;
+              /** @description Pass as `cursor` for the next page (lists that page by cursor); null at the end */
+              next_cursor: string | null;
+            };
+          });
+        };
+      };
+      /** @description Invalid parameters (code 1001); `data.errors` lists each bad field as `{path, message}` */
+      400: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing, invalid, expired or revoked access token (code 1002) */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Not found, or not yours (code 2001) */
+      404: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait */
+          "Retry-After"?: number;
+          /** @description Requests per minute of the bucket closest to empty */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in that bucket */
+          "RateLimit-Remaining"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Internal server error (code 5000) */
+      500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  /**
+   * Send a finished delivery again (same webhook-id); 409 while it is still under way
+   * @description Needs a bearer access token. Answers 202: The delivery, pending again.
+   */
+  postWebhooksDeliveriesByIdRedeliver: {
+    parameters: {
+      path: {
+        id: string;
+      };
+    };
+    responses: {
+      /** @description The delivery, pending again */
+      202: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & {
+            data: {
+              delivery: components["schemas"]["WebhookDelivery"];
+            };
+          };
+        };
+      };
+      /** @description Invalid parameters (code 1001); `data.errors` lists each bad field as `{path, message}` */
+      400: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing, invalid, expired or revoked access token (code 1002) */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Not found, or not yours (code 2001) */
+      404: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Conflicts with the current state, e.g. the run is not in a state that allows it (code 3001), or a unique value is already taken (code 1001) */
+      409: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait */
+          "Retry-After"?: number;
+          /** @description Requests per minute of the bucket closest to empty */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in that bucket */
+          "RateLimit-Remaining"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Internal server error (code 5000) */
+      500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  /**
+   * Save this app install's FCM registration token; the same token again updates it
+   * @description Needs a bearer access token. Answers 201 or 200: The token (200: it was saved before).
+   */
+  postPushFcmTokens: {
+    requestBody: {
+      content: {
+        "application/json": {
+          token: string;
+          /** @enum {string} */
+          platform?: "android" | "ios" | "web";
+        };
+      };
+    };
+    responses: {
+      /** @description The token (200: it was saved before) */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & {
+            data: {
+              fcm_token: components["schemas"]["FcmToken"];
+            };
+          };
+        };
+      };
+      /** @description The token (200: it was saved before) */
+      201: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & {
+            data: {
+              fcm_token: components["schemas"]["FcmToken"];
+            };
+          };
+        };
+      };
+      /** @description Invalid parameters (code 1001); `data.errors` lists each bad field as `{path, message}` */
+      400: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing, invalid, expired or revoked access token (code 1002) */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Request body over this route's 64 KiB limit (code 1001) */
+      413: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Content-Type is not application/json (code 1001) */
+      415: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait */
+          "Retry-After"?: number;
+          /** @description Requests per minute of the bucket closest to empty */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in that bucket */
+          "RateLimit-Remaining"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Internal server error (code 5000) */
+      500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description A dependency (Temporal or PostgreSQL) is unavailable; retry later (code 5000) */
+      503: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  /**
+   * Stop pushing to an app install (sign-out)
+   * @description Needs a bearer access token. Answers 200: Deleted.
+   */
+  deletePushFcmTokensById: {
+    parameters: {
+      path: {
+        id: string;
+      };
+    };
+    responses: {
+      /** @description Deleted */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & {
+            data: {
+              /** @constant */
+              deleted: true;
+            };
+          };
+        };
+      };
+      /** @description Invalid parameters (code 1001); `data.errors` lists each bad field as `{path, message}` */
+      400: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing, invalid, expired or revoked access token (code 1002) */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Not found, or not yours (code 2001) */
+      404: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait */
+          "Retry-After"?: number;
+          /** @description Requests per minute of the bucket closest to empty */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in that bucket */
+          "RateLimit-Remaining"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Internal server error (code 5000) */
+      500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  /**
+   * The VAPID public key a browser subscribes with
+   * @description Needs a bearer access token. Answers 200: The key.
+   */
+  getPushVapidPublicKey: {
+    responses: {
+      /** @description The key */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & {
+            data: {
+              /** @description The VAPID public key (base64url): pass it as applicationServerKey to pushManager.subscribe() */
+              public_key: string;
+            };
+          };
+        };
+      };
+      /** @description Missing, invalid, expired or revoked access token (code 1002) */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait */
+          "Retry-After"?: number;
+          /** @description Requests per minute of the bucket closest to empty */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in that bucket */
+          "RateLimit-Remaining"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Internal server error (code 5000) */
+      500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description A dependency (Temporal or PostgreSQL) is unavailable; retry later (code 5000) */
+      503: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  /**
+   * Save this browser's push subscription (its PushSubscription JSON); the same endpoint again updates it
+   * @description Needs a bearer access token. Answers 201 or 200: The subscription (200: it was saved before).
+   */
+  postPushSubscriptions: {
+    requestBody: {
+      content: {
+        "application/json": {
+          endpoint: string;
+          expirationTime?: number | null;
+          keys: {
+            p256dh: string;
+            auth: string;
+          };
+          user_agent?: string;
+        };
+      };
+    };
+    responses: {
+      /** @description The subscription (200: it was saved before) */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & {
+            data: {
+              subscription: components["schemas"]["PushSubscription"];
+            };
+          };
+        };
+      };
+      /** @description The subscription (200: it was saved before) */
+      201: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & {
+            data: {
+              subscription: components["schemas"]["PushSubscription"];
+            };
+          };
+        };
+      };
+      /** @description Invalid parameters (code 1001); `data.errors` lists each bad field as `{path, message}` */
+      400: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing, invalid, expired or revoked access token (code 1002) */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Request body over this route's 64 KiB limit (code 1001) */
+      413: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Content-Type is not application/json (code 1001) */
+      415: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests (code 4029): over the per-IP, per-user or login/register limit, or (POST /tasks) the account's unfinished runs; wait the `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait */
+          "Retry-After"?: number;
+          /** @description Requests per minute of the bucket closest to empty */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in that bucket */
+          "RateLimit-Remaining"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Internal server error (code 5000) */
+      500: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description A dependency (Temporal or PostgreSQL) is unavailable; retry later (code 5000) */
+      503: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  /**
+   * Stop pushing to a browser
+   * @description Needs a bearer access token. Answers 200: Deleted.
+   */
+  deletePushSubscriptionsById: {
+    parameters: {
+      path: {
+        id: string;
+      };
+    };
+    responses: {
+      /** @description Deleted */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Envelope"] & {
+            data: {
+              /** @constant */
+              deleted: true;
+            };
+          };
+        };
+      };
+      /** @description Invalid parameters (code 1001); `data.errors` lists each bad field as `{path, message}` */
+      400: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing, invalid, expired or revoked access token (code 1002) */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Not found, or not yours (code 2001) */
+      404: {
         content: {
           "application/json": components["schemas"]["Error"];
         };

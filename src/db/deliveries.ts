@@ -1,0 +1,186 @@
+// Notification deliveries (one notification to one webhook endpoint or push subscription): the
+// dispatcher's outbox, the delivery activity's reads and writes, and the delivery log.
+import type { EntityManager } from '@mikro-orm/postgresql';
+import {
+  FcmToken, Notification, NotificationDelivery, NotificationSettings, PushSubscription, WebhookEndpoint, type NotificationChannel,
+  type NotificationKind,
+} from './entities.ts';
+import type { OwnedRepos } from './owned.ts';
+import { plainRow } from './rows.ts';
+import { dbOf, sql } from './sql.ts';
+
+export async function getDelivery(repos: OwnedRepos, id: string): Promise<NotificationDelivery> {
+  return repos.get(NotificationDelivery, id, 'delivery');
+}
+
+/**
+ * Sends one of the user's finished deliveries again: a new workflow (the dispatcher starts it),
+ * the same webhook-id, so the receiver can tell it is the same notification. Null: still under way.
+ */
+export async function redeliver(repos: OwnedRepos, id: string): Promise<NotificationDelivery | null> {
+  const row = await (await dbOf(repos.root)).one(sql`update notification_deliveries
+      set status = 'pending', redeliveries = redeliveries + 1, started_at = null, finished_at = null, not_before = null, updated_at = now()
+    where id = ${id} and user_id = ${repos.userId} and status in ('succeeded', 'failed') returning *`);
+  return row ? plainRow(repos.root, NotificationDelivery, row) : null;
+}
+
+export const deliveriesWhere = (endpointId: string, status?: string): Record<string, unknown> =>
+  (status ? { endpointId, status } : { endpointId });
+
+/** The deliveries of one of the user's notifications, every channel, oldest first. */
+export async function ofNotification(repos: OwnedRepos, notificationId: string): Promise<NotificationDelivery[]> {
+  return repos.find(NotificationDelivery, { notificationId }, { orderBy: { createdAt: 'asc', id: 'asc' } });
+}
+
+// ---- the dispatcher ------------------------------------------------------------------------
+
+export interface Undispatched {
+  id: string;
+  userId: string;
+  kind: NotificationKind;
+}
+
+export interface DispatchInputs {
+  notifications: Undispatched[];
+  endpoints: WebhookEndpoint[];
+  subscriptions: PushSubscription[];
+  fcmTokens: FcmToken[];
+  settings: NotificationSettings[];
+}
+
+export interface NewDelivery {
+  notificationId: string;
+  userId: string;
+  channel: NotificationChannel;
+  endpointId: string | null;
+  subscriptionId: string | null;
+  fcmTokenId: string | null;
+  /** Held until then (quiet hours). */
+  notBefore: Date | null;
+}
+
+/**
+ * Claims up to `limit` notifications nobody has dispatched (other nodes skip them meanwhile),
+ * hands them with their users' targets and settings to `decide`, stores the deliveries it
+ * answers and marks the notifications dispatched, in one transaction: a crash leaves them
+ * undispatched, never half.
+ */
+export async function dispatch(em: EntityManager, limit: number, decide: (inputs: DispatchInputs) => NewDelivery[]): Promise<number> {
+  const db = await dbOf(em);
+  return db.transaction(async (tx) => {
+    await tx.run(['begin']);
+    const claimed = await tx.all(sql`select id, user_id, kind from notifications where dispatched_at is null
+      order by created_at limit ${limit}::int for update skip locked`);
+    if (claimed.length === 0) {
+      await tx.run(['commit']);
+      return 0;
+    }
+    const users = [...new Set(claimed.map((r) => r.user_id as string))];
+    const endpoints = (await tx.all(sql`select * from webhook_endpoints where user_id = any(${users}::uuid[]) and enabled`))
+      .map((r) => plainRow(em, WebhookEndpoint, r));
+    const subscriptions = (await tx.all(sql`select * from push_subscriptions where user_id = any(${users}::uuid[])`))
+      .map((r) => plainRow(em, PushSubscription, r));
+    const fcmTokens = (await tx.all(sql`select * from fcm_tokens where user_id = any(${users}::uuid[])`))
+      .map((r) => plainRow(em, FcmToken, r));
+    const settings = (await tx.all(sql`select * from notification_settings where user_id = any(${users}::uuid[])`))
+      .map((r) => plainRow(em, NotificationSettings, r));
+    const notifications = claimed.map((r) => ({ id: r.id as string, userId: r.user_id as string, kind: r.kind as NotificationKind }));
+    const deliveries = decide({ notifications, endpoints, subscriptions, fcmTokens, settings });
+    if (deliveries.length) {
+      const col = <K extends keyof NewDelivery>(k: K) => deliveries.map((d) => d[k]);
+      await tx.all(sql`insert into notification_deliveries (id, user_id, notification_id, channel, endpoint_id, subscription_id, fcm_token_id, not_before, status)
+        select gen_random_uuid(), d.user_id, d.notification_id, d.channel, d.endpoint_id, d.subscription_id, d.fcm_token_id, d.not_before, 'pending'
+          from unnest(${col('userId')}::uuid[], ${col('notificationId')}::uuid[], ${col('channel')}::varchar[], ${col('endpointId')}::uuid[],
+                      ${col('subscriptionId')}::uuid[], ${col('fcmTokenId')}::uuid[], ${col('notBefore')}::timestamptz[])
+            as d (user_id, notification_id, channel, endpoint_id, subscription_id, fcm_token_id, not_before)
+        on conflict do nothing`);
+    }
+    await tx.all(sql`update notifications set dispatched_at = now() where id = any(${notifications.map((n) => n.id)}::uuid[])`);
+    await tx.run(['commit']);
+    return deliveries.length;
+  });
+}
+
+/**
+ * Pushes held for quiet hours that are now due, when a subscription has several: all but the
+ * newest become `digested` into the newest, whose push then tells of them all. Returns how many
+ * were folded into a digest.
+ */
+export async function foldDueDigests(em: EntityManager): Promise<number> {
+  // Newest by the notification's time: a dispatch pass writes several deliveries at one instant.
+  const rows = await (await dbOf(em)).all(sql`with due as (
+      select d.id, row_number() over w as rank, first_value(d.id) over w as carrier
+        from notification_deliveries d join notifications n on n.id = d.notification_id
+       where d.status = 'pending' and d.started_at is null and d.not_before is not null and d.not_before <= now()
+         and (d.subscription_id is not null or d.fcm_token_id is not null)
+      window w as (partition by d.subscription_id, d.fcm_token_id order by n.created_at desc, n.id desc))
+    update notification_deliveries d set status = 'digested', digest_id = due.carrier, finished_at = now(), updated_at = now()
+      from due where d.id = due.id and due.rank > 1 returning d.id`);
+  return rows.length;
+}
+
+/** Deliveries whose workflow is not started yet (new ones, redeliveries; held ones once due), oldest first. */
+export async function unstarted(em: EntityManager, limit: number): Promise<NotificationDelivery[]> {
+  const rows = await (await dbOf(em)).all(sql`select * from notification_deliveries
+    where started_at is null and status = 'pending' and (not_before is null or not_before <= now()) order by created_at limit ${limit}::int`);
+  return rows.map((r) => plainRow(em, NotificationDelivery, r));
+}
+
+export async function markStarted(em: EntityManager, id: string, redeliveries: number): Promise<void> {
+  // Only the round it was started for: a redelivery asked for meanwhile still gets its own.
+  await (await dbOf(em)).all(sql`update notification_deliveries set started_at = now() where id = ${id} and redeliveries = ${redeliveries}::int and started_at is null`);
+}
+
+// ---- the delivery activity -----------------------------------------------------------------
+
+export interface DeliveryTarget {
+  delivery: NotificationDelivery;
+  notification: Notification;
+  endpoint: WebhookEndpoint | null;
+  subscription: PushSubscription | null;
+  fcmToken: FcmToken | null;
+  /** The notifications a digest carries besides its own, newest first. */
+  digested: Notification[];
+}
+
+/** What one delivery needs; null when the delivery, its target or its notification is gone. */
+export async function target(em: EntityManager, deliveryId: string): Promise<DeliveryTarget | null> {
+  const db = await dbOf(em);
+  const row = await db.one(sql`select row_to_json(d) as delivery, row_to_json(n) as notification,
+        row_to_json(e) as endpoint, row_to_json(s) as subscription, row_to_json(f) as fcm_token
+      from notification_deliveries d
+      join notifications n on n.id = d.notification_id
+      left join webhook_endpoints e on e.id = d.endpoint_id
+      left join push_subscriptions s on s.id = d.subscription_id
+      left join fcm_tokens f on f.id = d.fcm_token_id
+     where d.id = ${deliveryId}`);
+  if (!row || (!row.endpoint && !row.subscription && !row.fcm_token)) return null;
+  const digested = await db.all(sql`select n.* from notification_deliveries d join notifications n on n.id = d.notification_id
+    where d.digest_id = ${deliveryId} order by n.created_at desc, n.id desc`);
+  return {
+    delivery: plainRow(em, NotificationDelivery, row.delivery as Record<string, unknown>),
+    notification: plainRow(em, Notification, row.notification as Record<string, unknown>),
+    endpoint: row.endpoint ? plainRow(em, WebhookEndpoint, row.endpoint as Record<string, unknown>) : null,
+    subscription: row.subscription ? plainRow(em, PushSubscription, row.subscription as Record<string, unknown>) : null,
+    fcmToken: row.fcm_token ? plainRow(em, FcmToken, row.fcm_token as Record<string, unknown>) : null,
+    digested: digested.map((r) => plainRow(em, Notification, r)),
+  };
+}
+
+/** One attempt's outcome; a status other than pending settles the delivery. */
+export async function recordAttempt(
+  em: EntityManager, deliveryId: string,
+  outcome: { statusCode: number | null; error: string | null; status: 'pending' | 'succeeded' | 'failed' },
+): Promise<void> {
+  await (await dbOf(em)).all(sql`update notification_deliveries
+      set attempts = attempts + 1, last_status_code = ${outcome.statusCode}::int, last_error = ${outcome.error},
+          status = ${outcome.status}, finished_at = case when ${outcome.status} = 'pending' then null else now() end, updated_at = now()
+    where id = ${deliveryId}`);
+}
+
+/** The delivery gave up (its retries are spent, or its target is refused or gone). */
+export async function markFailed(em: EntityManager, deliveryId: string, error: string): Promise<void> {
+  await (await dbOf(em)).all(sql`update notification_deliveries
+      set status = 'failed', last_error = coalesce(last_error, ${error}), finished_at = now(), updated_at = now()
+    where id = ${deliveryId} and status = 'pending'`);
+}

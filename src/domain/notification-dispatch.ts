@@ -1,0 +1,118 @@
+// From a stored notification to its deliveries: the dispatcher claims notifications not yet
+// dispatched, decides per the user's settings, webhook endpoints and push subscriptions which
+// deliveries they get (in the same transaction that marks them dispatched; a push in quiet hours
+// is held until they end, then goes out in one digest), then starts one Temporal workflow per
+// delivery. Every API node runs it; PostgreSQL is the outbox, so a crash anywhere loses nothing:
+// an undispatched notification or an unstarted delivery is simply picked up by the next pass.
+import type { Client } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import type { NotificationDelivery } from '../db/entities.ts';
+import type { Orm } from '../db/orm.ts';
+import type { Logger } from '../logger.ts';
+import * as deliveriesDb from '../db/deliveries.ts';
+import type { DeliveryRetry, notificationDeliveryWorkflow } from '../../workflows/notification-delivery.ts';
+import { decide, quietHoursEnd, resolveSettings } from './notification-settings.ts';
+
+export const DELIVERY_WORKFLOW = 'notificationDeliveryWorkflow';
+/** Notifications claimed, and deliveries started, per pass. */
+const BATCH = 200;
+
+/**
+ * The deliveries of each notification: to the user's enabled webhooks that listen for its kind,
+ * and to each of the user's push subscriptions, as the settings allow (a push in quiet hours
+ * held until they end).
+ */
+export function decideDeliveries({ notifications, endpoints, subscriptions, fcmTokens, settings }: deliveriesDb.DispatchInputs, now = new Date()): deliveriesDb.NewDelivery[] {
+  const settingsOf = new Map(settings.map((s) => [s.userId, resolveSettings(s)]));
+  const out: deliveriesDb.NewDelivery[] = [];
+  for (const n of notifications) {
+    const s = settingsOf.get(n.userId) ?? resolveSettings(null);
+    if (decide(s, n.kind, 'webhook', now) === 'send') {
+      for (const e of endpoints) {
+        if (e.userId !== n.userId || !e.enabled || (e.kinds.length > 0 && !e.kinds.includes(n.kind))) continue;
+        out.push({ notificationId: n.id, userId: n.userId, channel: 'webhook', endpointId: e.id, subscriptionId: null, fcmTokenId: null, notBefore: null });
+      }
+    }
+    const push = decide(s, n.kind, 'web_push', now);
+    if (push !== 'off') {
+      const notBefore = push === 'hold' && s.quietHours ? quietHoursEnd(s.quietHours, now) : null;
+      for (const sub of subscriptions) {
+        if (sub.userId !== n.userId) continue;
+        out.push({ notificationId: n.id, userId: n.userId, channel: 'web_push', endpointId: null, subscriptionId: sub.id, fcmTokenId: null, notBefore });
+      }
+    }
+    const fcm = decide(s, n.kind, 'fcm', now);
+    if (fcm !== 'off') {
+      const notBefore = fcm === 'hold' && s.quietHours ? quietHoursEnd(s.quietHours, now) : null;
+      for (const t of fcmTokens) {
+        if (t.userId !== n.userId) continue;
+        out.push({ notificationId: n.id, userId: n.userId, channel: 'fcm', endpointId: null, subscriptionId: null, fcmTokenId: t.id, notBefore });
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * The delivery's workflow id: the notification, the channel and the target, so starting it
+ * twice is refused by Temporal; each redelivery is a round of its own.
+ */
+export function deliveryWorkflowId(d: Pick<NotificationDelivery, 'notificationId' | 'channel' | 'endpointId' | 'subscriptionId' | 'fcmTokenId' | 'redeliveries'>): string {
+  const base = `notification-${d.notificationId}-${d.channel}-${d.endpointId ?? d.subscriptionId ?? d.fcmTokenId}`;
+  return d.redeliveries > 0 ? `${base}-r${d.redeliveries}` : base;
+}
+
+export interface DispatcherOptions {
+  orm: Orm;
+  temporal: Client;
+  taskQueue: string;
+  logger: Logger;
+  retry: DeliveryRetry;
+  intervalMs: number;
+}
+
+/** One pass: dispatch what is new, start what is not started. How many workflows it started. */
+export async function dispatchOnce({ orm, temporal, taskQueue, retry }: Omit<DispatcherOptions, 'logger' | 'intervalMs'>): Promise<number> {
+  const em = orm.em.fork();
+  // A batch per pass: a backlog drains over the next passes.
+  await deliveriesDb.dispatch(em, BATCH, (inputs) => decideDeliveries(inputs));
+  await deliveriesDb.foldDueDigests(em);
+  let started = 0;
+  for (const d of await deliveriesDb.unstarted(em, BATCH)) {
+    try {
+      await temporal.workflow.start<typeof notificationDeliveryWorkflow>(DELIVERY_WORKFLOW, {
+        workflowId: deliveryWorkflowId(d),
+        taskQueue,
+        args: [{ deliveryId: d.id, retry }],
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      });
+      started++;
+    } catch (err) {
+      // Started before (by another node, or before a crash that kept it from being marked).
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    }
+    await deliveriesDb.markStarted(em, d.id, d.redeliveries);
+  }
+  return started;
+}
+
+/** Runs a pass every `intervalMs` until stopped. */
+export function startDispatcher(opts: DispatcherOptions): { stop(): Promise<void> } {
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> = Promise.resolve();
+  const tick = () => {
+    running = dispatchOnce(opts)
+      .then((n) => { if (n) opts.logger.debug({ started: n }, 'notification deliveries started'); })
+      .catch((err: unknown) => opts.logger.warn({ err }, 'notification dispatch failed'))
+      .finally(() => { if (!stopped) timer = setTimeout(tick, opts.intervalMs); });
+  };
+  timer = setTimeout(tick, opts.intervalMs);
+  return {
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await running;
+    },
+  };
+}
