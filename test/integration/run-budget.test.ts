@@ -92,7 +92,7 @@ describe('run budget', () => {
     };
     await latency(); // warm-up: the first run pays for caches and connections
     const alone: number[] = [];
-    for (let i = 0; i < 3; i++) alone.push(await latency());
+    for (let i = 0; i < 5; i++) alone.push(await latency());
 
     // The largest nested loops the save check lets through.
     const side = Math.floor(Math.sqrt(MAX_NODE_VISITS_PER_RUN / 2)) - 2;
@@ -103,10 +103,13 @@ describe('run budget', () => {
     await eventually(async () => (await sys.temporal.workflow.getHandle(`task-${spinning}`).describe()).historyLength > 30,
       20_000, 'the hostile run under way');
     const during: number[] = [];
-    for (let i = 0; i < 3; i++) during.push(await latency());
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[1];
-    // Generous: the same run measured alone, times four (plus 500 ms for a busy 2-core machine).
-    expect(median(during)).toBeLessThan(median(alone) * 4 + 500);
+    for (let i = 0; i < 5; i++) during.push(await latency());
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[2];
+    // A ratio to the same run measured alone. Before the budget, one such definition took other
+    // runs from ~0.2 s to 9 s (45x) and three past 40 s; the walk now yields to Temporal every
+    // 1,000 control nodes, so they keep their latency up to what sharing two busy cores costs.
+    // Generous for a CI machine running other suites at once: 8x plus a second.
+    expect(median(during)).toBeLessThan(median(alone) * 8 + 1000);
 
     const asked = Date.now();
     const res = await sys.api.post(`/tasks/${spinning}/cancel`, {}, hostile.user.token);
