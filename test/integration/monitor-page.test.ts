@@ -173,7 +173,7 @@ describe('the web monitor in Chromium', () => {
     expect(stored.refresh_token).toEqual(expect.any(String));
   }, 60_000);
 
-  it('follows presence as it is pushed (online, busy, offline) without asking for it; the list shows the readings', async () => {
+  it('follows presence and readings as they are pushed (online, busy, offline; cpu, memory, battery) without asking for them', async () => {
     const deviceReads: string[] = [];
     const onRequest = (req: { url(): string }) => {
       if (new URL(req.url()).pathname.endsWith('/users/devices')) deviceReads.push(req.url());
@@ -190,6 +190,11 @@ describe('the web monitor in Chromium', () => {
       await other.start();
       await eventually(async () => (await rowPresence()) === 'online', 10_000, 'the device online on the page');
       expect(await row.getAttribute('data-online')).toBe('true');
+      // The readings it connected with, then a change of them, come pushed.
+      const readings = () => row.locator(sel('device-readings')).innerText().catch(() => '');
+      await eventually(async () => (await readings()) === 'CPU 33% \u00b7 memory 71% \u00b7 battery 55% (charging)', 10_000, 'the readings on the page');
+      other.sendStatus({ cpu_percent: 80.2, battery: { percent: 54, charging: false } });
+      await eventually(async () => (await readings()) === 'CPU 80% \u00b7 memory 71% \u00b7 battery 54%', 10_000, 'the new readings on the page');
       expect(await row.locator('.dot.on').count()).toBe(1);
       other.sendStatus({ busy: true });
       await eventually(async () => (await rowPresence()) === 'busy', 10_000, 'the device busy on the page');
@@ -203,10 +208,10 @@ describe('the web monitor in Chromium', () => {
     expect(await row.locator('.dot.on').count()).toBe(0);
     page.off('request', onRequest);
     expect(deviceReads).toEqual([]);
-    // The readings came with the device's status: a fresh read of the list shows them.
+    // What was pushed is what the server stored: a fresh read of the list shows the same.
     await page.locator('#devices-reload').click();
     await row.locator(sel('device-readings')).waitFor({ timeout: 5_000 });
-    expect(await row.locator(sel('device-readings')).innerText()).toBe('CPU 33% \u00b7 memory 71% \u00b7 battery 55% (charging)');
+    expect(await row.locator(sel('device-readings')).innerText()).toBe('CPU 80% \u00b7 memory 71% \u00b7 battery 54%');
     expect(await rowPresence()).toBe('offline');
     const online = page.locator(`${sel('device')}[data-device-id="${device.id}"]`);
     expect(await online.locator(sel('device-presence')).innerText()).toBe('online');
