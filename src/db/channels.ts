@@ -32,6 +32,17 @@ export interface PresenceNotice {
   is_busy: boolean;
   at: number;
 }
+/**
+ * A device's readings (cpu, memory, battery of its `device/status`) changed: sent by the statement
+ * that stored them, with the whole set as stored. The user feeds throttle them per device.
+ */
+export const READINGS_CHANNEL = 'jarvis_readings';
+export interface ReadingsNotice {
+  user_id: string;
+  device_id: string;
+  status: { cpu_percent?: number; memory_percent?: number; battery?: { percent: number; charging?: boolean } };
+  at: number;
+}
 /** "user U has a new notification N" for notifications no run event announces (approval reminders). */
 export const NOTIFICATIONS_CHANNEL = 'jarvis_notifications';
 export interface NotificationNotice {

@@ -1,7 +1,7 @@
 // Devices: the user's registered PCs, and their presence (written by the API node that holds a
 // device's socket; an older connection's late write never wins over a newer one).
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { PRESENCE_CHANNEL } from './channels.ts';
+import { PRESENCE_CHANNEL, READINGS_CHANNEL } from './channels.ts';
 import { Device, type DeviceReadings } from './entities.ts';
 import type { OwnedRepos } from './owned.ts';
 import { insertWithinLimit } from './quotas.ts';
@@ -100,11 +100,11 @@ export interface StatusReport {
 
 /**
  * Stores what the device's current connection says about itself (an older connection's late
- * frame changes nothing); a change of busy is announced. False when `connectionId` is not current.
+ * frame changes nothing); a change of busy is announced, and so is a change of the readings. False when `connectionId` is not current.
  */
 export async function recordStatus(em: EntityManager, deviceId: string, connectionId: string, r: StatusReport): Promise<boolean> {
   const hasReadings = Object.keys(r.readings).length > 0;
-  const rows = await (await dbOf(em)).all(sql`with old as (select id, is_busy from devices where id = ${deviceId} and session_id = ${connectionId} for update),
+  const rows = await (await dbOf(em)).all(sql`with old as (select id, is_busy, status from devices where id = ${deviceId} and session_id = ${connectionId} for update),
     u as (update devices d set
         is_busy = coalesce(${r.busy ?? null}::boolean, d.is_busy),
         app_version = coalesce(${r.appVersion ?? null}::varchar, d.app_version),
@@ -115,8 +115,12 @@ export async function recordStatus(em: EntityManager, deviceId: string, connecti
         updated_at = now()
       from old
       where d.id = old.id and d.session_id = ${connectionId}
-      returning d.id, d.user_id, d.is_online, d.is_busy, old.is_busy as was_busy)
-    ${notifyPresence(raw("case when u.is_busy then 'busy' else 'idle' end"), raw('u.is_busy is distinct from u.was_busy'))}`);
+      returning d.id, d.user_id, d.is_online, d.is_busy, old.is_busy as was_busy, d.status, old.status as was_status)
+    ${notifyPresence(raw("case when u.is_busy then 'busy' else 'idle' end"), raw('u.is_busy is distinct from u.was_busy'))}
+    union all
+    select u.id, case when u.status is distinct from u.was_status then pg_notify(${READINGS_CHANNEL}, json_build_object(
+        'user_id', u.user_id, 'device_id', u.id, 'status', u.status, 'at', floor(extract(epoch from now()) * 1000))::text) end
+      from u`);
   return rows.length > 0;
 }
 

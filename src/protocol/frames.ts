@@ -195,6 +195,16 @@ export const devicePresenceSchema = z.object({
 });
 export type DevicePresencePayload = z.infer<typeof devicePresenceSchema>;
 
+/** At most one `device/readings` frame per device and monitor in this time; the last readings always follow. */
+export const READINGS_FRAME_MS = 2000;
+/** A device's readings as they change, on the user feed: the whole set as stored (GET /users/devices `status`). */
+export const deviceReadingsSchema = z.object({
+  device_id: sentId,
+  status: deviceStatusSchema.pick({ cpu_percent: true, memory_percent: true, battery: true }),
+  at: z.number(),
+});
+export type DeviceReadingsPayload = z.infer<typeof deviceReadingsSchema>;
+
 export const historyEventSchema = z.object({ task_id: sentId, event_id: z.number().int(), event: json });
 export type HistoryEventPayload = z.infer<typeof historyEventSchema>;
 
@@ -216,6 +226,7 @@ export const serverToMonitorSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('history/event'), payload: historyEventSchema }),
   z.object({ type: z.literal('notification'), payload: notificationSchema }),
   z.object({ type: z.literal('device/presence'), payload: devicePresenceSchema }),
+  z.object({ type: z.literal('device/readings'), payload: deviceReadingsSchema }),
 ]);
 export type ServerToMonitor = z.infer<typeof serverToMonitorSchema>;
 

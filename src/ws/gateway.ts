@@ -76,6 +76,7 @@ export class Gateway {
       this.live.onSessionRevoked((sid) => this.monitors.endLoginSession(sid, 'session revoked')),
       this.live.subscribe((e) => this.monitors.onLiveEvent(e)),
       this.live.onPresence((p) => this.monitors.onPresence(p)),
+      this.live.onReadings((r) => this.monitors.onReadings(r)),
     );
   }
 

@@ -5,10 +5,10 @@ import type { WebSocket } from 'ws';
 import type { Config } from '../config.ts';
 import type { Orm } from '../db/orm.ts';
 import type { Logger } from '../logger.ts';
-import { CloseCode, WsErrorCode, encodeSharedFrame, parseMonitorFrame, type MonitorToServer, type ServerToMonitor } from '../protocol/index.ts';
+import { CloseCode, READINGS_FRAME_MS, WsErrorCode, encodeSharedFrame, parseMonitorFrame, type MonitorToServer, type ServerToMonitor } from '../protocol/index.ts';
 import type { HistoryStreams } from './history-stream.ts';
 import type { LiveEvent } from './live-bus.ts';
-import type { PresenceNotice } from './pg-bus.ts';
+import type { PresenceNotice, ReadingsNotice } from './pg-bus.ts';
 import { TaskLookups } from './task-lookups.ts';
 import { corked, send, type Connection, type WsTransport } from './transport.ts';
 import type { UserFeeds } from './user-feed.ts';
@@ -48,6 +48,12 @@ export class MonitorHandler {
   private readonly sockets = new Map<string, number>();
   /** Slow monitors: live-only frames dropped, monitors closed with 1013 (tests and logs read it). */
   readonly backpressure = { liveDropped: 0, overloadClosed: 0 };
+  /**
+   * Devices whose readings were sent less than READINGS_FRAME_MS ago, with the latest that came
+   * since: a device reporting every second must not flood the feeds, and the last readings of a
+   * burst are never lost.
+   */
+  private readonly readingsWindows = new Map<string, { latest: ReadingsNotice | null }>();
 
   constructor(deps: MonitorHandlerDeps, transport: WsTransport) {
     this.deps = deps;
@@ -87,6 +93,25 @@ export class MonitorHandler {
     for (const m of this.byUser.get(userId) ?? []) {
       if (m.userFeed && m.ws.readyState === m.ws.OPEN) send(m.ws, { type: 'device/presence', payload });
     }
+  }
+
+  /** A device's readings changed: to its user's feeds, at most once a window per device, the latest at its end. */
+  onReadings(r: ReadingsNotice): void {
+    const open = this.readingsWindows.get(r.device_id);
+    if (open) {
+      open.latest = r;
+      return;
+    }
+    const { user_id: userId, ...payload } = r;
+    for (const m of this.byUser.get(userId) ?? []) {
+      if (m.userFeed && m.ws.readyState === m.ws.OPEN) send(m.ws, { type: 'device/readings', payload });
+    }
+    const window: { latest: ReadingsNotice | null } = { latest: null };
+    this.readingsWindows.set(r.device_id, window);
+    setTimeout(() => {
+      this.readingsWindows.delete(r.device_id);
+      if (window.latest) this.onReadings(window.latest);
+    }, READINGS_FRAME_MS).unref();
   }
 
   endLoginSession(sessionId: string, reason: LoginSessionEnd): void {

@@ -15,11 +15,11 @@ import pg from 'pg';
 import type { Logger } from '../logger.ts';
 import type { LiveBus, LiveEvent } from './live-bus.ts';
 import {
-  DEVICES_CHANNEL, EVENTS_CHANNEL, LIVE_CHANNEL, NOTIFICATIONS_CHANNEL, PRESENCE_CHANNEL, SESSIONS_CHANNEL,
-  type DeviceAnnouncement, type NotificationNotice, type PresenceNotice, type TaskEventsNotice,
+  DEVICES_CHANNEL, EVENTS_CHANNEL, LIVE_CHANNEL, NOTIFICATIONS_CHANNEL, PRESENCE_CHANNEL, READINGS_CHANNEL, SESSIONS_CHANNEL,
+  type DeviceAnnouncement, type NotificationNotice, type PresenceNotice, type ReadingsNotice, type TaskEventsNotice,
 } from '../db/channels.ts';
 
-export type { DeviceAnnouncement, NotificationNotice, PresenceNotice, TaskEventsNotice };
+export type { DeviceAnnouncement, NotificationNotice, PresenceNotice, ReadingsNotice, TaskEventsNotice };
 
 /** PostgreSQL rejects NOTIFY payloads of 8000 bytes or more. */
 const MAX_PAYLOAD = 7900;
@@ -36,6 +36,7 @@ export class PgBus implements LiveBus {
   private readonly deviceListeners = new Set<(d: DeviceAnnouncement) => void>();
   private readonly revokedListeners = new Set<(sessionId: string) => void>();
   private readonly presenceListeners = new Set<(p: PresenceNotice) => void>();
+  private readonly readingsListeners = new Set<(r: ReadingsNotice) => void>();
   private closed = false;
   /** Whether LISTEN is up now: notices sent meanwhile reach this node. */
   listening = false;
@@ -62,7 +63,7 @@ export class PgBus implements LiveBus {
     client.on('error', lost);
     client.on('end', () => lost());
     await client.connect();
-    await client.query(`listen ${LIVE_CHANNEL}; listen ${EVENTS_CHANNEL}; listen ${DEVICES_CHANNEL}; listen ${SESSIONS_CHANNEL}; listen ${PRESENCE_CHANNEL}; listen ${NOTIFICATIONS_CHANNEL}`);
+    await client.query(`listen ${LIVE_CHANNEL}; listen ${EVENTS_CHANNEL}; listen ${DEVICES_CHANNEL}; listen ${SESSIONS_CHANNEL}; listen ${PRESENCE_CHANNEL}; listen ${READINGS_CHANNEL}; listen ${NOTIFICATIONS_CHANNEL}`);
     this.listener = client;
     this.retry = 200;
     this.listenEpoch++;
@@ -109,6 +110,8 @@ export class PgBus implements LiveBus {
         for (const fn of this.deviceListeners) fn(d);
       } else if (channel === PRESENCE_CHANNEL) {
         for (const fn of this.presenceListeners) fn(msg as PresenceNotice);
+      } else if (channel === READINGS_CHANNEL) {
+        for (const fn of this.readingsListeners) fn(msg as ReadingsNotice);
       }
     } catch (err) {
       this.logger.warn({ err, channel }, 'bad notification payload');
@@ -164,6 +167,12 @@ export class PgBus implements LiveBus {
   onPresence(fn: (p: PresenceNotice) => void): () => void {
     this.presenceListeners.add(fn);
     return () => this.presenceListeners.delete(fn);
+  }
+
+  /** A device's readings changed, on any node. */
+  onReadings(fn: (r: ReadingsNotice) => void): () => void {
+    this.readingsListeners.add(fn);
+    return () => this.readingsListeners.delete(fn);
   }
 
   /** A login session was revoked (logout, refresh token reuse), on any node. */

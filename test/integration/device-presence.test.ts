@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { DeviceClient, type DeviceClientEvent } from '../../src/clients/device-client.ts';
 import { MonitorClient } from '../../src/clients/monitor-client.ts';
-import { WsErrorCode, type DevicePresencePayload, type DeviceStatusPayload } from '../../src/protocol/index.ts';
+import { READINGS_FRAME_MS, WsErrorCode, type DevicePresencePayload, type DeviceStatusPayload } from '../../src/protocol/index.ts';
 import { addDevice, eventually, signup } from '../helpers/api.ts';
 import { testHandlers } from '../helpers/devices.ts';
 import { startSystem, type System } from '../helpers/system.ts';
@@ -97,6 +97,27 @@ describe('device/status and presence on the user feed', () => {
     expect(presence(feed).every((p) => p.device_id === device.id)).toBe(true);
     const ats = presence(feed).map((p) => p.at);
     expect(ats).toEqual([...ats].sort((a, b) => a - b));
+  }, 30_000);
+
+  it('readings come as device/readings frames: at most one per device a window, the last always', async () => {
+    const readings = () => feed.framesOf('device/readings').map((f) => f.payload);
+    await feed.waitFor(() => readings().some((r) => r.status.cpu_percent === 97), 10_000, 'the earlier readings');
+    await new Promise((r) => setTimeout(r, READINGS_FRAME_MS + 200)); // a fresh window
+    const before = readings().length;
+    const started = Date.now();
+    for (let cpu = 1; cpu <= 10; cpu++) pc.sendStatus({ cpu_percent: cpu });
+    await feed.waitFor(() => readings().at(-1)?.status.cpu_percent === 10, 10_000, 'the last of the burst');
+    const windows = 1 + Math.ceil((Date.now() - started) / READINGS_FRAME_MS);
+    const burst = readings().slice(before);
+    expect(burst.length).toBeLessThanOrEqual(windows);
+    expect(burst.length).toBeLessThan(10);
+    expect(burst.at(-1)).toEqual({
+      device_id: device.id, status: { cpu_percent: 10, memory_percent: 40, battery: { percent: 80, charging: true } }, at: expect.any(Number),
+    });
+    expect(strangerFeed.framesOf('device/readings')).toEqual([]);
+    // Back to the reading the next test expects.
+    pc.sendStatus({ cpu_percent: 97 });
+    await eventually(async () => (await listed()).status.cpu_percent === 97, 10_000, 'the reading restored');
   }, 30_000);
 
   it('refuses a status it cannot store with the contract code, and keeps the connection', async () => {

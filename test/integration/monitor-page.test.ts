@@ -1,6 +1,7 @@
 // The web monitor (GET /monitor) driven in headless Chromium: sign in, see the device online,
 // start a run from the form, watch it progress live, pause it (the device gets step/pause),
-// resume it to completion; and a WebSocket drop in the middle of a run, after which the page
+// resume it to completion; the run form built from a workflow's parameter schema (its checks and the
+// server's field errors); and a WebSocket drop in the middle of a run, after which the page
 // resumes with after_seq and shows every durable event once, in order.
 //
 // Needs Debian's Chromium at /usr/bin/chromium (browsers cannot be downloaded here); `npm test`
@@ -172,7 +173,7 @@ describe('the web monitor in Chromium', () => {
     expect(stored.refresh_token).toEqual(expect.any(String));
   }, 60_000);
 
-  it('follows presence as it is pushed (online, busy, offline) without asking for it; the list shows the readings', async () => {
+  it('follows presence and readings as they are pushed (online, busy, offline; cpu, memory, battery) without asking for them', async () => {
     const deviceReads: string[] = [];
     const onRequest = (req: { url(): string }) => {
       if (new URL(req.url()).pathname.endsWith('/users/devices')) deviceReads.push(req.url());
@@ -189,6 +190,11 @@ describe('the web monitor in Chromium', () => {
       await other.start();
       await eventually(async () => (await rowPresence()) === 'online', 10_000, 'the device online on the page');
       expect(await row.getAttribute('data-online')).toBe('true');
+      // The readings it connected with, then a change of them, come pushed.
+      const readings = () => row.locator(sel('device-readings')).innerText().catch(() => '');
+      await eventually(async () => (await readings()) === 'CPU 33% \u00b7 memory 71% \u00b7 battery 55% (charging)', 10_000, 'the readings on the page');
+      other.sendStatus({ cpu_percent: 80.2, battery: { percent: 54, charging: false } });
+      await eventually(async () => (await readings()) === 'CPU 80% \u00b7 memory 71% \u00b7 battery 54%', 10_000, 'the new readings on the page');
       expect(await row.locator('.dot.on').count()).toBe(1);
       other.sendStatus({ busy: true });
       await eventually(async () => (await rowPresence()) === 'busy', 10_000, 'the device busy on the page');
@@ -202,10 +208,10 @@ describe('the web monitor in Chromium', () => {
     expect(await row.locator('.dot.on').count()).toBe(0);
     page.off('request', onRequest);
     expect(deviceReads).toEqual([]);
-    // The readings came with the device's status: a fresh read of the list shows them.
+    // What was pushed is what the server stored: a fresh read of the list shows the same.
     await page.locator('#devices-reload').click();
     await row.locator(sel('device-readings')).waitFor({ timeout: 5_000 });
-    expect(await row.locator(sel('device-readings')).innerText()).toBe('CPU 33% \u00b7 memory 71% \u00b7 battery 55% (charging)');
+    expect(await row.locator(sel('device-readings')).innerText()).toBe('CPU 80% \u00b7 memory 71% \u00b7 battery 54%');
     expect(await rowPresence()).toBe('offline');
     const online = page.locator(`${sel('device')}[data-device-id="${device.id}"]`);
     expect(await online.locator(sel('device-presence')).innerText()).toBe('online');
@@ -452,6 +458,113 @@ describe('the web monitor in Chromium', () => {
     await eventually(async () => (await unread()) === 0, 10_000, 'all read');
     await page.locator(sel('notes-badge')).waitFor({ state: 'hidden', timeout: 10_000 });
     expect(await page.locator(`${sel('note')}.unread`).count()).toBe(0);
+  }, 60_000);
+
+  it('renders the run form from the workflow\'s parameter schema; the page\'s and the server\'s field errors sit next to the fields', async () => {
+    const schema = {
+      type: 'object',
+      required: ['folder', 'mode'],
+      properties: {
+        folder: { type: 'string', minLength: 3, description: 'The folder to clean' },
+        keep_days: { type: 'integer', minimum: 1, default: 30, description: 'Files newer than this stay' },
+        ratio: { type: 'number', maximum: 1, default: 0.5 },
+        dry_run: { type: 'boolean', default: true },
+        mode: { enum: ['fast', 'thorough'], description: 'How hard to look' },
+        notify: { type: 'object', properties: { email: { type: 'string', format: 'email' } }, default: {} },
+      },
+      additionalProperties: false,
+    };
+    const made = await sys.api.post('/workflows', { name: 'Clean a folder', definition: linear([{ type: 'demo.echo', name: 'Clean' }]), parameters: schema }, user.token);
+    expect(made.status).toBe(201);
+    const wf: string = made.body.data.workflow.id;
+    // The list of workflows is read when the page starts.
+    await page.reload();
+    await page.locator(sel('app')).waitFor({ state: 'visible' });
+    await page.locator(`${sel('run-workflow')} option[value="${wf}"]`).waitFor({ state: 'attached' });
+    await page.locator(sel('run-workflow')).selectOption(wf);
+    await page.locator(sel('run-device')).selectOption(device.id);
+    await page.locator(sel('run-fields')).waitFor({ state: 'visible' });
+    expect(await page.locator(sel('run-params')).isVisible()).toBe(false);
+
+    const field = (name: string) => page.locator(`${sel('param-field')}[data-name="${name}"]`);
+    const input = (name: string) => field(name).locator(sel('param-input'));
+    const shown = await page.locator(sel('param-field')).evaluateAll((els) => els.map((e) => {
+      const i = e.querySelector('[data-test="param-input"]') as unknown as { tagName: string; type: string; step?: string; value: string; checked?: boolean };
+      return {
+        name: e.getAttribute('data-name'), tag: i.tagName.toLowerCase(), type: i.type, step: i.step ?? '',
+        value: i.type === 'checkbox' ? i.checked : i.value,
+        required: e.querySelector('[data-test="param-required"]') !== null,
+        description: e.querySelector('[data-test="param-description"]')?.textContent ?? null,
+      };
+    }));
+    // The required fields first (as `required` lists them), then the others by name: the stored
+    // schema does not keep the order its properties were written in.
+    expect(shown).toEqual([
+      { name: 'folder', tag: 'input', type: 'text', step: '', value: '', required: true, description: 'The folder to clean' },
+      { name: 'mode', tag: 'select', type: 'select-one', step: '', value: '', required: true, description: 'How hard to look' },
+      { name: 'dry_run', tag: 'input', type: 'checkbox', step: '', value: true, required: false, description: null },
+      { name: 'keep_days', tag: 'input', type: 'number', step: '1', value: '30', required: false, description: 'Files newer than this stay' },
+      { name: 'notify', tag: 'textarea', type: 'textarea', step: '', value: '{}', required: false, description: null },
+      { name: 'ratio', tag: 'input', type: 'number', step: 'any', value: '0.5', required: false, description: null },
+    ]);
+    expect(await input('mode').locator('option').allInnerTexts()).toEqual(['choose\u2026', 'fast', 'thorough']);
+
+    const posts: string[] = [];
+    const onRequest = (req: { url(): string; method(): string }) => {
+      if (req.method() === 'POST' && new URL(req.url()).pathname === '/api/v1/tasks') posts.push(req.url());
+    };
+    page.on('request', onRequest);
+    const errorsShown = () => page.locator(sel('param-field')).evaluateAll((els) => Object.fromEntries(els
+      .map((e) => [e.getAttribute('data-name'), e.querySelector('[data-test="param-error"]')?.textContent ?? ''])
+      .filter(([, t]) => t)));
+
+    // The page's own checks: type and required, the field named; nothing is sent.
+    await input('keep_days').fill('1.5');
+    await page.locator(sel('run-submit')).click();
+    await waitText('run-error', (t) => t !== '', 'the form error');
+    expect(await errorsShown()).toEqual({ folder: 'folder: is required', keep_days: 'keep_days: must be an integer', mode: 'mode: is required' });
+    expect(posts).toEqual([]);
+
+    // The server's checks (minLength, minimum, format): its 400 names the fields, shown next to them.
+    const tasksBefore = (await sys.api.get('/tasks?page_size=100', user.token)).body.data.list.length;
+    await input('folder').fill('ab');
+    await input('keep_days').fill('0');
+    await input('mode').selectOption({ label: 'fast' });
+    await input('notify').fill('{"email": "not an address"}');
+    await page.locator(sel('run-submit')).click();
+    await eventually(async () => posts.length === 1 && Object.keys(await errorsShown()).length > 0, 10_000, 'the server\'s field errors');
+    const server = await errorsShown();
+    expect(Object.keys(server).sort()).toEqual(['folder', 'keep_days', 'notify']);
+    expect(server.folder).toMatch(/^folder: .*3/);
+    expect(server.keep_days).toMatch(/^keep_days: .*1/);
+    expect(server.notify).toMatch(/^notify: email .*email/);
+    expect(await text('run-error')).toMatch(/^Could not start: /);
+    expect((await sys.api.get('/tasks?page_size=100', user.token)).body.data.list.length).toBe(tasksBefore);
+    expect(await field('folder').locator(sel('param-input')).getAttribute('aria-invalid')).toBe('true');
+
+    // Good values start the run: what was typed, and the defaults of what was left empty.
+    await input('folder').fill('C:/tmp');
+    await input('keep_days').fill('7');
+    await input('ratio').fill('');
+    await input('dry_run').uncheck();
+    await input('mode').selectOption({ label: 'thorough' });
+    await input('notify').fill('{"email": "me@example.com"}');
+    const previous = (await state()).taskId;
+    await page.locator(sel('run-submit')).click();
+    const started = await eventually(async () => {
+      const s = await state();
+      return s.taskId && s.taskId !== previous && s.taskId;
+    }, 10_000, 'the new run opened');
+    page.off('request', onRequest);
+    expect(posts.length).toBe(2);
+    expect(await errorsShown()).toEqual({});
+    const stored = await sys.api.get(`/tasks/${started}`, user.token);
+    expect(stored.body.data.task.workflow_id).toBe(wf);
+    expect(stored.body.data.task.parameters).toEqual({
+      folder: 'C:/tmp', keep_days: 7, ratio: schema.properties.ratio.default, dry_run: false, mode: 'thorough', notify: { email: 'me@example.com' },
+    });
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: resolve(ARTIFACTS, 'monitor-run-form.png'), fullPage: true });
   }, 60_000);
 
   it('logs out: the tokens are gone and the session is revoked', async () => {
