@@ -28,6 +28,7 @@ import type { RunEvent } from '../../workflows/api.ts';
 import { addDevice, addWorkflow, eventually, linear, signup, type Reply } from '../helpers/api.ts';
 import { recordHistory } from '../helpers/histories.ts';
 import { startSystem, type System } from '../helpers/system.ts';
+import { startWorkerChild } from '../helpers/worker-child.ts';
 
 const MAX_ATTEMPTS = 3;
 const vapid = { ...webpush.generateVAPIDKeys(), subject: 'mailto:ops@example.com' };
@@ -36,6 +37,7 @@ let google: FakeFcm;
 let credentialsDir: string;
 
 let sys: System;
+let systemEnv: Record<string, string>;
 let receiver: Receiver;
 
 
@@ -47,11 +49,12 @@ interface Received {
   verified: { type: string; data: Record<string, unknown> } | null;
 }
 
-/** A webhook receiver on 127.0.0.1: answers `status(path)` and keeps what it got per path. */
+/** A webhook receiver on 127.0.0.1: answers `statuses` (after `delays` ms) and keeps what it got per path. */
 class Receiver {
   readonly got = new Map<string, Received[]>();
   readonly secrets = new Map<string, string>();
   readonly statuses = new Map<string, number>();
+  readonly delays = new Map<string, number>();
   private server!: Server;
   url = '';
 
@@ -69,8 +72,11 @@ class Receiver {
           verified = null;
         }
         this.got.set(path, [...(this.got.get(path) ?? []), { headers: req.headers, body, verified, at: Date.now() }]);
-        res.statusCode = this.statuses.get(path) ?? 204;
-        res.end(res.statusCode >= 300 ? 'busy' : undefined);
+        const status = this.statuses.get(path) ?? 204;
+        setTimeout(() => {
+          res.statusCode = status;
+          res.end(status >= 300 ? 'busy' : undefined);
+        }, this.delays.get(path) ?? 0);
       });
     });
     await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', () => r()));
@@ -142,15 +148,14 @@ beforeAll(async () => {
     type: 'service_account', project_id: FakeFcm.PROJECT, client_email: FakeFcm.ACCOUNT, private_key: google.privateKey,
     token_uri: 'https://oauth2.googleapis.com/token',
   }));
-  sys = await startSystem({
-    env: {
+  systemEnv = {
       WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true', NOTIFY_DISPATCH_MS: '100', RATE_LIMIT_AUTH_PER_MIN: '1000',
       DELIVERY_MAX_ATTEMPTS: String(MAX_ATTEMPTS), DELIVERY_RETRY_INITIAL_MS: '200', DELIVERY_RETRY_MAX_MS: '400',
       VAPID_PUBLIC_KEY: vapid.publicKey, VAPID_PRIVATE_KEY: vapid.privateKey, VAPID_SUBJECT: vapid.subject,
       // The key file names Google's token URI; the setting overrides it, as for an emulator.
       FCM_CREDENTIALS_FILE: credentials, FCM_ENDPOINT: google.url, FCM_TOKEN_URI: `${google.url}/token`,
-    },
-  });
+  };
+  sys = await startSystem({ env: systemEnv });
 });
 
 afterAll(async () => {
@@ -549,4 +554,59 @@ describe('FCM', () => {
     expect((await sys.api.del(`/push/fcm-tokens/${res.body.data.fcm_token.id}`, (await newUser()).token)).status).toBe(404);
     expect((await sys.api.del(`/push/fcm-tokens/${res.body.data.fcm_token.id}`, u.token)).body.data).toEqual({ deleted: true });
   });
+});
+
+describe('a worker killed with kill -9', () => {
+  it('between runs\' ends and their deliveries: each notification reaches each endpoint, under one webhook-id, none lost', async () => {
+    // The deliveries run where the task worker runs: here a child process of the production entry.
+    await sys.stopWorker();
+    let worker = await startWorkerChild(sys.config, systemEnv);
+    try {
+      const u = await newUser();
+      const hooks = { a: await addHook(u, '/crash-a'), b: await addHook(u, '/crash-b') };
+      // In flight: the receivers hold their answers, the worker dies waiting for them.
+      receiver.delays.set('/crash-a', 8_000);
+      receiver.delays.set('/crash-b', 8_000);
+      const inFlight = [await runEnds(u, 'run.failed'), await runEnds(u, 'run.completed')];
+      await eventually(async () => (receiver.got.get('/crash-a')?.length ?? 0) >= 2 && (receiver.got.get('/crash-b')?.length ?? 0) >= 2, 30_000, 'requests in flight');
+      await worker.kill();
+      receiver.delays.clear();
+      // Pending: runs that end while no worker runs.
+      const pending = [await runEnds(u, 'run.completed'), await runEnds(u, 'run.failed')];
+      await Promise.all(pending.map(dispatched));
+      worker = await startWorkerChild(sys.config, systemEnv);
+
+      const notifications = await eventually(async () => {
+        const rows = await sys.orm.em.fork().find(Notification, { userId: u.userId });
+        return rows.length === 4 ? rows : null;
+      }, 10_000, 'four notifications');
+      expect(new Set(notifications.map((n) => n.taskId))).toEqual(new Set([...inFlight, ...pending]));
+      const ids = notifications.map((n) => n.id).sort();
+      // The lost attempts come back once Temporal times them out (the activity's start-to-close).
+      for (const hook of Object.values(hooks)) {
+        await eventually(async () => {
+          const log = await deliveries(u, hook);
+          return log.length === 4 && log.every((d) => d.status === 'succeeded') ? log : null;
+        }, 120_000, `deliveries of ${hook}`);
+      }
+      await new Promise((r) => setTimeout(r, 1000)); // nothing else arrives
+      for (const path of ['/crash-a', '/crash-b']) {
+        const got = receiver.got.get(path)!;
+        // Every request verified with its endpoint's secret, and for each webhook-id always the
+        // same message: a receiver that deduplicates by webhook-id (as Standard Webhooks asks)
+        // sees each notification exactly once.
+        expect(got.every((r) => r.verified)).toBe(true);
+        const byId = new Map<string, Set<string>>();
+        for (const r of got) byId.set(String(r.headers['webhook-id']), (byId.get(String(r.headers['webhook-id'])) ?? new Set()).add(r.body));
+        expect([...byId.keys()].sort()).toEqual(ids);
+        expect([...byId.values()].every((bodies) => bodies.size === 1)).toBe(true);
+        // Resent only what the killed worker had in flight; the pending ones went out once.
+        const sent = (id: string) => got.filter((r) => r.headers['webhook-id'] === id).length;
+        for (const n of notifications) expect(sent(n.id)).toBe(pending.includes(n.taskId!) ? 1 : 2);
+      }
+    } finally {
+      await worker.kill();
+      await sys.startWorker();
+    }
+  }, 240_000);
 });
