@@ -8,7 +8,10 @@
 //   the browser's keys (http_ece, the RFC 8291 reference); a 410 forgets the subscription;
 //   quiet hours hold pushes for one digest;
 // - FCM HTTP v1 to a stand-in for Google: its token endpoint checks the service account's signed
-//   JWT and its send endpoint the access token; UNREGISTERED forgets the token.
+//   JWT and its send endpoint the access token; UNREGISTERED forgets the token;
+// - kill -9 of the worker (the production entry in a child process) with webhooks in flight and
+//   pending: none lost, each endpoint gets each notification under one webhook-id.
+// The receivers are scripts/lib/notification-receivers.ts (the bench's F7 uses them too).
 // One file, one system: test files share the database, and a dispatcher claims every user's
 // notifications, so the deliveries of one file could run with another file's settings.
 import { generateKeyPairSync, randomUUID, verify } from 'node:crypto';
