@@ -448,13 +448,15 @@ describe('a worker killed with kill -9', () => {
   it('between runs\' ends and their deliveries: each notification reaches each endpoint, under one webhook-id, none lost', async () => {
     // The deliveries run where the task worker runs: here a child process of the production entry.
     await sys.stopWorker();
-    let worker = await startWorkerChild(sys.config, systemEnv);
+    // The worker waits on the held answers longer than the test holds them.
+    const workerEnv = { ...systemEnv, WEBHOOK_TIMEOUT_MS: '60000' };
+    let worker = await startWorkerChild(sys.config, workerEnv);
     try {
       const u = await newUser();
       const hooks = { a: await addHook(u, '/crash-a'), b: await addHook(u, '/crash-b') };
       // In flight: the receivers hold their answers, the worker dies waiting for them.
-      receiver.delays.set('/crash-a', 8_000);
-      receiver.delays.set('/crash-b', 8_000);
+      receiver.delays.set('/crash-a', 40_000);
+      receiver.delays.set('/crash-b', 40_000);
       const inFlight = [await runEnds(u, 'run.failed'), await runEnds(u, 'run.completed')];
       await eventually(async () => (receiver.got.get('/crash-a')?.length ?? 0) >= 2 && (receiver.got.get('/crash-b')?.length ?? 0) >= 2, 30_000, 'requests in flight');
       await worker.kill();
@@ -462,7 +464,7 @@ describe('a worker killed with kill -9', () => {
       // Pending: runs that end while no worker runs.
       const pending = [await runEnds(u, 'run.completed'), await runEnds(u, 'run.failed')];
       await Promise.all(pending.map(dispatched));
-      worker = await startWorkerChild(sys.config, systemEnv);
+      worker = await startWorkerChild(sys.config, workerEnv);
 
       const notifications = await eventually(async () => {
         const rows = await sys.orm.em.fork().find(Notification, { userId: u.userId });
