@@ -6,6 +6,7 @@ import type { F3Result } from './figures/f3-control.ts';
 import type { F4Level } from './figures/f4-fan-out.ts';
 import type { F5Result } from './figures/f5-rest.ts';
 import type { F6Result } from './figures/f6-memory.ts';
+import type { F7Result } from './figures/f7-notifications.ts';
 import type { ProfileResult } from './figures/profiles.ts';
 import { median, percentile, type MachineInfo } from './lib.ts';
 
@@ -25,6 +26,7 @@ export interface Results {
   f4: F4Level[];
   f5: F5Result | null;
   f6: F6Result | null;
+  f7: F7Result | null;
   profiles: ProfileResult[];
   /** F5's path measured layer by layer (when F5 missed and there was time). */
   f5Layers: { path: string; what: string; perS: number }[];
@@ -107,10 +109,17 @@ export function renderReport(r: Results, previous = ''): string {
     row('F6 runs', `worker memory per active run parked in a long step (heap of the process and its workflow thread, ${u.ours.n} runs)`,
       kb(u.ours.heapPer + u.ours.threadPer), kb(u.bare.heapPer + u.bare.threadPer), x(u.ratio), '(reported)', null);
   }
+  if (r.f7) {
+    const m = median(r.f7.monitor);
+    const slower = Math.max(median(r.f7.webhook), median(r.f7.push));
+    row('F7', `notifications: run.completed -> webhook and Web Push at their receivers, p50 (p99) over ${r.f7.runs} runs; baseline: the monitor's run.completed frame`,
+      `webhook ${f(median(r.f7.webhook))} ms (${f(percentile(r.f7.webhook, 99))} ms), push ${f(median(r.f7.push))} ms (${f(percentile(r.f7.push, 99))} ms)`,
+      `${f(m)} ms (${f(percentile(r.f7.monitor, 99))} ms)`, x(slower / m), '<= 1.5x (p50, the slower channel)', slower / m <= 1.5);
+  }
   p('## Figures', '');
   p('| figure | what | ours | bare baseline | ratio | target | |', '| --- | --- | --- | --- | --- | --- | --- |', ...rows, '');
   p('Ratios are ours / bare: above 1 is better for throughput (F1, F4, F5), worse for time and',
-    'memory (F2, F3, F6).', '');
+    'memory (F2, F3, F6, F7).', '');
   if (r.skipped.length) p(`Left out by the time budget of this mode: ${r.skipped.join('; ')}.`, '');
 
   // ---- growth ----
@@ -270,7 +279,7 @@ task queue with the task worker's settings, a bare koa app and a bare \`ws\` ser
 holds the clients: simulated devices (the reference \`DeviceClient\` with an echo handler), monitor
 sockets, autocannon. Its harness, \`scripts/bench/run.ts\`, starts the system, shares the time
 budget among the figures and writes the report; each figure is one module of \`scripts/bench/figures/\`
-(\`f1-throughput.ts\` to \`f6-memory.ts\`, and \`profiles.ts\`) over the runs and loops of
+(\`f1-throughput.ts\` to \`f7-notifications.ts\`, and \`profiles.ts\`) over the runs and loops of
 \`scripts/bench/harness.ts\`. Rate limits are raised for the bench user; the server logs at
 \`warn\`. Loopback only; every loop is bounded in runs and seconds.
 
@@ -301,4 +310,11 @@ budget among the figures and writes the report; each figure is one module of \`s
   runs with \`--no-flush-bytecode\` so that V8 does not free compiled code in the middle of a
   measurement), before and after: N device sockets (device tokens, presence recorded) vs N bare ws
   sockets; K bare workflows parked on \`condition\`, then K of our runs parked in a held step (one per
-  device), with the N devices connected and idle throughout.`;
+  device), with the N devices connected and idle throughout.
+- **F7**: one run at a time of a 1-step workflow, with a webhook (kinds \`run.completed\`) and a Web
+  Push subscription registered through the API, to receivers on 127.0.0.1 that check what they get
+  (the Standard Webhooks signature; the VAPID signature, and the payload decrypted with the
+  browser's keys). Each latency is from the \`run.completed\` event's time to the monitor's frame (a
+  monitor subscribed to the run), to the webhook request and to the push request at their receivers;
+  the ratio is the slower channel's p50 over the frame's. Deliveries go through the dispatcher's
+  pass (\`NOTIFY_DISPATCH_MS\`, at its default) and a Temporal workflow each.`;

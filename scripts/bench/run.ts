@@ -31,6 +31,7 @@ import { f3Control } from './figures/f3-control.ts';
 import { f4FanOut } from './figures/f4-fan-out.ts';
 import { f5Rest } from './figures/f5-rest.ts';
 import { f6Memory } from './figures/f6-memory.ts';
+import { f7Notifications } from './figures/f7-notifications.ts';
 import { profiles } from './figures/profiles.ts';
 import { bareRun, oursRun, quiet, vacuumed, type Bench } from './harness.ts';
 import { ROOT, machineInfo, pool, sleep, type MachineInfo, type ServerSetup } from './lib.ts';
@@ -41,7 +42,7 @@ import { ServerProcess } from './server-process.ts';
 
 // ---- options ----------------------------------------------------------------------------------
 
-const FIGURES = ['F1', 'F2', 'F3', 'F4', 'F5', 'F6'] as const;
+const FIGURES = ['F1', 'F2', 'F3', 'F4', 'F5', 'F6', 'F7'] as const;
 type Figure = (typeof FIGURES)[number];
 const argv = process.argv.slice(2);
 const { options: opts } = readCommandLine({
@@ -79,7 +80,7 @@ const t0 = Date.now();
 const left = () => S.limitS - 14 - (Date.now() - t0) / 1000;
 const skipped: string[] = [];
 /** Shares of the time left that each phase may use (what one leaves goes to the next ones). */
-const WEIGHTS = { F6: 0.2, F1: 0.24, F2: 0.08, F3: 0.1, F4: 0.14, F5: 0.14, profiles: 0.1 };
+const WEIGHTS = { F6: 0.2, F1: 0.22, F2: 0.08, F3: 0.1, F4: 0.13, F5: 0.13, F7: 0.04, profiles: 0.1 };
 type Phase = keyof typeof WEIGHTS;
 const phasesLeft = new Set<Phase>(Object.keys(WEIGHTS) as Phase[]);
 /** Starts a phase: returns a function giving the seconds left in its slice. */
@@ -186,7 +187,7 @@ async function main(): Promise<void> {
 
   const results: Results = {
     mode, machine, pgVersion, date: new Date().toISOString(), command: commandLine(), sizes: S,
-    f1: [], f2: null, f3: null, f4: [], f5: null, f6: null, profiles: [], f5Layers: [], skipped: [], durationS: 0,
+    f1: [], f2: null, f3: null, f4: [], f5: null, f6: null, f7: null, profiles: [], f5Layers: [], skipped: [], durationS: 0,
   };
   log(`${Math.round(left())} s left for the figures`);
   for (const p of Object.keys(WEIGHTS) as Phase[]) {
@@ -205,6 +206,7 @@ async function main(): Promise<void> {
     await quiet(ctx, 'F5');
     results.f5 = await f5Rest(ctx, slice('F5'));
   }
+  if (wanted('F7')) results.f7 = await f7Notifications(ctx, slice('F7'));
   if (profiling && S.profileS > 0) results.profiles = await profiles(ctx, results, slice('profiles'));
   results.skipped = skipped;
   results.durationS = (Date.now() - t0) / 1000;

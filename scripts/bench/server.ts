@@ -84,6 +84,8 @@ const config = loadConfig({
   ACCOUNT_MAX_UNFINISHED_RUNS: '1000000',
   ACCOUNT_MAX_WORKFLOWS: '100000',
   ACCESS_TOKEN_TTL_S: '3600',
+  // F7's webhook receiver is on 127.0.0.1, like everything else of the bench.
+  WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true',
 });
 const logger = createLogger(config.LOG_LEVEL);
 installTemporalRuntime(logger);

@@ -8,26 +8,30 @@
 //   the browser's keys (http_ece, the RFC 8291 reference); a 410 forgets the subscription;
 //   quiet hours hold pushes for one digest;
 // - FCM HTTP v1 to a stand-in for Google: its token endpoint checks the service account's signed
-//   JWT and its send endpoint the access token; UNREGISTERED forgets the token.
+//   JWT and its send endpoint the access token; UNREGISTERED forgets the token;
+// - kill -9 of the worker (the production entry in a child process) with webhooks in flight and
+//   pending: none lost, each endpoint gets each notification under one webhook-id.
+// The receivers are scripts/lib/notification-receivers.ts (the bench's F7 uses them too).
 // One file, one system: test files share the database, and a dispatcher claims every user's
 // notifications, so the deliveries of one file could run with another file's settings.
-import { createECDH, createPublicKey, generateKeyPairSync, randomBytes, randomUUID, verify } from 'node:crypto';
+import { generateKeyPairSync, randomUUID, verify } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import ece from 'http_ece';
 import webpush from 'web-push';
 import { Webhook } from 'standardwebhooks';
 import { FcmToken, Notification, NotificationDelivery, PushSubscription, Task, WorkflowVersion } from '../../src/db/entities.ts';
 import { deliveryWorkflowId } from '../../src/domain/notification-dispatch.ts';
 import { applyRunEvents } from '../../src/domain/run-mirror.ts';
+import { PushService, WebhookReceiver } from '../../scripts/lib/notification-receivers.ts';
 import type { RunEvent } from '../../workflows/api.ts';
 import { addDevice, addWorkflow, eventually, linear, signup, type Reply } from '../helpers/api.ts';
 import { recordHistory } from '../helpers/histories.ts';
 import { startSystem, type System } from '../helpers/system.ts';
+import { startWorkerChild } from '../helpers/worker-child.ts';
 
 const MAX_ATTEMPTS = 3;
 const vapid = { ...webpush.generateVAPIDKeys(), subject: 'mailto:ops@example.com' };
@@ -36,51 +40,9 @@ let google: FakeFcm;
 let credentialsDir: string;
 
 let sys: System;
-let receiver: Receiver;
+let systemEnv: Record<string, string>;
+let receiver: WebhookReceiver;
 
-
-interface Received {
-  headers: IncomingHttpHeaders;
-  body: string;
-  at: number;
-  /** What the standardwebhooks library made of it with the endpoint's secret (null: refused). */
-  verified: { type: string; data: Record<string, unknown> } | null;
-}
-
-/** A webhook receiver on 127.0.0.1: answers `status(path)` and keeps what it got per path. */
-class Receiver {
-  readonly got = new Map<string, Received[]>();
-  readonly secrets = new Map<string, string>();
-  readonly statuses = new Map<string, number>();
-  private server!: Server;
-  url = '';
-
-  async start() {
-    this.server = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c) => chunks.push(c));
-      req.on('end', () => {
-        const body = Buffer.concat(chunks).toString('utf8');
-        const path = req.url ?? '/';
-        let verified: Received['verified'] = null;
-        try {
-          verified = new Webhook(this.secrets.get(path) ?? '').verify(body, req.headers as Record<string, string>) as Received['verified'];
-        } catch {
-          verified = null;
-        }
-        this.got.set(path, [...(this.got.get(path) ?? []), { headers: req.headers, body, verified, at: Date.now() }]);
-        res.statusCode = this.statuses.get(path) ?? 204;
-        res.end(res.statusCode >= 300 ? 'busy' : undefined);
-      });
-    });
-    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', () => r()));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-  }
-
-  stop() {
-    return new Promise<void>((r) => this.server.close(() => r()));
-  }
-}
 
 interface TestUser { token: string; userId: string; deviceId: string; workflowId: string; versionId: string }
 
@@ -130,9 +92,9 @@ const deliveries = async (u: TestUser, hookId: string, query = '') =>
   (await sys.api.get(`/webhooks/${hookId}/deliveries?page_size=100${query}`, u.token)).body.data.list as Record<string, any>[];
 
 beforeAll(async () => {
-  receiver = new Receiver();
+  receiver = new WebhookReceiver();
   await receiver.start();
-  service = new PushService();
+  service = new PushService(vapid.publicKey);
   await service.start();
   google = new FakeFcm();
   await google.start();
@@ -142,15 +104,14 @@ beforeAll(async () => {
     type: 'service_account', project_id: FakeFcm.PROJECT, client_email: FakeFcm.ACCOUNT, private_key: google.privateKey,
     token_uri: 'https://oauth2.googleapis.com/token',
   }));
-  sys = await startSystem({
-    env: {
+  systemEnv = {
       WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true', NOTIFY_DISPATCH_MS: '100', RATE_LIMIT_AUTH_PER_MIN: '1000',
       DELIVERY_MAX_ATTEMPTS: String(MAX_ATTEMPTS), DELIVERY_RETRY_INITIAL_MS: '200', DELIVERY_RETRY_MAX_MS: '400',
       VAPID_PUBLIC_KEY: vapid.publicKey, VAPID_PRIVATE_KEY: vapid.privateKey, VAPID_SUBJECT: vapid.subject,
       // The key file names Google's token URI; the setting overrides it, as for an emulator.
       FCM_CREDENTIALS_FILE: credentials, FCM_ENDPOINT: google.url, FCM_TOKEN_URI: `${google.url}/token`,
-    },
-  });
+  };
+  sys = await startSystem({ env: systemEnv });
 });
 
 afterAll(async () => {
@@ -266,74 +227,6 @@ describe('webhooks', () => {
     }
   }, 60_000);
 });
-
-interface Browser {
-  ecdh: ReturnType<typeof createECDH>;
-  auth: Buffer;
-  path: string;
-}
-
-interface Push {
-  headers: IncomingHttpHeaders;
-  payload: Record<string, any>;
-  jwt: { aud: string; sub: string; exp: number } | null;
-}
-
-/** A push service: keeps each push decrypted with its browser's keys, answers `statuses` (201 by default). */
-class PushService {
-  readonly browsers = new Map<string, Browser>();
-  readonly got = new Map<string, Push[]>();
-  readonly statuses = new Map<string, number>();
-  private server!: Server;
-  url = '';
-
-  async start() {
-    this.server = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c) => chunks.push(c));
-      req.on('end', () => {
-        const path = req.url ?? '/';
-        const b = this.browsers.get(path);
-        let payload: Record<string, any> = {};
-        try {
-          payload = b ? JSON.parse(ece.decrypt(Buffer.concat(chunks), { version: 'aes128gcm', privateKey: b.ecdh, authSecret: b.auth }).toString('utf8')) : {};
-        } catch {
-          payload = { undecryptable: true };
-        }
-        this.got.set(path, [...(this.got.get(path) ?? []), { headers: req.headers, payload, jwt: vapidClaims(String(req.headers.authorization ?? '')) }]);
-        res.statusCode = this.statuses.get(path) ?? 201;
-        res.end();
-      });
-    });
-    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', () => r()));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-  }
-
-  /** A browser's subscription to this service, as PushSubscription.toJSON() gives it. */
-  subscribe(): { json: { endpoint: string; keys: { p256dh: string; auth: string } }; path: string } {
-    const ecdh = createECDH('prime256v1');
-    ecdh.generateKeys();
-    const path = `/push/${randomUUID()}`;
-    const auth = randomBytes(16);
-    this.browsers.set(path, { ecdh, auth, path });
-    return { path, json: { endpoint: `${this.url}${path}`, keys: { p256dh: ecdh.getPublicKey().toString('base64url'), auth: auth.toString('base64url') } } };
-  }
-
-  stop() {
-    return new Promise<void>((r) => this.server.close(() => r()));
-  }
-}
-
-/** The claims of a `vapid t=..., k=...` header when its ES256 signature verifies with the server's public key; else null. */
-function vapidClaims(header: string) {
-  const m = /^vapid t=([^,]+),\s*k=(.+)$/.exec(header);
-  if (!m || m[2] !== vapid.publicKey) return null;
-  const [h, p, s] = m[1].split('.');
-  const raw = Buffer.from(vapid.publicKey, 'base64url');
-  const key = createPublicKey({ key: { kty: 'EC', crv: 'P-256', x: raw.subarray(1, 33).toString('base64url'), y: raw.subarray(33).toString('base64url') }, format: 'jwk' });
-  const ok = verify('sha256', Buffer.from(`${h}.${p}`), { key, dsaEncoding: 'ieee-p1363' }, Buffer.from(s, 'base64url'));
-  return ok ? JSON.parse(Buffer.from(p, 'base64url').toString('utf8')) : null;
-}
 
 async function runFails(u: TestUser, code = 'DISK_FULL'): Promise<string> {
   const em = sys.orm.em.fork();
@@ -549,4 +442,61 @@ describe('FCM', () => {
     expect((await sys.api.del(`/push/fcm-tokens/${res.body.data.fcm_token.id}`, (await newUser()).token)).status).toBe(404);
     expect((await sys.api.del(`/push/fcm-tokens/${res.body.data.fcm_token.id}`, u.token)).body.data).toEqual({ deleted: true });
   });
+});
+
+describe('a worker killed with kill -9', () => {
+  it('between runs\' ends and their deliveries: each notification reaches each endpoint, under one webhook-id, none lost', async () => {
+    // The deliveries run where the task worker runs: here a child process of the production entry.
+    await sys.stopWorker();
+    // The worker waits on the held answers longer than the test holds them.
+    const workerEnv = { ...systemEnv, WEBHOOK_TIMEOUT_MS: '60000' };
+    let worker = await startWorkerChild(sys.config, workerEnv);
+    try {
+      const u = await newUser();
+      const hooks = { a: await addHook(u, '/crash-a'), b: await addHook(u, '/crash-b') };
+      // In flight: the receivers hold their answers, the worker dies waiting for them.
+      receiver.delays.set('/crash-a', 40_000);
+      receiver.delays.set('/crash-b', 40_000);
+      const inFlight = [await runEnds(u, 'run.failed'), await runEnds(u, 'run.completed')];
+      await eventually(async () => (receiver.got.get('/crash-a')?.length ?? 0) >= 2 && (receiver.got.get('/crash-b')?.length ?? 0) >= 2, 30_000, 'requests in flight');
+      await worker.kill();
+      receiver.delays.clear();
+      // Pending: runs that end while no worker runs.
+      const pending = [await runEnds(u, 'run.completed'), await runEnds(u, 'run.failed')];
+      await Promise.all(pending.map(dispatched));
+      worker = await startWorkerChild(sys.config, workerEnv);
+
+      const notifications = await eventually(async () => {
+        const rows = await sys.orm.em.fork().find(Notification, { userId: u.userId });
+        return rows.length === 4 ? rows : null;
+      }, 10_000, 'four notifications');
+      expect(new Set(notifications.map((n) => n.taskId))).toEqual(new Set([...inFlight, ...pending]));
+      const ids = notifications.map((n) => n.id).sort();
+      // The lost attempts come back once Temporal times them out (the activity's start-to-close).
+      for (const hook of Object.values(hooks)) {
+        await eventually(async () => {
+          const log = await deliveries(u, hook);
+          return log.length === 4 && log.every((d) => d.status === 'succeeded') ? log : null;
+        }, 120_000, `deliveries of ${hook}`);
+      }
+      await new Promise((r) => setTimeout(r, 1000)); // nothing else arrives
+      for (const path of ['/crash-a', '/crash-b']) {
+        const got = receiver.got.get(path)!;
+        // Every request verified with its endpoint's secret, and for each webhook-id always the
+        // same message: a receiver that deduplicates by webhook-id (as Standard Webhooks asks)
+        // sees each notification exactly once.
+        expect(got.every((r) => r.verified)).toBe(true);
+        const byId = new Map<string, Set<string>>();
+        for (const r of got) byId.set(String(r.headers['webhook-id']), (byId.get(String(r.headers['webhook-id'])) ?? new Set()).add(r.body));
+        expect([...byId.keys()].sort()).toEqual(ids);
+        expect([...byId.values()].every((bodies) => bodies.size === 1)).toBe(true);
+        // Resent only what the killed worker had in flight; the pending ones went out once.
+        const sent = (id: string) => got.filter((r) => r.headers['webhook-id'] === id).length;
+        for (const n of notifications) expect(sent(n.id)).toBe(pending.includes(n.taskId!) ? 1 : 2);
+      }
+    } finally {
+      await worker.kill();
+      await sys.startWorker();
+    }
+  }, 240_000);
 });
