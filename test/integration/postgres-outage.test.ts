@@ -7,7 +7,7 @@ import { migrate, openOrm } from '../../src/db/orm.ts';
 import { stateQuery, workflowIdForTask, type RunState, type TaskRunResult } from '../../workflows/api.ts';
 import { addDevice, addWorkflow, eventually, linear, signup, type Reply } from '../helpers/api.ts';
 import { connectTestDevice, type TestDevice } from '../helpers/devices.ts';
-import { PrivatePostgres } from '../helpers/private-postgres.ts';
+import { PrivatePostgres } from '../../scripts/lib/private-postgres.ts';
 import { startSystem, type System } from '../helpers/system.ts';
 
 let pg: PrivatePostgres;
