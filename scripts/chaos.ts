@@ -5,7 +5,9 @@
 //   api       SIGKILL of the API node holding every device socket, restarted;
 //   temporal  SIGKILL of the Temporal dev server, restarted on its database file;
 //   device    SIGKILL of a PC app process in the middle of a step, restarted on its key store;
-//   postgres  SIGKILL of the postmaster of the run's own PostgreSQL cluster, started again.
+//   postgres  SIGKILL of the postmaster of the run's own PostgreSQL cluster, started again;
+//   reset     every connection between the PC apps and the server reset (a TCP proxy in the path);
+//   blackhole the proxy drops all traffic for a few seconds, then resets what it held.
 // Each fault waits until a step is in flight on a device and fails the script if none is.
 // Then it checks, against records the system under test does not keep:
 //   effects   each PC app's own journal of the effects it performed, keyed by (task, node,
@@ -18,6 +20,7 @@
 // code is 1. Loopback only.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { connect, createServer, type Socket } from 'node:net';
 import { resolve } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { MonitorClient } from '../src/clients/monitor-client.ts';
@@ -48,7 +51,7 @@ the mirror against records of their own. Exit code 0 when all holds.`,
 });
 const DEVICES = opts.devices;
 const SEED = opts.seed ?? Date.now() % 100_000;
-const KINDS = ['worker', 'api', 'temporal', 'device', 'postgres'] as const;
+const KINDS = ['worker', 'api', 'temporal', 'device', 'postgres', 'reset', 'blackhole'] as const;
 type Kind = (typeof KINDS)[number];
 const STEPS = ['s1', 's2', 's3'];
 
@@ -63,7 +66,7 @@ let stopping = false;
 const root = resolve(import.meta.dirname, '..');
 const dir = resolve(root, '.data', `chaos-${process.pid}`);
 mkdirSync(dir, { recursive: true });
-const [tPort, uiPort, apiPort] = [await freePort(), await freePort(), await freePort()];
+const [tPort, uiPort, apiPort, proxyPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
 const address = `127.0.0.1:${tPort}`;
 log(`seed ${SEED}: ${opts.runs} runs on ${DEVICES} PC app processes; faults for ${opts['faults-for-s']} s, each kind at least ${opts['min-each']} times`);
 const pg = await PrivatePostgres.create();
@@ -136,8 +139,39 @@ await api('/auth/register', { method: 'POST', body: JSON.stringify({ email, pass
 const { access_token: token } = (await api('/auth/login', { method: 'POST', body: JSON.stringify({ email, password: 'chaos chaos chaos' }) })).body.data;
 const wsUrl = `ws://127.0.0.1:${apiPort}/ws`;
 
+// The network between the PC apps and the server: a TCP proxy they connect through.
+const links = new Set<{ client: Socket; upstream: Socket }>();
+let blackholed = false;
+const proxy = createServer((client) => {
+  const upstream = connect(apiPort, '127.0.0.1');
+  const link = { client, upstream };
+  links.add(link);
+  // Dropped, not buffered: what a dead route does to packets.
+  client.on('data', (d) => { if (!blackholed) upstream.write(d); });
+  upstream.on('data', (d) => { if (!blackholed) client.write(d); });
+  const close = () => {
+    links.delete(link);
+    client.destroy();
+    upstream.destroy();
+  };
+  for (const end of [client, upstream]) {
+    end.on('error', close);
+    end.on('close', close);
+  }
+});
+await new Promise<void>((res) => proxy.listen(proxyPort, '127.0.0.1', () => res()));
+/** Resets every proxied connection (RST to both ends). */
+const resetLinks = () => {
+  for (const { client, upstream } of links) {
+    client.resetAndDestroy();
+    upstream.resetAndDestroy();
+  }
+  links.clear();
+};
+const deviceWsUrl = `ws://127.0.0.1:${proxyPort}/ws`;
+
 function startApp(app: App): Promise<void> {
-  const child = spawn(process.execPath, [resolve(root, 'scripts', 'lib', 'chaos-device.ts'), wsUrl, app.token, app.store, app.journal], {
+  const child = spawn(process.execPath, [resolve(root, 'scripts', 'lib', 'chaos-device.ts'), deviceWsUrl, app.token, app.store, app.journal], {
     stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NODE_OPTIONS: '' },
   });
   app.child = child;
@@ -198,7 +232,7 @@ const unfinished = (app: App) => tasks.filter((t) => taskDevice.get(t) === app.i
 
 // ---- faults -------------------------------------------------------------------------------
 
-const counts: Record<Kind, number> = { worker: 0, api: 0, temporal: 0, device: 0, postgres: 0 };
+const counts = Object.fromEntries(KINDS.map((k) => [k, 0])) as Record<Kind, number>;
 const faultsEnd = Date.now() + opts['faults-for-s'] * 1000;
 const due = () => Date.now() < faultsEnd || KINDS.some((k) => counts[k] < opts['min-each']);
 const inFlight = () => apps.flatMap((a) => [...a.inFlight]);
@@ -224,6 +258,17 @@ while (due()) {
       await sleep(300 + random() * 1200);
       await startApp(app).catch((err) => problems.push(`PC app restart: ${(err as Error).message}`));
       log(`kill -9 PC app ${app.id.slice(0, 8)} in the middle of ${mid.join(', ')}, restarted`);
+    } else if (kind === 'reset') {
+      const n = links.size;
+      resetLinks();
+      log(`reset ${n} connection(s) of the PC apps with ${landed.length} step(s) in flight`);
+    } else if (kind === 'blackhole') {
+      blackholed = true;
+      const ms = 2000 + random() * 6000;
+      await sleep(ms);
+      resetLinks();
+      blackholed = false;
+      log(`blackholed the PC apps' network for ${Math.round(ms)} ms with ${landed.length} step(s) in flight, then reset`);
     } else if (kind === 'postgres') {
       await pg.kill9();
       await sleep(1000 + random() * 2000);
@@ -329,6 +374,8 @@ for (const p of problems) log(`PROBLEM ${p}`);
 
 stopping = true;
 await monitor.stop();
+proxy.close();
+resetLinks();
 for (const app of apps) await kill9(app.child);
 await temporal.connection.close();
 for (const k of ['api', 'worker', 'temporal'] as const) if (procs[k]) await stopChild(procs[k]!);

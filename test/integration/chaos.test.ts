@@ -1,6 +1,6 @@
 // A short fault run inside `npm test` (scripts/chaos.ts, which `npm run test:chaos` runs
 // longer): SIGKILL of the task worker, the API node, the Temporal dev server, a PC app process
-// and PostgreSQL, each at least once and each while a step is in flight, whatever the seed.
+// and PostgreSQL, a reset and a blackhole of the PC apps' network, each at least once and each while a step is in flight, whatever the seed.
 // The script checks effects (the PC apps' own journals), the events monitors saw and the
 // mirror against Temporal; this test also reads its summary lines.
 import { execFile } from 'node:child_process';
@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import { describe, expect, it } from '@jest/globals';
 
 describe('faults', () => {
-  it('runs end correctly through SIGKILL of worker, API node, Temporal, a PC app and PostgreSQL', async () => {
+  it('runs end correctly through SIGKILL of worker, API node, Temporal, a PC app and PostgreSQL, and network faults', async () => {
     const script = resolve(import.meta.dirname, '..', '..', 'scripts', 'chaos.ts');
     const seed = process.env.CHAOS_SEED ?? String(Date.now() % 100_000);
     const { code, out } = await new Promise<{ code: number; out: string }>((res) => {
@@ -17,7 +17,7 @@ describe('faults', () => {
           res({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr }));
     });
     const faults = /faults: (.*)/.exec(out)?.[1] ?? '';
-    for (const kind of ['worker', 'api', 'temporal', 'device', 'postgres']) {
+    for (const kind of ['worker', 'api', 'temporal', 'device', 'postgres', 'reset', 'blackhole']) {
       expect({ kind, count: Number(new RegExp(`${kind} (\\d+)`).exec(faults)?.[1] ?? 0) >= 1, out }).toEqual({ kind, count: true, out });
     }
     expect(out).toMatch(/twice 0, missing 0; events wrong 0; mirror fields wrong 0/);
