@@ -1,6 +1,7 @@
 // A short fault run inside `npm test` (scripts/chaos.ts, which `npm run test:chaos` runs
 // longer): SIGKILL of the task worker, the API node, the Temporal dev server, a PC app process
-// and PostgreSQL, a reset and a blackhole of the PC apps' network, each at least once and each while a step is in flight, whatever the seed.
+// and PostgreSQL, a reset and a blackhole of the PC apps' network, each at least once and each
+// while a step is in flight, whatever the seed.
 // The script checks effects (the PC apps' own journals), the events monitors saw and the
 // mirror against Temporal; this test also reads its summary lines.
 import { execFile } from 'node:child_process';
