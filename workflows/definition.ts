@@ -20,7 +20,21 @@ export interface DefinitionNode {
   timeoutMs?: number;
   /** A device step fails (retryable) when the device reports no progress for this long. */
   heartbeatTimeoutMs?: number;
+  /** What a device step does when the PC stopped in the middle of it (see ON_INTERRUPT). */
+  onInterrupt?: OnInterrupt;
 }
+
+/**
+ * What a device step does when the PC stopped in the middle of it (the app died or was killed,
+ * so nobody knows whether the step took effect; the device answers STEP_INTERRUPTED):
+ * `retry`, a new attempt as the retry policy allows (for idempotent steps; the default);
+ * `fail`, the run fails with STEP_INTERRUPTED; `ask`, the run waits for the person to say
+ * whether to run the step again.
+ */
+export const ON_INTERRUPT = ['retry', 'fail', 'ask'] as const;
+export type OnInterrupt = (typeof ON_INTERRUPT)[number];
+/** The code a device answers for a step it started and never finished (docs/PROTOCOL.md). */
+export const STEP_INTERRUPTED = 'STEP_INTERRUPTED';
 
 export interface DefinitionEdge {
   from: string;

@@ -14,8 +14,9 @@ import {
 } from '@temporalio/workflow';
 import type { DeviceStepActivities } from '../activities/types.ts';
 import { deviceStepQueue, stepKey, type RunError, type RunEvent, type StepArtifactRef, type StepState } from './api.ts';
+import { DEFAULT_APPROVAL_TIMEOUT_MS, awaitDecision, decidedBy } from './approval.ts';
 import { boundary, heldAtBoundary } from './control.ts';
-import { render, type DefinitionNode, type RetrySpec } from './definition.ts';
+import { STEP_INTERRUPTED, render, type DefinitionNode, type RetrySpec } from './definition.ts';
 import { awaitDevice, knownNode } from './lane-and-presence.ts';
 import { DeviceLost, RunCancelled, RunFailed, StepFailed } from './run-errors.ts';
 import type { Run } from './run.ts';
@@ -43,6 +44,13 @@ export async function runDeviceStep(run: Run, node: DefinitionNode, visit: numbe
       failure = err.details;
     }
     recordArtifacts(run, node, attempt, key, failure.artifacts);
+    // The PC stopped in the middle of this attempt: the node's onInterrupt decides, not the
+    // retry policy (runs started before the patch, and `retry`, keep to the policy).
+    if (failure.code === STEP_INTERRUPTED && node.onInterrupt && node.onInterrupt !== 'retry' && patched('on-interrupt')) {
+      await interrupted(run, node, node.onInterrupt, attempt, key, failure);
+      if (heldAtBoundary(run)) await boundary(run);
+      continue;
+    }
     const retryable = retry.retryableCodes
       ? retry.retryableCodes.includes(failure.code)
       : failure.retryable === true;
@@ -60,6 +68,35 @@ export async function runDeviceStep(run: Run, node: DefinitionNode, visit: numbe
     await condition(() => run.state.cancelRequested, delay);
     if (heldAtBoundary(run)) await boundary(run);
   }
+}
+
+/**
+ * An attempt the PC stopped in, under `onInterrupt: fail` or `ask`: fails the run (RunFailed),
+ * or, when the person answers "run it again", returns so the caller starts the next attempt.
+ */
+async function interrupted(
+  run: Run, node: DefinitionNode, policy: 'fail' | 'ask', attempt: number, key: string, failure: StepErrorDetails,
+): Promise<void> {
+  const label = node.name ?? node.id;
+  const error: RunError = { code: failure.code, message: failure.message, step_id: node.id };
+  run.markStep(key, 'failed', { error });
+  run.events.emit('step.failed', { step_id: node.id, attempt, key, error, will_retry: false, on_interrupt: policy });
+  if (policy === 'fail') throw new RunFailed({ ...error, message: `the PC stopped during ${label}; the step is not run again` });
+  const timeoutMs = DEFAULT_APPROVAL_TIMEOUT_MS;
+  const { decided, decision } = await awaitDecision(run, {
+    step_id: node.id, name: node.name ?? null, message: `the PC stopped during ${label}; run it again?`,
+    timeout_ms: timeoutMs, interrupted: { key, attempt },
+  });
+  if (decided && decision) decidedBy(run, node.id, decision);
+  else run.events.emit('run.approval_decided', { step_id: node.id, approved: false, by: 'timeout', client: null, comment: null, timed_out: true });
+  if (run.state.status === 'running') run.setStatus('running', null);
+  if (decision?.approved) return;
+  throw new RunFailed({
+    ...error,
+    message: decision
+      ? `the PC stopped during ${label}; not run again (${decision.by} said no${decision.comment ? `: ${decision.comment}` : ''})`
+      : `the PC stopped during ${label}; no answer within ${timeoutMs} ms, not run again`,
+  });
 }
 
 /** Dispatches one attempt, again with the same key whenever the device is lost mid-step. */

@@ -3,6 +3,7 @@
 // loop, templates resolvable). Each fault names the node.
 import { z } from 'zod';
 import {
+  ON_INTERRUPT,
   isDeviceStep,
   templatePaths,
   type Definition,
@@ -39,6 +40,7 @@ const nodeSchema = z
     retry: retrySchema.optional(),
     timeoutMs: z.number().int().min(1000).max(7 * 86_400_000).optional(),
     heartbeatTimeoutMs: z.number().int().min(1000).max(86_400_000).optional(),
+    onInterrupt: z.enum(ON_INTERRUPT).optional(),
   })
   .strict();
 
@@ -133,7 +135,9 @@ export function validateDefinition(input: unknown, prefix = 'definition'): { def
     // Prototype keys would shadow the run's scope ({{params}}, {{<node>.x}}).
     if (['params', '__proto__', 'constructor', 'prototype'].includes(n.id)) at(`node id "${n.id}" is reserved`, `nodes.${i}.id`);
     if (!isDeviceStep(n)) {
-      if (n.retry || n.timeoutMs || n.heartbeatTimeoutMs) at(`node "${n.id}": retry and timeouts apply to device steps only`, `nodes.${i}`);
+      if (n.retry || n.timeoutMs || n.heartbeatTimeoutMs || n.onInterrupt) {
+        at(`node "${n.id}": retry, timeouts and onInterrupt apply to device steps only`, `nodes.${i}`);
+      }
       const res = controlParams[n.type].safeParse(n.params ?? {});
       if (!res.success) {
         for (const issue of res.error.issues) {

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { bodyParser } from '@koa/bodyparser';
 import type { Context, Next } from 'koa';
 import type { Logger } from '../logger.ts';
+import { isDatabaseUnavailable } from '../db/unavailable.ts';
 import { AppError, ErrorCode, errors } from '../errors.ts';
 import { jsonShapeProblem } from '../validation.ts';
 
@@ -54,6 +55,8 @@ function toAppError(err: unknown): AppError {
     const code = status === 401 ? ErrorCode.Unauthenticated : status === 404 ? ErrorCode.NotFound : ErrorCode.InvalidParams;
     return new AppError(status, code, (err as Error).message);
   }
+  // PostgreSQL down or restarting: the client may try again shortly; nothing is wrong with the request.
+  if (isDatabaseUnavailable(err)) return new AppError(503, ErrorCode.ServerError, 'PostgreSQL is unreachable', null, { 'Retry-After': '5' });
   return new AppError(500, ErrorCode.ServerError, 'internal server error');
 }
 

@@ -49,6 +49,9 @@ export class PgBus implements LiveBus {
     this.nodeId = nodeId;
     this.logger = logger;
     this.pool = new pg.Pool({ connectionString: databaseUrl, max: 2 });
+    // An idle client whose server went away (PostgreSQL restarting) is dropped by the pool, which
+    // then emits 'error': unheard, that would end the process.
+    this.pool.on('error', (err) => this.logger.warn({ err }, 'a pooled PostgreSQL connection was lost'));
   }
 
   async start(): Promise<void> {

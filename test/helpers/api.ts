@@ -59,7 +59,7 @@ export async function addDevice(api: Api, token: string): Promise<{ id: string; 
 }
 
 /** A linear definition: start -> steps... -> end. */
-export function linear(steps: { type: string; params?: Record<string, unknown>; name?: string; retry?: unknown; timeoutMs?: number; heartbeatTimeoutMs?: number }[]) {
+export function linear(steps: { type: string; params?: Record<string, unknown>; name?: string; retry?: unknown; timeoutMs?: number; heartbeatTimeoutMs?: number; onInterrupt?: 'retry' | 'fail' | 'ask' }[]) {
   const nodes = [
     { id: 'start', type: 'start' },
     ...steps.map((s, i) => ({ id: `s${i + 1}`, ...s })),

@@ -268,6 +268,7 @@ describe('retries', () => {
       ['STEP_HEARTBEAT_TIMEOUT', true], ['STEP_HEARTBEAT_TIMEOUT', false],
     ]);
     expect(dev!.events.filter((e) => e.type === 'control' && e.action === 'abort')).toHaveLength(2);
+    await record(taskId, 'heartbeat-timeout');
 
     // A step that reports progress more often than that is left alone.
     const ok = await submit(id, linear([{ type: 'demo.sleep', params: { ms: 2500 }, heartbeatTimeoutMs: 1000 }]));
@@ -317,6 +318,7 @@ describe('devices coming and going', () => {
     await waitEnd(taskId);
     expect(kinds(taskId).at(-1)).toBe('run.completed');
     expect(event(taskId, 'run.started')!.data.after).toBe('device_offline');
+    await record(taskId, 'offline-wait');
   });
 
   it('fails the run with DEVICE_OFFLINE_TIMEOUT when the device stays away', async () => {

@@ -13,6 +13,8 @@ const SHAPES = [
   'linear-completed', 'paused-resumed', 'cancelled-mid-step', 'step-failed', 'step-retried', 'approval-approved',
   'approval-timeout', 'loop-condition-wait', 'lane-queued', 'device-reconnect', 'retry-from-failed-step',
   'scheduled-run',
+  // fault paths: an offline device waited for, a silent step aborted, a step the PC stopped in
+  'offline-wait', 'heartbeat-timeout', 'interrupted-retried', 'interrupted-failed', 'interrupted-asked',
 ];
 
 /** The workflow type a recorded history ran (from its first event, as the temporal CLI writes it). */

@@ -1,0 +1,96 @@
+// PostgreSQL killed (SIGKILL of the postmaster of a private cluster) while a run's steps are in
+// flight: the API answers 503 in the contract's envelope (never a 500) and /readyz says
+// PostgreSQL is away; once the server is back everything recovers by itself: the run finishes
+// and its mirror in PostgreSQL catches up with the run's state in Temporal.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { migrate, openOrm } from '../../src/db/orm.ts';
+import { stateQuery, workflowIdForTask, type RunState, type TaskRunResult } from '../../workflows/api.ts';
+import { addDevice, addWorkflow, eventually, linear, signup, type Reply } from '../helpers/api.ts';
+import { connectTestDevice, type TestDevice } from '../helpers/devices.ts';
+import { PrivatePostgres } from '../../scripts/lib/private-postgres.ts';
+import { startSystem, type System } from '../helpers/system.ts';
+
+let pg: PrivatePostgres;
+let sys: System;
+let device: TestDevice;
+let user: { token: string; userId: string; email: string };
+let deviceId: string;
+
+beforeAll(async () => {
+  pg = await PrivatePostgres.create();
+  const orm = await openOrm(pg.url);
+  await migrate(orm);
+  await orm.close();
+  sys = await startSystem({ env: { DATABASE_URL: pg.url } });
+  user = await signup(sys.api);
+  const d = await addDevice(sys.api, user.token);
+  deviceId = d.id;
+  device = await connectTestDevice(sys.wsUrl, d.deviceToken);
+}, 60_000);
+
+afterAll(async () => {
+  await device?.client.stop();
+  // The system's shutdown writes to PostgreSQL: bring it back first if a failed test left it down.
+  if (pg && pg.pid() === null) await pg.start();
+  await sys?.stop();
+  await pg?.stop();
+});
+
+/** A 5xx in the contract's envelope: code 5000, a plain sentence, no data, the request id. */
+function expectUnavailable(res: Reply, what: string): void {
+  if (res.status !== 503) throw new Error(`${what}: expected 503, got ${res.status} ${JSON.stringify(res.body)}`);
+  expect(res.body).toEqual({
+    code: 5000, message: 'a service this request needs is unavailable; retry later', data: null, request_id: expect.any(String),
+  });
+  expect(res.headers.get('retry-after')).toBe('5');
+}
+
+describe('PostgreSQL killed while steps are in flight', () => {
+  it('answers 503 meanwhile, then the run finishes and the mirror catches up', async () => {
+    const steps = [1, 2, 3, 4, 5].map((i) => ({ type: 'demo.sleep', params: { ms: 1200, i } }));
+    const wf = await addWorkflow(sys.api, user.token, linear(steps));
+    const res = await sys.api.post('/tasks', { workflow_id: wf, device_id: deviceId }, user.token);
+    expect(res.status).toBe(201);
+    const taskId = res.body.data.task.id as string;
+    await eventually(async () => device.client.runningKeys.some((k) => k.startsWith(taskId)), 20_000, 'a step in flight');
+
+    await pg.kill9();
+    expect(device.client.runningKeys.filter((k) => k.startsWith(taskId))).toHaveLength(1); // the fault landed mid-step
+    const dispatchedAtKill = device.dispatches(taskId).length;
+
+    expectUnavailable(await sys.api.get(`/tasks/${taskId}`, user.token), 'GET /tasks/:id');
+    expectUnavailable(await sys.api.get('/tasks', user.token), 'GET /tasks');
+    expectUnavailable(await sys.api.post('/auth/login', { email: user.email, password: 'not the password' }), 'POST /auth/login');
+    expectUnavailable(await sys.api.post('/tasks', { workflow_id: wf, device_id: deviceId }, user.token), 'POST /tasks');
+    const ready = await sys.api.req('GET', '/readyz');
+    expect(ready.status).toBe(503);
+    expect(ready.body.data).toEqual({ postgres: false, temporal: true });
+
+    // The run goes on without PostgreSQL: a step is dispatched while it is down.
+    await eventually(async () => device.dispatches(taskId).length > dispatchedAtKill, 10_000, 'a step dispatched during the outage');
+    expect(pg.pid()).toBeNull();
+    await pg.start();
+
+    await eventually(async () => (await sys.api.req('GET', '/readyz')).status === 200, 30_000, 'ready again');
+    const handle = sys.temporal.workflow.getHandle(workflowIdForTask(taskId));
+    const result = await handle.result() as TaskRunResult;
+    expect(result.status).toBe('completed');
+    const state = await handle.query(stateQuery) as RunState;
+
+    // The mirror catches up with the run's own state, field by field.
+    const task = await eventually(async () => {
+      const r = await sys.api.get(`/tasks/${taskId}`, user.token);
+      return r.status === 200 && r.body.data.task.last_seq === state.lastSeq && r.body.data.task;
+    }, 30_000, 'the mirror to catch up');
+    expect(task.status).toBe(result.status);
+    expect(task.result).toEqual(result.outputs);
+    expect(task.error).toBeNull();
+    expect(task.progress).toBe(state.progress);
+    expect(task.steps.map((s: Record<string, unknown>) => [s.step_id, s.attempt, s.key, s.status, s.output ?? null]))
+      .toEqual(state.steps.map((s) => [s.step_id, s.attempt, s.key, s.status, s.output ?? null]));
+    const events = (await sys.api.get(`/tasks/${taskId}/events?limit=1000`, user.token)).body.data.list as { seq: number }[];
+    expect(events.map((e) => e.seq)).toEqual(Array.from({ length: state.lastSeq }, (_, i) => i + 1));
+    // Each step once on the device.
+    expect(device.dispatches(taskId).map((d) => d.key)).toEqual(state.steps.map((s) => s.key));
+  }, 120_000);
+});
