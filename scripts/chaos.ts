@@ -119,8 +119,8 @@ const apiUp = () => fetch(`http://127.0.0.1:${apiPort}/readyz`, { signal: AbortS
 // Whatever ends this script, nothing it started outlives it.
 process.on('exit', () => {
   for (const child of [procs.temporal, procs.api, procs.worker, ...apps.map((a) => a.child)]) child?.kill('SIGKILL');
-  const postmaster = pg.pid();
-  if (postmaster !== null) process.kill(postmaster, 'SIGKILL');
+  pg.discard();
+  rmSync(dir, { recursive: true, force: true });
 });
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => process.exit(2));
 

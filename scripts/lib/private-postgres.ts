@@ -105,6 +105,13 @@ export class PrivatePostgres {
     rmSync(this.dir, { recursive: true, force: true });
   }
 
+  /** For exit hooks (synchronous): SIGKILL the server if it runs, remove its directory. */
+  discard(): void {
+    const pid = this.pid();
+    if (pid !== null) process.kill(pid, 'SIGKILL');
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
   log(): string {
     const file = join(this.dir, 'server.log');
     return existsSync(file) ? readFileSync(file, 'utf8').split('\n').slice(-20).join('\n') : '';
