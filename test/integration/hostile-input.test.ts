@@ -33,6 +33,11 @@ beforeAll(async () => {
       RATE_LIMIT_IP_PER_MIN: '1000000',
       RATE_LIMIT_USER_PER_MIN: '1000000',
       RATE_LIMIT_AUTH_PER_MIN: '1000000',
+      // One user registers a device or a workflow per accepted fuzz case: the account limits
+      // have their own tests (account-limits.test.ts).
+      ACCOUNT_MAX_DEVICES: '1000000',
+      ACCOUNT_MAX_WORKFLOWS: '1000000',
+      ACCOUNT_MAX_UNFINISHED_RUNS: '1000000',
     },
   });
   user = await signup(sys.api);
