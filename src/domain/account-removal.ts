@@ -1,11 +1,11 @@
 // Deleting an account: what lives outside PostgreSQL goes too. Temporal Schedules first, so no
 // firing submits a run while the rows go; then the rows (one transaction, by the schema's
 // cascades, with the sessions revoked); then the unfinished runs are ended, the devices' live
-// connections closed, and the uploaded files' bytes removed.
-import { ScheduleNotFoundError, type Client } from '@temporalio/client';
+// connections closed. Uploaded files' bytes go with their rows (file_chunks).
+import type { Client } from '@temporalio/client';
 import * as usersDb from '../db/users.ts';
 import type { OwnedRepos } from '../db/owned.ts';
-import { errors } from '../errors.ts';
+import { deleteTemporalSchedule } from './schedules.ts';
 import type { Sessions } from './sessions.ts';
 
 export interface AccountRemovalDeps {
@@ -24,14 +24,8 @@ export interface AccountRemoval {
 export async function removeAccount(repos: OwnedRepos, deps: AccountRemovalDeps): Promise<AccountRemoval> {
   const { temporal } = deps;
   const schedules = await usersDb.scheduleIdsOf(repos);
-  await Promise.all(schedules.map(async (id) => {
-    try {
-      await temporal.schedule.getHandle(id).delete();
-    } catch (err) {
-      // Nothing is removed yet: the caller may try again.
-      if (!(err instanceof ScheduleNotFoundError)) throw errors.unavailable(`could not delete a schedule: ${(err as Error).message}`);
-    }
-  }));
+  // A failure here (503) leaves every row: the caller may try again.
+  await Promise.all(schedules.map((id) => deleteTemporalSchedule(temporal, id)));
 
   // Every row goes by cascade from the user's, uploaded files' bytes too (file_chunks follow
   // their files' rows).

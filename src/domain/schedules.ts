@@ -121,7 +121,8 @@ export async function deleteSchedulesOf(repos: OwnedRepos, temporal: Client, tar
   return schedules.length;
 }
 
-async function deleteTemporalSchedule(temporal: Client, scheduleId: string): Promise<void> {
+/** Deletes a Temporal Schedule; one already gone is fine, Temporal unreachable is a 503. */
+export async function deleteTemporalSchedule(temporal: Client, scheduleId: string): Promise<void> {
   try {
     await temporal.schedule.getHandle(scheduleId).delete();
   } catch (err) {
