@@ -1,9 +1,9 @@
 // Per-account limits on what a user may hold: unfinished runs, devices, workflows, schedules.
 // The check and the insert it guards run in one transaction behind `account_admit` (migration
-// 20261206000007), so concurrent requests of one user cannot pass a limit together.
+// 20261206000008), so concurrent requests of one user cannot pass a limit together.
 import type { EntityName } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { sql, type Sql } from './sql.ts';
+import { boundOnEm, sql, type Sql } from './sql.ts';
 import type { UserScope } from './scope.ts';
 
 export type Counted = 'runs' | 'devices' | 'workflows' | 'schedules';
@@ -19,7 +19,7 @@ export function admit(scope: UserScope, what: Counted, max: number): Sql {
 /** Runs `insert` in a transaction that first takes the user's place for one more `what`. */
 export function withinLimit<T>(em: EntityManager, scope: UserScope, what: Counted, max: number, insert: (tx: EntityManager) => Promise<T>): Promise<T> {
   return em.transactional(async (tx) => {
-    await tx.execute('select account_admit(?::uuid, ?::text, ?::bigint)', [scope.userId, what, max]);
+    await boundOnEm(tx, admit(scope, what, max));
     return insert(tx);
   });
 }
