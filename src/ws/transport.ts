@@ -88,8 +88,9 @@ export class WsTransport {
       send(conn.ws, { type: 'error', payload: { code: WsErrorCode.InvalidFrame, message: 'binary frames are not supported; send JSON text' } });
       return null;
     }
-    if (limits && Buffer.isBuffer(data)) {
-      // A large frame of a small type is refused on its first bytes, before the rest is decoded.
+    if (limits?.smallFrameBytes !== undefined && Buffer.isBuffer(data) && data.length > limits.smallFrameBytes) {
+      // A large frame of a small type is refused on its first bytes, before the rest is decoded
+      // (a small frame, the usual one, decodes nothing twice).
       const refused = checkLargeFrame(data.subarray(0, TYPE_WITHIN_CHARS).toString('utf8'), data.length, limits);
       if (refused) {
         send(conn.ws, { type: 'error', payload: refused.error }, refused.re);
