@@ -20,7 +20,7 @@ import { docsRouter } from './openapi.ts';
 import { monitorPage } from './monitor-page.ts';
 import { RateLimits } from './rate-limit.ts';
 import { httpSpans } from './request-spans.ts';
-import { API_PREFIX, MAX_BODY_BYTES, mount, type RouteSpec } from './route.ts';
+import { API_PREFIX, mount, type RouteSpec } from './route.ts';
 import { accountRoutes } from './routes/account.ts';
 import { artifactRoutes } from './routes/artifacts.ts';
 import { authRoutes } from './routes/auth.ts';
@@ -47,7 +47,7 @@ declare module 'koa' {
   }
 }
 
-export { API_PREFIX, MAX_BODY_BYTES };
+export { API_PREFIX };
 
 export interface AppDeps {
   config: Config;

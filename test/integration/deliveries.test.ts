@@ -54,8 +54,11 @@ async function newUser(): Promise<TestUser> {
   return { token: u.token, userId: u.userId, deviceId: device.id, workflowId, versionId: version.id };
 }
 
-/** A run's end written through the run mirror (no run behind it): one notification of `kind`'s event. */
-async function runEnds(u: TestUser, kind: 'run.completed' | 'run.failed'): Promise<string> {
+/**
+ * A run's end written through the run mirror (no run behind it): one notification of `kind`'s
+ * event; a failure carries `code`.
+ */
+async function runEnds(u: TestUser, kind: 'run.completed' | 'run.failed', code = 'DISK_FULL'): Promise<string> {
   const em = sys.orm.em.fork();
   const id = randomUUID();
   em.create(Task, {
@@ -67,11 +70,14 @@ async function runEnds(u: TestUser, kind: 'run.completed' | 'run.failed'): Promi
   const at = Date.now();
   const events: RunEvent[] = [
     { seq: 1, kind: 'run.started', at, data: {} },
-    { seq: 2, kind, at: at + 1, data: kind === 'run.failed' ? { error: { code: 'DISK_FULL', message: 'no space' } } : {} },
+    { seq: 2, kind, at: at + 1, data: kind === 'run.failed' ? { error: { code, message: 'no space' } } : {} },
   ];
   await applyRunEvents(sys.orm, id, events);
   return id;
 }
+
+/** A failed run's end (see runEnds). */
+const runFails = (u: TestUser, code = 'DISK_FULL') => runEnds(u, 'run.failed', code);
 
 /** Waits until the dispatcher has decided the deliveries of the task's notifications. */
 async function dispatched(taskId: string): Promise<void> {
@@ -227,21 +233,6 @@ describe('webhooks', () => {
     }
   }, 60_000);
 });
-
-async function runFails(u: TestUser, code = 'DISK_FULL'): Promise<string> {
-  const em = sys.orm.em.fork();
-  const id = randomUUID();
-  em.create(Task, {
-    id, userId: u.userId, workflowId: u.workflowId, workflowVersionId: u.versionId, deviceId: u.deviceId, status: 'pending',
-    statusReason: 'queued', priority: 'medium', parameters: {}, idempotencyKey: null, temporalWorkflowId: `task-${id}`, progress: 0,
-    lastSeq: 0, result: null,
-  });
-  await em.flush();
-  const at = Date.now();
-  const events: RunEvent[] = [{ seq: 1, kind: 'run.started', at, data: {} }, { seq: 2, kind: 'run.failed', at: at + 1, data: { error: { code, message: 'no space' } } }];
-  await applyRunEvents(sys.orm, id, events);
-  return id;
-}
 
 async function subscribe(u: TestUser) {
   const browser = service.subscribe();

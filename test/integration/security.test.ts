@@ -11,7 +11,7 @@ import WebSocket from 'ws';
 import { offlineRoutes } from '../../scripts/openapi.ts';
 import { Device, FcmToken, Notification, NotificationDelivery } from '../../src/db/entities.ts';
 import { AccessTokens } from '../../src/domain/tokens.ts';
-import { MAX_BODY_BYTES } from '../../src/http/app.ts';
+import { MAX_BODY_BYTES } from '../../src/http/route.ts';
 import type { RouteSpec } from '../../src/http/route.ts';
 import { addDevice, addWorkflow, eventually, linear, signup, type Reply } from '../helpers/api.ts';
 import { connectTestDevice, testHandlers, type TestDevice } from '../helpers/devices.ts';
