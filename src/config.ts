@@ -67,7 +67,7 @@ const schema = z
     FCM_ENDPOINT: z.url().default('https://fcm.googleapis.com'),
     /** Where the service account's JWT is exchanged for an access token (default: the key file's token_uri). */
     FCM_TOKEN_URI: z.url().optional(),
-    /** How often each API node dispatches new notifications to their deliveries (webhooks, pushes); 0: this node does not. */
+    /** Each API node dispatches a new notification to its deliveries (webhooks, pushes) when its outbox notice arrives, and sweeps the outbox this often for what a lost notice left and held pushes come due; 0: this node does not dispatch. */
     NOTIFY_DISPATCH_MS: z.coerce.number().int().min(0).max(60_000).default(1000),
     /** Let webhooks reach loopback, private and link-local addresses (SSRF protection off: only for a receiver on a trusted network, and tests). */
     WEBHOOK_ALLOW_PRIVATE_TARGETS: bool.default(false),

@@ -49,3 +49,11 @@ export interface NotificationNotice {
   user_id: string;
   id: string;
 }
+
+/**
+ * "the notification outbox has work": a stored notification or a redelivery asked for, sent by the
+ * statement that wrote it (so only committed work is announced; PostgreSQL folds repeats within a
+ * transaction into one). It wakes the dispatcher on every API node; its timer is only the sweep
+ * for what a lost notice left (a LISTEN connection down at the time) and for held pushes coming due.
+ */
+export const OUTBOX_CHANNEL = 'jarvis_outbox';

@@ -8,6 +8,7 @@ import {
 import type { OwnedRepos } from './owned.ts';
 import { plainRow } from './rows.ts';
 import { dbOf, sql } from './sql.ts';
+import { OUTBOX_CHANNEL } from './channels.ts';
 
 export async function getDelivery(repos: OwnedRepos, id: string): Promise<NotificationDelivery> {
   return repos.get(NotificationDelivery, id, 'delivery');
@@ -18,9 +19,11 @@ export async function getDelivery(repos: OwnedRepos, id: string): Promise<Notifi
  * the same webhook-id, so the receiver can tell it is the same notification. Null: still under way.
  */
 export async function redeliver(repos: OwnedRepos, id: string): Promise<NotificationDelivery | null> {
-  const row = await (await dbOf(repos.root)).one(sql`update notification_deliveries
+  // Announced on the outbox channel (the dispatcher starts it now) by the statement that made it.
+  const row = await (await dbOf(repos.root)).one(sql`with r as (update notification_deliveries
       set status = 'pending', redeliveries = redeliveries + 1, started_at = null, finished_at = null, not_before = null, updated_at = now()
-    where id = ${id} and user_id = ${repos.userId} and status in ('succeeded', 'failed') returning *`);
+    where id = ${id} and user_id = ${repos.userId} and status in ('succeeded', 'failed') returning *)
+    select r.* from r cross join (select pg_notify(${OUTBOX_CHANNEL}, '') from r) n`);
   return row ? plainRow(repos.root, NotificationDelivery, row) : null;
 }
 

@@ -4,7 +4,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { Notification, type NotificationKind } from './entities.ts';
 import type { OwnedRepos } from './owned.ts';
 import { plainRow } from './rows.ts';
-import { NOTIFICATIONS_CHANNEL } from './channels.ts';
+import { NOTIFICATIONS_CHANNEL, OUTBOX_CHANNEL } from './channels.ts';
 import { dbOf, join, sql, type Sql } from './sql.ts';
 import type { UserScope } from './scope.ts';
 
@@ -29,14 +29,17 @@ export function insertForRun(scope: UserScope, taskId: string, drafts: readonly 
     sql`(${crypto.randomUUID()}::uuid, ${n.seq}::int, ${n.kind}::varchar, ${n.title}::varchar, ${n.body}::text, ${n.expiresAt}::timestamptz)`));
   // created_at in milliseconds, as JavaScript dates (and so the list's keyset cursor) hold it: a
   // row a microsecond past its cursor would be skipped by the next page.
-  return sql`insert into notifications (id, user_id, kind, title, body, task_id, seq, workflow_id, workflow_name, device_id, device_name, expires_at, created_at)
+  // Announced on the outbox channel when a row went in, so the dispatcher sends it now.
+  return sql`with ins as (insert into notifications (id, user_id, kind, title, body, task_id, seq, workflow_id, workflow_name, device_id, device_name, expires_at, created_at)
     select v.id, t.user_id, v.kind, left(coalesce(w.name || ': ', '') || v.title, 255), v.body, t.id, v.seq, t.workflow_id, w.name,
            t.device_id, d.device_name, v.expires_at, date_trunc('milliseconds', now())
       from (values ${values}) as v (id, seq, kind, title, body, expires_at)
       join tasks t on t.id = ${taskId} and t.user_id = ${scope.userId}
       left join workflows w on w.id = t.workflow_id
       left join devices d on d.id = t.device_id
-    on conflict (task_id, seq, kind) where task_id is not null do nothing`;
+    on conflict (task_id, seq, kind) where task_id is not null do nothing
+    returning 1)
+    select pg_notify(${OUTBOX_CHANNEL}, '') from ins limit 1`;
 }
 
 /**

@@ -96,19 +96,57 @@ export async function dispatchOnce({ orm, temporal, taskQueue, retry }: Omit<Dis
   return started;
 }
 
-/** Runs a pass every `intervalMs` until stopped. */
-export function startDispatcher(opts: DispatcherOptions): { stop(): Promise<void> } {
+/**
+ * Passes wanted closer than this run as one: under load every run's end announces work, and one
+ * pass takes a batch of up to BATCH notifications, so passes need not follow each other faster.
+ */
+export const MIN_PASS_GAP_MS = 25;
+
+export interface Dispatcher {
+  /** There is new work (an outbox notice): a pass soon, coalesced with others wanted meanwhile. */
+  wake(): void;
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs a pass when woken (at most one at a time, at least MIN_PASS_GAP_MS apart), and every
+ * `intervalMs` whatever happens: the sweep that finds what a lost notice left and held pushes
+ * that came due.
+ */
+export function startDispatcher(opts: DispatcherOptions): Dispatcher {
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
+  /** When the scheduled pass runs (epoch ms); undefined while a pass runs. */
+  let dueAt: number | undefined;
+  let lastStart = 0;
+  let woken = false;
   let running: Promise<void> = Promise.resolve();
+  const schedule = (at: number) => {
+    clearTimeout(timer);
+    dueAt = at;
+    timer = setTimeout(tick, Math.max(0, at - Date.now()));
+  };
   const tick = () => {
+    dueAt = undefined;
+    woken = false;
+    lastStart = Date.now();
     running = dispatchOnce(opts)
       .then((n) => { if (n) opts.logger.debug({ started: n }, 'notification deliveries started'); })
       .catch((err: unknown) => opts.logger.warn({ err }, 'notification dispatch failed'))
-      .finally(() => { if (!stopped) timer = setTimeout(tick, opts.intervalMs); });
+      .finally(() => {
+        if (stopped) return;
+        // Woken during the pass: its work may have been committed after the pass's claim.
+        schedule(woken ? lastStart + MIN_PASS_GAP_MS : Date.now() + opts.intervalMs);
+      });
   };
-  timer = setTimeout(tick, opts.intervalMs);
+  schedule(Date.now() + opts.intervalMs);
   return {
+    wake() {
+      if (stopped) return;
+      if (dueAt === undefined) { woken = true; return; } // a pass is running: one more after it
+      const soonest = Math.max(Date.now(), lastStart + MIN_PASS_GAP_MS);
+      if (dueAt > soonest) schedule(soonest);
+    },
     async stop() {
       stopped = true;
       clearTimeout(timer);

@@ -11,11 +11,13 @@
 //   user feeds on every node (this one included: the notice is the only path).
 // - `jarvis_notifications`: a notification no run event announces (an approval reminder), for
 //   the user feeds.
+// - `jarvis_outbox`: the notification outbox has work (a stored notification, a redelivery), for
+//   the notification dispatcher.
 import pg from 'pg';
 import type { Logger } from '../logger.ts';
 import type { LiveBus, LiveEvent } from './live-bus.ts';
 import {
-  DEVICES_CHANNEL, EVENTS_CHANNEL, LIVE_CHANNEL, NOTIFICATIONS_CHANNEL, PRESENCE_CHANNEL, READINGS_CHANNEL, SESSIONS_CHANNEL,
+  DEVICES_CHANNEL, EVENTS_CHANNEL, LIVE_CHANNEL, NOTIFICATIONS_CHANNEL, OUTBOX_CHANNEL, PRESENCE_CHANNEL, READINGS_CHANNEL, SESSIONS_CHANNEL,
   type DeviceAnnouncement, type NotificationNotice, type PresenceNotice, type ReadingsNotice, type TaskEventsNotice,
 } from '../db/channels.ts';
 
@@ -33,6 +35,7 @@ export class PgBus implements LiveBus {
   private readonly liveListeners = new Set<(e: LiveEvent) => void>();
   private readonly noticeListeners = new Set<(n: TaskEventsNotice) => void>();
   private readonly notificationListeners = new Set<(n: NotificationNotice) => void>();
+  private readonly outboxListeners = new Set<() => void>();
   private readonly deviceListeners = new Set<(d: DeviceAnnouncement) => void>();
   private readonly revokedListeners = new Set<(sessionId: string) => void>();
   private readonly presenceListeners = new Set<(p: PresenceNotice) => void>();
@@ -66,7 +69,7 @@ export class PgBus implements LiveBus {
     client.on('error', lost);
     client.on('end', () => lost());
     await client.connect();
-    await client.query(`listen ${LIVE_CHANNEL}; listen ${EVENTS_CHANNEL}; listen ${DEVICES_CHANNEL}; listen ${SESSIONS_CHANNEL}; listen ${PRESENCE_CHANNEL}; listen ${READINGS_CHANNEL}; listen ${NOTIFICATIONS_CHANNEL}`);
+    await client.query(`listen ${LIVE_CHANNEL}; listen ${EVENTS_CHANNEL}; listen ${DEVICES_CHANNEL}; listen ${SESSIONS_CHANNEL}; listen ${PRESENCE_CHANNEL}; listen ${READINGS_CHANNEL}; listen ${NOTIFICATIONS_CHANNEL}; listen ${OUTBOX_CHANNEL}`);
     this.listener = client;
     this.retry = 200;
     this.listenEpoch++;
@@ -92,6 +95,10 @@ export class PgBus implements LiveBus {
   }
 
   private onNotification(channel: string, payload: string | undefined): void {
+    if (channel === OUTBOX_CHANNEL) {
+      for (const fn of this.outboxListeners) fn(); // no payload: the outbox itself says what
+      return;
+    }
     if (!payload) return;
     if (channel === SESSIONS_CHANNEL) {
       for (const fn of this.revokedListeners) fn(payload); // the session id itself
@@ -148,6 +155,12 @@ export class PgBus implements LiveBus {
   onStoredNotification(fn: (n: NotificationNotice) => void): () => void {
     this.notificationListeners.add(fn);
     return () => this.notificationListeners.delete(fn);
+  }
+
+  /** The notification outbox has new work (committed). */
+  onOutbox(fn: () => void): () => void {
+    this.outboxListeners.add(fn);
+    return () => this.outboxListeners.delete(fn);
   }
 
   /** Tells the other nodes that this device has a new connection here. */

@@ -491,3 +491,28 @@ describe('a worker killed with kill -9', () => {
     }
   }, 240_000);
 });
+
+describe('the outbox notice', () => {
+  it('starts a delivery when its notification is stored and when a redelivery is asked, not at the next sweep', async () => {
+    // A system whose sweep comes only after the test's end: whatever arrives was sent because the
+    // statements announced their work on the outbox channel.
+    await sys.stop();
+    sys = await startSystem({ env: { ...systemEnv, NOTIFY_DISPATCH_MS: '60000' } });
+    const u = await newUser();
+    const hook = await addHook(u, '/woken');
+    await runEnds(u, 'run.completed');
+    const [first] = await eventually(async () => {
+      const got = receiver.got.get('/woken') ?? [];
+      return got.length ? got : null;
+    }, 15_000, 'a delivery before the sweep');
+    const [delivery] = await eventually(async () => {
+      const l = await deliveries(u, hook, '&status=succeeded');
+      return l.length ? l : null;
+    }, 15_000, 'the delivery succeeded');
+    const res = await sys.api.post(`/webhooks/deliveries/${delivery.id}/redeliver`, {}, u.token);
+    expect(res.status).toBe(202);
+    await eventually(async () => ((receiver.got.get('/woken')?.length ?? 0) >= 2 ? true : null), 15_000, 'the redelivery before the sweep');
+    const got = receiver.got.get('/woken')!;
+    expect(got.map((r) => r.headers['webhook-id'])).toEqual([first.headers['webhook-id'], first.headers['webhook-id']]);
+  }, 90_000);
+});
