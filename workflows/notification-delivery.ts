@@ -2,7 +2,7 @@
 // Temporal's retries and backoff. Started by the dispatcher with an id made of the notification,
 // channel and target (src/domain/notification-dispatch.ts), so a crash of an API node or worker
 // loses no delivery and a start repeated after one never makes a second delivery.
-import { ActivityFailure, ApplicationFailure, proxyActivities } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, type ActivityOptions, patched, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 import type { DeliveryActivities } from '../activities/types.ts';
 
 export interface DeliveryRetry {
@@ -20,7 +20,7 @@ export interface NotificationDeliveryInput {
 export const TARGET_REFUSED = 'TargetRefused';
 
 export async function notificationDeliveryWorkflow(input: NotificationDeliveryInput): Promise<'succeeded' | 'failed'> {
-  const { deliverNotification } = proxyActivities<DeliveryActivities>({
+  const options: ActivityOptions = {
     startToCloseTimeout: '1 minute',
     retry: {
       maximumAttempts: input.retry.maximumAttempts,
@@ -29,7 +29,15 @@ export async function notificationDeliveryWorkflow(input: NotificationDeliveryIn
       backoffCoefficient: 2,
       nonRetryableErrorTypes: [TARGET_REFUSED],
     },
-  });
+  };
+  // A local activity: the request goes out from the worker holding the workflow's first task,
+  // with no activity task scheduled, matched and polled (the larger part of a notification's
+  // latency after its run ends). Retries keep their backoff: the SDK waits out short ones and
+  // takes a durable timer for those past a minute; a worker lost mid-request leaves the workflow
+  // task to time out and the request is made again under the same webhook-id, as before.
+  const { deliverNotification } = patched('local-delivery')
+    ? proxyLocalActivities<DeliveryActivities>(options)
+    : proxyActivities<DeliveryActivities>(options);
   // Recording the outcome must not be lost to a database blip: retried until it lands.
   const { failDelivery } = proxyActivities<DeliveryActivities>({
     startToCloseTimeout: '30 seconds',
@@ -39,8 +47,12 @@ export async function notificationDeliveryWorkflow(input: NotificationDeliveryIn
     await deliverNotification({ deliveryId: input.deliveryId });
     return 'succeeded';
   } catch (err) {
-    if (!(err instanceof ActivityFailure)) throw err;
-    const cause = err.cause instanceof ApplicationFailure || err.cause instanceof Error ? err.cause.message : 'delivery failed';
+    // A local activity's last failure reaches the workflow as its own ApplicationFailure, an
+    // activity task's wrapped in an ActivityFailure.
+    let cause: string;
+    if (err instanceof ActivityFailure) cause = err.cause instanceof Error ? err.cause.message : 'delivery failed';
+    else if (err instanceof ApplicationFailure) cause = err.message;
+    else throw err;
     await failDelivery({ deliveryId: input.deliveryId, error: cause });
     return 'failed';
   }

@@ -77,8 +77,9 @@ export async function dispatchOnce({ orm, temporal, taskQueue, retry }: Omit<Dis
   // A batch per pass: a backlog drains over the next passes.
   await deliveriesDb.dispatch(em, BATCH, (inputs) => decideDeliveries(inputs));
   await deliveriesDb.foldDueDigests(em);
-  let started = 0;
-  for (const d of await deliveriesDb.unstarted(em, BATCH)) {
+  // Side by side: a notification's webhook need not wait for its push to be started.
+  const results = await Promise.all((await deliveriesDb.unstarted(em, BATCH)).map(async (d) => {
+    let started = 0;
     try {
       await temporal.workflow.start<typeof notificationDeliveryWorkflow>(DELIVERY_WORKFLOW, {
         workflowId: deliveryWorkflowId(d),
@@ -86,14 +87,15 @@ export async function dispatchOnce({ orm, temporal, taskQueue, retry }: Omit<Dis
         args: [{ deliveryId: d.id, retry }],
         workflowIdReusePolicy: 'REJECT_DUPLICATE',
       });
-      started++;
+      started = 1;
     } catch (err) {
       // Started before (by another node, or before a crash that kept it from being marked).
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
     }
-    await deliveriesDb.markStarted(em, d.id, d.redeliveries);
-  }
-  return started;
+    await deliveriesDb.markStarted(orm.em.fork(), d.id, d.redeliveries);
+    return started;
+  }));
+  return results.reduce((a, b) => a + b, 0);
 }
 
 /**
