@@ -70,36 +70,41 @@ export interface NewDelivery {
  */
 export async function dispatch(em: EntityManager, limit: number, decide: (inputs: DispatchInputs) => NewDelivery[]): Promise<number> {
   const db = await dbOf(em);
+  // Three round trips whatever the batch (this runs as each run ends): the claim, the users'
+  // targets and settings together, then the deliveries, the mark and the commit together.
   return db.transaction(async (tx) => {
-    await tx.run(['begin']);
-    const claimed = await tx.all(sql`select id, user_id, kind from notifications where dispatched_at is null
-      order by created_at limit ${limit}::int for update skip locked`);
+    const [, claimed] = await tx.run(['begin', sql`select id, user_id, kind from notifications where dispatched_at is null
+      order by created_at limit ${limit}::int for update skip locked`]);
     if (claimed.length === 0) {
       await tx.run(['commit']);
       return 0;
     }
     const users = [...new Set(claimed.map((r) => r.user_id as string))];
-    const endpoints = (await tx.all(sql`select * from webhook_endpoints where user_id = any(${users}::uuid[]) and enabled`))
-      .map((r) => plainRow(em, WebhookEndpoint, r));
-    const subscriptions = (await tx.all(sql`select * from push_subscriptions where user_id = any(${users}::uuid[])`))
-      .map((r) => plainRow(em, PushSubscription, r));
-    const fcmTokens = (await tx.all(sql`select * from fcm_tokens where user_id = any(${users}::uuid[])`))
-      .map((r) => plainRow(em, FcmToken, r));
-    const settings = (await tx.all(sql`select * from notification_settings where user_id = any(${users}::uuid[])`))
-      .map((r) => plainRow(em, NotificationSettings, r));
+    const [endpointRows, subscriptionRows, tokenRows, settingsRows] = await tx.run([
+      sql`select * from webhook_endpoints where user_id = any(${users}::uuid[]) and enabled`,
+      sql`select * from push_subscriptions where user_id = any(${users}::uuid[])`,
+      sql`select * from fcm_tokens where user_id = any(${users}::uuid[])`,
+      sql`select * from notification_settings where user_id = any(${users}::uuid[])`,
+    ]);
     const notifications = claimed.map((r) => ({ id: r.id as string, userId: r.user_id as string, kind: r.kind as NotificationKind }));
-    const deliveries = decide({ notifications, endpoints, subscriptions, fcmTokens, settings });
-    if (deliveries.length) {
-      const col = <K extends keyof NewDelivery>(k: K) => deliveries.map((d) => d[k]);
-      await tx.all(sql`insert into notification_deliveries (id, user_id, notification_id, channel, endpoint_id, subscription_id, fcm_token_id, not_before, status)
+    const deliveries = decide({
+      notifications,
+      endpoints: endpointRows.map((r) => plainRow(em, WebhookEndpoint, r)),
+      subscriptions: subscriptionRows.map((r) => plainRow(em, PushSubscription, r)),
+      fcmTokens: tokenRows.map((r) => plainRow(em, FcmToken, r)),
+      settings: settingsRows.map((r) => plainRow(em, NotificationSettings, r)),
+    });
+    const col = <K extends keyof NewDelivery>(k: K) => deliveries.map((d) => d[k]);
+    await tx.run([
+      ...(deliveries.length ? [sql`insert into notification_deliveries (id, user_id, notification_id, channel, endpoint_id, subscription_id, fcm_token_id, not_before, status)
         select gen_random_uuid(), d.user_id, d.notification_id, d.channel, d.endpoint_id, d.subscription_id, d.fcm_token_id, d.not_before, 'pending'
           from unnest(${col('userId')}::uuid[], ${col('notificationId')}::uuid[], ${col('channel')}::varchar[], ${col('endpointId')}::uuid[],
                       ${col('subscriptionId')}::uuid[], ${col('fcmTokenId')}::uuid[], ${col('notBefore')}::timestamptz[])
             as d (user_id, notification_id, channel, endpoint_id, subscription_id, fcm_token_id, not_before)
-        on conflict do nothing`);
-    }
-    await tx.all(sql`update notifications set dispatched_at = now() where id = any(${notifications.map((n) => n.id)}::uuid[])`);
-    await tx.run(['commit']);
+        on conflict do nothing`] : []),
+      sql`update notifications set dispatched_at = now() where id = any(${notifications.map((n) => n.id)}::uuid[])`,
+      'commit',
+    ]);
     return deliveries.length;
   });
 }

@@ -99,6 +99,8 @@ export function literal(v: unknown): string {
     return String(v);
   }
   if (typeof v === 'boolean') return v ? 'true' : 'false';
+  // An array of literals; the statement casts it (`${ids}::uuid[]`), which types an empty one too.
+  if (Array.isArray(v)) return v.length === 0 ? "'{}'" : `ARRAY[${v.map(literal).join(', ')}]`;
   if (v instanceof Date) {
     if (Number.isNaN(v.getTime())) throw new TypeError('invalid date');
     return `${pg.escapeLiteral(v.toISOString())}::timestamptz`;

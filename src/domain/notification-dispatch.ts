@@ -71,12 +71,16 @@ export interface DispatcherOptions {
   intervalMs: number;
 }
 
-/** One pass: dispatch what is new, start what is not started. How many workflows it started. */
-export async function dispatchOnce({ orm, temporal, taskQueue, retry }: Omit<DispatcherOptions, 'logger' | 'intervalMs'>): Promise<number> {
+/**
+ * One pass: dispatch what is new, start what is not started. A sweep (`sweep`) also folds held
+ * pushes that came due into their digests, which only time brings about. How many workflows it
+ * started.
+ */
+export async function dispatchOnce({ orm, temporal, taskQueue, retry }: Omit<DispatcherOptions, 'logger' | 'intervalMs'>, sweep = true): Promise<number> {
   const em = orm.em.fork();
   // A batch per pass: a backlog drains over the next passes.
   await deliveriesDb.dispatch(em, BATCH, (inputs) => decideDeliveries(inputs));
-  await deliveriesDb.foldDueDigests(em);
+  if (sweep) await deliveriesDb.foldDueDigests(em);
   // Side by side: a notification's webhook need not wait for its push to be started.
   const results = await Promise.all((await deliveriesDb.unstarted(em, BATCH)).map(async (d) => {
     let started = 0;
@@ -121,33 +125,42 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
   /** When the scheduled pass runs (epoch ms); undefined while a pass runs. */
   let dueAt: number | undefined;
   let lastStart = 0;
+  let lastSweep = Date.now();
   let woken = false;
   let running: Promise<void> = Promise.resolve();
-  const schedule = (at: number) => {
+  /** Whether the scheduled pass is the sweep (the timer's) rather than a woken one. */
+  let sweep = true;
+  const schedule = (at: number, isSweep: boolean) => {
     clearTimeout(timer);
     dueAt = at;
+    sweep = isSweep;
     timer = setTimeout(tick, Math.max(0, at - Date.now()));
   };
   const tick = () => {
     dueAt = undefined;
     woken = false;
     lastStart = Date.now();
-    running = dispatchOnce(opts)
+    // Woken passes that follow each other under load still sweep once an interval.
+    const sweeping = sweep || lastStart - lastSweep >= opts.intervalMs;
+    if (sweeping) lastSweep = lastStart;
+    running = dispatchOnce(opts, sweeping)
       .then((n) => { if (n) opts.logger.debug({ started: n }, 'notification deliveries started'); })
       .catch((err: unknown) => opts.logger.warn({ err }, 'notification dispatch failed'))
       .finally(() => {
         if (stopped) return;
         // Woken during the pass: its work may have been committed after the pass's claim.
-        schedule(woken ? lastStart + MIN_PASS_GAP_MS : Date.now() + opts.intervalMs);
+        if (woken) schedule(lastStart + MIN_PASS_GAP_MS, false);
+        else schedule(Date.now() + opts.intervalMs, true);
       });
   };
-  schedule(Date.now() + opts.intervalMs);
+  schedule(Date.now() + opts.intervalMs, true);
   return {
     wake() {
       if (stopped) return;
       if (dueAt === undefined) { woken = true; return; } // a pass is running: one more after it
       const soonest = Math.max(Date.now(), lastStart + MIN_PASS_GAP_MS);
-      if (dueAt > soonest) schedule(soonest);
+      // The sweep it replaces comes again after this pass.
+      if (dueAt > soonest) schedule(soonest, false);
     },
     async stop() {
       stopped = true;

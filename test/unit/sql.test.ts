@@ -18,6 +18,12 @@ describe('literal', () => {
     expect(literal(new Date('2026-11-30T00:00:00Z'))).toBe("'2026-11-30T00:00:00.000Z'::timestamptz");
   });
 
+  it('writes arrays as ARRAY[...] of literals, an empty one as the typeless {}', () => {
+    expect(literal(["it's", null, 'b'])).toBe("ARRAY['it''s', null, 'b']");
+    expect(literal([])).toBe("'{}'");
+    expect(() => literal([{ a: 1 }])).toThrow(TypeError);
+  });
+
   it('refuses what it cannot write safely', () => {
     expect(() => literal(Number.NaN)).toThrow(TypeError);
     expect(() => literal(Infinity)).toThrow(TypeError);
