@@ -14,6 +14,7 @@ import { SessionCache } from './domain/sessions.ts';
 import { StepProgressRecorder } from './domain/step-progress.ts';
 import { recordingProgress } from './ws/live-bus.ts';
 import { createApp } from './http/app.ts';
+import { clientOverWorkerConnection } from './temporal/client.ts';
 import { DeviceConnections } from './ws/device-connections.ts';
 import { Gateway } from './ws/gateway.ts';
 import { HistoryStreams } from './ws/history-stream.ts';
@@ -83,7 +84,7 @@ export async function startApiNode(deps: ApiNodeDeps): Promise<ApiNode> {
   const workerRun = worker.run();
   const reconciler = startReconciler({ temporal, orm, logger: logger.child({ component: 'reconciler' }) });
   const dispatcher = config.NOTIFY_DISPATCH_MS === 0 ? null : startDispatcher({
-    orm, temporal, taskQueue: config.TASK_QUEUE, logger: logger.child({ component: 'notification-dispatch' }), intervalMs: config.NOTIFY_DISPATCH_MS,
+    orm, temporal: clientOverWorkerConnection(deps.workerConnection, config.TEMPORAL_NAMESPACE, tracing), eagerStart: true, taskQueue: config.TASK_QUEUE, logger: logger.child({ component: 'notification-dispatch' }), intervalMs: config.NOTIFY_DISPATCH_MS,
     retry: { maximumAttempts: config.DELIVERY_MAX_ATTEMPTS, initialIntervalMs: config.DELIVERY_RETRY_INITIAL_MS, maximumIntervalMs: config.DELIVERY_RETRY_MAX_MS },
   });
   if (dispatcher) {

@@ -65,6 +65,11 @@ export function deliveryWorkflowId(d: Pick<NotificationDelivery, 'notificationId
 export interface DispatcherOptions {
   orm: Orm;
   temporal: Client;
+  /**
+   * Ask for eager starts: `temporal` is over a worker's NativeConnection
+   * (clientOverWorkerConnection), which the SDK requires for them.
+   */
+  eagerStart?: boolean;
   taskQueue: string;
   logger: Logger;
   retry: DeliveryRetry;
@@ -76,7 +81,7 @@ export interface DispatcherOptions {
  * pushes that came due into their digests, which only time brings about. How many workflows it
  * started.
  */
-export async function dispatchOnce({ orm, temporal, taskQueue, retry }: Omit<DispatcherOptions, 'logger' | 'intervalMs'>, sweep = true): Promise<number> {
+export async function dispatchOnce({ orm, temporal, taskQueue, retry, eagerStart }: Omit<DispatcherOptions, 'logger' | 'intervalMs'>, sweep = true): Promise<number> {
   const em = orm.em.fork();
   // A batch per pass: a backlog drains over the next passes.
   await deliveriesDb.dispatch(em, BATCH, (inputs) => decideDeliveries(inputs));
@@ -90,6 +95,9 @@ export async function dispatchOnce({ orm, temporal, taskQueue, retry }: Omit<Dis
         taskQueue,
         args: [{ deliveryId: d.id, retry }],
         workflowIdReusePolicy: 'REJECT_DUPLICATE',
+        // Where a task worker shares this client's connection (one process holding both, as
+        // `npm start` does), its first task comes back in the start's answer.
+        requestEagerStart: eagerStart ?? false,
       });
       started = 1;
     } catch (err) {

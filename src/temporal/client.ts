@@ -12,3 +12,14 @@ export async function connectClient(address: string, namespace: string, tracing:
 export async function connectWorker(address: string): Promise<NativeConnection> {
   return NativeConnection.connect({ address });
 }
+
+/**
+ * A client over a worker's NativeConnection: a workflow it starts with `requestEagerStart` goes
+ * to a worker of that queue on the same connection (same process) in the start's answer,
+ * without a trip through matching; with no such worker the start is an ordinary one.
+ */
+export function clientOverWorkerConnection(connection: NativeConnection, namespace: string, tracing: Tracing = TRACING_OFF): Client {
+  const interceptors = tracing.clientInterceptors();
+  return new Client({ connection, namespace, ...(interceptors ? { interceptors } : {}) });
+}
+
