@@ -150,18 +150,21 @@ export class DeviceHandler {
   }
 
   /**
-   * Stores a file the device attaches to a step in flight on this connection (bound to its key:
-   * a device writes only to steps dispatched to it); the step's answer waits until it is stored.
-   * Refusals (size, type, quota) come back as `error` frames with the contract's code.
+   * Stores a file the device attaches to a step of its own (bound to its key: a device writes
+   * only to steps dispatched to it): in flight on this connection, or dispatched to it on an
+   * earlier connection to this node and not yet answered (the answer will come late). The step's
+   * answer waits until it is stored. Refusals (size, type, quota) come back as `error` frames
+   * with the contract's code.
    */
   private storeArtifact(device: DeviceConnection, p: Extract<DeviceToServer, { type: 'step/artifact' }>['payload'], re: string): void {
-    const step = device.stepOf(p.key);
+    const { orm, config, logger, connections } = this.deps;
+    const step = connections.attachable(device.deviceId, p.key, device.stepOf(p.key));
     if (!step) return unknownKey(device, re, p.key);
-    const { orm, config, logger } = this.deps;
+    device.touch(p.key);
     const stored = attachArtifact(new OwnedRepos(orm.em.fork(), device.userId), this.files, {
       ...step, key: p.key, kind: p.kind ?? 'file', name: p.name, bytes: Buffer.from(p.data, 'base64'),
     }, { maxBytes: MAX_ARTIFACT_BYTES, quotaBytes: config.USER_QUOTA_BYTES });
-    device.attach(p.key, stored);
+    connections.attach(device.deviceId, p.key, stored);
     stored.catch((err: unknown) => {
       if (err instanceof AppError) {
         device.send({ type: 'error', payload: { code: err.code, message: err.message } }, re);
