@@ -4,6 +4,7 @@
 import type { WebSocket } from 'ws';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../config.ts';
+import type { DeviceEndReason } from '../db/channels.ts';
 import type { Orm } from '../db/orm.ts';
 import { markOffline, markOnline, recordDeviceStatus, touchPresence } from '../domain/devices.ts';
 import { PgFileStore } from '../db/file-chunks.ts';
@@ -21,8 +22,8 @@ import { DeviceConnection, isNewerConnection, type DeviceConnections } from './d
 import type { PgBus } from './pg-bus.ts';
 import type { Connection, WsTransport } from './transport.ts';
 
-/** Why a device's connection is ended from outside (a REST call changed its credentials). */
-export type DeviceConnectionEnd = 'device token rotated' | 'device unbound';
+/** Why a device's connection is ended from outside (its credentials changed, or its account went). */
+export type DeviceConnectionEnd = DeviceEndReason;
 
 export interface DeviceHandlerDeps {
   config: Config;
