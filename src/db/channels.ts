@@ -21,6 +21,11 @@ export type DeviceEndReason = (typeof DEVICE_END_REASONS)[number];
 export interface DeviceEndNotice {
   device_id: string;
   reason: DeviceEndReason;
+  /**
+   * Only connections accepted before this (ms since epoch) end: one made since with a rotated
+   * token stays. Absent: any (the account or device is gone, no connection can be newer).
+   */
+  before?: number;
 }
 /** A revoked login session's id: every node forgets it and closes its monitors. */
 export const SESSIONS_CHANNEL = 'jarvis_sessions';

@@ -68,8 +68,11 @@ export class DeviceHandler {
     if (mine && mine.connectionId !== d.connectionId && isNewerConnection(d, mine)) replace(mine);
   }
 
-  end(deviceId: string, reason: DeviceConnectionEnd): void {
-    this.deps.connections.get(deviceId)?.socket.close(CloseCode.TokenInvalid, reason);
+  /** Closes the device's connection here (only one accepted before `before`, when given). */
+  end(deviceId: string, reason: DeviceConnectionEnd, before?: number): void {
+    const conn = this.deps.connections.get(deviceId);
+    if (!conn || (before !== undefined && conn.startedAt >= before)) return;
+    conn.socket.close(CloseCode.TokenInvalid, reason);
   }
 
   run(conn: Connection, id: { deviceId: string; userId: string }): void {

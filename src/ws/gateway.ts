@@ -75,7 +75,7 @@ export class Gateway {
       // One live connection per device across all nodes: a newer one elsewhere replaces ours.
       this.live.onDeviceConnected((d) => this.devices.onConnectedElsewhere(d)),
       // A device's credentials or account gone, told on any node: its connection here ends.
-      this.live.onDeviceEnd((d) => this.devices.end(d.device_id, d.reason)),
+      this.live.onDeviceEnd((d) => this.devices.end(d.device_id, d.reason, d.before)),
       // A login session revoked on any node (logout, refresh token reuse): its monitors here go too.
       this.live.onSessionRevoked((sid) => this.monitors.endLoginSession(sid, 'session revoked')),
       this.live.subscribe((e) => this.monitors.onLiveEvent(e)),
@@ -90,7 +90,7 @@ export class Gateway {
    */
   endDeviceConnection(deviceId: string, reason: DeviceConnectionEnd): void {
     this.devices.end(deviceId, reason);
-    this.live.endDevice({ device_id: deviceId, reason }).catch((err) =>
+    this.live.endDevice({ device_id: deviceId, reason, before: Date.now() }).catch((err) =>
       this.logger.warn({ err, deviceId }, 'could not tell the other nodes to end a device connection'));
   }
 

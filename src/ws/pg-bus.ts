@@ -117,7 +117,7 @@ export class PgBus implements LiveBus {
       } else if (channel === DEVICE_ENDS_CHANNEL) {
         // This node's own notices too: the one path for every node.
         const reason = DEVICE_END_REASONS.find((r) => r === msg.reason) ?? 'device unbound';
-        const d = { device_id: String(msg.device_id), reason };
+        const d: DeviceEndNotice = { device_id: String(msg.device_id), reason, ...(typeof msg.before === 'number' ? { before: msg.before } : {}) };
         for (const fn of this.deviceEndListeners) fn(d);
       } else if (channel === PRESENCE_CHANNEL) {
         for (const fn of this.presenceListeners) fn(msg as PresenceNotice);

@@ -224,3 +224,27 @@ describe('account deletion', () => {
     expect((await sys.api.get('/auth/me', token)).status).toBe(200);
   });
 });
+
+describe('device credentials across nodes', () => {
+  it('rotating a device token closes its connection on the other node (4401); one made with the new token stays', async () => {
+    const user = await signup(sys.api);
+    const device = await addDevice(sys.api, user.token);
+    const dev = await connectTestDevice(otherNodeWs(), device.deviceToken);
+    try {
+      const rotated = await sys.api.post(`/users/devices/${device.id}/token`, {}, user.token);
+      expect(rotated.status).toBe(200);
+      const closed = await eventually(async () => dev.events.find((e) => e.type === 'disconnected'), 10_000, 'the old connection closed');
+      expect(closed).toEqual({ type: 'disconnected', code: 4401, reason: 'device token rotated' });
+      const fresh = await connectTestDevice(otherNodeWs(), rotated.body.data.device_token);
+      try {
+        // Long enough for any notice about the rotation to have reached node 1 again.
+        await new Promise((r) => setTimeout(r, 500));
+        expect(fresh.events.filter((e) => e.type === 'disconnected')).toEqual([]);
+      } finally {
+        await fresh.client.stop();
+      }
+    } finally {
+      await dev.client.stop();
+    }
+  }, 30_000);
+});
