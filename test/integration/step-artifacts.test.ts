@@ -54,6 +54,12 @@ function handlers(): Record<string, StepHandler> {
       await held;
       return { held: true };
     },
+    // Attaches a file, then works on without answering until aborted.
+    'test.attach-then-hang': async (_params, ctx) => {
+      const bytes = Buffer.from(`state of ${ctx.key}`);
+      if (ctx.attach('before-timeout.txt', bytes)) journal.push({ key: ctx.key, name: 'before-timeout.txt', bytes, connection: pc.connectionId ?? '' });
+      await new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason)));
+    },
     // One file on the first connection, one after the test dropped it (sent on the next one).
     'test.across-drop': async (_params, ctx) => {
       const attach = async (name: string, bytes: Buffer) => {
@@ -320,4 +326,18 @@ describe('step artifacts', () => {
       await monitor.stop();
     }
   }, 60_000);
+
+  it('a step that times out reports the files it had attached before its step.failed', async () => {
+    const run = await runToEnd([{ type: 'test.attach-then-hang', timeoutMs: 1500, retry: { maxAttempts: 1 } }]);
+    expect(run.status).toBe('failed');
+    const evs = await events(run.taskId);
+    const step = evs.filter((e) => e.kind.startsWith('step.'));
+    expect(step.map((e) => e.kind)).toEqual(['step.dispatched', 'step.artifact', 'step.failed']);
+    expect((step[2].data.error as { code: string }).code).toBe('STEP_TIMEOUT');
+    const mine = journal.filter((j) => j.key.startsWith(`${run.taskId}:`));
+    expect(mine.map((j) => j.name)).toEqual(['before-timeout.txt']);
+    expect(step[1].data).toMatchObject({ key: mine[0].key, name: 'before-timeout.txt', size: mine[0].bytes.length });
+    const got = await raw(`/tasks/${run.taskId}/artifacts/${step[1].data.artifact_id}/content`);
+    expect(got.body.equals(mine[0].bytes)).toBe(true);
+  }, 30_000);
 });
