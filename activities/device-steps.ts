@@ -7,7 +7,8 @@ import { applyRunEvents } from '../src/domain/run-mirror.ts';
 import type { Logger } from '../src/logger.ts';
 import { DeviceDisconnectedError, type DeviceConnections, type StepOutcome } from '../src/ws/device-connections.ts';
 import type { LiveBus } from '../src/ws/live-bus.ts';
-import { FailureType } from '../workflows/step-failures.ts';
+import type { StepArtifactRef } from '../workflows/api.ts';
+import { FailureType, type StepErrorDetails } from '../workflows/step-failures.ts';
 import type { ControlStepInput, DispatchResult, DispatchStepInput, DeviceStepActivities } from './types.ts';
 
 export interface DeviceStepDeps {
@@ -25,15 +26,14 @@ function disconnected(message: string): ApplicationFailure {
 }
 
 /** The step's output and artifacts, or its error (with its artifacts) as the workflow reads it. */
-function outcomeOrThrow(outcome: StepOutcome): Omit<DispatchResult, 'mirrored'> {
-  const artifacts = outcome.artifacts?.length ? { artifacts: outcome.artifacts } : {};
+function outcomeOrThrow(outcome: StepOutcome, stored: StepArtifactRef[]): Omit<DispatchResult, 'mirrored'> {
+  const artifacts = stored.length ? { artifacts: stored } : {};
   if (outcome.ok) return { output: outcome.output ?? null, ...artifacts };
-  throw ApplicationFailure.create({
-    type: FailureType.StepError,
-    message: `${outcome.error.code}: ${outcome.error.message}`,
-    details: [{ ...outcome.error, ...artifacts }],
-    nonRetryable: true,
-  });
+  throw stepError(`${outcome.error.code}: ${outcome.error.message}`, { ...outcome.error, ...artifacts });
+}
+
+function stepError(message: string, details: StepErrorDetails): ApplicationFailure {
+  return ApplicationFailure.create({ type: FailureType.StepError, message, details: [details], nonRetryable: true });
 }
 
 export function createDeviceStepActivities({ connections, live, logger, orm, heartbeatEveryMs = 2000 }: DeviceStepDeps): DeviceStepActivities {
@@ -71,11 +71,15 @@ export function createDeviceStepActivities({ connections, live, logger, orm, hea
     const connection = connections.get(input.deviceId);
     if (!connection || connection.closed) throw disconnected(`device ${input.deviceId} is not connected to this node`);
 
+    // The answer goes to the run with every file the device attached to the key, on this
+    // connection or an earlier one (the artifacts are kept by key, not by dispatch).
+    const answered = async (outcome: StepOutcome) => outcomeOrThrow(outcome, await connections.answeredArtifacts(input.deviceId, input.key));
+
     // The device finished this key after its last dispatch was gone: use that answer.
     const late = connections.takeLate(input.deviceId, input.key);
-    if (late) return outcomeOrThrow(late);
+    if (late) return answered(late);
 
-    connections.rememberDispatch(input.deviceId, input.key);
+    connections.rememberDispatch(input.deviceId, input.key, { taskId: input.taskId, stepId: input.stepId, attempt: input.attempt });
     let lastProgress: { percent?: number; message?: string } = {};
     const pending = connection.dispatch(
       {
@@ -109,37 +113,35 @@ export function createDeviceStepActivities({ connections, live, logger, orm, hea
         // The device went quiet on this step: abort it; the workflow may try again.
         const message = `no progress from the device for ${input.heartbeatTimeoutMs} ms`;
         connection.send({ type: 'step/abort', payload: { key: input.key, reason: 'heartbeat_timeout' } });
-        pending.cancel(ApplicationFailure.create({
-          type: FailureType.StepError, message, nonRetryable: true,
-          details: [{ code: 'STEP_HEARTBEAT_TIMEOUT', message, retryable: true }],
-        }));
+        pending.cancel(stepError(message, { code: 'STEP_HEARTBEAT_TIMEOUT', message, retryable: true }));
       }
     }, Math.min(heartbeatEveryMs, Math.max(100, Math.floor((input.heartbeatTimeoutMs ?? heartbeatEveryMs) / 4))));
     const timeout = setTimeout(() => {
       connection.send({ type: 'step/abort', payload: { key: input.key, reason: 'timeout' } });
-      pending.cancel(
-        ApplicationFailure.create({
-          type: FailureType.StepError,
-          message: `step timed out after ${input.timeoutMs} ms`,
-          details: [{ code: 'STEP_TIMEOUT', message: `step timed out after ${input.timeoutMs} ms` }],
-          nonRetryable: true,
-        }),
-      );
+      const message = `step timed out after ${input.timeoutMs} ms`;
+      pending.cancel(stepError(message, { code: 'STEP_TIMEOUT', message }));
     }, input.timeoutMs);
     // Temporal delivers cancellation through heartbeats: abort the step on the device.
     ctx.cancelled.catch((err) => {
       connection.send({ type: 'step/abort', payload: { key: input.key, reason: 'cancelled' } });
       pending.cancel(err);
     });
+    let outcome: StepOutcome;
     try {
-      return outcomeOrThrow(await pending.outcome);
+      outcome = await pending.outcome;
     } catch (err) {
+      // The key is dispatched again once the device is back: its artifacts wait for that answer.
       if (err instanceof DeviceDisconnectedError) throw disconnected(err.message);
+      // Timed out or cancelled: the run leaves this key; a timeout's failure reports the files.
+      const artifacts = await connections.answeredArtifacts(input.deviceId, input.key);
+      const details = err instanceof ApplicationFailure && err.type === FailureType.StepError ? err.details?.[0] as StepErrorDetails | undefined : undefined;
+      if (details && artifacts.length) throw stepError(err instanceof Error ? err.message : String(err), { ...details, artifacts });
       throw err;
     } finally {
       clearInterval(beat);
       clearTimeout(timeout);
       logger.debug({ key: input.key }, 'step dispatch finished');
     }
+    return answered(outcome);
   }
 }

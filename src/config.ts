@@ -52,6 +52,8 @@ const schema = z
     SESSION_CACHE_TTL_MS: z.coerce.number().int().min(0).max(60_000).default(5000),
     /** How long a run waits for an offline device before it fails. */
     DEVICE_OFFLINE_TIMEOUT_MS: z.coerce.number().int().min(1000).default(24 * 3600 * 1000),
+    /** How long an account's deletion waits for its cancelled runs to end before it terminates them. */
+    ACCOUNT_DELETE_RUNS_END_MS: z.coerce.number().int().min(0).max(120_000).default(15_000),
     /** How long before an approval times out its approval.expiring reminder is written (at most half the approval's window). */
     APPROVAL_REMINDER_LEAD_MS: z.coerce.number().int().min(1000).default(15 * 60 * 1000),
     /** How often each API node looks for due approval reminders (how late one may be); 0: this node does not. */

@@ -11,6 +11,22 @@ export interface DeviceAnnouncement {
   /** When the connection started (ms since epoch); the newer connection wins. */
   startedAt: number;
 }
+/**
+ * A device's live connection must end, on whichever node holds it (4401): its account was
+ * deleted (sent by the deleting statement), its token rotated or it was unbound.
+ */
+export const DEVICE_ENDS_CHANNEL = 'jarvis_device_ends';
+export const DEVICE_END_REASONS = ['device token rotated', 'device unbound', 'account deleted'] as const;
+export type DeviceEndReason = (typeof DEVICE_END_REASONS)[number];
+export interface DeviceEndNotice {
+  device_id: string;
+  reason: DeviceEndReason;
+  /**
+   * Only connections accepted before this (ms since epoch) end: one made since with a rotated
+   * token stays. Absent: any (the account or device is gone, no connection can be newer).
+   */
+  before?: number;
+}
 /** A revoked login session's id: every node forgets it and closes its monitors. */
 export const SESSIONS_CHANNEL = 'jarvis_sessions';
 export interface TaskEventsNotice {

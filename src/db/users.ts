@@ -2,6 +2,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { User } from './entities.ts';
 import type { OwnedRepos } from './owned.ts';
+import { DEVICE_ENDS_CHANNEL } from './channels.ts';
 import { revokeAllOf } from './sessions.ts';
 import { dbOf, sql } from './sql.ts';
 import { errors } from '../errors.ts';
@@ -47,7 +48,8 @@ export interface RemovedAccount {
 /**
  * Removes the scope's account and, by the schema's cascades, every row of it (devices, workflows
  * and versions, tasks with steps and events, schedules, logs, files' rows, sessions). Its sessions
- * are revoked first, in the same transaction, so every node closes their sockets on commit.
+ * are revoked first and its devices' connections ended, in the same transaction, so every node
+ * closes their sockets on commit. `runs`: those the mirror still says are unfinished.
  */
 export async function removeAccount(repos: OwnedRepos): Promise<RemovedAccount> {
   const db = await dbOf(repos.root);
@@ -59,10 +61,24 @@ export async function removeAccount(repos: OwnedRepos): Promise<RemovedAccount> 
                         where user_id = ${repos.userId} and status in ('pending', 'running', 'paused')), '{}') as runs,
              coalesce((select array_agg(temporal_schedule_id) from schedules where user_id = ${repos.userId}), '{}') as schedules,
              coalesce((select array_agg(id::text) from devices where user_id = ${repos.userId}), '{}') as devices`);
+    await tx.all(sql`select pg_notify(${DEVICE_ENDS_CHANNEL}, json_build_object('device_id', id, 'reason', 'account deleted')::text)
+      from devices where user_id = ${repos.userId}`);
     await tx.all(sql`delete from users where id = ${repos.userId}`);
     await tx.run(['commit']);
     return { ...gone, sessions };
   });
+}
+
+/** Revokes every session of the account (every node hears of it); the ids revoked. */
+export async function revokeSessions(repos: OwnedRepos, reason: string): Promise<string[]> {
+  return revokeAllOf(await dbOf(repos.root), repos, reason, null);
+}
+
+/** The Temporal workflow ids of the account's runs that the mirror says have not finished. */
+export async function unfinishedRuns(repos: OwnedRepos): Promise<string[]> {
+  const rows = await (await dbOf(repos.root)).all<{ id: string }>(sql`select temporal_workflow_id as id from tasks
+    where user_id = ${repos.userId} and status in ('pending', 'running', 'paused')`);
+  return rows.map((r) => r.id);
 }
 
 /** The Temporal Schedule ids of the scope's schedules. */

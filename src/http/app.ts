@@ -80,8 +80,7 @@ export function apiRoutes(deps: Pick<AppDeps, 'config' | 'temporal' | 'tokens' |
   return [
     ...authRoutes(accounts, sessions, (sid) => deps.sockets.endLoginSession(sid, 'logged out')),
     ...accountRoutes(accounts, {
-      temporal: deps.temporal, sessions,
-      endDevice: (id) => deps.sockets.endDeviceConnection(id, 'device unbound'),
+      temporal: deps.temporal, sessions, runsEndWithinMs: deps.config.ACCOUNT_DELETE_RUNS_END_MS,
     }),
     ...deviceRoutes(deps.sockets, engine),
     ...workflowRoutes(engine),

@@ -5,13 +5,16 @@ import { encodeFrame, type ServerToDevice, type StepDispatchPayload } from '../p
 import { startFrameSpan, type FrameSpan } from '../telemetry/device-frames.ts';
 import type { StepArtifactRef } from '../../workflows/api.ts';
 
-export type StepOutcome = (
+export type StepOutcome =
   | { ok: true; output: unknown }
-  | { ok: false; error: { code: string; message: string; retryable?: boolean } }
-) & {
-  /** What the device attached to the step before answering (stored by then). */
-  artifacts?: StepArtifactRef[];
-};
+  | { ok: false; error: { code: string; message: string; retryable?: boolean } };
+
+/** A dispatched step as the device's frames about it are bound to. */
+export interface DispatchedStep {
+  taskId: string;
+  stepId: string;
+  attempt: number;
+}
 
 export interface StepProgress {
   percent?: number;
@@ -22,8 +25,6 @@ interface Waiter {
   taskId: string;
   stepId: string;
   attempt: number;
-  /** Artifacts being stored for the step: its answer waits for them (null: refused). */
-  attachments: Promise<StepArtifactRef | null>[];
   /** Any sign of life from the device for this step (accept, progress). */
   lastActivity: number;
   resolve(outcome: StepOutcome): void;
@@ -86,16 +87,11 @@ export class DeviceConnection {
     const frame = startFrameSpan(this.deviceId, payload);
     const outcome = new Promise<StepOutcome>((resolve, reject) => {
       waiter = {
-        taskId: payload.task_id, stepId: payload.step_id, attempt: payload.attempt, attachments: [],
+        taskId: payload.task_id, stepId: payload.step_id, attempt: payload.attempt,
         lastActivity: Date.now(), onProgress, accepted: false, frame,
         resolve: (o) => {
           frame.answered(o);
-          // The answer carries the step's artifacts, so they are stored before it: wait for them.
-          if (waiter.attachments.length === 0) return resolve(o);
-          void Promise.all(waiter.attachments).then((refs) => {
-            const artifacts = refs.filter((r): r is StepArtifactRef => r !== null);
-            resolve(artifacts.length ? { ...o, artifacts } : o);
-          });
+          resolve(o);
         },
         reject: (err) => {
           frame.failed(err);
@@ -120,18 +116,16 @@ export class DeviceConnection {
   }
 
   /** The step in flight with this key on this connection, or undefined. */
-  stepOf(key: string): { taskId: string; stepId: string; attempt: number } | undefined {
+  stepOf(key: string): DispatchedStep | undefined {
     const w = this.waiters.get(key);
     return w && { taskId: w.taskId, stepId: w.stepId, attempt: w.attempt };
   }
 
-  /** Ties an artifact being stored to its step (the answer waits for it); false when not in flight. */
-  attach(key: string, stored: Promise<StepArtifactRef | null>): boolean {
+  /** A sign of life for a step in flight (an artifact being sent); false when not in flight. */
+  touch(key: string): boolean {
     const w = this.waiters.get(key);
-    if (!w) return false;
-    w.lastActivity = Date.now();
-    w.attachments.push(stored.catch(() => null));
-    return true;
+    if (w) w.lastActivity = Date.now();
+    return !!w;
   }
 
   accept(key: string): boolean {
@@ -213,17 +207,65 @@ export class DeviceConnections {
     return this.byDevice.size;
   }
 
-  /** Keys dispatched to each device recently: only those may be answered late. */
-  private readonly dispatched = new Map<string, { deviceId: string; at: number }>();
+  /** Keys dispatched to each device recently (and their step): only those may be answered late. */
+  private readonly dispatched = new Map<string, { deviceId: string; step: DispatchedStep; at: number }>();
 
-  rememberDispatch(deviceId: string, key: string): void {
+  rememberDispatch(deviceId: string, key: string, step: DispatchedStep): void {
     prune(this.dispatched, DeviceConnections.LATE_TTL_MS, DeviceConnections.LATE_MAX);
-    this.dispatched.set(key, { deviceId, at: Date.now() });
+    this.dispatched.set(key, { deviceId, step, at: Date.now() });
   }
 
   wasDispatchedTo(deviceId: string, key: string): boolean {
+    return this.dispatchedStep(deviceId, key) !== undefined;
+  }
+
+  /** The step a key recently dispatched to this device belongs to, or undefined. */
+  dispatchedStep(deviceId: string, key: string): DispatchedStep | undefined {
     const d = this.dispatched.get(key);
-    return !!d && d.deviceId === deviceId && Date.now() - d.at < DeviceConnections.LATE_TTL_MS;
+    return d && d.deviceId === deviceId && Date.now() - d.at < DeviceConnections.LATE_TTL_MS ? d.step : undefined;
+  }
+
+  /**
+   * Each key's artifacts, kept here rather than with one connection's dispatch: a device that
+   * attaches a file, loses its socket and answers on the next one (the late path) or to the
+   * re-dispatch still has the file reported with the step.
+   */
+  private readonly artifacts = new Map<string, { deviceId: string; stored: Promise<StepArtifactRef | null>[]; answered: boolean; at: number }>();
+
+  /**
+   * The step an artifact for this key goes to: the one in flight on the device's connection, or
+   * one recently dispatched to the device whose answer has not yet gone to the run (after that,
+   * a file would be stored and never reported). Undefined: refuse it.
+   */
+  attachable(deviceId: string, key: string, inFlight: DispatchedStep | undefined): DispatchedStep | undefined {
+    const entry = this.artifacts.get(key);
+    if (entry && (entry.deviceId !== deviceId || entry.answered)) return undefined;
+    return inFlight ?? this.dispatchedStep(deviceId, key);
+  }
+
+  /** Ties an artifact being stored to its key (attachable said yes): the step's answer carries it. */
+  attach(deviceId: string, key: string, stored: Promise<StepArtifactRef | null>): void {
+    let entry = this.artifacts.get(key);
+    if (entry) this.artifacts.delete(key); // re-inserted last: the map stays in age order for prune()
+    else {
+      prune(this.artifacts, DeviceConnections.LATE_TTL_MS, DeviceConnections.LATE_MAX);
+      entry = { deviceId, stored: [], answered: false, at: 0 };
+    }
+    entry.at = Date.now();
+    entry.stored.push(stored.catch(() => null));
+    this.artifacts.set(key, entry);
+  }
+
+  /**
+   * Every artifact stored for the key once it is (refused ones left out), for the answer going
+   * to the run. All of them each time: the run records them from the one answer it takes.
+   */
+  async answeredArtifacts(deviceId: string, key: string): Promise<StepArtifactRef[]> {
+    const entry = this.artifacts.get(key);
+    if (!entry || entry.deviceId !== deviceId) return [];
+    entry.answered = true;
+    const refs = await Promise.all(entry.stored);
+    return refs.filter((r): r is StepArtifactRef => r !== null);
   }
 
   /** Keeps an answer that came after its dispatch was gone; false when the key is not this device's. */

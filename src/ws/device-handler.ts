@@ -4,6 +4,7 @@
 import type { WebSocket } from 'ws';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../config.ts';
+import type { DeviceEndReason } from '../db/channels.ts';
 import type { Orm } from '../db/orm.ts';
 import { markOffline, markOnline, recordDeviceStatus, touchPresence } from '../domain/devices.ts';
 import { PgFileStore } from '../db/file-chunks.ts';
@@ -21,8 +22,8 @@ import { DeviceConnection, isNewerConnection, type DeviceConnections } from './d
 import type { PgBus } from './pg-bus.ts';
 import type { Connection, WsTransport } from './transport.ts';
 
-/** Why a device's connection is ended from outside (a REST call changed its credentials). */
-export type DeviceConnectionEnd = 'device token rotated' | 'device unbound';
+/** Why a device's connection is ended from outside (its credentials changed, or its account went). */
+export type DeviceConnectionEnd = DeviceEndReason;
 
 export interface DeviceHandlerDeps {
   config: Config;
@@ -67,8 +68,11 @@ export class DeviceHandler {
     if (mine && mine.connectionId !== d.connectionId && isNewerConnection(d, mine)) replace(mine);
   }
 
-  end(deviceId: string, reason: DeviceConnectionEnd): void {
-    this.deps.connections.get(deviceId)?.socket.close(CloseCode.TokenInvalid, reason);
+  /** Closes the device's connection here (only one accepted before `before`, when given). */
+  end(deviceId: string, reason: DeviceConnectionEnd, before?: number): void {
+    const conn = this.deps.connections.get(deviceId);
+    if (!conn || (before !== undefined && conn.startedAt >= before)) return;
+    conn.socket.close(CloseCode.TokenInvalid, reason);
   }
 
   run(conn: Connection, id: { deviceId: string; userId: string }): void {
@@ -150,18 +154,21 @@ export class DeviceHandler {
   }
 
   /**
-   * Stores a file the device attaches to a step in flight on this connection (bound to its key:
-   * a device writes only to steps dispatched to it); the step's answer waits until it is stored.
-   * Refusals (size, type, quota) come back as `error` frames with the contract's code.
+   * Stores a file the device attaches to a step of its own (bound to its key: a device writes
+   * only to steps dispatched to it): in flight on this connection, or dispatched to it on an
+   * earlier connection to this node and not yet answered (the answer will come late). The step's
+   * answer waits until it is stored. Refusals (size, type, quota) come back as `error` frames
+   * with the contract's code.
    */
   private storeArtifact(device: DeviceConnection, p: Extract<DeviceToServer, { type: 'step/artifact' }>['payload'], re: string): void {
-    const step = device.stepOf(p.key);
+    const { orm, config, logger, connections } = this.deps;
+    const step = connections.attachable(device.deviceId, p.key, device.stepOf(p.key));
     if (!step) return unknownKey(device, re, p.key);
-    const { orm, config, logger } = this.deps;
+    device.touch(p.key);
     const stored = attachArtifact(new OwnedRepos(orm.em.fork(), device.userId), this.files, {
       ...step, key: p.key, kind: p.kind ?? 'file', name: p.name, bytes: Buffer.from(p.data, 'base64'),
     }, { maxBytes: MAX_ARTIFACT_BYTES, quotaBytes: config.USER_QUOTA_BYTES });
-    device.attach(p.key, stored);
+    connections.attach(device.deviceId, p.key, stored);
     stored.catch((err: unknown) => {
       if (err instanceof AppError) {
         device.send({ type: 'error', payload: { code: err.code, message: err.message } }, re);

@@ -37,6 +37,7 @@ export interface GatewayDeps {
 
 export class Gateway {
   private readonly live: PgBus;
+  private readonly logger: Logger;
   private readonly transport: WsTransport;
   private readonly devices: DeviceHandler;
   private readonly monitors: MonitorHandler;
@@ -45,6 +46,7 @@ export class Gateway {
   constructor(deps: GatewayDeps) {
     const { config, logger, orm, tokens } = deps;
     this.live = deps.live;
+    this.logger = logger;
     const loginSessions = new Sessions(tokens, config.REFRESH_TOKEN_TTL_S, deps.sessionCache);
     this.transport = new WsTransport({
       logger,
@@ -72,6 +74,8 @@ export class Gateway {
     this.unlisten.push(
       // One live connection per device across all nodes: a newer one elsewhere replaces ours.
       this.live.onDeviceConnected((d) => this.devices.onConnectedElsewhere(d)),
+      // A device's credentials or account gone, told on any node: its connection here ends.
+      this.live.onDeviceEnd((d) => this.devices.end(d.device_id, d.reason, d.before)),
       // A login session revoked on any node (logout, refresh token reuse): its monitors here go too.
       this.live.onSessionRevoked((sid) => this.monitors.endLoginSession(sid, 'session revoked')),
       this.live.subscribe((e) => this.monitors.onLiveEvent(e)),
@@ -80,9 +84,14 @@ export class Gateway {
     );
   }
 
-  /** Ends a device's live connection: its credentials changed (token rotated, device unbound). */
+  /**
+   * Ends a device's live connection, on this node at once and on the others through NOTIFY:
+   * its credentials changed (token rotated, device unbound).
+   */
   endDeviceConnection(deviceId: string, reason: DeviceConnectionEnd): void {
     this.devices.end(deviceId, reason);
+    this.live.endDevice({ device_id: deviceId, reason, before: Date.now() }).catch((err) =>
+      this.logger.warn({ err, deviceId }, 'could not tell the other nodes to end a device connection'));
   }
 
   /** Closes the monitors opened with access tokens of this login session. */

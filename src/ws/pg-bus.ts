@@ -5,6 +5,8 @@
 //   mirror inside its transaction (so only committed events are announced), for monitors
 //   subscribed to a whole user (`{scope: "user"}`);
 // - `jarvis_devices`: a device's new connection (older ones elsewhere close 4409);
+// - `jarvis_device_ends`: a device whose connection must end wherever it is (4401): account
+//   deleted (sent in the deleting statement), token rotated, device unbound;
 // - `jarvis_sessions`: a revoked login session id, sent in the revoking statement, so that
 //   every node drops it from its session cache and closes its monitor sockets;
 // - `jarvis_presence`: a device's presence changed, sent in the changing statement, for the
@@ -17,11 +19,11 @@ import pg from 'pg';
 import type { Logger } from '../logger.ts';
 import type { LiveBus, LiveEvent } from './live-bus.ts';
 import {
-  DEVICES_CHANNEL, EVENTS_CHANNEL, LIVE_CHANNEL, NOTIFICATIONS_CHANNEL, OUTBOX_CHANNEL, PRESENCE_CHANNEL, READINGS_CHANNEL, SESSIONS_CHANNEL,
-  type DeviceAnnouncement, type NotificationNotice, type PresenceNotice, type ReadingsNotice, type TaskEventsNotice,
+  DEVICE_END_REASONS, DEVICE_ENDS_CHANNEL, DEVICES_CHANNEL, EVENTS_CHANNEL, LIVE_CHANNEL, NOTIFICATIONS_CHANNEL, OUTBOX_CHANNEL, PRESENCE_CHANNEL, READINGS_CHANNEL, SESSIONS_CHANNEL,
+  type DeviceAnnouncement, type DeviceEndNotice, type NotificationNotice, type PresenceNotice, type ReadingsNotice, type TaskEventsNotice,
 } from '../db/channels.ts';
 
-export type { DeviceAnnouncement, NotificationNotice, PresenceNotice, ReadingsNotice, TaskEventsNotice };
+export type { DeviceAnnouncement, DeviceEndNotice, NotificationNotice, PresenceNotice, ReadingsNotice, TaskEventsNotice };
 
 /** PostgreSQL rejects NOTIFY payloads of 8000 bytes or more. */
 const MAX_PAYLOAD = 7900;
@@ -37,6 +39,7 @@ export class PgBus implements LiveBus {
   private readonly notificationListeners = new Set<(n: NotificationNotice) => void>();
   private readonly outboxListeners = new Set<() => void>();
   private readonly deviceListeners = new Set<(d: DeviceAnnouncement) => void>();
+  private readonly deviceEndListeners = new Set<(d: DeviceEndNotice) => void>();
   private readonly revokedListeners = new Set<(sessionId: string) => void>();
   private readonly presenceListeners = new Set<(p: PresenceNotice) => void>();
   private readonly readingsListeners = new Set<(r: ReadingsNotice) => void>();
@@ -69,7 +72,7 @@ export class PgBus implements LiveBus {
     client.on('error', lost);
     client.on('end', () => lost());
     await client.connect();
-    await client.query(`listen ${LIVE_CHANNEL}; listen ${EVENTS_CHANNEL}; listen ${DEVICES_CHANNEL}; listen ${SESSIONS_CHANNEL}; listen ${PRESENCE_CHANNEL}; listen ${READINGS_CHANNEL}; listen ${NOTIFICATIONS_CHANNEL}; listen ${OUTBOX_CHANNEL}`);
+    await client.query(`listen ${LIVE_CHANNEL}; listen ${EVENTS_CHANNEL}; listen ${DEVICES_CHANNEL}; listen ${DEVICE_ENDS_CHANNEL}; listen ${SESSIONS_CHANNEL}; listen ${PRESENCE_CHANNEL}; listen ${READINGS_CHANNEL}; listen ${NOTIFICATIONS_CHANNEL}; listen ${OUTBOX_CHANNEL}`);
     this.listener = client;
     this.retry = 200;
     this.listenEpoch++;
@@ -118,6 +121,11 @@ export class PgBus implements LiveBus {
         if (msg.origin === this.nodeId) return;
         const d = { deviceId: String(msg.deviceId), connectionId: String(msg.connectionId), startedAt: Number(msg.startedAt) };
         for (const fn of this.deviceListeners) fn(d);
+      } else if (channel === DEVICE_ENDS_CHANNEL) {
+        // This node's own notices too: the one path for every node.
+        const reason = DEVICE_END_REASONS.find((r) => r === msg.reason) ?? 'device unbound';
+        const d: DeviceEndNotice = { device_id: String(msg.device_id), reason, ...(typeof msg.before === 'number' ? { before: msg.before } : {}) };
+        for (const fn of this.deviceEndListeners) fn(d);
       } else if (channel === PRESENCE_CHANNEL) {
         for (const fn of this.presenceListeners) fn(msg as PresenceNotice);
       } else if (channel === READINGS_CHANNEL) {
@@ -179,6 +187,17 @@ export class PgBus implements LiveBus {
     return () => this.deviceListeners.delete(fn);
   }
 
+  /** Tells every node (this one included) to close the device's live connection. */
+  endDevice(d: DeviceEndNotice): Promise<void> {
+    return this.pool.query('select pg_notify($1, $2)', [DEVICE_ENDS_CHANNEL, JSON.stringify(d)]).then(() => undefined);
+  }
+
+  /** A device's live connection must end, wherever it is. */
+  onDeviceEnd(fn: (d: DeviceEndNotice) => void): () => void {
+    this.deviceEndListeners.add(fn);
+    return () => this.deviceEndListeners.delete(fn);
+  }
+
   /** A device's presence changed (online, offline, busy, idle), on any node. */
   onPresence(fn: (p: PresenceNotice) => void): () => void {
     this.presenceListeners.add(fn);
@@ -205,6 +224,7 @@ export class PgBus implements LiveBus {
     this.liveListeners.clear();
     this.noticeListeners.clear();
     this.deviceListeners.clear();
+    this.deviceEndListeners.clear();
     this.presenceListeners.clear();
     const listener = this.listener;
     this.listener = undefined;

@@ -2,13 +2,15 @@
 // demo.screenshot, one made here with sharp, a screenshot taken when a step fails), the run
 // records a durable step.artifact event before the step's outcome, the owner lists and fetches
 // them (content as sent, a WebP thumbnail), nobody else can, a device cannot attach to a step
-// that is not its own, bad files and a full quota are refused with 1001, and deleting the task
-// deletes them.
+// that is not its own, bad files and a full quota are refused with 1001, deleting the task
+// deletes them, and files attached around a lost connection are reported with the answer that
+// comes late, on the next connection.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import sharp from 'sharp';
 import WebSocket from 'ws';
 import { DeviceClient, demoHandlers, type DeviceClientEvent, type StepHandler } from '../../src/clients/device-client.ts';
+import { MonitorClient } from '../../src/clients/monitor-client.ts';
 import { addDevice, addWorkflow, eventually, linear, signup } from '../helpers/api.ts';
 import { retentionScheduleId } from '../../src/domain/artifact-retention.ts';
 import { recordHistory } from '../helpers/histories.ts';
@@ -30,6 +32,10 @@ let release: () => void = () => undefined;
 let held: Promise<void> = Promise.resolve();
 /** What the device's screen shows when a step fails (its `screenshot` option). */
 let FAILURE_SCREEN: Buffer;
+/** The device's own journal of test.across-drop's attach() calls that went out (true) on a socket. */
+const journal: { key: string; name: string; bytes: Buffer; connection: string }[] = [];
+/** test.across-drop waits here between its two attachments, for the test to drop the socket. */
+let acrossDrop: { attached(): void; resume: Promise<void> } = { attached: () => undefined, resume: Promise.resolve() };
 
 function handlers(): Record<string, StepHandler> {
   return {
@@ -47,6 +53,24 @@ function handlers(): Record<string, StepHandler> {
     'test.hold': async () => {
       await held;
       return { held: true };
+    },
+    // Attaches a file, then works on without answering until aborted.
+    'test.attach-then-hang': async (_params, ctx) => {
+      const bytes = Buffer.from(`state of ${ctx.key}`);
+      if (ctx.attach('before-timeout.txt', bytes)) journal.push({ key: ctx.key, name: 'before-timeout.txt', bytes, connection: pc.connectionId ?? '' });
+      await new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason)));
+    },
+    // One file on the first connection, one after the test dropped it (sent on the next one).
+    'test.across-drop': async (_params, ctx) => {
+      const attach = async (name: string, bytes: Buffer) => {
+        const connection = pc.connectionId ?? '';
+        if (ctx.attach(name, bytes, 'screenshot')) journal.push({ key: ctx.key, name, bytes, connection });
+      };
+      await attach('before-drop.png', await sharp({ create: { width: 40, height: 30, channels: 3, background: '#123' } }).png().toBuffer());
+      acrossDrop.attached();
+      await acrossDrop.resume;
+      await attach('after-drop.png', await sharp({ create: { width: 50, height: 20, channels: 3, background: '#456' } }).png().toBuffer());
+      return { across: true };
     },
   };
 }
@@ -254,4 +278,66 @@ describe('step artifacts', () => {
          (select 1 from step_artifacts a where a.file_id = f.id or a.thumbnail_file_id = f.id)`, [run.taskId]);
     expect(orphans.n).toBe(0);
   }, 60_000);
+
+  it('an answer that comes late, on the next connection, reports the files attached on both connections, once each', async () => {
+    const monitor = new MonitorClient({ url: sys.wsUrl, token: owner.token });
+    await monitor.start();
+    try {
+      let attached!: () => void;
+      const firstAttached = new Promise<void>((r) => { attached = r; });
+      let resume!: () => void;
+      acrossDrop = { attached, resume: new Promise<void>((r) => { resume = r; }) };
+      const wf = await addWorkflow(sys.api, owner.token, linear([{ type: 'test.across-drop' }]));
+      const res = await sys.api.post('/tasks', { workflow_id: wf, device_id: device.id }, owner.token);
+      const lateTask: string = res.body.data.task.id;
+      monitor.subscribe(lateTask);
+      await firstAttached;
+      // The first file is stored before its connection goes.
+      await eventually(async () => (await get(`/tasks/${lateTask}/artifacts`)).body.data.total === 1, 10_000, 'the first file stored');
+      const connectedBefore = pcEvents.filter((e) => e.type === 'connected').length;
+      pc.drop();
+      await eventually(async () => pcEvents.filter((e) => e.type === 'connected').length > connectedBefore, 10_000, 'the device back');
+      resume(); // the second file and the answer go on the new connection
+      const ended = (k: string) => ['run.completed', 'run.failed', 'run.cancelled'].includes(k);
+      await monitor.waitFor(() => monitor.eventsOf(lateTask).some((e) => ended(e.kind)), 30_000, 'the run to end');
+
+      const mine = journal.filter((j) => j.key.startsWith(`${lateTask}:`));
+      expect(mine.map((j) => j.name)).toEqual(['before-drop.png', 'after-drop.png']);
+      expect(new Set(mine.map((j) => j.connection)).size).toBe(2);
+      // The late path: the step went out again (delivery 2) and the device was sent it only
+      // once, so the re-dispatch took the answer that had come on the new connection.
+      const durable = monitor.eventsOf(lateTask).filter((e) => e.seq !== undefined);
+      const step = durable.filter((e) => e.kind.startsWith('step.'));
+      expect(step.map((e) => `${e.kind}${e.kind === 'step.dispatched' ? `#${(e.data as { delivery: number }).delivery}` : ''}`))
+        .toEqual(['step.dispatched#1', 'step.dispatched#2', 'step.artifact', 'step.artifact', 'step.completed']);
+      expect(pcEvents.filter((e) => e.type === 'dispatch' && e.payload.key === mine[0].key)).toHaveLength(1);
+      expect(durable.find((e) => e.kind === 'run.completed')).toBeDefined();
+
+      // Each event is one the device's journal says it attached, with its bytes behind it.
+      const reported = step.filter((e) => e.kind === 'step.artifact').map((e) => e.data as { key: string; name: string; size: number; artifact_id: string });
+      expect(reported.map((a) => [a.key, a.name, a.size])).toEqual(mine.map((j) => [j.key, j.name, j.bytes.length]));
+      for (const [i, a] of reported.entries()) {
+        const got = await raw(`/tasks/${lateTask}/artifacts/${a.artifact_id}/content`);
+        expect(got.body.equals(mine[i].bytes)).toBe(true);
+      }
+      const listed = (await get(`/tasks/${lateTask}/artifacts`)).body.data.list.map((a: { id: string }) => a.id).sort();
+      expect(listed).toEqual(reported.map((a) => a.artifact_id).sort());
+    } finally {
+      await monitor.stop();
+    }
+  }, 60_000);
+
+  it('a step that times out reports the files it had attached before its step.failed', async () => {
+    const run = await runToEnd([{ type: 'test.attach-then-hang', timeoutMs: 1500, retry: { maxAttempts: 1 } }]);
+    expect(run.status).toBe('failed');
+    const evs = await events(run.taskId);
+    const step = evs.filter((e) => e.kind.startsWith('step.'));
+    expect(step.map((e) => e.kind)).toEqual(['step.dispatched', 'step.artifact', 'step.failed']);
+    expect((step[2].data.error as { code: string }).code).toBe('STEP_TIMEOUT');
+    const mine = journal.filter((j) => j.key.startsWith(`${run.taskId}:`));
+    expect(mine.map((j) => j.name)).toEqual(['before-timeout.txt']);
+    expect(step[1].data).toMatchObject({ key: mine[0].key, name: 'before-timeout.txt', size: mine[0].bytes.length });
+    const got = await raw(`/tasks/${run.taskId}/artifacts/${step[1].data.artifact_id}/content`);
+    expect(got.body.equals(mine[0].bytes)).toBe(true);
+  }, 30_000);
 });

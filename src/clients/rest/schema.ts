@@ -62,8 +62,8 @@ export interface paths {
   };
   "/api/v1/users/account/delete": {
     /**
-     * Delete the account (password confirmed): runs ended, schedules removed, devices unbound, every row and file removed
-     * @description Needs a bearer access token. Answers 200: Deleted; every token of the account stops working.
+     * Delete the account (password confirmed): runs cancelled (steps aborted), schedules removed, devices disconnected, every row and file removed
+     * @description Needs a bearer access token. Answers 200: Deleted; every token of the account stops working. In order: its schedules, its sessions, then its unfinished runs are cancelled (the step in flight gets step/abort) and have ACCOUNT_DELETE_RUNS_END_MS to end (the rest are terminated), then its rows and files go and its devices' connections close with 4401 on every node.
      */
     post: operations["postUsersAccountDelete"];
   };
@@ -1547,8 +1547,8 @@ export interface operations {
     };
   };
   /**
-   * Delete the account (password confirmed): runs ended, schedules removed, devices unbound, every row and file removed
-   * @description Needs a bearer access token. Answers 200: Deleted; every token of the account stops working.
+   * Delete the account (password confirmed): runs cancelled (steps aborted), schedules removed, devices disconnected, every row and file removed
+   * @description Needs a bearer access token. Answers 200: Deleted; every token of the account stops working. In order: its schedules, its sessions, then its unfinished runs are cancelled (the step in flight gets step/abort) and have ACCOUNT_DELETE_RUNS_END_MS to end (the rest are terminated), then its rows and files go and its devices' connections close with 4401 on every node.
    */
   postUsersAccountDelete: {
     requestBody: {
@@ -1559,15 +1559,17 @@ export interface operations {
       };
     };
     responses: {
-      /** @description Deleted; every token of the account stops working */
+      /** @description Deleted; every token of the account stops working. In order: its schedules, its sessions, then its unfinished runs are cancelled (the step in flight gets step/abort) and have ACCOUNT_DELETE_RUNS_END_MS to end (the rest are terminated), then its rows and files go and its devices' connections close with 4401 on every node */
       200: {
         content: {
           "application/json": components["schemas"]["Envelope"] & {
             data: {
               /** @constant */
               deleted: true;
-              /** @description Unfinished runs ended */
+              /** @description Unfinished runs cancelled (the step in flight got step/abort) that ended within ACCOUNT_DELETE_RUNS_END_MS */
               runs_cancelled: number;
+              /** @description Unfinished runs terminated: not ended within the bound, or submitted while the account was being deleted */
+              runs_terminated: number;
               schedules_removed: number;
               /** @description Devices unbound (a live connection is closed with 4401) */
               devices_disconnected: number;

@@ -31,9 +31,12 @@ export function accountRoutes(accounts: Accounts, removal: AccountRemovalDeps) {
     }),
     defineRoute<z.infer<typeof accountDeleteBody>>({
       method: 'post', path: '/users/account/delete', tag: 'users', auth: 'user', limit: 'auth',
-      summary: 'Delete the account (password confirmed): runs ended, schedules removed, devices unbound, every row and file removed',
+      summary: 'Delete the account (password confirmed): runs cancelled (steps aborted), schedules removed, devices disconnected, every row and file removed',
       body: accountDeleteBody,
-      success: { status: 200, description: 'Deleted; every token of the account stops working', data: accountDeletedData },
+      success: {
+        status: 200, data: accountDeletedData,
+        description: 'Deleted; every token of the account stops working. In order: its schedules, its sessions, then its unfinished runs are cancelled (the step in flight gets step/abort) and have ACCOUNT_DELETE_RUNS_END_MS to end (the rest are terminated), then its rows and files go and its devices\' connections close with 4401 on every node',
+      },
       errors: [400, 401, 503],
       async handler(ctx, { body }) {
         await accounts.checkPassword(ctx.state.repos, body.password, 'password');

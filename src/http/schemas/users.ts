@@ -43,7 +43,8 @@ export const passwordChangedData = z.strictObject({
 
 export const accountDeletedData = z.strictObject({
   deleted: z.literal(true),
-  runs_cancelled: z.int().min(0).describe('Unfinished runs ended'),
+  runs_cancelled: z.int().min(0).describe('Unfinished runs cancelled (the step in flight got step/abort) that ended within ACCOUNT_DELETE_RUNS_END_MS'),
+  runs_terminated: z.int().min(0).describe('Unfinished runs terminated: not ended within the bound, or submitted while the account was being deleted'),
   schedules_removed: z.int().min(0),
   devices_disconnected: z.int().min(0).describe('Devices unbound (a live connection is closed with 4401)'),
 });
