@@ -4,6 +4,7 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Orm } from '../src/db/orm.ts';
 import { applyRunEvents } from '../src/domain/run-mirror.ts';
+import { storedRefsOfStep } from '../src/domain/artifacts.ts';
 import type { Logger } from '../src/logger.ts';
 import { DeviceDisconnectedError, type DeviceConnections, type StepOutcome } from '../src/ws/device-connections.ts';
 import type { LiveBus } from '../src/ws/live-bus.ts';
@@ -72,8 +73,18 @@ export function createDeviceStepActivities({ connections, live, logger, orm, hea
     if (!connection || connection.closed) throw disconnected(`device ${input.deviceId} is not connected to this node`);
 
     // The answer goes to the run with every file the device attached to the key, on this
-    // connection or an earlier one (the artifacts are kept by key, not by dispatch).
-    const answered = async (outcome: StepOutcome) => outcomeOrThrow(outcome, await connections.answeredArtifacts(input.deviceId, input.key));
+    // connection or an earlier one (the artifacts are kept by key, not by dispatch). A key
+    // dispatched again may have had files attached through another API node, before the device
+    // moved here: those are read from the database (only then: a first dispatch's files all came
+    // through this node).
+    const again = input.events.some((e) => e.kind === 'step.dispatched' && e.data.key === input.key && Number(e.data.delivery) > 1);
+    const answered = async (outcome: StepOutcome) => {
+      const here = await connections.answeredArtifacts(input.deviceId, input.key);
+      if (!again) return outcomeOrThrow(outcome, here);
+      const seen = new Set(here.map((a) => a.artifact_id));
+      const elsewhere = (await storedRefsOfStep(orm.em, input.taskId, input.key)).filter((a) => !seen.has(a.artifact_id));
+      return outcomeOrThrow(outcome, [...elsewhere, ...here]);
+    };
 
     // The device finished this key after its last dispatch was gone: use that answer.
     const late = connections.takeLate(input.deviceId, input.key);

@@ -58,6 +58,21 @@ export async function getOfTask(repos: OwnedRepos, taskId: string, id: string): 
   return a;
 }
 
+/**
+ * The artifacts stored for one step key of a task, whichever API node stored them, with their
+ * contents' rows (for a step's answer after the device moved to another node; the run's own
+ * dispatch path, not a user's request).
+ */
+export async function ofStepKey(em: EntityManager, taskId: string, stepKey: string): Promise<{ artifact: StepArtifact; content: StoredFile }[]> {
+  const artifacts = await em.fork().find(StepArtifact, { taskId, stepKey }, { orderBy: { createdAt: 'asc', id: 'asc' } });
+  if (artifacts.length === 0) return [];
+  const files = new Map((await em.fork().find(StoredFile, { id: { $in: artifacts.map((a) => a.fileId) } })).map((f) => [f.id, f]));
+  return artifacts.flatMap((artifact) => {
+    const content = files.get(artifact.fileId);
+    return content ? [{ artifact, content }] : [];
+  });
+}
+
 /** The user's files with these ids (an artifact list's contents), by id. */
 export async function filesByIds(repos: OwnedRepos, ids: string[]): Promise<Map<string, StoredFile>> {
   const rows = ids.length ? await repos.find(StoredFile, { id: { $in: ids } }) : [];

@@ -8,6 +8,7 @@ import type { ArtifactKind, StepArtifact, StoredFile } from '../db/entities.ts';
 import type { FileStore } from '../db/file-store.ts';
 import type { NewFile } from '../db/files.ts';
 import type { OwnedRepos } from '../db/owned.ts';
+import type { EntityManager } from '@mikro-orm/postgresql';
 import { errors } from '../errors.ts';
 import type { StepArtifactRef } from '../../workflows/api.ts';
 
@@ -120,4 +121,9 @@ export function artifactRef(a: StepArtifact, content: Pick<StoredFile, 'name' | 
     artifact_id: a.id, kind: a.kind, name: content.name, content_type: content.contentType, size: content.sizeBytes,
     has_thumbnail: a.thumbnailFileId !== null, width: a.width ?? null, height: a.height ?? null,
   };
+}
+
+/** The references of every artifact stored for a step key, on any API node (see ofStepKey). */
+export async function storedRefsOfStep(em: EntityManager, taskId: string, stepKey: string): Promise<StepArtifactRef[]> {
+  return (await artifactsDb.ofStepKey(em, taskId, stepKey)).map(({ artifact, content }) => artifactRef(artifact, content));
 }

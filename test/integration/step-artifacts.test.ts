@@ -27,6 +27,8 @@ let pc: DeviceClient;
 const pcEvents: DeviceClientEvent[] = [];
 /** What the test's own handler attached, by name: the bytes the server must give back. */
 const sent = new Map<string, Buffer>();
+/** The API node the device connects to (its next connection, after a drop). */
+let pcNode = 0;
 /** The test.hold steps wait here, for the test to act while they are in flight. */
 let release: () => void = () => undefined;
 let held: Promise<void> = Promise.resolve();
@@ -103,11 +105,12 @@ async function events(taskId: string): Promise<{ seq: number; kind: string; data
 
 beforeAll(async () => {
   FAILURE_SCREEN = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#c00' } }).png().toBuffer();
-  sys = await startSystem({ env: { USER_QUOTA_BYTES: String(QUOTA) } });
+  // Two API nodes: the device moves from one to the other in the last test.
+  sys = await startSystem({ nodes: 2, env: { USER_QUOTA_BYTES: String(QUOTA) } });
   owner = await signup(sys.api);
   device = await addDevice(sys.api, owner.token);
   pc = new DeviceClient({
-    url: sys.wsUrl, token: device.deviceToken, handlers: handlers(), maxBackoffMs: 500,
+    url: () => `${sys.nodes[pcNode].url.replace(/^http/, 'ws')}/ws`, token: device.deviceToken, handlers: handlers(), maxBackoffMs: 500,
     screenshot: async () => FAILURE_SCREEN, onEvent: (e) => pcEvents.push(e),
   });
   await pc.start();
@@ -340,4 +343,50 @@ describe('step artifacts', () => {
     const got = await raw(`/tasks/${run.taskId}/artifacts/${step[1].data.artifact_id}/content`);
     expect(got.body.equals(mine[0].bytes)).toBe(true);
   }, 30_000);
+
+  it('a device that moves to another API node mid-step: the answer there reports the file attached through the first', async () => {
+    const monitor = new MonitorClient({ url: sys.wsUrl, token: owner.token });
+    await monitor.start();
+    try {
+      let attached!: () => void;
+      const firstAttached = new Promise<void>((r) => { attached = r; });
+      let resume!: () => void;
+      acrossDrop = { attached, resume: new Promise<void>((r) => { resume = r; }) };
+      const wf = await addWorkflow(sys.api, owner.token, linear([{ type: 'test.across-drop' }]));
+      const res = await sys.api.post('/tasks', { workflow_id: wf, device_id: device.id }, owner.token);
+      const taskId: string = res.body.data.task.id;
+      monitor.subscribe(taskId);
+      await firstAttached;
+      await eventually(async () => (await get(`/tasks/${taskId}/artifacts`)).body.data.total === 1, 10_000, 'the first file stored');
+      const connectedBefore = pcEvents.filter((e) => e.type === 'connected').length;
+      pcNode = 1;
+      pc.drop();
+      await eventually(async () => pcEvents.filter((e) => e.type === 'connected').length > connectedBefore, 10_000, 'the device back');
+      // The run finds the device on the other node and dispatches the key there; only then does
+      // the device go on (a file for a key not dispatched through a node is refused there).
+      const key = journal.find((j) => j.key.startsWith(`${taskId}:`))!.key;
+      await eventually(async () => sys.nodes[1].deviceConnections.wasDispatchedTo(device.id, key), 30_000, 'the dispatch on the other node');
+      resume();
+      const ended = (k: string) => ['run.completed', 'run.failed', 'run.cancelled'].includes(k);
+      await monitor.waitFor(() => monitor.eventsOf(taskId).some((e) => ended(e.kind)), 30_000, 'the run to end');
+
+      const mine = journal.filter((j) => j.key.startsWith(`${taskId}:`));
+      expect(mine.map((j) => j.name)).toEqual(['before-drop.png', 'after-drop.png']);
+      const durable = monitor.eventsOf(taskId).filter((e) => e.seq !== undefined);
+      const step = durable.filter((e) => e.kind.startsWith('step.'));
+      // Dispatched again once or more (the first try may still find the device's old node).
+      expect(step.map((e) => e.kind).filter((k) => k !== 'step.dispatched')).toEqual(['step.artifact', 'step.artifact', 'step.completed']);
+      expect(step.filter((e) => e.kind === 'step.dispatched').length).toBeGreaterThanOrEqual(2);
+      // Each file the device's journal says it attached, once, with its bytes behind it.
+      const reported = step.filter((e) => e.kind === 'step.artifact').map((e) => e.data as { key: string; name: string; size: number; artifact_id: string });
+      expect(reported.map((a) => [a.key, a.name, a.size])).toEqual(mine.map((j) => [j.key, j.name, j.bytes.length]));
+      for (const [i, a] of reported.entries()) {
+        const got = await raw(`/tasks/${taskId}/artifacts/${a.artifact_id}/content`);
+        expect(got.body.equals(mine[i].bytes)).toBe(true);
+      }
+    } finally {
+      await monitor.stop();
+      pcNode = 0;
+    }
+  }, 90_000);
 });
