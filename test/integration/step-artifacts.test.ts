@@ -103,6 +103,32 @@ async function events(taskId: string): Promise<{ seq: number; kind: string; data
   }, 10_000, 'the mirrored events');
 }
 
+/**
+ * Starts a run of test.across-drop and drops the device's socket after its first file is stored
+ * (the next connection goes to API node `nextNode`); `resume` lets the step attach its second
+ * file and answer.
+ */
+async function runAcrossDrop(monitor: MonitorClient, nextNode: number): Promise<{ taskId: string; resume: () => void }> {
+  let attached!: () => void;
+  const firstAttached = new Promise<void>((r) => { attached = r; });
+  let resume!: () => void;
+  acrossDrop = { attached, resume: new Promise<void>((r) => { resume = r; }) };
+  const wf = await addWorkflow(sys.api, owner.token, linear([{ type: 'test.across-drop' }]));
+  const res = await sys.api.post('/tasks', { workflow_id: wf, device_id: device.id }, owner.token);
+  const taskId: string = res.body.data.task.id;
+  monitor.subscribe(taskId);
+  await firstAttached;
+  // The first file is stored before its connection goes.
+  await eventually(async () => (await get(`/tasks/${taskId}/artifacts`)).body.data.total === 1, 10_000, 'the first file stored');
+  const connectedBefore = pcEvents.filter((e) => e.type === 'connected').length;
+  pcNode = nextNode;
+  pc.drop();
+  await eventually(async () => pcEvents.filter((e) => e.type === 'connected').length > connectedBefore, 10_000, 'the device back');
+  return { taskId, resume };
+}
+
+const ended = (k: string) => ['run.completed', 'run.failed', 'run.cancelled'].includes(k);
+
 beforeAll(async () => {
   FAILURE_SCREEN = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#c00' } }).png().toBuffer();
   // Two API nodes: the device moves from one to the other in the last test.
@@ -286,22 +312,8 @@ describe('step artifacts', () => {
     const monitor = new MonitorClient({ url: sys.wsUrl, token: owner.token });
     await monitor.start();
     try {
-      let attached!: () => void;
-      const firstAttached = new Promise<void>((r) => { attached = r; });
-      let resume!: () => void;
-      acrossDrop = { attached, resume: new Promise<void>((r) => { resume = r; }) };
-      const wf = await addWorkflow(sys.api, owner.token, linear([{ type: 'test.across-drop' }]));
-      const res = await sys.api.post('/tasks', { workflow_id: wf, device_id: device.id }, owner.token);
-      const lateTask: string = res.body.data.task.id;
-      monitor.subscribe(lateTask);
-      await firstAttached;
-      // The first file is stored before its connection goes.
-      await eventually(async () => (await get(`/tasks/${lateTask}/artifacts`)).body.data.total === 1, 10_000, 'the first file stored');
-      const connectedBefore = pcEvents.filter((e) => e.type === 'connected').length;
-      pc.drop();
-      await eventually(async () => pcEvents.filter((e) => e.type === 'connected').length > connectedBefore, 10_000, 'the device back');
+      const { taskId: lateTask, resume } = await runAcrossDrop(monitor, 0);
       resume(); // the second file and the answer go on the new connection
-      const ended = (k: string) => ['run.completed', 'run.failed', 'run.cancelled'].includes(k);
       await monitor.waitFor(() => monitor.eventsOf(lateTask).some((e) => ended(e.kind)), 30_000, 'the run to end');
 
       const mine = journal.filter((j) => j.key.startsWith(`${lateTask}:`));
@@ -348,26 +360,12 @@ describe('step artifacts', () => {
     const monitor = new MonitorClient({ url: sys.wsUrl, token: owner.token });
     await monitor.start();
     try {
-      let attached!: () => void;
-      const firstAttached = new Promise<void>((r) => { attached = r; });
-      let resume!: () => void;
-      acrossDrop = { attached, resume: new Promise<void>((r) => { resume = r; }) };
-      const wf = await addWorkflow(sys.api, owner.token, linear([{ type: 'test.across-drop' }]));
-      const res = await sys.api.post('/tasks', { workflow_id: wf, device_id: device.id }, owner.token);
-      const taskId: string = res.body.data.task.id;
-      monitor.subscribe(taskId);
-      await firstAttached;
-      await eventually(async () => (await get(`/tasks/${taskId}/artifacts`)).body.data.total === 1, 10_000, 'the first file stored');
-      const connectedBefore = pcEvents.filter((e) => e.type === 'connected').length;
-      pcNode = 1;
-      pc.drop();
-      await eventually(async () => pcEvents.filter((e) => e.type === 'connected').length > connectedBefore, 10_000, 'the device back');
+      const { taskId, resume } = await runAcrossDrop(monitor, 1);
       // The run finds the device on the other node and dispatches the key there; only then does
       // the device go on (a file for a key not dispatched through a node is refused there).
       const key = journal.find((j) => j.key.startsWith(`${taskId}:`))!.key;
       await eventually(async () => sys.nodes[1].deviceConnections.wasDispatchedTo(device.id, key), 30_000, 'the dispatch on the other node');
       resume();
-      const ended = (k: string) => ['run.completed', 'run.failed', 'run.cancelled'].includes(k);
       await monitor.waitFor(() => monitor.eventsOf(taskId).some((e) => ended(e.kind)), 30_000, 'the run to end');
 
       const mine = journal.filter((j) => j.key.startsWith(`${taskId}:`));
