@@ -7,7 +7,7 @@ import { condition, defineSignal, proxyActivities, setHandler } from '@temporali
 export interface BareActivities {
   /** A trivial step: returns its input. */
   echo(input: { step: number }): Promise<{ echo: { step: number } }>;
-  /** Writes `n` to the ws socket the bench client listens on (F3 baseline). */
+  /** Writes `n` to the ws socket the bench client listens on (F3, F6 and F8 baselines). */
   notify(n: number): Promise<void>;
 }
 
@@ -21,6 +21,16 @@ export async function bareStepsWorkflow(steps: number): Promise<unknown[]> {
   const out: unknown[] = [];
   for (let i = 1; i <= steps; i++) out.push(await acts.echo({ step: i }));
   return out;
+}
+
+/**
+ * F8 baseline: its first activity says so on the client's ws socket (`n`), then two trivial steps
+ * (the F1 shape: three steps).
+ */
+export async function bareFirstStepWorkflow(n: number): Promise<void> {
+  await acts.notify(n);
+  await acts.echo({ step: 2 });
+  await acts.echo({ step: 3 });
 }
 
 export const pokeSignal = defineSignal<[number]>('poke');

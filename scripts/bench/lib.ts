@@ -69,8 +69,14 @@ export interface ServerSetup {
   taskQueue: string;
   bareQueue: string;
   nodeId: string;
-  logLevel: string;
+  /** LOG_LEVEL of the server; unset: the setting's default, as an operator runs it. */
+  logLevel?: string;
   dataDir: string;
+  /**
+   * Settings the load needs beyond the defaults (rate limits, per-user caps), as environment
+   * variables; everything else stays at its default.
+   */
+  settings: Record<string, string>;
 }
 
 export interface ServerReady {
@@ -108,6 +114,11 @@ export interface ServerCommands {
   counts: { args: undefined; result: { devices: number; monitors: number; bareSockets: number; streams: number } };
   polls: { args: { taskId: string }; result: { polls: number | null; streams: number } };
   bareFrames: { args: { frames: string[] }; result: number };
+  /**
+   * F4's live baseline: the bare ws server sends frame i to every /fanout socket gapsMs[i] after
+   * frame i - 1; the result is when each went out (epoch ms, performance.timeOrigin + now()).
+   */
+  bareFanLive: { args: { frames: string[]; gapsMs: number[] }; result: number[] };
   profileStart: { args: undefined; result: true };
   profileStop: { args: { top: number }; result: ProfileSummary };
   stop: { args: undefined; result: true };
