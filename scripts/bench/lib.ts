@@ -109,6 +109,8 @@ export interface ProfileSummary {
 
 export interface ServerCommands {
   memory: { args: undefined; result: MemorySample };
+  /** With BENCH_HEAP_DIR set: heap snapshots of every thread, named after `label`; the files. */
+  heapSnapshots: { args: { label: string }; result: string[] };
   /** Open handles and requests of the server's event loop, by type (process.getActiveResourcesInfo). */
   handles: { args: undefined; result: Record<string, number> };
   counts: { args: undefined; result: { devices: number; monitors: number; bareSockets: number; streams: number } };

@@ -210,6 +210,19 @@ export function renderReport(r: Results, previous = ''): string {
     p(`| bare: signal -> activity -> ws frame | ${f(median(r.f3.bare))} ms | ${f(percentile(r.f3.bare, 99))} ms | ${r.f3.bare.length} |`);
     p('', `p99 ratio (pause / bare): ${x(percentile(r.f3.pause, 99) / percentile(r.f3.bare, 99))}. ${r.f3.conflicts} control requests were answered 409 because the mirror had not caught up with the previous action yet, and were sent again (not counted).`, '');
   }
+  if (r.f8 && r.f8.oursPath && r.f8.barePath) {
+    const o = r.f8.oursPath;
+    const b = r.f8.barePath;
+    p('### F8: where the time to first step goes', '');
+    p('The median run of each side, read back from its Temporal history (the history\'s times and the driver\'s are the same machine\'s clock).', '');
+    p('| ms | ours | bare |', '| --- | --- | --- |');
+    p(`| request (ours: POST /tasks; bare: start()) -> workflow started | ${f(o.submitMs)} | ${f(b.submitMs)} |`);
+    p(`| workflow started -> first activity scheduled | ${f(o.toScheduledMs)} | ${f(b.toScheduledMs)} |`);
+    p(`| of which workflow tasks (count: queue + run) | ${o.workflowTasks}: ${f(o.wftQueueMs)} + ${f(o.wftRunMs)} | ${b.workflowTasks}: ${f(b.wftQueueMs)} + ${f(b.wftRunMs)} |`);
+    p(`| first activity scheduled -> started (its task queue) | ${f(o.activityQueueMs)} | ${f(b.activityQueueMs)} |`);
+    p(`| activity started -> frame at the client (ours: the device's step/dispatch) | ${f(o.deliverMs)} | ${f(b.deliverMs)} |`);
+    p(`| total | ${f(o.totalMs)} | ${f(b.totalMs)} |`, '');
+  }
   if (r.f5) {
     p('### F5: REST', '');
     p('| | req/s | p50 | p99 | requests | non-2xx | errors |', '| --- | --- | --- | --- | --- | --- | --- |');

@@ -10,6 +10,8 @@
 //                                        time budget leaves growth points out and says so)
 //   node scripts/bench/run.ts --smoke    tiny sizes, one data point each (seconds): a test runs it
 //   BENCH_PROFILE_DIR=<dir>       also write the raw profiles of the figures that missed
+//   BENCH_HEAP_DIR=<dir>          heap snapshots of the server's threads before and after F6
+//                        parks our runs (compare them in Chrome DevTools' Memory tab)
 //   BENCH_SERVER_NODE_ARGS=<flags> extra Node flags for the server process: `--cpu-prof
 //                        --cpu-prof-dir=<dir>` profiles every thread (the workflow threads too)
 //   --help               the other options

@@ -9,6 +9,7 @@ import { MessageChannel, type MessagePort, type Worker as ThreadWorker, type Wor
 import type { AddressInfo } from 'node:net';
 import { Session } from 'node:inspector/promises';
 import { writeFileSync } from 'node:fs';
+import { writeHeapSnapshot } from 'node:v8';
 import { randomBytes } from 'node:crypto';
 import Koa from 'koa';
 import Router from '@koa/router';
@@ -16,6 +17,7 @@ import pg from 'pg';
 import { WebSocketServer, type WebSocket } from 'ws';
 import webpush from 'web-push';
 import { Worker } from '@temporalio/worker';
+import { Context } from '@temporalio/activity';
 import { loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
 import { openOrm } from '../../src/db/orm.ts';
@@ -50,7 +52,7 @@ threadsModule.Worker = class ProbedWorker extends BaseWorker {
   }
 };
 
-function measureThread(port: MessagePort): Promise<number> {
+function measureThread(port: MessagePort, snapshot?: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('workflow thread did not answer')), 10_000);
     port.once('message', (m: { used: number; external: number; collected: boolean }) => {
@@ -58,7 +60,7 @@ function measureThread(port: MessagePort): Promise<number> {
       if (!m.collected) reject(new Error('no gc() in the workflow thread'));
       else resolve(m.used + m.external);
     });
-    port.postMessage('measure');
+    port.postMessage(snapshot ? { snapshot } : 'measure');
   });
 }
 
@@ -114,6 +116,16 @@ const bareActivities: BareActivities = {
   },
   async notify(n) {
     notifySocket?.send(String(n));
+  },
+  async hold(n) {
+    const ctx = Context.current();
+    notifySocket?.send(String(n));
+    const beat = setInterval(() => ctx.heartbeat(), 2000);
+    try {
+      await ctx.cancelled;
+    } finally {
+      clearInterval(beat);
+    }
   },
 };
 // The task worker's settings (src/task-worker.ts): defaults, the same grace time.
@@ -180,6 +192,23 @@ const handlers: Handlers = {
     let threadHeap = 0;
     for (const port of probes) threadHeap += await measureThread(port);
     return { heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers, rss: m.rss, threadHeap, threads: probes.size };
+  },
+  async heapSnapshots({ label }) {
+    // BENCH_HEAP_DIR: heap snapshots of the main thread and of each workflow thread, after GCs.
+    const dir = process.env.BENCH_HEAP_DIR;
+    if (!dir) return [];
+    for (let i = 0; i < 3; i++) {
+      gc();
+      await new Promise((r) => setImmediate(r));
+    }
+    const files = [writeHeapSnapshot(`${dir}/${label}-main.heapsnapshot`)];
+    let n = 0;
+    for (const port of probes) {
+      const file = `${dir}/${label}-thread${n++}.heapsnapshot`;
+      await measureThread(port, file);
+      files.push(file);
+    }
+    return files;
   },
   async handles() {
     const byType: Record<string, number> = {};
