@@ -307,9 +307,14 @@ task queue with the task worker's settings, a bare koa app and a bare \`ws\` ser
 holds the clients: simulated devices (the reference \`DeviceClient\` with an echo handler), monitor
 sockets, autocannon. Its harness, \`scripts/bench/run.ts\`, starts the system, shares the time
 budget among the figures and writes the report; each figure is one module of \`scripts/bench/figures/\`
-(\`f1-throughput.ts\` to \`f7-notifications.ts\`, and \`profiles.ts\`) over the runs and loops of
-\`scripts/bench/harness.ts\`. Rate limits are raised for the bench user; the server logs at
-\`warn\`. Loopback only; every loop is bounded in runs and seconds.
+(\`f1-throughput.ts\` to \`f8-first-step.ts\`, and \`profiles.ts\`) over the runs and loops of
+\`scripts/bench/harness.ts\`. The server runs as the production setup does (Dockerfile,
+docker-compose.yml): \`NODE_ENV=production\` (no response-schema check), \`LOG_LEVEL\` at its default
+(\`info\`: an access log line per request, JSON lines to a file), a JWT secret and VAPID keys of its
+own; the settings the load needs beyond the defaults, and only as far as it needs them, are in
+the header above (the per-IP and per-user rate limits sized so that F5 at 20,000 requests/s
+would not be refused, login attempts for F5's users, monitor sockets for F4). Loopback only;
+every loop is bounded in runs and seconds.
 
 - **F1**: closed loop, one simulated device per loop (its device lane serializes runs per PC). Ours:
   \`POST /tasks\` for a 3-step workflow of \`bench.echo\` steps, then the workflow's result. Bare: start
@@ -328,8 +333,13 @@ budget among the figures and writes the report; each figure is one module of \`s
   monitor has every event. Bare: M sockets each send one "subscribe" to a bare ws server that answers
   with the same frames (byte for byte) the run produced. A burst lasts a fraction of a second, so
   each side bursts several times (5 in the full run), taking turns, and the median burst counts.
-- **F5**: autocannon against \`GET /api/v1/tasks/:id\` of a finished 3-step run made for it (JWT, session check, task and
-  steps), then against the bare app's \`GET /tasks/:id\` (\`select * from tasks where id = $1\`, JSON),
+  Live baseline: the bare ws server sends the same frames, spaced as ours reached the first
+  monitor, each to all M sockets at once (spread from first to last socket, and send -> last
+  socket). Every level is measured and the target holds at each.
+- **F5**: 100 users (25 in the quick run, 5 in the smoke run), each logged in through the API (its own token and
+  session) with a finished 3-step run of its own; autocannon sends request i to user i mod n:
+  \`GET /api/v1/tasks/:id\` with that user's token (JWT, session check, rate limits, task and
+  steps), then the bare app's \`GET /tasks/:id\` of the same tasks (\`select * from tasks where id = $1\`, JSON),
   in rounds taking turns, once the work the figures before it left behind has drained (Temporal,
   PostgreSQL and the server under a fifth of a core for a second, 20 s at most). When the
   PostgreSQL server runs without autovacuum (the header says so), the tables the figures before
@@ -337,12 +347,19 @@ budget among the figures and writes the report; each figure is one module of \`s
 - **F6**: memory of the server process after forced GCs (main thread and workflow threads; the server
   runs with \`--no-flush-bytecode\` so that V8 does not free compiled code in the middle of a
   measurement), before and after: N device sockets (device tokens, presence recorded) vs N bare ws
-  sockets; K bare workflows parked on \`condition\`, then K of our runs parked in a held step (one per
-  device), with the N devices connected and idle throughout.
+  sockets; K bare workflows parked in a long step (an activity that holds, heartbeating every 2 s
+  as our dispatch does, until cancelled), then K of our runs parked in a held step (one per
+  device), with the N devices connected and idle throughout. \`BENCH_HEAP_DIR=<dir>\` writes heap
+  snapshots of every thread before and after our runs park.
 - **F7**: one run at a time of a 1-step workflow, with a webhook (kinds \`run.completed\`) and a Web
   Push subscription registered through the API, to receivers on 127.0.0.1 that check what they get
   (the Standard Webhooks signature; the VAPID signature, and the payload decrypted with the
   browser's keys). Each latency is from the \`run.completed\` event's time to the monitor's frame (a
   monitor subscribed to the run), to the webhook request and to the push request at their receivers;
   the ratio is the slower channel's p50 over the frame's. Deliveries go through the dispatcher's
-  pass (\`NOTIFY_DISPATCH_MS\`, at its default) and a Temporal workflow each.`;
+  pass (\`NOTIFY_DISPATCH_MS\`, at its default) and a Temporal workflow each.
+- **F8**: one run at a time of the 3-step workflow, ours and bare taking turns: from \`POST /tasks\` to
+  the first step's \`step/dispatch\` frame at the device; bare: from the client's \`start()\` to the
+  first activity's frame on a ws socket (\`bareFirstStepWorkflow\`). The median run of each side is
+  read back from its history to split the time (submission, workflow tasks, the activity's queue,
+  the frame).`;

@@ -24,7 +24,10 @@ export interface Sizes {
   /** Seconds per side before measuring. */
   f5Warmup: number;
   f5Connections: number;
-  /** F5 users, each with a token and a finished run: the requests go to each in turn. */
+  /**
+   * F5 users, each with a token and a finished run: the requests go to each in turn. 100 in the
+   * full run; fewer in the quick one, whose 2 minutes cannot hold 100 logins (argon2) and runs.
+   */
   f5Users: number;
   /** F6 idle device sockets and parked runs. */
   f6Sockets: number;
@@ -46,7 +49,7 @@ export const SIZES: Record<Mode, Sizes> = {
   },
   quick: {
     f1Levels: [1, 10, 50], f1Runs: (c) => (c === 1 ? 6 : c * 3), f1MaxS: 2.5, f2Runs: 5, f2Steps: 8, warmupRuns: 1, f3Reps: 50,
-    f4Monitors: [10, 100, 200], f4Bursts: 3, f4Steps: 10, f5Seconds: 5, f5Warmup: 1, f5Connections: 20, f5Users: 100,
+    f4Monitors: [10, 100, 200], f4Bursts: 3, f4Steps: 10, f5Seconds: 5, f5Warmup: 1, f5Connections: 20, f5Users: 25,
     f6Sockets: 200, f6Runs: 8, f7Runs: 10, f8Runs: 15, profileS: 2, limitS: 115,
   },
   full: {
