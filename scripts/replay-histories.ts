@@ -4,6 +4,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { bundleWorkflowCode, DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import { WORKFLOW_BUNDLE_OPTIONS } from '../src/task-worker.ts';
 
 Runtime.install({
   logger: new DefaultLogger('ERROR'),
@@ -13,7 +14,7 @@ const root = resolve(import.meta.dirname, '..');
 const dir = resolve(root, 'test', 'histories');
 const noop = () => undefined;
 const logger = { log: noop, trace: noop, debug: noop, info: noop, warn: noop, error: noop };
-const bundle = await bundleWorkflowCode({ workflowsPath: resolve(root, 'workflows', 'index.ts'), logger });
+const bundle = await bundleWorkflowCode({ ...WORKFLOW_BUNDLE_OPTIONS, logger });
 
 let failed = 0;
 for (const file of readdirSync(dir).filter((f) => f.endsWith('.json')).sort()) {

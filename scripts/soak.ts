@@ -141,6 +141,13 @@ async function main(): Promise<void> {
     const srv = new ServerProcess({
       temporalAddress, databaseUrl, workflowBundle, bareBundle,
       taskQueue: 'soak-task-runs', bareQueue: 'soak-bare', nodeId: 'soak-node', logLevel: 'warn', dataDir: dir,
+      // One soak user does what many users would: up to 1,000 monitor sockets, hundreds of runs
+      // in flight, thousands of requests from one IP.
+      settings: {
+        RATE_LIMIT_IP_PER_MIN: '1000000000', RATE_LIMIT_USER_PER_MIN: '1000000000', RATE_LIMIT_AUTH_PER_MIN: '1000000',
+        WS_MAX_MONITORS_PER_USER: '100000', ACCOUNT_MAX_UNFINISHED_RUNS: '1000000', ACCOUNT_MAX_WORKFLOWS: '100000',
+        ACCESS_TOKEN_TTL_S: '3600',
+      },
     }, resolve(dir, 'server.log'));
     cleanups.push({ what: 'server', fn: () => srv.stop() });
     const ready = await srv.ready;

@@ -1,4 +1,6 @@
 // A task worker: runs the workflows and the persistence activities on the task queue.
+import { readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import { createPersistenceActivities } from '../activities/persistence.ts';
@@ -12,6 +14,23 @@ import type { Logger } from './logger.ts';
 import { TRACING_OFF, type Tracing } from './telemetry/tracing.ts';
 
 export const WORKFLOWS_PATH = new URL('../workflows/index.ts', import.meta.url).pathname;
+
+/**
+ * The SDK runs every workflow in one reused V8 context, but evaluates the workflow modules again
+ * for each run (its own module cache), so each run held its own copy of every function and
+ * constant of workflows/ (a third of a parked run's memory in its workflow thread:
+ * docs/benchmarks.md, F6). Preloaded modules are evaluated once and shared: safe because no module
+ * of workflows/ keeps state at module scope (constants, signal and query definitions, functions;
+ * a run's state lives in its own objects). A module that keeps state at module scope must not be
+ * in workflows/ (test/unit/workflow-modules.test.ts).
+ */
+export const WORKFLOW_PRELOAD_MODULES = readdirSync(dirname(WORKFLOWS_PATH))
+  .filter((f) => f.endsWith('.ts'))
+  .sort()
+  .map((f) => join(dirname(WORKFLOWS_PATH), f));
+
+/** How every bundle of workflows/ is built (the task worker's own, tests', the bench's, the replay's). */
+export const WORKFLOW_BUNDLE_OPTIONS = { workflowsPath: WORKFLOWS_PATH, preloadModules: WORKFLOW_PRELOAD_MODULES };
 
 export interface TaskWorkerDeps {
   config: Config;
@@ -39,7 +58,9 @@ export async function startTaskWorker(deps: TaskWorkerDeps): Promise<TaskWorker>
     connection: deps.connection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TASK_QUEUE,
-    ...(deps.workflowBundle ? { workflowBundle: deps.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
+    ...(deps.workflowBundle
+      ? { workflowBundle: deps.workflowBundle }
+      : { workflowsPath: WORKFLOWS_PATH, bundlerOptions: { preloadModules: WORKFLOW_PRELOAD_MODULES } }),
     activities: {
       ...createPersistenceActivities({
         orm,

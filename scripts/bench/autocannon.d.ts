@@ -11,6 +11,20 @@ declare module 'autocannon' {
     /** Seconds before a request counts as timed out. */
     timeout?: number;
     pipelining?: number;
+    /** A sequence each connection goes through, again and again. */
+    requests?: {
+      method?: string;
+      path?: string;
+      headers?: Record<string, string>;
+      /** Changes the request before it is sent (called for every request). */
+      setupRequest?: (req: RawRequest, context: Record<string, unknown>) => RawRequest;
+    }[];
+  }
+  interface RawRequest {
+    method: string;
+    path: string;
+    headers: Record<string, string>;
+    body?: string | Buffer;
   }
   interface Stats {
     average: number;

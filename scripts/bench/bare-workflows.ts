@@ -1,14 +1,19 @@
 // Bare Temporal workflows: the baselines of `npm run bench`. Bundled on their own, run by a
 // worker of their own on their own task queue (scripts/bench/server.ts), next to ours on the
 // same Temporal dev server. Deterministic code only, like workflows/.
-import { condition, defineSignal, proxyActivities, setHandler } from '@temporalio/workflow';
+import { ActivityCancellationType, CancellationScope, condition, defineSignal, isCancellation, proxyActivities, setHandler } from '@temporalio/workflow';
 
 /** What the bare worker's activities do: nothing much, on purpose. */
 export interface BareActivities {
   /** A trivial step: returns its input. */
   echo(input: { step: number }): Promise<{ echo: { step: number } }>;
-  /** Writes `n` to the ws socket the bench client listens on (F3 baseline). */
+  /** Writes `n` to the ws socket the bench client listens on (F3, F6 and F8 baselines). */
   notify(n: number): Promise<void>;
+  /**
+   * F6 baseline: a long step. Says `n` on the client's socket, then heartbeats every 2 s (as our
+   * device-step dispatch does) until cancelled.
+   */
+  hold(n: number): Promise<void>;
 }
 
 const acts = proxyActivities<BareActivities>({
@@ -21,6 +26,16 @@ export async function bareStepsWorkflow(steps: number): Promise<unknown[]> {
   const out: unknown[] = [];
   for (let i = 1; i <= steps; i++) out.push(await acts.echo({ step: i }));
   return out;
+}
+
+/**
+ * F8 baseline: its first activity says so on the client's ws socket (`n`), then two trivial steps
+ * (the F1 shape: three steps).
+ */
+export async function bareFirstStepWorkflow(n: number): Promise<void> {
+  await acts.notify(n);
+  await acts.echo({ step: 2 });
+  await acts.echo({ step: 3 });
 }
 
 export const pokeSignal = defineSignal<[number]>('poke');
@@ -48,6 +63,27 @@ export async function bareControlWorkflow(): Promise<number> {
 }
 
 export const releaseSignal = defineSignal('release');
+
+const held = proxyActivities<BareActivities>({
+  startToCloseTimeout: '1 hour',
+  heartbeatTimeout: '20s',
+  retry: { maximumAttempts: 1 },
+  cancellationType: ActivityCancellationType.TRY_CANCEL,
+});
+
+/**
+ * F6 baseline: a run parked in a long step, as ours is (its device-step activity in flight,
+ * heartbeating, until the step ends): the `hold` activity, cancelled on release.
+ */
+export async function bareHeldWorkflow(n: number): Promise<void> {
+  const scope = new CancellationScope();
+  setHandler(releaseSignal, () => scope.cancel());
+  try {
+    await scope.run(() => held.hold(n));
+  } catch (err) {
+    if (!isCancellation(err)) throw err;
+  }
+}
 
 /**
  * F6 baseline: a run parked on a condition until released. It says so first (the `notify`

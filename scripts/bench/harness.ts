@@ -6,6 +6,7 @@ import type { Orm } from '../../src/db/orm.ts';
 import { workflowIdForTask, type TaskRunResult } from '../../workflows/api.ts';
 import type { bareStepsWorkflow } from './bare-workflows.ts';
 import type { BenchDevice, Rest } from './clients.ts';
+import type { F5User } from './figures/f5-rest.ts';
 import { cpuPer, cpuSample, type CpuSample } from './cpu.ts';
 import { median, percentile, sleep } from './lib.ts';
 import type { ServerProcess } from './server-process.ts';
@@ -34,6 +35,8 @@ export interface Bench {
   skipped: string[];
   /** The last run of ours that completed. */
   lastOursTask: string;
+  /** F5's users (a token and a finished run each), once F5 has made them. */
+  f5Users: F5User[];
 }
 
 export async function oursRun(ctx: Bench, loop: number, workflowId = ctx.wf.three): Promise<{ ms: number; taskId: string }> {

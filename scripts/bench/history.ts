@@ -102,3 +102,49 @@ export function historyBreakdown(events: HistoryEvent[], stepType: string): Hist
     stepCycleMs: gaps.length ? gaps.reduce((a, b) => a + b, 0) / gaps.length : NaN,
   };
 }
+
+/** A run's way to its first activity, from its history (F8); times in epoch ms, as the server's clock says. */
+export interface FirstStepPath {
+  /** WorkflowExecutionStarted's time. */
+  startedAt: number;
+  /** Started -> the first (non-local) activity scheduled, ms: the workflow tasks before it. */
+  toScheduledMs: number;
+  /** Workflow tasks completed before the first activity was scheduled, and their queue + run time. */
+  workflowTasks: number;
+  wftQueueMs: number;
+  wftRunMs: number;
+  /** Scheduled -> started of the first activity (its task queue), ms. */
+  activityQueueMs: number;
+  /** The first activity's started time. */
+  activityStartedAt: number;
+}
+
+export function firstStepPath(events: HistoryEvent[]): FirstStepPath | null {
+  const wfts = new Map<number, { scheduled: number; started?: number }>();
+  let startedAt = NaN;
+  let workflowTasks = 0;
+  let wftQueueMs = 0;
+  let wftRunMs = 0;
+  let scheduled: { id: number; t: number } | null = null;
+  for (const e of events) {
+    const id = Number(e.eventId ?? 0);
+    const t = ms(e);
+    if (e.workflowExecutionStartedEventAttributes) startedAt = t;
+    else if (!scheduled && e.workflowTaskScheduledEventAttributes) wfts.set(id, { scheduled: t });
+    else if (!scheduled && e.workflowTaskStartedEventAttributes) {
+      const w = wfts.get(Number(e.workflowTaskStartedEventAttributes.scheduledEventId));
+      if (w) w.started = t;
+    } else if (!scheduled && e.workflowTaskCompletedEventAttributes) {
+      const w = wfts.get(Number(e.workflowTaskCompletedEventAttributes.scheduledEventId));
+      workflowTasks++;
+      if (w?.started !== undefined) {
+        wftQueueMs += w.started - w.scheduled;
+        wftRunMs += t - w.started;
+      }
+    } else if (!scheduled && e.activityTaskScheduledEventAttributes) scheduled = { id, t };
+    else if (scheduled && e.activityTaskStartedEventAttributes && Number(e.activityTaskStartedEventAttributes.scheduledEventId) === scheduled.id) {
+      return { startedAt, toScheduledMs: scheduled.t - startedAt, workflowTasks, wftQueueMs, wftRunMs, activityQueueMs: t - scheduled.t, activityStartedAt: t };
+    }
+  }
+  return null;
+}

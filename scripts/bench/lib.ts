@@ -69,8 +69,14 @@ export interface ServerSetup {
   taskQueue: string;
   bareQueue: string;
   nodeId: string;
-  logLevel: string;
+  /** LOG_LEVEL of the server; unset: the setting's default, as an operator runs it. */
+  logLevel?: string;
   dataDir: string;
+  /**
+   * Settings the load needs beyond the defaults (rate limits, per-user caps), as environment
+   * variables; everything else stays at its default.
+   */
+  settings: Record<string, string>;
 }
 
 export interface ServerReady {
@@ -103,11 +109,18 @@ export interface ProfileSummary {
 
 export interface ServerCommands {
   memory: { args: undefined; result: MemorySample };
+  /** With BENCH_HEAP_DIR set: heap snapshots of every thread, named after `label`; the files. */
+  heapSnapshots: { args: { label: string }; result: string[] };
   /** Open handles and requests of the server's event loop, by type (process.getActiveResourcesInfo). */
   handles: { args: undefined; result: Record<string, number> };
   counts: { args: undefined; result: { devices: number; monitors: number; bareSockets: number; streams: number } };
   polls: { args: { taskId: string }; result: { polls: number | null; streams: number } };
   bareFrames: { args: { frames: string[] }; result: number };
+  /**
+   * F4's live baseline: the bare ws server sends frame i to every /fanout socket gapsMs[i] after
+   * frame i - 1; the result is when each went out (epoch ms, performance.timeOrigin + now()).
+   */
+  bareFanLive: { args: { frames: string[]; gapsMs: number[] }; result: number[] };
   profileStart: { args: undefined; result: true };
   profileStop: { args: { top: number }; result: ProfileSummary };
   stop: { args: undefined; result: true };

@@ -22,7 +22,7 @@ export class ServerProcess {
         ...process.execArgv.filter((a) => !a.startsWith('--cpu-prof')), '--expose-gc', '--no-flush-bytecode',
         ...(process.env.BENCH_SERVER_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? []),
       ],
-      env: { ...process.env, BENCH_SETUP: JSON.stringify(setup) },
+      env: { ...process.env, NODE_ENV: 'production', BENCH_SETUP: JSON.stringify(setup) },
       stdio: ['ignore', fd, fd, 'ipc'],
     });
     closeSync(fd);

@@ -6,7 +6,7 @@ import { resolve } from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { dropDatabase, ensureDatabase, migrate, openOrm, type Orm } from '../../src/db/orm.ts';
 import { freePort, startDevServer } from '../../src/temporal/dev-server.ts';
-import { WORKFLOWS_PATH } from '../../src/task-worker.ts';
+import { WORKFLOW_BUNDLE_OPTIONS } from '../../src/task-worker.ts';
 
 export interface Cleanup {
   what: string;
@@ -43,7 +43,9 @@ export async function prepare(dir: string, dbPrefix: string, cleanups: Cleanup[]
   const quiet = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error: console.error };
   const workflowBundle = resolve(dir, 'workflows.js');
   const bareBundle = resolve(dir, 'bare-workflows.js');
-  writeFileSync(workflowBundle, (await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quiet })).code);
-  writeFileSync(bareBundle, (await bundleWorkflowCode({ workflowsPath: resolve(import.meta.dirname, 'bare-workflows.ts'), logger: quiet })).code);
+  writeFileSync(workflowBundle, (await bundleWorkflowCode({ ...WORKFLOW_BUNDLE_OPTIONS, logger: quiet })).code);
+  // The bare worker bundled the same way (its one module preloaded: shared by its runs, as ours are).
+  const barePath = resolve(import.meta.dirname, 'bare-workflows.ts');
+  writeFileSync(bareBundle, (await bundleWorkflowCode({ workflowsPath: barePath, preloadModules: [barePath], logger: quiet })).code);
   return { temporalAddress: dev.address, temporalPid: dev.child.pid ?? 0, databaseUrl, databaseName: url.pathname.slice(1), orm, workflowBundle, bareBundle };
 }

@@ -5,7 +5,7 @@ import { resolve } from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { ensureDatabase, migrate, openOrm } from '../../src/db/orm.ts';
 import { freePort, startDevServer } from '../../src/temporal/dev-server.ts';
-import { WORKFLOWS_PATH } from '../../src/task-worker.ts';
+import { WORKFLOW_BUNDLE_OPTIONS } from '../../src/task-worker.ts';
 import { TEST_PG_URL } from './env.ts';
 
 export default async function globalSetup(): Promise<void> {
@@ -24,7 +24,7 @@ export default async function globalSetup(): Promise<void> {
   await migrate(orm);
   await orm.close();
 
-  const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietLogger });
+  const { code } = await bundleWorkflowCode({ ...WORKFLOW_BUNDLE_OPTIONS, logger: quietLogger });
   const bundlePath = resolve(dir, 'workflow-bundle.js');
   writeFileSync(bundlePath, code);
 

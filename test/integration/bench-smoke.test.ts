@@ -19,7 +19,7 @@ describe('bench', () => {
     expect(existsSync(out)).toBe(true);
 
     const report = readFileSync(out, 'utf8');
-    for (const figure of ['F1', 'F2', 'F3', 'F4', 'F5', 'F6 sockets', 'F6 runs', 'F7']) {
+    for (const figure of ['F1', 'F2', 'F3', 'F4', 'F5', 'F6 sockets', 'F6 runs', 'F7', 'F8']) {
       const row = report.split('\n').find((l) => l.startsWith(`| ${figure} |`));
       expect(row).toBeDefined();
       // Memory over the smoke mode's few sockets and runs is GC noise: the bare baseline can come

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { DeviceClient, demoHandlers } from '../../src/clients/device-client.ts';
 import { freePort } from '../../src/temporal/dev-server.ts';
-import { WORKFLOWS_PATH } from '../../src/task-worker.ts';
+import { WORKFLOW_BUNDLE_OPTIONS } from '../../src/task-worker.ts';
 import { WORKFLOW_TRACING_MODULE } from '../../src/telemetry/tracing.ts';
 import { addDevice, addWorkflow, eventually, linear, signup } from '../helpers/api.ts';
 import { startSystem, type System } from '../helpers/system.ts';
@@ -69,7 +69,7 @@ beforeAll(async () => {
   sdkMetricsPort = await freePort();
   // Tracing puts the interceptors package's workflow side into the bundle.
   const { code } = await bundleWorkflowCode({
-    workflowsPath: WORKFLOWS_PATH,
+    ...WORKFLOW_BUNDLE_OPTIONS,
     workflowInterceptorModules: [WORKFLOW_TRACING_MODULE],
     logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error: console.error },
   });

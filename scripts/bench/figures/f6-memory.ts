@@ -1,6 +1,6 @@
 // F6: memory per idle device socket and per parked run, ours against bare.
 import { workflowIdForTask } from '../../../workflows/api.ts';
-import type { bareParkedWorkflow } from '../bare-workflows.ts';
+import type { bareHeldWorkflow } from '../bare-workflows.ts';
 import type { Bench } from '../harness.ts';
 import { LiteSocket, connectDevices, disconnectDevices, openSockets } from '../clients.ts';
 import { pool, ratio, sleep, until, type MemorySample } from '../lib.ts';
@@ -64,7 +64,8 @@ export async function f6Memory(ctx: Bench): Promise<F6Result> {
   const oursSockets = delta(n, before, after);
   ctx.log(`F6 sockets: ours ${(oursSockets.heapPer / 1024).toFixed(1)} KB, bare ${(bareSockets.heapPer / 1024).toFixed(1)} KB per socket`);
 
-  // Runs parked: the bare ones first (on a condition, each says so over the notify socket),
+  // Runs parked in a long step: the bare ones first (an activity that holds, heartbeating, and
+  // says so over the notify socket),
   // then ours (in a held step, one per device), with the devices connected and idle throughout.
   const k = ctx.sizes.f6Runs;
   const sock = new LiteSocket(`${wsBare}/notify`);
@@ -73,8 +74,8 @@ export async function f6Memory(ctx: Bench): Promise<F6Result> {
   let parked = 0;
   sock.onFrame = () => { parked++; };
   const handles = await pool(Array.from({ length: k }, (_, i) => i), 20, (i) =>
-    ctx.temporal.workflow.start<typeof bareParkedWorkflow>('bareParkedWorkflow', {
-      taskQueue: ctx.bareQueue, workflowId: `bare-parked-${process.pid}-${i}`, args: [i],
+    ctx.temporal.workflow.start<typeof bareHeldWorkflow>('bareHeldWorkflow', {
+      taskQueue: ctx.bareQueue, workflowId: `bare-held-${process.pid}-${i}`, args: [i],
     }));
   await until(() => parked >= k, 60_000, 'bare runs parked');
   await sleep(1000);
@@ -84,6 +85,7 @@ export async function f6Memory(ctx: Bench): Promise<F6Result> {
   await Promise.all(handles.map((h) => h.result()));
   await sock.close();
 
+  await ctx.srv.call('heapSnapshots', { label: 'f6-before-ours' }, 120_000);
   before = await settledMemory(ctx);
   const waits = devs.slice(0, k).map((d) => d.next((e) => e.type === 'dispatch', 60_000, 'parked step'));
   const tasks = await pool(devs.slice(0, k), 20, async (d) =>
@@ -92,6 +94,7 @@ export async function f6Memory(ctx: Bench): Promise<F6Result> {
   await sleep(1000); // the step.dispatched events recorded, activities heartbeating
   after = await ctx.srv.call('memory');
   const oursRuns = delta(k, before, after);
+  await ctx.srv.call('heapSnapshots', { label: 'f6-parked-ours' }, 120_000);
   await pool(tasks, 20, (id) => ctx.rest.ok('POST', `/tasks/${id}/cancel`, {}));
   await Promise.all(tasks.map((id) => ctx.temporal.workflow.getHandle(workflowIdForTask(id)).result()));
   await disconnectDevices(devs);
