@@ -127,6 +127,7 @@ export async function submitTask(
     taskQueue: engine.taskQueue,
     submittedAt: now.getTime(),
     lane: 'queued', // set below from the lane's answer
+    budgeted: true,
     ...(gatewayHint(device, engine.presenceStaleMs) ? { gatewayHint: device.nodeId! } : {}),
     ...(options.resumeFrom ? { resumeFrom: options.resumeFrom } : {}),
   };
