@@ -8,6 +8,7 @@
 // together in the next one. One transaction of two round trips for many runs costs PostgreSQL
 // one commit (one WAL flush) and one statement per kind instead of one each per run. A write
 // that finds no transaction in flight goes at once, so an idle system adds no wait.
+import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Orm } from '../db/orm.ts';
 import { Task } from '../db/entities.ts';
 import { dbOf, type Row, type Sql } from '../db/sql.ts';
@@ -28,11 +29,22 @@ const MAX_GROUP = 64;
  * the batch does (the run's last write releases its device lane there); their rows are returned.
  */
 export function applyRunEvents(orm: Orm, taskId: string, batch: RunEvent[], also: Sql[] = []): Promise<Row[][]> {
-  if (batch.length === 0 && also.length === 0) return Promise.resolve([]);
-  const connection = orm.em.getConnection();
+  return writerOf(orm.em).write(taskId, batch, also);
+}
+
+/**
+ * Commits a task's small write (its Temporal run id at submission) in the mirror's next shared
+ * transaction: under load one commit less per run. The rows of each statement.
+ */
+export function commitBesideMirror(em: EntityManager, taskId: string, statements: Sql[]): Promise<Row[][]> {
+  return writerOf(em).write(taskId, [], statements);
+}
+
+function writerOf(em: EntityManager): GroupWriter {
+  const connection = em.getConnection();
   let writer = writers.get(connection);
-  if (!writer) writers.set(connection, (writer = new GroupWriter(orm)));
-  return writer.write(taskId, batch, also);
+  if (!writer) writers.set(connection, (writer = new GroupWriter(em)));
+  return writer;
 }
 
 interface Write {
@@ -47,17 +59,18 @@ const writers = new WeakMap<object, GroupWriter>();
 
 /** The mirror writes of one process (one connection pool), grouped into shared transactions. */
 class GroupWriter {
-  private readonly orm: Orm;
+  private readonly em: EntityManager;
   private queue: Write[] = [];
   private inFlight = 0;
   /** Tasks with a write in flight: their next write waits for it (no lock wait inside a group). */
   private readonly busy = new Set<string>();
 
-  constructor(orm: Orm) {
-    this.orm = orm;
+  constructor(em: EntityManager) {
+    this.em = em;
   }
 
   write(taskId: string, batch: RunEvent[], also: Sql[]): Promise<Row[][]> {
+    if (batch.length === 0 && also.length === 0) return Promise.resolve([]);
     return new Promise((resolve, reject) => {
       this.queue.push({ taskId, batch, also, resolve, reject });
       this.pump();
@@ -94,7 +107,7 @@ class GroupWriter {
    */
   private async settle(group: Write[]): Promise<void> {
     try {
-      const rows = await writeGroup(this.orm, group);
+      const rows = await writeGroup(this.em, group);
       group.forEach((w, i) => w.resolve(rows[i]));
     } catch (err) {
       if (group.length === 1) return group[0].reject(err);
@@ -109,8 +122,8 @@ class GroupWriter {
  * One transaction in two round trips (src/db/sql.ts) for every write of the group: the
  * engine's hottest write. Answers each write's rows of its `also`.
  */
-async function writeGroup(orm: Orm, writes: readonly Write[]): Promise<Row[][][]> {
-  const db = await dbOf(orm);
+async function writeGroup(em: EntityManager, writes: readonly Write[]): Promise<Row[][][]> {
+  const db = await dbOf(em);
   return db.transaction(async (tx) => {
     const statements: Sql[] = [];
     const logged: EventBatch[] = writes.filter((w) => w.batch.length > 0)
@@ -129,7 +142,7 @@ async function writeGroup(orm: Orm, writes: readonly Write[]): Promise<Row[][][]
       }
       for (const b of logged) {
         const row = locked.get(b.taskId);
-        if (row) statements.push(...foldStatements(orm, row, b.events, waiting.get(b.taskId) ?? []));
+        if (row) statements.push(...foldStatements(em, row, b.events, waiting.get(b.taskId) ?? []));
         // else: the task was deleted; nothing to mirror
       }
     }
@@ -148,8 +161,8 @@ async function writeGroup(orm: Orm, writes: readonly Write[]): Promise<Row[][][]
 }
 
 /** What one task's fold writes: `sorted` is its batch in seq order, `waiting` the events past a gap. */
-function foldStatements(orm: Orm, row: Row, sorted: readonly RunEvent[], waiting: RunEvent[]): Sql[] {
-  const task = plainRow(orm.em, Task, row);
+function foldStatements(em: EntityManager, row: Row, sorted: readonly RunEvent[], waiting: RunEvent[]): Sql[] {
+  const task = plainRow(em, Task, row);
   const before = task.lastSeq;
   // A batch past a gap waits in the log; the batch that fills the gap folds it.
   if (sorted[0].seq > before + 1) return [];
