@@ -38,6 +38,13 @@ export interface TaskRunInput {
    * it becomes in its first workflow task (one search attribute update less per run).
    */
   statusAtStart?: RunStatus;
+  /**
+   * The run keeps to the bounds of workflows/bounds.ts (the `run-budget` change), as its
+   * submitter says: such a run asks no `patched('run-budget')`, so its history has no marker and
+   * no TemporalChangeVersion update for it (docs/workflow-changes.md). Runs without the field
+   * (started before it) ask `patched()`, as they did.
+   */
+  budgeted?: true;
   /** A retry "from the failed step": start at this node with these earlier outputs. */
   resumeFrom?: { nodeId: string; outputs: Record<string, unknown> };
 }

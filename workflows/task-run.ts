@@ -15,8 +15,9 @@ const RUN_BUDGET = 'run-budget';
 export async function taskRunWorkflow(input: TaskRunInput): Promise<TaskRunResult> {
   const run = new Run(input);
   // Node budget, yields in long walks, templated values checked against the literals' bounds
-  // (docs/workflow-changes.md). Decided once, before the run's first command.
-  run.budgeted = patched(RUN_BUDGET);
+  // (docs/workflow-changes.md). Decided once, before the run's first command: by the input when
+  // it says so (no marker in history), else by the patch, as runs started before the field.
+  run.budgeted = input.budgeted === true || patched(RUN_BUDGET);
   const { events, outputs } = run;
   registerHandlers(run);
   events.emit('run.pending', { reason: 'queued' });

@@ -1,30 +1,44 @@
 // The run mirror's statements (the engine's hottest write: every step's dispatch carries one):
 // the event log `task_events`, and the fold of it into `tasks` and `task_steps`. The caller
-// (src/domain/run-mirror.ts) sends them in two round trips of one transaction.
+// (src/domain/run-mirror.ts) sends them, for one or many tasks, in two round trips of one
+// transaction.
 import type { RunEvent } from '../../workflows/api.ts';
 import { EVENTS_CHANNEL, type TaskEventsNotice } from './channels.ts';
 import type { Task } from './entities.ts';
 import { empty, join, jsonb, sql, type Sql } from './sql.ts';
 
-/** The task's row, locked: one writer per task, so retried or concurrent activities apply events once. */
-export const lockTask = (taskId: string): Sql => sql`select * from tasks where id = ${taskId} for update`;
+/**
+ * The tasks' rows, locked in id order (two writers locking overlapping sets cannot deadlock):
+ * one writer per task, so retried or concurrent activities apply events once.
+ */
+export const lockTasks = (taskIds: readonly string[]): Sql =>
+  sql`select * from tasks where id in (${join(taskIds.map((id) => sql`${id}::uuid`))}) order by id for update`;
+
+/** One task's events for the log, in seq order (not empty). */
+export interface EventBatch {
+  taskId: string;
+  events: readonly RunEvent[];
+}
 
 /**
- * The batch into the log (of a task that still exists), and the events that arrived ahead of it
- * and wait past a gap: run after `lockTask` as a statement of its own (a fresh snapshot, taken
- * under the lock), so it sees them all. `events` in seq order.
+ * The batches into the log (of tasks that still exist), and per task the events that arrived
+ * ahead of its batch and wait past a gap: run after `lockTasks` as a statement of its own (a
+ * fresh snapshot, taken under the locks), so it sees them all. Rows ordered by task, then seq.
  */
-export function logEvents(taskId: string, events: readonly RunEvent[]): Sql {
-  const values = join(events.map((ev) => sql`(${ev.seq}::int, ${ev.kind}::varchar, ${new Date(ev.at)}::timestamptz, ${jsonb(ev.data ?? {})})`));
-  const last = events[events.length - 1].seq;
+export function logEvents(batches: readonly EventBatch[]): Sql {
+  const values = join(batches.flatMap(({ taskId, events }) => events.map((ev) =>
+    sql`(${taskId}::uuid, ${ev.seq}::int, ${ev.kind}::varchar, ${new Date(ev.at)}::timestamptz, ${jsonb(ev.data ?? {})})`)));
+  const lasts = join(batches.map(({ taskId, events }) => sql`(${taskId}::uuid, ${events[events.length - 1].seq}::int)`));
   return sql`with ins as (
       insert into task_events (task_id, seq, kind, at, data)
-      select ${taskId}::uuid, v.seq, v.kind, v.at, v.data from (values ${values}) as v (seq, kind, at, data)
-       where exists (select 1 from tasks where id = ${taskId})
+      select v.task_id, v.seq, v.kind, v.at, v.data from (values ${values}) as v (task_id, seq, kind, at, data)
+       where exists (select 1 from tasks t where t.id = v.task_id)
       on conflict (task_id, seq) do nothing)
-    select seq, kind, at, data from task_events
-     where task_id = ${taskId} and seq > greatest(${last}::int, (select last_seq from tasks where id = ${taskId}))
-     order by seq`;
+    select e.task_id, e.seq, e.kind, e.at, e.data
+      from (values ${lasts}) as b (task_id, last)
+      join tasks t on t.id = b.task_id
+      join task_events e on e.task_id = b.task_id and e.seq > greatest(b.last, t.last_seq)
+     order by e.task_id, e.seq`;
 }
 
 /** What names a step attempt and where it stands: shared by the fold's writes and its rows. */

@@ -7,7 +7,7 @@ import { createdBetween } from './filters.ts';
 import type { OwnedRepos } from './owned.ts';
 import type { UserScope } from './scope.ts';
 import { plainRow } from './rows.ts';
-import { dbOf, sql, type Db, type Row } from './sql.ts';
+import { dbOf, sql, type Db, type Row, type Sql } from './sql.ts';
 import type { LaneTicket } from '../../workflows/api.ts';
 import * as quotas from './quotas.ts';
 
@@ -49,9 +49,9 @@ export async function insertWithLane(repos: OwnedRepos, data: Omit<Task, 'userId
   return { task, lane };
 }
 
-export async function setRunId(repos: OwnedRepos, id: string, runId: string | null): Promise<void> {
-  await (await dbOf(repos.root)).all(sql`update tasks set temporal_run_id = ${runId} where id = ${id} and user_id = ${repos.userId}`);
-}
+/** Records the run id of the task's workflow (the caller commits it). */
+export const setRunId = (repos: OwnedRepos, id: string, runId: string | null): Sql =>
+  sql`update tasks set temporal_run_id = ${runId} where id = ${id} and user_id = ${repos.userId}`;
 
 export async function remove(repos: OwnedRepos, id: string): Promise<void> {
   await (await dbOf(repos.root)).all(sql`delete from tasks where id = ${id} and user_id = ${repos.userId}`);

@@ -25,6 +25,7 @@ import { beginsWithDeviceStep, type Definition } from '../../workflows/definitio
 import { validateDefinition } from './definition-schema.ts';
 import { checkedParameters } from './parameter-schema.ts';
 import { DeviceLanes } from './device-lanes.ts';
+import { commitBesideMirror } from './run-mirror.ts';
 import * as tasksDb from '../db/tasks.ts';
 import type { Row } from '../db/sql.ts';
 import { isLimitReached } from '../db/quotas.ts';
@@ -127,6 +128,7 @@ export async function submitTask(
     taskQueue: engine.taskQueue,
     submittedAt: now.getTime(),
     lane: 'queued', // set below from the lane's answer
+    budgeted: true,
     ...(gatewayHint(device, engine.presenceStaleMs) ? { gatewayHint: device.nodeId! } : {}),
     ...(options.resumeFrom ? { resumeFrom: options.resumeFrom } : {}),
   };
@@ -188,7 +190,8 @@ export async function submitTask(
   }
   // The run is under way: recording its run id is a convenience (the workflow id, `task-<id>`,
   // is what links the task to Temporal), so a failure here does not fail the submission.
-  await tasksDb.setRunId(repos, id, task.temporalRunId).catch(() => undefined);
+  // Committed with the mirror's next write (one commit less per run under load).
+  await commitBesideMirror(repos.root, id, [tasksDb.setRunId(repos, id, task.temporalRunId)]).catch(() => undefined);
   return { task, created: true, names: { workflow: wf.name, device: device.deviceName } };
 }
 

@@ -61,7 +61,7 @@ describe('owner scope in src/db', () => {
     expect(await tasksDb.eventsAfter(repos(alice), mine.task, 0, 10)).toEqual([]);
     await expect(tasksDb.get(repos(bob), mine.task)).rejects.toMatchObject({ status: 404 });
     await tasksDb.remove(repos(bob), mine.task);
-    await tasksDb.setRunId(repos(bob), mine.task, 'stolen');
+    await (await dbOf(orm)).all(tasksDb.setRunId(repos(bob), mine.task, 'stolen'));
     const [row] = await orm.em.fork().getConnection().execute('select temporal_run_id from tasks where id = ?', [mine.task]);
     expect(row).toEqual({ temporal_run_id: null });
   });

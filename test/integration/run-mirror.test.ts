@@ -127,6 +127,31 @@ describe('the run mirror folds batches in seq order whatever order they land in'
   });
 });
 
+describe('writes of many runs at once share transactions (group commit)', () => {
+  it('folds every run as if written alone, in fewer transactions than writes; a bad write fails alone', async () => {
+    const expected = await (async () => {
+      const id = await bareTask();
+      for (const batch of split(runEvents(id), [3, 4, 5, 8])) await applyRunEvents(sys.orm, id, batch);
+      return mirrorOf(id);
+    })();
+    const ids = await Promise.all(Array.from({ length: 12 }, () => bareTask()));
+    const gone = crypto.randomUUID();
+    // Each run's batches in reverse, the runs interleaved: every write is issued before any ends.
+    const writes: { id: string; batch: RunEvent[] }[] = [];
+    const batches = ids.map((id) => split(runEvents(id), [3, 4, 5, 8]).reverse());
+    for (let i = 0; i < 5; i++) for (const [n, id] of ids.entries()) writes.push({ id, batch: batches[n][i] });
+    writes.splice(7, 0, { id: 'not-a-uuid', batch: runEvents(gone).slice(0, 1) }, { id: gone, batch: runEvents(gone).slice(0, 2) });
+    const settled = await Promise.allSettled(writes.map((w) => applyRunEvents(sys.orm, w.id, w.batch)));
+    expect(settled.map((r, i) => `${writes[i].id === 'not-a-uuid' ? 'bad' : 'good'} ${r.status}`))
+      .toEqual(writes.map((w) => (w.id === 'not-a-uuid' ? 'bad rejected' : 'good fulfilled')));
+    for (const id of ids) expect(await mirrorOf(id)).toEqual(expected);
+    // PostgreSQL's own record of which transaction inserted each event row (xmin).
+    const [{ n }] = await sys.orm.em.fork().getConnection().execute<{ n: number }[]>(
+      `select count(distinct xmin::text)::int as n from task_events where task_id in (${ids.map(() => '?').join(', ')})`, ids);
+    expect(n).toBeLessThan(writes.length / 3);
+  });
+});
+
 describe('the mirror inlines values as SQL literals', () => {
   it('stores hostile text byte for byte', async () => {
     const id = await bareTask();
