@@ -14,6 +14,12 @@ export interface DeliveryRetry {
 export interface NotificationDeliveryInput {
   deliveryId: string;
   retry: DeliveryRetry;
+  /**
+   * Send through a local activity (the `local-delivery` change), as the dispatcher says: such a
+   * delivery asks no `patched('local-delivery')`, so its history has no marker and no
+   * TemporalChangeVersion update. Deliveries without the field ask `patched()`.
+   */
+  local?: true;
 }
 
 /** Thrown by the activity for a target that must never be tried (SSRF protection): no retry. */
@@ -35,7 +41,7 @@ export async function notificationDeliveryWorkflow(input: NotificationDeliveryIn
   // latency after its run ends). Retries keep their backoff: the SDK waits out short ones and
   // takes a durable timer for those past a minute; a worker lost mid-request leaves the workflow
   // task to time out and the request is made again under the same webhook-id, as before.
-  const { deliverNotification } = patched('local-delivery')
+  const { deliverNotification } = input.local === true || patched('local-delivery')
     ? proxyLocalActivities<DeliveryActivities>(options)
     : proxyActivities<DeliveryActivities>(options);
   // Recording the outcome must not be lost to a database blip: retried until it lands.

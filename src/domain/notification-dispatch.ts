@@ -93,7 +93,7 @@ export async function dispatchOnce({ orm, temporal, taskQueue, retry, eagerStart
       await temporal.workflow.start<typeof notificationDeliveryWorkflow>(DELIVERY_WORKFLOW, {
         workflowId: deliveryWorkflowId(d),
         taskQueue,
-        args: [{ deliveryId: d.id, retry }],
+        args: [{ deliveryId: d.id, retry, local: true }],
         workflowIdReusePolicy: 'REJECT_DUPLICATE',
         // Where a task worker shares this client's connection (one process holding both, as
         // `npm start` does), its first task comes back in the start's answer.
