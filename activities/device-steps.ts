@@ -82,7 +82,17 @@ export function createDeviceStepActivities({ connections, live, logger, orm, hea
       const here = await connections.answeredArtifacts(input.deviceId, input.key);
       if (!again) return outcomeOrThrow(outcome, here);
       const seen = new Set(here.map((a) => a.artifact_id));
-      const elsewhere = (await storedRefsOfStep(orm.em, input.taskId, input.key)).filter((a) => !seen.has(a.artifact_id));
+      let stored: StepArtifactRef[];
+      try {
+        stored = await storedRefsOfStep(orm.em, input.taskId, input.key);
+      } catch (err) {
+        // PostgreSQL is away: the answer cannot go with all its files, and a step must not fail
+        // for that. Dispatched again (the run first locates the device, which waits for the
+        // database), the device answers from its own record and the files are read then.
+        logger.warn({ err, key: input.key }, 'could not read the step\'s stored artifacts; the step is dispatched again');
+        throw disconnected(`the step's stored artifacts could not be read (${(err as Error).message}); dispatching again`);
+      }
+      const elsewhere = stored.filter((a) => !seen.has(a.artifact_id));
       return outcomeOrThrow(outcome, [...elsewhere, ...here]);
     };
 
