@@ -11,6 +11,7 @@
 // same event.
 import type { WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
+import type { temporal } from '@temporalio/proto';
 
 export interface HistoryRunEvent {
   seq: number;
@@ -40,7 +41,11 @@ function canonical(v: unknown): string {
  * carried twice with different contents, a gap in 1..n.
  */
 export async function historyRunEvents(handle: WorkflowHandle): Promise<{ events: HistoryRunEvent[]; problems: string[] }> {
-  const history = await handle.fetchHistory();
+  return runEventsOfHistory(await handle.fetchHistory());
+}
+
+/** As historyRunEvents, from a history at hand. */
+export function runEventsOfHistory(history: temporal.api.history.v1.IHistory): { events: HistoryRunEvent[]; problems: string[] } {
   const bySeq = new Map<number, HistoryRunEvent>();
   const problems: string[] = [];
   const take = (events: HistoryRunEvent[] | undefined, where: string) => {
