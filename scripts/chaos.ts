@@ -15,7 +15,8 @@
 //   events    what a monitor that stayed subscribed saw, against the sequence of kinds a run
 //             of this definition must produce, seq 1..n without gap or repeat;
 //   mirror    PostgreSQL's task, steps and events against the run in Temporal (its result,
-//             its `state` query, its history), field by field.
+//             its `state` query, its history decoded by scripts/lib/history-events.ts, not by
+//             the system's reader), field by field.
 // Any effect twice or missing, any event wrong, any field that differs is printed, and the exit
 // code is 1. Loopback only.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -27,10 +28,10 @@ import { MonitorClient } from '../src/clients/monitor-client.ts';
 import { migrate, openOrm } from '../src/db/orm.ts';
 import { Task, TaskEvent, TaskStep } from '../src/db/entities.ts';
 import { TEMPORAL_BIN, freePort, stopChild } from '../src/temporal/dev-server.ts';
-import { readRunEvents } from '../src/ws/history-stream.ts';
 import { SEARCH_ATTRIBUTES } from '../workflows/search-attributes.ts';
 import { stateQuery, workflowIdForTask, type RunState, type TaskRunResult } from '../workflows/api.ts';
 import { arg, readCommandLine } from './lib/cli.ts';
+import { historyRunEvents } from './lib/history-events.ts';
 import { PrivatePostgres } from './lib/private-postgres.ts';
 
 const { options: opts } = readCommandLine({
@@ -366,9 +367,11 @@ for (const t of rows) {
   steps += state.steps.length;
   differ('steps', mirrorSteps.map((s) => [s.nodeId, s.attempt, s.key, s.status, s.output ?? null, (s.error as { code?: string } | null)?.code ?? null]),
     state.steps.map((s) => [s.step_id, s.attempt, s.key, s.status, s.output ?? null, s.error?.code ?? null]));
-  const history = await readRunEvents(temporal, t.id);
+  // History decoded here (scripts/lib/history-events.ts), not through the system's own reader.
+  const history = await historyRunEvents(handle);
+  for (const p of history.problems) { eventsWrong++; problems.push(`history: task ${t.id} ${p}`); }
   const mirrored = await orm.em.fork().find(TaskEvent, { taskId: t.id }, { orderBy: { seq: 'asc' } });
-  differ('events', mirrored.map((e) => [e.seq, e.kind, e.data]), history.map((e) => [e.seq, e.kind, e.data]));
+  differ('events', mirrored.map((e) => [e.seq, e.kind, e.data]), history.events.map((e) => [e.seq, e.kind, e.data]));
 }
 
 log(`faults: ${KINDS.map((k) => `${k} ${counts[k]}`).join(', ')}`);

@@ -196,8 +196,15 @@ export function dbOf(from: Orm | EntityManager): Promise<Db> {
   const connection = ('em' in from ? from.em : from).getConnection();
   let p = instances.get(connection);
   if (!p) {
-    p = connection.getNativeClient().then((pool) => new Db(pool as pg.Pool));
-    instances.set(connection, p);
+    const found = connection.getNativeClient().then((pool) => new Db(pool as pg.Pool));
+    instances.set(connection, found);
+    // A failure is not kept. MikroORM connects on first use and checks the database then, so a
+    // process whose first query comes while PostgreSQL is down gets ECONNREFUSED here; kept, that
+    // one error would answer every later call until the process restarts.
+    found.catch(() => {
+      if (instances.get(connection) === found) instances.delete(connection);
+    });
+    p = found;
   }
   return p;
 }

@@ -3,6 +3,9 @@
 // PostgreSQL is away; once the server is back everything recovers by itself: the run finishes
 // and its mirror in PostgreSQL catches up with the run's state in Temporal.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import pg_ from 'pg';
+import { createPersistenceActivities } from '../../activities/persistence.ts';
+import { accountLimitsOf } from '../../src/config.ts';
 import { migrate, openOrm } from '../../src/db/orm.ts';
 import { stateQuery, workflowIdForTask, type RunState, type TaskRunResult } from '../../workflows/api.ts';
 import { addDevice, addWorkflow, eventually, linear, signup, type Reply } from '../helpers/api.ts';
@@ -93,4 +96,53 @@ describe('PostgreSQL killed while steps are in flight', () => {
     // Each step once on the device.
     expect(device.dispatches(taskId).map((d) => d.key)).toEqual(state.steps.map((s) => s.key));
   }, 120_000);
+});
+
+describe('a process whose first query comes while PostgreSQL is down', () => {
+  // A task worker restarted just before PostgreSQL died: its ORM connects on first use, so its
+  // first activity fails to connect. Once the server is back the next attempt must reach it (it
+  // used to fail with that first ECONNREFUSED for as long as the process lived).
+  it('reaches PostgreSQL once it is back', async () => {
+    // The run's task row, with no task worker to touch it meanwhile.
+    await sys.stopWorker();
+    const wf = await addWorkflow(sys.api, user.token, linear([{ type: 'demo.sleep', params: { ms: 10 } }]));
+    const res = await sys.api.post('/tasks', { workflow_id: wf, device_id: deviceId }, user.token);
+    expect(res.status).toBe(201);
+    const taskId = res.body.data.task.id as string;
+
+    // What a worker process opens at start: no query yet.
+    const orm = await openOrm(pg.url);
+    const activities = createPersistenceActivities({
+      orm, temporal: sys.temporal, taskQueue: sys.config.TASK_QUEUE, presenceStaleMs: 10_000, offlineTimeoutMs: 60_000,
+      limits: accountLimitsOf(sys.config), artifactRetentionMs: 86_400_000,
+    });
+    const event = { seq: 1, kind: 'run.pending' as const, at: Date.now(), data: { reason: 'queued' } };
+    try {
+      await pg.kill9();
+      await expect(activities.recordRunEvents({ taskId, events: [event] })).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+      await pg.start();
+      // Temporal's retry: the same activity again, in the same process.
+      await activities.recordRunEvents({ taskId, events: [event] });
+    } finally {
+      if (pg.pid() === null) await pg.start();
+      await orm.close();
+    }
+
+    // Read with a client of the test's own, not through the code under test.
+    const reader = new pg_.Client({ connectionString: pg.url });
+    await reader.connect();
+    try {
+      const events = await reader.query('select seq, kind, data from task_events where task_id = $1 order by seq', [taskId]);
+      expect(events.rows).toEqual([{ seq: 1, kind: 'run.pending', data: { reason: 'queued' } }]);
+      const task = await reader.query('select last_seq from tasks where id = $1', [taskId]);
+      expect(task.rows).toEqual([{ last_seq: 1 }]);
+    } finally {
+      await reader.end();
+    }
+
+    // The run itself goes on once a task worker is back.
+    await sys.startWorker();
+    const result = await sys.temporal.workflow.getHandle(workflowIdForTask(taskId)).result() as TaskRunResult;
+    expect(result.status).toBe('completed');
+  }, 90_000);
 });
