@@ -103,8 +103,11 @@ describe('device lanes', () => {
     const taskId = await submit(id, linear([{ type: 'demo.echo', params: {} }]));
     await waitEnd(taskId);
     const history = await sys.temporal.workflow.getHandle(`task-${taskId}`).fetchHistory();
-    const types = (history.events ?? []).map((e) => String(e.eventType));
-    expect(types.some((t) => /SIGNALED/.test(t) || t === '26')).toBe(false);
+    // No lane grant. (A deviceOnline may come: the device's connection wakes the runs on the
+    // device once its presence is written, which on a busy machine can be after this submission.)
+    const signals = (history.events ?? []).filter((e) => e.workflowExecutionSignaledEventAttributes)
+      .map((e) => e.workflowExecutionSignaledEventAttributes!.signalName);
+    expect(signals.filter((name) => name !== 'deviceOnline')).toEqual([]);
     // Released by the run's last write (monitors see the end first: it is in history once scheduled).
     await eventually(async () => {
       const rows = await sys.orm.em.fork().execute('select holder_task_id from device_lanes where device_id = ?', [id]);
