@@ -356,8 +356,10 @@ every loop is bounded in runs and seconds.
   (the Standard Webhooks signature; the VAPID signature, and the payload decrypted with the
   browser's keys). Each latency is from the \`run.completed\` event's time to the monitor's frame (a
   monitor subscribed to the run), to the webhook request and to the push request at their receivers;
-  the ratio is the slower channel's p50 over the frame's. Deliveries go through the dispatcher's
-  pass (\`NOTIFY_DISPATCH_MS\`, at its default) and a Temporal workflow each.
+  the ratio is the slower channel's p50 over the frame's. A delivery starts when the stored
+  notification's outbox notice (\`jarvis_outbox\`) wakes the dispatcher, and is a Temporal workflow
+  each, sending through a local activity; the server process holds the task worker beside the API
+  node on one connection, as \`npm start\` does, so the start is eager.
 - **F8**: one run at a time of the 3-step workflow, ours and bare taking turns: from \`POST /tasks\` to
   the first step's \`step/dispatch\` frame at the device; bare: from the client's \`start()\` to the
   first activity's frame on a ws socket (\`bareFirstStepWorkflow\`). The median run of each side is
