@@ -210,26 +210,55 @@ const definition = {
   edges: [{ from: 'start', to: 's1' }, { from: 's1', to: 's2' }, { from: 's2', to: 's3' }, { from: 's3', to: 'end' }],
 };
 const wf = (await api('/workflows', { method: 'POST', token, body: JSON.stringify({ name: 'chaos', definition }) })).body.data.workflow.id;
-const monitor = new MonitorClient({ url: wsUrl, token, reconnect: true });
-await monitor.start();
+// Monitors that stay subscribed through every fault; a socket holds at most WS_MAX_SUBSCRIPTIONS
+// (100 by default) task subscriptions, so each takes 50 runs.
+const RUNS_PER_MONITOR = 50;
+const monitors: MonitorClient[] = [];
+const monitorOf = new Map<string, MonitorClient>();
+/** A new monitor (tried again while the API node is away). */
+async function connectMonitor(): Promise<MonitorClient> {
+  for (const end = Date.now() + 60_000; ;) {
+    const monitor = new MonitorClient({ url: wsUrl, token, reconnect: true });
+    try {
+      await monitor.start();
+      return monitor;
+    } catch (err) {
+      await monitor.stop();
+      if (Date.now() > end) throw err;
+      await sleep(250);
+    }
+  }
+}
+async function watch(taskId: string): Promise<void> {
+  let monitor = monitors.at(-1);
+  if (!monitor || monitor.cursors.size >= RUNS_PER_MONITOR) {
+    monitor = await connectMonitor();
+    monitors.push(monitor);
+  }
+  monitor.subscribe(taskId);
+  monitorOf.set(taskId, monitor);
+}
+const eventsOf = (taskId: string) => monitorOf.get(taskId)?.eventsOf(taskId) ?? [];
 const tasks: string[] = [];
 const taskDevice = new Map<string, string>();
 /** Submits a run (retrying while the API is away: the idempotency key makes that safe). */
 async function submit(app: App): Promise<void> {
   const body = JSON.stringify({ workflow_id: wf, device_id: app.id, idempotency_key: `chaos-${tasks.length}` });
+  let taskId = '';
   await until(async () => {
     const res = await api('/tasks', { method: 'POST', token, body });
     if (res.status !== 200 && res.status !== 201) return false;
-    tasks.push(res.body.data.task.id);
-    taskDevice.set(res.body.data.task.id, app.id);
-    monitor.subscribe(res.body.data.task.id);
+    taskId = res.body.data.task.id;
     return true;
   }, 60_000, 'a run submitted');
+  tasks.push(taskId);
+  taskDevice.set(taskId, app.id);
+  await watch(taskId);
 }
 for (let i = 0; i < opts.runs; i++) await submit(apps[i % DEVICES]);
 const TERMINAL = ['run.completed', 'run.failed', 'run.cancelled'];
 /** Runs of the app's device not seen to end yet. */
-const unfinished = (app: App) => tasks.filter((t) => taskDevice.get(t) === app.id && !monitor.eventsOf(t).some((e) => TERMINAL.includes(e.kind))).length;
+const unfinished = (app: App) => tasks.filter((t) => taskDevice.get(t) === app.id && !eventsOf(t).some((e) => TERMINAL.includes(e.kind))).length;
 
 // ---- faults -------------------------------------------------------------------------------
 
@@ -346,7 +375,7 @@ for (const t of rows) {
   }
 
   // events seen by the monitor
-  const seen = monitor.eventsOf(t.id).filter((e) => e.seq !== undefined);
+  const seen = eventsOf(t.id).filter((e) => e.seq !== undefined);
   const seqs = seen.map((e) => e.seq!);
   const kinds = `${seen.map((e) => e.kind).join(' ')} `;
   if (seqs.join(',') !== seqs.map((_, i) => i + 1).join(',')) { eventsWrong++; problems.push(`events: task ${t.id} monitor saw seqs ${seqs.join(',')}`); }
@@ -379,7 +408,7 @@ log(`runs: ${rows.filter((t) => t.status === 'completed').length}/${tasks.length
 for (const p of problems) log(`PROBLEM ${p}`);
 
 stopping = true;
-await monitor.stop();
+for (const monitor of monitors) await monitor.stop();
 proxy.close();
 resetLinks();
 for (const app of apps) await kill9(app.child);

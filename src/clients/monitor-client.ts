@@ -29,6 +29,8 @@ export class MonitorClient {
   private ws?: WebSocket;
   private heartbeat?: NodeJS.Timeout;
   private stopped = false;
+  /** The server refused the token: no reconnecting. */
+  private refused = false;
   /** Last durable seq seen per subscribed task. */
   readonly cursors = new Map<string, number>();
   readonly events: TaskEventPayload[] = [];
@@ -43,6 +45,7 @@ export class MonitorClient {
 
   start(): Promise<void> {
     this.stopped = false;
+    this.refused = false;
     return this.connect();
   }
 
@@ -50,7 +53,14 @@ export class MonitorClient {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(this.opts.url, { headers: { Authorization: `Bearer ${this.opts.token}` } });
       this.ws = ws;
-      ws.on('unexpected-response', (_req, res) => reject(new Error(`monitor connection refused: HTTP ${res.statusCode}`)));
+      ws.on('unexpected-response', (_req, res) => {
+        // A refused upgrade (503 while PostgreSQL is down) must end in 'close' like any failed
+        // connection, or the client would never try again; ws leaves that to this listener.
+        if (res.statusCode === 401 || res.statusCode === 403) this.refused = true; // retrying cannot help
+        reject(new Error(`monitor connection refused: HTTP ${res.statusCode}`));
+        res.resume();
+        ws.terminate();
+      });
       ws.on('error', reject);
       ws.on('message', (raw) => {
         const parsed = parseServerToMonitor(raw.toString());
@@ -82,7 +92,7 @@ export class MonitorClient {
       ws.on('close', () => {
         clearInterval(this.heartbeat);
         this.check();
-        if (!this.stopped && this.opts.reconnect) {
+        if (!this.stopped && !this.refused && this.opts.reconnect) {
           this.retryTimer = setTimeout(() => this.connect().catch(() => undefined), 200);
         }
       });

@@ -17,10 +17,14 @@ export async function identify(orm: Orm, tokens: AccessTokens, loginSessions: Se
     return device ? { role: 'device', deviceId: device.id, userId: device.userId } : null;
   }
   if (!looksLikeJwt(token)) return null;
+  let claims: Awaited<ReturnType<AccessTokens['verify']>>;
   try {
-    const { userId, sessionId, exp } = await tokens.verify(token);
-    return (await loginSessions.isOpen(em, userId, sessionId)) ? { role: 'monitor', userId, sessionId, exp } : null;
+    claims = await tokens.verify(token);
   } catch {
     return null;
   }
+  // Outside the catch: PostgreSQL away is no bad token (the upgrade answers 503, not 401, and
+  // a client told 401 stops trying).
+  const { userId, sessionId, exp } = claims;
+  return (await loginSessions.isOpen(em, userId, sessionId)) ? { role: 'monitor', userId, sessionId, exp } : null;
 }

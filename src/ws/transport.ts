@@ -5,6 +5,7 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { Logger } from '../logger.ts';
+import { isDatabaseUnavailable } from '../db/unavailable.ts';
 import {
   CloseCode,
   MAX_FRAME_BYTES,
@@ -61,6 +62,8 @@ export class WsTransport {
   attach(server: Server): void {
     server.on('upgrade', (req, socket, head) => {
       this.upgrade(req, socket, head).catch((err) => {
+        // PostgreSQL away (the token check needs it): retry later, as the REST API answers.
+        if (isDatabaseUnavailable(err)) return refuse(socket, 503, 'Service Unavailable', 'Retry-After: 5\r\n');
         this.opts.logger.error({ err }, 'websocket upgrade failed');
         refuse(socket, 500, 'Internal Server Error');
       });
@@ -165,9 +168,9 @@ function rawToString(data: RawData): string {
   return data.toString('utf8');
 }
 
-function refuse(socket: Duplex, status: number, text: string): void {
+function refuse(socket: Duplex, status: number, text: string, headers = ''): void {
   if (socket.writable) {
-    socket.write(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${text.length}\r\n\r\n${text}`);
+    socket.write(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\n${headers}Content-Type: text/plain\r\nContent-Length: ${text.length}\r\n\r\n${text}`);
   }
   socket.destroy();
 }

@@ -4,6 +4,8 @@
 // and its mirror in PostgreSQL catches up with the run's state in Temporal.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pg_ from 'pg';
+import WebSocket from 'ws';
+import { MonitorClient } from '../../src/clients/monitor-client.ts';
 import { createPersistenceActivities } from '../../activities/persistence.ts';
 import { accountLimitsOf } from '../../src/config.ts';
 import { migrate, openOrm } from '../../src/db/orm.ts';
@@ -144,5 +146,53 @@ describe('a process whose first query comes while PostgreSQL is down', () => {
     await sys.startWorker();
     const result = await sys.temporal.workflow.getHandle(workflowIdForTask(taskId)).result() as TaskRunResult;
     expect(result.status).toBe('completed');
+  }, 90_000);
+});
+
+describe('a monitor whose socket drops while PostgreSQL is down', () => {
+  /** The status line of a WebSocket upgrade with the user's token. */
+  const upgradeStatus = () => new Promise<{ status: number; retryAfter?: string }>((res, rej) => {
+    const ws = new WebSocket(sys.wsUrl, { headers: { Authorization: `Bearer ${user.token}` } });
+    ws.on('unexpected-response', (_req, r) => {
+      res({ status: r.statusCode ?? 0, retryAfter: r.headers['retry-after'] as string | undefined });
+      r.resume();
+      ws.terminate();
+    });
+    ws.on('open', () => { res({ status: 101 }); ws.close(); });
+    ws.on('error', () => undefined);
+    setTimeout(() => rej(new Error('no answer to the upgrade')), 10_000);
+  });
+
+  it('is refused 503 meanwhile, then reconnects and sees every event of the run once', async () => {
+    if (!sys.worker) await sys.startWorker();
+    const wf = await addWorkflow(sys.api, user.token, linear([1, 2, 3].map((i) => ({ type: 'demo.sleep', params: { ms: 1200, i } }))));
+    const res = await sys.api.post('/tasks', { workflow_id: wf, device_id: deviceId }, user.token);
+    expect(res.status).toBe(201);
+    const taskId = res.body.data.task.id as string;
+    const monitor = new MonitorClient({ url: sys.wsUrl, token: user.token, reconnect: true });
+    await monitor.start();
+    try {
+      monitor.subscribe(taskId);
+      await monitor.waitFor(() => monitor.eventsOf(taskId).some((e) => e.kind === 'step.dispatched'), 20_000, 'a step dispatched');
+
+      await pg.kill9();
+      expect(await upgradeStatus()).toEqual({ status: 503, retryAfter: '5' });
+      monitor.drop();
+      // Its reconnects meet the same refusal for a while.
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(monitor.framesOf('hello')).toHaveLength(1);
+      await pg.start();
+
+      const result = await sys.temporal.workflow.getHandle(workflowIdForTask(taskId)).result() as TaskRunResult;
+      expect(result.status).toBe('completed');
+      await monitor.waitFor(() => monitor.eventsOf(taskId).some((e) => e.kind === 'run.completed'), 30_000, 'run.completed after the outage');
+      expect(monitor.framesOf('hello').length).toBeGreaterThan(1);
+      const seqs = monitor.eventsOf(taskId).filter((e) => e.seq !== undefined).map((e) => e.seq);
+      const state = await sys.temporal.workflow.getHandle(workflowIdForTask(taskId)).query(stateQuery) as RunState;
+      expect(seqs).toEqual(Array.from({ length: state.lastSeq }, (_, i) => i + 1));
+    } finally {
+      if (pg.pid() === null) await pg.start();
+      await monitor.stop();
+    }
   }, 90_000);
 });
