@@ -128,13 +128,16 @@ const bareActivities: BareActivities = {
     }
   },
 };
-// The task worker's settings (src/task-worker.ts): defaults, the same grace time.
+// The task worker's settings (src/task-worker.ts): defaults, the same grace time; and as many
+// activity slots as the API node's device-step worker (src/api-node.ts), whose part the bare
+// activities play (F6 parks 200 runs in a held activity: the default 100 would hold half back).
 const bareWorker = await Worker.create({
   connection: workerConnection,
   namespace: config.TEMPORAL_NAMESPACE,
   taskQueue: setup.bareQueue,
   workflowBundle: { codePath: setup.bareBundle },
   activities: bareActivities,
+  maxConcurrentActivityTaskExecutions: 2000,
   shutdownGraceTime: '10s',
 });
 const bareWorkerRun = bareWorker.run();
