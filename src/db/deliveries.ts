@@ -66,9 +66,9 @@ export interface NewDelivery {
  * Claims up to `limit` notifications nobody has dispatched (other nodes skip them meanwhile),
  * hands them with their users' targets and settings to `decide`, stores the deliveries it
  * answers and marks the notifications dispatched, in one transaction: a crash leaves them
- * undispatched, never half.
+ * undispatched, never half. Returns the deliveries it stored.
  */
-export async function dispatch(em: EntityManager, limit: number, decide: (inputs: DispatchInputs) => NewDelivery[]): Promise<number> {
+export async function dispatch(em: EntityManager, limit: number, decide: (inputs: DispatchInputs) => NewDelivery[]): Promise<NotificationDelivery[]> {
   const db = await dbOf(em);
   // Three round trips whatever the batch (this runs as each run ends): the claim, the users'
   // targets and settings together, then the deliveries, the mark and the commit together.
@@ -77,7 +77,7 @@ export async function dispatch(em: EntityManager, limit: number, decide: (inputs
       order by created_at limit ${limit}::int for update skip locked`]);
     if (claimed.length === 0) {
       await tx.run(['commit']);
-      return 0;
+      return [];
     }
     const users = [...new Set(claimed.map((r) => r.user_id as string))];
     const [endpointRows, subscriptionRows, tokenRows, settingsRows] = await tx.run([
@@ -95,17 +95,17 @@ export async function dispatch(em: EntityManager, limit: number, decide: (inputs
       settings: settingsRows.map((r) => plainRow(em, NotificationSettings, r)),
     });
     const col = <K extends keyof NewDelivery>(k: K) => deliveries.map((d) => d[k]);
-    await tx.run([
+    const [inserted] = await tx.run([
       ...(deliveries.length ? [sql`insert into notification_deliveries (id, user_id, notification_id, channel, endpoint_id, subscription_id, fcm_token_id, not_before, status)
         select gen_random_uuid(), d.user_id, d.notification_id, d.channel, d.endpoint_id, d.subscription_id, d.fcm_token_id, d.not_before, 'pending'
           from unnest(${col('userId')}::uuid[], ${col('notificationId')}::uuid[], ${col('channel')}::varchar[], ${col('endpointId')}::uuid[],
                       ${col('subscriptionId')}::uuid[], ${col('fcmTokenId')}::uuid[], ${col('notBefore')}::timestamptz[])
             as d (user_id, notification_id, channel, endpoint_id, subscription_id, fcm_token_id, not_before)
-        on conflict do nothing`] : []),
+        on conflict do nothing returning *`] : []),
       sql`update notifications set dispatched_at = now() where id = any(${notifications.map((n) => n.id)}::uuid[])`,
       'commit',
     ]);
-    return deliveries.length;
+    return deliveries.length ? inserted.map((r) => plainRow(em, NotificationDelivery, r)) : [];
   });
 }
 

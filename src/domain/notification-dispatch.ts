@@ -84,10 +84,8 @@ export interface DispatcherOptions {
 export async function dispatchOnce({ orm, temporal, taskQueue, retry, eagerStart }: Omit<DispatcherOptions, 'logger' | 'intervalMs'>, sweep = true): Promise<number> {
   const em = orm.em.fork();
   // A batch per pass: a backlog drains over the next passes.
-  await deliveriesDb.dispatch(em, BATCH, (inputs) => decideDeliveries(inputs));
-  if (sweep) await deliveriesDb.foldDueDigests(em);
-  // Side by side: a notification's webhook need not wait for its push to be started.
-  const results = await Promise.all((await deliveriesDb.unstarted(em, BATCH)).map(async (d) => {
+  const stored = await deliveriesDb.dispatch(em, BATCH, (inputs) => decideDeliveries(inputs));
+  const start = async (d: NotificationDelivery): Promise<number> => {
     let started = 0;
     try {
       await temporal.workflow.start<typeof notificationDeliveryWorkflow>(DELIVERY_WORKFLOW, {
@@ -106,7 +104,18 @@ export async function dispatchOnce({ orm, temporal, taskQueue, retry, eagerStart
     }
     await deliveriesDb.markStarted(orm.em.fork(), d.id, d.redeliveries);
     return started;
-  }));
+  };
+  // What this pass stored goes at once (not held for quiet hours); beside it, side by side, the
+  // outbox's other unstarted deliveries (redeliveries, held ones come due, a crash's leftovers).
+  const fresh = stored.filter((d) => d.notBefore === null);
+  const freshIds = new Set(fresh.map((d) => d.id));
+  const rest = (async () => {
+    if (sweep) await deliveriesDb.foldDueDigests(em);
+    const others = (await deliveriesDb.unstarted(em, BATCH)).filter((d) => !freshIds.has(d.id));
+    return Promise.all(others.map(start));
+  })();
+  const [now, others] = await Promise.all([Promise.all(fresh.map(start)), rest]);
+  const results = [...now, ...others];
   return results.reduce((a, b) => a + b, 0);
 }
 

@@ -86,8 +86,11 @@ describe('resume with after_seq', () => {
   it('raw mode resumes past the cursor on a cold stream and on a warm one', async () => {
     const { taskId } = await completedUnwatched();
     expect(sys.nodes[0].streams.stream(taskId)).toBeUndefined();
-    // The run has closed, so its history is final: event ids 1..lastId.
-    const history = await sys.temporal.workflow.getHandle(workflowIdForTask(taskId)).fetchHistory();
+    // Once the run has closed its history is final: event ids 1..lastId. (The mirror has
+    // run.completed a moment before: the run's last write precedes its close.)
+    const handle = sys.temporal.workflow.getHandle(workflowIdForTask(taskId));
+    await handle.result();
+    const history = await handle.fetchHistory();
     const lastId = history.events!.length;
     const after = 5;
     const expected = Array.from({ length: lastId - after }, (_, i) => after + 1 + i);

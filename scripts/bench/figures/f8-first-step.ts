@@ -94,6 +94,16 @@ export async function f8FirstStep(ctx: Bench, slot: () => number): Promise<F8Res
   };
   out.oursPath = await pathOf(oursRuns);
   out.barePath = await pathOf(bareRuns);
+  // The slowest of ours, in the same parts: where a p99 far from the p50 went.
+  const slowest = [...oursRuns].sort((a, b) => (b.to - b.from) - (a.to - a.from))[0];
+  if (slowest) {
+    const events = (await ctx.temporal.workflow.getHandle(slowest.workflowId).fetchHistory()).events ?? [];
+    const p = firstStepPath(events);
+    const kinds = events.slice(0, 16).map((e) => String(e.eventType).replace(/^EVENT_TYPE_/, '')).join(' ');
+    ctx.log(`F8 slowest ours run (#${oursRuns.indexOf(slowest) + 1}, ${(slowest.to - slowest.from).toFixed(0)} ms): ${p
+      ? `submit ${(p.startedAt - slowest.from).toFixed(0)} ms, to first activity scheduled ${p.toScheduledMs.toFixed(0)} ms in ${p.workflowTasks} workflow task(s), activity queue ${p.activityQueueMs.toFixed(0)} ms, to the device ${(slowest.to - p.activityStartedAt).toFixed(0)} ms`
+      : 'no first activity in its history'}; history: ${kinds}`);
+  }
   ctx.log(`F8: POST -> first step p50 ${median(out.ours).toFixed(1)} ms (p99 ${percentile(out.ours, 99).toFixed(1)}), bare start -> first activity p50 ${median(out.bare).toFixed(1)} ms (p99 ${percentile(out.bare, 99).toFixed(1)}): ${(median(out.ours) / median(out.bare)).toFixed(2)}x over ${out.runs} runs`);
   return out;
 }
