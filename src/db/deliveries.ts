@@ -154,8 +154,12 @@ export interface DeliveryTarget {
 /** What one delivery needs; null when the delivery, its target or its notification is gone. */
 export async function target(em: EntityManager, deliveryId: string): Promise<DeliveryTarget | null> {
   const db = await dbOf(em);
+  // One round trip: this read is on every delivery's path, between its start and its request.
   const row = await db.one(sql`select row_to_json(d) as delivery, row_to_json(n) as notification,
-        row_to_json(e) as endpoint, row_to_json(s) as subscription, row_to_json(f) as fcm_token
+        row_to_json(e) as endpoint, row_to_json(s) as subscription, row_to_json(f) as fcm_token,
+        (select coalesce(json_agg(dn order by dn.created_at desc, dn.id desc), '[]'::json)
+           from notification_deliveries dd join notifications dn on dn.id = dd.notification_id
+          where dd.digest_id = d.id) as digested
       from notification_deliveries d
       join notifications n on n.id = d.notification_id
       left join webhook_endpoints e on e.id = d.endpoint_id
@@ -163,15 +167,13 @@ export async function target(em: EntityManager, deliveryId: string): Promise<Del
       left join fcm_tokens f on f.id = d.fcm_token_id
      where d.id = ${deliveryId}`);
   if (!row || (!row.endpoint && !row.subscription && !row.fcm_token)) return null;
-  const digested = await db.all(sql`select n.* from notification_deliveries d join notifications n on n.id = d.notification_id
-    where d.digest_id = ${deliveryId} order by n.created_at desc, n.id desc`);
   return {
     delivery: plainRow(em, NotificationDelivery, row.delivery as Record<string, unknown>),
     notification: plainRow(em, Notification, row.notification as Record<string, unknown>),
     endpoint: row.endpoint ? plainRow(em, WebhookEndpoint, row.endpoint as Record<string, unknown>) : null,
     subscription: row.subscription ? plainRow(em, PushSubscription, row.subscription as Record<string, unknown>) : null,
     fcmToken: row.fcm_token ? plainRow(em, FcmToken, row.fcm_token as Record<string, unknown>) : null,
-    digested: digested.map((r) => plainRow(em, Notification, r)),
+    digested: (row.digested as Record<string, unknown>[]).map((r) => plainRow(em, Notification, r)),
   };
 }
 
