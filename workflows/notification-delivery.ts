@@ -22,6 +22,14 @@ export interface NotificationDeliveryInput {
   local?: true;
 }
 
+/**
+ * A local activity's retry whose backoff is longer than this waits on a durable timer; a shorter
+ * one is waited out by the SDK with the workflow task held open, which holds one of the task
+ * worker's workflow task slots (40) the whole time: deliveries retrying against a dead receiver
+ * held them all and stalled every run's next task for seconds (F8's 24 s, docs/benchmarks.md).
+ */
+const LOCAL_RETRY_THRESHOLD = '1s';
+
 /** Thrown by the activity for a target that must never be tried (SSRF protection): no retry. */
 export const TARGET_REFUSED = 'TargetRefused';
 
@@ -42,7 +50,7 @@ export async function notificationDeliveryWorkflow(input: NotificationDeliveryIn
   // takes a durable timer for those past a minute; a worker lost mid-request leaves the workflow
   // task to time out and the request is made again under the same webhook-id, as before.
   const { deliverNotification } = input.local === true || patched('local-delivery')
-    ? proxyLocalActivities<DeliveryActivities>(options)
+    ? proxyLocalActivities<DeliveryActivities>({ ...options, localRetryThreshold: LOCAL_RETRY_THRESHOLD })
     : proxyActivities<DeliveryActivities>(options);
   // Recording the outcome must not be lost to a database blip: retried until it lands.
   const { failDelivery } = proxyActivities<DeliveryActivities>({
