@@ -2,32 +2,16 @@
 // against the system's (src/ws/history-stream.ts): two readers written apart agree on every
 // recorded history of a run, and the oracle's one reports a history that lost a batch or
 // carries a seq twice with different contents.
-import { readdirSync, readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { describe, expect, it } from '@jest/globals';
 import { defaultPayloadConverter } from '@temporalio/common';
-import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
-import type { temporal } from '@temporalio/proto';
 import { runEventsOfHistory } from '../../scripts/lib/history-events.ts';
-import { mapHistoryEvent } from '../../src/ws/history-stream.ts';
-import type { RunEvent } from '../../workflows/api.ts';
+import { readdirSync } from 'node:fs';
 import { HISTORIES_DIR } from '../helpers/histories.ts';
+import type { RunEvent } from '../../workflows/api.ts';
+import { loadHistory, systemRunEvents, type History } from '../helpers/history-reading.ts';
 
-type History = temporal.api.history.v1.IHistory;
-const load = (file: string): History => historyFromJSON(JSON.parse(readFileSync(resolve(HISTORIES_DIR, file), 'utf8')));
-
-/** The system's reading (as readRunEvents does it, from a history at hand). */
-function systemReading(history: History): RunEvent[] {
-  const out: RunEvent[] = [];
-  let terminal = false;
-  for (const e of history.events ?? []) {
-    for (const ev of mapHistoryEvent(e, out.length ? out[out.length - 1].seq : 0, terminal)) {
-      out.push(ev);
-      if (['run.completed', 'run.failed', 'run.cancelled'].includes(ev.kind)) terminal = true;
-    }
-  }
-  return out;
-}
+const load = loadHistory;
+const systemReading = systemRunEvents;
 
 const runHistories = readdirSync(HISTORIES_DIR).filter((f) => f.endsWith('.json')).sort()
   .filter((f) => load(f).events?.[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name === 'taskRunWorkflow');

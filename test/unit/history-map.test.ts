@@ -4,23 +4,10 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from '@jest/globals';
-import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
-import { mapHistoryEvent } from '../../src/ws/history-stream.ts';
-import type { RunEvent } from '../../workflows/api.ts';
 import { HISTORIES_DIR } from '../helpers/histories.ts';
+import { loadHistory, systemRunEvents } from '../helpers/history-reading.ts';
 
-function eventsOf(file: string): RunEvent[] {
-  const history = historyFromJSON(JSON.parse(readFileSync(resolve(HISTORIES_DIR, file), 'utf8')));
-  const out: RunEvent[] = [];
-  let terminal = false;
-  for (const e of history.events ?? []) {
-    for (const ev of mapHistoryEvent(e, out.length ? out[out.length - 1].seq : 0, terminal)) {
-      out.push(ev);
-      if (['run.completed', 'run.failed', 'run.cancelled'].includes(ev.kind)) terminal = true;
-    }
-  }
-  return out;
-}
+const eventsOf = (file: string) => systemRunEvents(loadHistory(file));
 
 describe('run events read back from history', () => {
   for (const file of ['linear-completed.json', 'step-failed.json', 'cancelled-mid-step.json', 'device-reconnect.json', 'run-budget-exceeded.json']) {
