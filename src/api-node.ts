@@ -21,7 +21,7 @@ import { HistoryStreams } from './ws/history-stream.ts';
 import { PgBus } from './ws/pg-bus.ts';
 import { UserFeeds } from './ws/user-feed.ts';
 import { startApprovalReminders } from './domain/approval-reminders.ts';
-import { startDispatcher } from './domain/notification-dispatch.ts';
+import { deliveryQueue, startDispatcher } from './domain/notification-dispatch.ts';
 import { startReconciler } from './reconciler.ts';
 import { sdkMetricsReader, sdkMetricsUrl } from './telemetry/sdk-metrics.ts';
 import { TRACING_OFF, type Tracing } from './telemetry/tracing.ts';
@@ -84,7 +84,7 @@ export async function startApiNode(deps: ApiNodeDeps): Promise<ApiNode> {
   const workerRun = worker.run();
   const reconciler = startReconciler({ temporal, orm, logger: logger.child({ component: 'reconciler' }) });
   const dispatcher = config.NOTIFY_DISPATCH_MS === 0 ? null : startDispatcher({
-    orm, temporal: clientOverWorkerConnection(deps.workerConnection, config.TEMPORAL_NAMESPACE, tracing), eagerStart: true, taskQueue: config.TASK_QUEUE, logger: logger.child({ component: 'notification-dispatch' }), intervalMs: config.NOTIFY_DISPATCH_MS,
+    orm, temporal: clientOverWorkerConnection(deps.workerConnection, config.TEMPORAL_NAMESPACE, tracing), eagerStart: true, taskQueue: deliveryQueue(config.TASK_QUEUE), logger: logger.child({ component: 'notification-dispatch' }), intervalMs: config.NOTIFY_DISPATCH_MS,
     retry: { maximumAttempts: config.DELIVERY_MAX_ATTEMPTS, initialIntervalMs: config.DELIVERY_RETRY_INITIAL_MS, maximumIntervalMs: config.DELIVERY_RETRY_MAX_MS },
   });
   if (dispatcher) {

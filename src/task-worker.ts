@@ -2,7 +2,7 @@
 import { readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Client } from '@temporalio/client';
-import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
+import { bundleWorkflowCode, Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import { createPersistenceActivities } from '../activities/persistence.ts';
 import { createDeliveryActivities } from '../activities/notification-delivery.ts';
 import { vapidKeysOf } from './domain/web-push.ts';
@@ -11,7 +11,8 @@ import { accountLimitsOf, type Config } from './config.ts';
 import { ensureRetentionSchedule } from './domain/artifact-retention.ts';
 import type { Orm } from './db/orm.ts';
 import type { Logger } from './logger.ts';
-import { TRACING_OFF, type Tracing } from './telemetry/tracing.ts';
+import { TRACING_OFF, WORKFLOW_TRACING_MODULE, type Tracing } from './telemetry/tracing.ts';
+import { deliveryQueue } from './domain/notification-dispatch.ts';
 
 export const WORKFLOWS_PATH = new URL('../workflows/index.ts', import.meta.url).pathname;
 
@@ -54,42 +55,58 @@ export interface TaskWorker {
 
 export async function startTaskWorker(deps: TaskWorkerDeps): Promise<TaskWorker> {
   const { config, logger, orm } = deps;
+  const tracing = deps.tracing ?? TRACING_OFF;
+  // One bundle for both workers below (bundling is seconds of CPU at start).
+  const workflowBundle = deps.workflowBundle ?? {
+    code: (await bundleWorkflowCode({
+      ...WORKFLOW_BUNDLE_OPTIONS,
+      ...(tracing.enabled ? { workflowInterceptorModules: [WORKFLOW_TRACING_MODULE] } : {}),
+    })).code,
+  };
   const worker = await Worker.create({
     connection: deps.connection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TASK_QUEUE,
-    ...(deps.workflowBundle
-      ? { workflowBundle: deps.workflowBundle }
-      : { workflowsPath: WORKFLOWS_PATH, bundlerOptions: { preloadModules: WORKFLOW_PRELOAD_MODULES } }),
-    activities: {
-      ...createPersistenceActivities({
-        orm,
-        temporal: deps.temporal,
-        taskQueue: config.TASK_QUEUE,
-        presenceStaleMs: config.WS_HEARTBEAT_MS * 3,
-        offlineTimeoutMs: config.DEVICE_OFFLINE_TIMEOUT_MS,
-        limits: accountLimitsOf(config),
-        artifactRetentionMs: config.ARTIFACT_RETENTION_DAYS * 24 * 3600 * 1000,
-      }),
-      ...createDeliveryActivities({
-        orm, timeoutMs: config.WEBHOOK_TIMEOUT_MS, allowPrivateTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS, vapid: vapidKeysOf(config),
-        fcm: fcmSettingsOf(config),
-      }),
-    },
-    ...(deps.tracing ?? TRACING_OFF).workerOptions({ workflows: true }),
+    workflowBundle,
+    activities: createPersistenceActivities({
+      orm,
+      temporal: deps.temporal,
+      taskQueue: config.TASK_QUEUE,
+      presenceStaleMs: config.WS_HEARTBEAT_MS * 3,
+      offlineTimeoutMs: config.DEVICE_OFFLINE_TIMEOUT_MS,
+      limits: accountLimitsOf(config),
+      artifactRetentionMs: config.ARTIFACT_RETENTION_DAYS * 24 * 3600 * 1000,
+    }),
+    ...tracing.workerOptions({ workflows: true }),
+    shutdownGraceTime: '10s',
+  });
+  // Notification deliveries on a queue and worker of their own: a delivery's request runs inside
+  // its workflow task (a local activity), so receivers that hang or fail hold this worker's
+  // workflow task slots, never the runs' (docs/reliability.md, hostile tenant). Same connection,
+  // so the dispatcher's eager starts still reach it in a process that holds both.
+  const deliveries = await Worker.create({
+    connection: deps.connection,
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueue: deliveryQueue(config.TASK_QUEUE),
+    workflowBundle,
+    activities: createDeliveryActivities({
+      orm, timeoutMs: config.WEBHOOK_TIMEOUT_MS, allowPrivateTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS, vapid: vapidKeysOf(config),
+      fcm: fcmSettingsOf(config),
+    }),
+    ...tracing.workerOptions({ workflows: true }),
     shutdownGraceTime: '10s',
   });
   await ensureRetentionSchedule(deps.temporal, config.TASK_QUEUE).catch((err) =>
     logger.error({ err }, 'could not create the artifact retention schedule; artifacts are kept until it exists'));
-  const run = worker.run();
-  logger.info({ taskQueue: config.TASK_QUEUE }, 'task worker running');
+  const runs = [worker.run(), deliveries.run()];
+  logger.info({ taskQueue: config.TASK_QUEUE, deliveryQueue: deliveryQueue(config.TASK_QUEUE) }, 'task worker running');
   let stopping: Promise<void> | undefined;
   return {
     worker,
     stop() {
       stopping ??= (async () => {
-        if (worker.getState() === 'RUNNING') worker.shutdown();
-        await run.catch((err) => logger.error({ err }, 'task worker failed'));
+        for (const w of [worker, deliveries]) if (w.getState() === 'RUNNING') w.shutdown();
+        await Promise.all(runs.map((r) => r.catch((err) => logger.error({ err }, 'task worker failed'))));
       })();
       return stopping;
     },

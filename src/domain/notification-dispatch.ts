@@ -14,6 +14,8 @@ import type { DeliveryRetry, notificationDeliveryWorkflow } from '../../workflow
 import { decide, quietHoursEnd, resolveSettings } from './notification-settings.ts';
 
 export const DELIVERY_WORKFLOW = 'notificationDeliveryWorkflow';
+/** The task queue of the delivery workflows: the task workers' second worker (src/task-worker.ts). */
+export const deliveryQueue = (taskQueue: string): string => `${taskQueue}-notifications`;
 /** Notifications claimed, and deliveries started, per pass. */
 const BATCH = 200;
 
@@ -93,6 +95,8 @@ export async function dispatchOnce({ orm, temporal, taskQueue, retry, eagerStart
         taskQueue,
         args: [{ deliveryId: d.id, retry, local: true }],
         workflowIdReusePolicy: 'REJECT_DUPLICATE',
+        // Each account's deliveries take their turn with the others' (the queue's fairness).
+        priority: { fairnessKey: d.userId },
         // Where a task worker shares this client's connection (one process holding both, as
         // `npm start` does), its first task comes back in the start's answer.
         requestEagerStart: eagerStart ?? false,
