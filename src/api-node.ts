@@ -87,12 +87,8 @@ export async function startApiNode(deps: ApiNodeDeps): Promise<ApiNode> {
     orm, temporal: clientOverWorkerConnection(deps.workerConnection, config.TEMPORAL_NAMESPACE, tracing), eagerStart: true, taskQueue: deliveryQueue(config.TASK_QUEUE), logger: logger.child({ component: 'notification-dispatch' }), intervalMs: config.NOTIFY_DISPATCH_MS,
     retry: { maximumAttempts: config.DELIVERY_MAX_ATTEMPTS, initialIntervalMs: config.DELIVERY_RETRY_INITIAL_MS, maximumIntervalMs: config.DELIVERY_RETRY_MAX_MS },
   });
-  if (dispatcher) {
-    // A stored notification is sent at once, not at the next sweep (approval reminders announce
-    // themselves on the feed's channel).
-    live.onOutbox(() => dispatcher.wake());
-    live.onStoredNotification(() => dispatcher.wake());
-  }
+  // A stored notification is sent at once, not at the next sweep.
+  if (dispatcher) live.onOutbox(() => dispatcher.wake());
   const reminders = config.APPROVAL_REMINDER_SWEEP_MS === 0 ? null : startApprovalReminders({
     orm, logger: logger.child({ component: 'approval-reminders' }), leadMs: config.APPROVAL_REMINDER_LEAD_MS, intervalMs: config.APPROVAL_REMINDER_SWEEP_MS,
   });

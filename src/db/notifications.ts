@@ -47,8 +47,9 @@ export function insertForRun(scope: UserScope, taskId: string, drafts: readonly 
  * approval times out within `leadMs` (or within half its window, when that is shorter: a
  * short approval is not reminded of the moment it is asked) and the run still waits for it.
  * For every user at once (a sweep, not a request); idempotent by the unique key, so API nodes
- * may all run it. Each new one is announced on NOTIFICATIONS_CHANNEL at commit. Returns how
- * many it wrote.
+ * may all run it. Each new one is announced at commit on NOTIFICATIONS_CHANNEL (the feeds) and
+ * OUTBOX_CHANNEL (the dispatchers), as every statement that stores a notification does. Returns
+ * how many it wrote.
  */
 export async function insertApprovalReminders(em: EntityManager, leadMs: number, title: string): Promise<number> {
   const rows = await (await dbOf(em)).all(sql`with due as (
@@ -65,7 +66,7 @@ export async function insertApprovalReminders(em: EntityManager, leadMs: number,
         from due
       on conflict (task_id, seq, kind) where task_id is not null do nothing
       returning user_id, id)
-    select pg_notify(${NOTIFICATIONS_CHANNEL}, json_build_object('user_id', user_id, 'id', id)::text) from ins`);
+    select pg_notify(${NOTIFICATIONS_CHANNEL}, json_build_object('user_id', user_id, 'id', id)::text), pg_notify(${OUTBOX_CHANNEL}, '') from ins`);
   return rows.length;
 }
 
