@@ -63,11 +63,16 @@ export async function startTaskWorker(deps: TaskWorkerDeps): Promise<TaskWorker>
       ...(tracing.enabled ? { workflowInterceptorModules: [WORKFLOW_TRACING_MODULE] } : {}),
     })).code,
   };
-  const worker = await Worker.create({
+  const shared: Omit<WorkerOptions, 'taskQueue'> = {
     connection: deps.connection,
     namespace: config.TEMPORAL_NAMESPACE,
-    taskQueue: config.TASK_QUEUE,
     workflowBundle,
+    ...tracing.workerOptions({ workflows: true }),
+    shutdownGraceTime: '10s',
+  };
+  const worker = await Worker.create({
+    ...shared,
+    taskQueue: config.TASK_QUEUE,
     activities: createPersistenceActivities({
       orm,
       temporal: deps.temporal,
@@ -77,24 +82,18 @@ export async function startTaskWorker(deps: TaskWorkerDeps): Promise<TaskWorker>
       limits: accountLimitsOf(config),
       artifactRetentionMs: config.ARTIFACT_RETENTION_DAYS * 24 * 3600 * 1000,
     }),
-    ...tracing.workerOptions({ workflows: true }),
-    shutdownGraceTime: '10s',
   });
   // Notification deliveries on a queue and worker of their own: a delivery's request runs inside
   // its workflow task (a local activity), so receivers that hang or fail hold this worker's
   // workflow task slots, never the runs' (docs/reliability.md, hostile tenant). Same connection,
   // so the dispatcher's eager starts still reach it in a process that holds both.
   const deliveries = await Worker.create({
-    connection: deps.connection,
-    namespace: config.TEMPORAL_NAMESPACE,
+    ...shared,
     taskQueue: deliveryQueue(config.TASK_QUEUE),
-    workflowBundle,
     activities: createDeliveryActivities({
       orm, timeoutMs: config.WEBHOOK_TIMEOUT_MS, allowPrivateTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS, vapid: vapidKeysOf(config),
       fcm: fcmSettingsOf(config),
     }),
-    ...tracing.workerOptions({ workflows: true }),
-    shutdownGraceTime: '10s',
   });
   await ensureRetentionSchedule(deps.temporal, config.TASK_QUEUE).catch((err) =>
     logger.error({ err }, 'could not create the artifact retention schedule; artifacts are kept until it exists'));

@@ -24,9 +24,9 @@ export interface NotificationDeliveryInput {
 
 /**
  * A local activity's retry whose backoff is longer than this waits on a durable timer; a shorter
- * one is waited out by the SDK with the workflow task held open, which holds one of the task
- * worker's workflow task slots (40) the whole time: deliveries retrying against a dead receiver
- * held them all and stalled every run's next task for seconds (F8's 24 s, docs/benchmarks.md).
+ * one is waited out by the SDK with the workflow task held open, holding one of the worker's
+ * workflow task slots the whole time: deliveries retrying against dead receivers would hold them
+ * all and every other workflow task on the worker would wait.
  */
 const LOCAL_RETRY_THRESHOLD = '1s';
 

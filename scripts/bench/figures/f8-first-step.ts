@@ -43,8 +43,8 @@ export async function f8FirstStep(ctx: Bench, slot: () => number): Promise<F8Res
   await sock.ready();
   const out: F8Result = { runs: 0, ours: [], bare: [], oursPath: null, barePath: null };
   // Per run: its workflow id, and the epoch times of its request and of its first step's frame.
-  const oursRuns: { workflowId: string; from: number; to: number }[] = [];
-  const bareRuns: { workflowId: string; from: number; to: number }[] = [];
+  const oursRuns: Run[] = [];
+  const bareRuns: Run[] = [];
   const epoch = (t: number) => performance.timeOrigin + t;
   try {
     for (let i = 0; i < ctx.sizes.f8Runs; i++) {
@@ -85,23 +85,29 @@ export async function f8FirstStep(ctx: Bench, slot: () => number): Promise<F8Res
     await sock.close();
     await disconnectDevices([dev]);
   }
-  const pathOf = async (runs: { workflowId: string; from: number; to: number }[]): Promise<F8Path | null> => {
-    const sorted = [...runs].sort((a, b) => (a.to - a.from) - (b.to - b.from));
-    const mid = sorted[Math.floor((sorted.length - 1) / 2)];
-    if (!mid) return null;
-    const p = firstStepPath((await ctx.temporal.workflow.getHandle(mid.workflowId).fetchHistory()).events ?? []);
-    return p && { ...p, totalMs: mid.to - mid.from, submitMs: p.startedAt - mid.from, deliverMs: mid.to - p.activityStartedAt };
-  };
-  out.oursPath = await pathOf(oursRuns);
-  out.barePath = await pathOf(bareRuns);
-  // The slowest of ours, in the same parts: where a p99 far from the p50 went.
-  const slowest = [...oursRuns].sort((a, b) => (b.to - b.from) - (a.to - a.from))[0];
-  if (slowest) {
-    const events = (await ctx.temporal.workflow.getHandle(slowest.workflowId).fetchHistory()).events ?? [];
+  type Run = { workflowId: string; from: number; to: number };
+  /** A run's time to first step in parts, from its history; and the history's first event types. */
+  const pathOfRun = async (run: Run): Promise<{ path: F8Path | null; kinds: string }> => {
+    const events = (await ctx.temporal.workflow.getHandle(run.workflowId).fetchHistory()).events ?? [];
     const p = firstStepPath(events);
-    const kinds = events.slice(0, 16).map((e) => String(e.eventType).replace(/^EVENT_TYPE_/, '')).join(' ');
+    return {
+      path: p && { ...p, totalMs: run.to - run.from, submitMs: p.startedAt - run.from, deliverMs: run.to - p.activityStartedAt },
+      kinds: events.slice(0, 16).map((e) => String(e.eventType).replace(/^EVENT_TYPE_/, '')).join(' '),
+    };
+  };
+  const byTime = (runs: Run[]) => [...runs].sort((a, b) => (a.to - a.from) - (b.to - b.from));
+  const medianPath = async (runs: Run[]) => {
+    const mid = byTime(runs)[Math.floor((runs.length - 1) / 2)];
+    return mid ? (await pathOfRun(mid)).path : null;
+  };
+  out.oursPath = await medianPath(oursRuns);
+  out.barePath = await medianPath(bareRuns);
+  // The slowest of ours, in the same parts: where a p99 far from the p50 went.
+  const slowest = byTime(oursRuns).at(-1);
+  if (slowest) {
+    const { path: p, kinds } = await pathOfRun(slowest);
     ctx.log(`F8 slowest ours run (#${oursRuns.indexOf(slowest) + 1}, ${(slowest.to - slowest.from).toFixed(0)} ms): ${p
-      ? `submit ${(p.startedAt - slowest.from).toFixed(0)} ms, to first activity scheduled ${p.toScheduledMs.toFixed(0)} ms in ${p.workflowTasks} workflow task(s), activity queue ${p.activityQueueMs.toFixed(0)} ms, to the device ${(slowest.to - p.activityStartedAt).toFixed(0)} ms`
+      ? `submit ${p.submitMs.toFixed(0)} ms, to first activity scheduled ${p.toScheduledMs.toFixed(0)} ms in ${p.workflowTasks} workflow task(s), activity queue ${p.activityQueueMs.toFixed(0)} ms, to the device ${p.deliverMs.toFixed(0)} ms`
       : 'no first activity in its history'}; history: ${kinds}`);
   }
   ctx.log(`F8: POST -> first step p50 ${median(out.ours).toFixed(1)} ms (p99 ${percentile(out.ours, 99).toFixed(1)}), bare start -> first activity p50 ${median(out.bare).toFixed(1)} ms (p99 ${percentile(out.bare, 99).toFixed(1)}): ${(median(out.ours) / median(out.bare)).toFixed(2)}x over ${out.runs} runs`);
