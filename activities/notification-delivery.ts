@@ -23,15 +23,28 @@ export interface DeliveryDeps {
   vapid: VapidKeys | null;
   /** Null: FCM is off (its deliveries fail at once). */
   fcm: FcmSettings | null;
+  /** Attempts one account may have in flight at once (DELIVERY_MAX_IN_FLIGHT_PER_ACCOUNT). */
+  perAccountInFlight: number;
 }
 
-export function createDeliveryActivities({ orm, timeoutMs, allowPrivateTargets, vapid, fcm }: DeliveryDeps): DeliveryActivities {
+/** A permit outlives its request's timeout by this much: the attempt's outcome is written after it. */
+const PERMIT_MARGIN_MS = 5_000;
+
+export function createDeliveryActivities({ orm, timeoutMs, allowPrivateTargets, vapid, fcm, perAccountInFlight }: DeliveryDeps): DeliveryActivities {
   // One sender per worker: it keeps the access token until it expires.
   const fcmSender = fcm ? new FcmSender(fcm) : null;
   return {
-    async deliverNotification({ deliveryId }) {
+    async deliverNotification({ deliveryId, permit }) {
       const em = orm.em.fork();
-      const t = await deliveriesDb.target(em, deliveryId);
+      let t: deliveriesDb.DeliveryTarget | null;
+      if (permit) {
+        const found = await deliveriesDb.targetWithPermit(em, deliveryId, { perAccount: perAccountInFlight, leaseMs: timeoutMs + PERMIT_MARGIN_MS });
+        t = found.target;
+        // Its account's other attempts hold every permit: no request, the workflow waits and asks again.
+        if (t && t.delivery.status === 'pending' && !found.permit) return { waiting: true };
+      } else {
+        t = await deliveriesDb.target(em, deliveryId);
+      }
       // Deleted with its target, notification or user meanwhile: nothing left to deliver.
       if (!t) return { skipped: 'delivery, target or notification deleted' };
       if (t.delivery.status !== 'pending') return { skipped: `the delivery is ${t.delivery.status}` };

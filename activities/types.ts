@@ -83,8 +83,12 @@ export interface DeviceStepActivities {
 
 /** Delivers one notification to one target (src/domain/webhook-delivery.ts); retried by Temporal. */
 export interface DeliveryActivities {
-  /** One HTTP attempt; throws (retryable) unless the receiver answered 2xx. Refused targets are not retried. */
-  deliverNotification(input: { deliveryId: string }): Promise<{ statusCode: number } | { skipped: string }>;
+  /**
+   * One HTTP attempt; throws (retryable) unless the receiver answered 2xx. Refused targets are not
+   * retried. With `permit`, the attempt first takes one of its account's permits and, when they
+   * are all held, makes no request and answers `{ waiting: true }`.
+   */
+  deliverNotification(input: { deliveryId: string; permit?: true }): Promise<{ statusCode: number } | { skipped: string } | { waiting: true }>;
   /** The delivery gave up: its retries are spent or its target is refused. */
   failDelivery(input: { deliveryId: string; error: string }): Promise<void>;
 }

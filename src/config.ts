@@ -80,6 +80,10 @@ const schema = z
     /** The first retry's delay; each next one doubles, up to DELIVERY_RETRY_MAX_MS. */
     DELIVERY_RETRY_INITIAL_MS: z.coerce.number().int().min(10).default(10_000),
     DELIVERY_RETRY_MAX_MS: z.coerce.number().int().min(10).default(3_600_000),
+    /** Delivery attempts one account may have in flight at once, across every worker: its receivers that hang hold no more of the deliveries worker's slots than this. */
+    DELIVERY_MAX_IN_FLIGHT_PER_ACCOUNT: z.coerce.number().int().min(1).default(8),
+    /** Deliveries each task worker runs at once (its deliveries worker's workflow task and local activity slots); keep it well above DELIVERY_MAX_IN_FLIGHT_PER_ACCOUNT. */
+    DELIVERY_WORKER_SLOTS: z.coerce.number().int().min(2).default(100),
     MIGRATE_ON_BOOT: bool.default(false),
     /** Requests per minute per client IP on /api/v1 (token bucket, per API node). */
     RATE_LIMIT_IP_PER_MIN: z.coerce.number().int().min(1).default(600),

@@ -90,9 +90,13 @@ export async function startTaskWorker(deps: TaskWorkerDeps): Promise<TaskWorker>
   const deliveries = await Worker.create({
     ...shared,
     taskQueue: deliveryQueue(config.TASK_QUEUE),
+    // A delivery's slot is mostly a wait on its receiver's answer, so far more of them than the
+    // runs' default; each account holds at most DELIVERY_MAX_IN_FLIGHT_PER_ACCOUNT at once.
+    maxConcurrentWorkflowTaskExecutions: config.DELIVERY_WORKER_SLOTS,
+    maxConcurrentLocalActivityExecutions: config.DELIVERY_WORKER_SLOTS,
     activities: createDeliveryActivities({
       orm, timeoutMs: config.WEBHOOK_TIMEOUT_MS, allowPrivateTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS, vapid: vapidKeysOf(config),
-      fcm: fcmSettingsOf(config),
+      fcm: fcmSettingsOf(config), perAccountInFlight: config.DELIVERY_MAX_IN_FLIGHT_PER_ACCOUNT,
     }),
   });
   await ensureRetentionSchedule(deps.temporal, config.TASK_QUEUE).catch((err) =>

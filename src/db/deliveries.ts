@@ -21,7 +21,7 @@ export async function getDelivery(repos: OwnedRepos, id: string): Promise<Notifi
 export async function redeliver(repos: OwnedRepos, id: string): Promise<NotificationDelivery | null> {
   // Announced on the outbox channel (the dispatcher starts it now) by the statement that made it.
   const row = await (await dbOf(repos.root)).one(sql`with r as (update notification_deliveries
-      set status = 'pending', redeliveries = redeliveries + 1, started_at = null, finished_at = null, not_before = null, updated_at = now()
+      set status = 'pending', redeliveries = redeliveries + 1, started_at = null, attempting_until = null, finished_at = null, not_before = null, updated_at = now()
     where id = ${id} and user_id = ${repos.userId} and status in ('succeeded', 'failed') returning *)
     select r.* from r cross join (select pg_notify(${OUTBOX_CHANNEL}, '') from r) n`);
   return row ? plainRow(repos.root, NotificationDelivery, row) : null;
@@ -153,9 +153,12 @@ export interface DeliveryTarget {
 
 /** What one delivery needs; null when the delivery, its target or its notification is gone. */
 export async function target(em: EntityManager, deliveryId: string): Promise<DeliveryTarget | null> {
-  const db = await dbOf(em);
   // One round trip: this read is on every delivery's path, between its start and its request.
-  const row = await db.one(sql`select row_to_json(d) as delivery, row_to_json(n) as notification,
+  const row = await (await dbOf(em)).one(targetQuery(deliveryId));
+  return row ? targetOfRow(em, row) : null;
+}
+
+const targetQuery = (deliveryId: string) => sql`select row_to_json(d) as delivery, row_to_json(n) as notification,
         row_to_json(e) as endpoint, row_to_json(s) as subscription, row_to_json(f) as fcm_token,
         (select coalesce(json_agg(dn order by dn.created_at desc, dn.id desc), '[]'::json)
            from notification_deliveries dd join notifications dn on dn.id = dd.notification_id
@@ -165,8 +168,10 @@ export async function target(em: EntityManager, deliveryId: string): Promise<Del
       left join webhook_endpoints e on e.id = d.endpoint_id
       left join push_subscriptions s on s.id = d.subscription_id
       left join fcm_tokens f on f.id = d.fcm_token_id
-     where d.id = ${deliveryId}`);
-  if (!row || (!row.endpoint && !row.subscription && !row.fcm_token)) return null;
+     where d.id = ${deliveryId}`;
+
+function targetOfRow(em: EntityManager, row: Record<string, unknown>): DeliveryTarget | null {
+  if (!row.endpoint && !row.subscription && !row.fcm_token) return null;
   return {
     delivery: plainRow(em, NotificationDelivery, row.delivery as Record<string, unknown>),
     notification: plainRow(em, Notification, row.notification as Record<string, unknown>),
@@ -177,13 +182,54 @@ export async function target(em: EntityManager, deliveryId: string): Promise<Del
   };
 }
 
+export interface PermitRules {
+  /** Attempts one account may have in flight at once (DELIVERY_MAX_IN_FLIGHT_PER_ACCOUNT). */
+  perAccount: number;
+  /** How long a permit is held at most: the request's timeout and a margin; a worker lost mid-request leaves one that expires. */
+  leaseMs: number;
+}
+
+/**
+ * What an attempt that asks for a permit finds: its target (null: gone), with its account's
+ * permit taken (`permit`, or false: every permit of the account is held by its other attempts
+ * in flight and this one must wait). A delivery no longer pending takes none.
+ */
+export interface PermittedTarget {
+  target: DeliveryTarget | null;
+  permit: boolean;
+}
+
+/**
+ * The delivery's target, and one of its account's permits for the attempt about to be made: one
+ * round trip. The account's lock (a transaction-scoped advisory lock) makes the count and the
+ * take one step across every worker, so the cap holds under any number of them.
+ */
+export async function targetWithPermit(em: EntityManager, deliveryId: string, rules: PermitRules): Promise<PermittedTarget> {
+  const db = await dbOf(em);
+  return db.transaction(async (tx) => {
+    const [, , taken, [row]] = await tx.run([
+      'begin',
+      sql`select pg_advisory_xact_lock(hashtextextended('deliveries:' || user_id::text, 0)) from notification_deliveries where id = ${deliveryId}`,
+      // A statement of its own after the lock: its snapshot sees every permit taken before.
+      sql`update notification_deliveries d set attempting_until = now() + make_interval(secs => ${rules.leaseMs / 1000}::float8)
+           where d.id = ${deliveryId} and d.status = 'pending'
+             and (select count(*) from notification_deliveries o
+                   where o.user_id = d.user_id and o.attempting_until > now() and o.id <> d.id) < ${rules.perAccount}::int
+         returning d.id`,
+      targetQuery(deliveryId),
+      'commit',
+    ]);
+    return { target: row ? targetOfRow(em, row) : null, permit: taken.length > 0 };
+  });
+}
+
 /** One attempt's outcome; a status other than pending settles the delivery. */
 export async function recordAttempt(
   em: EntityManager, deliveryId: string,
   outcome: { statusCode: number | null; error: string | null; status: 'pending' | 'succeeded' | 'failed' },
 ): Promise<void> {
   await (await dbOf(em)).all(sql`update notification_deliveries
-      set attempts = attempts + 1, last_status_code = ${outcome.statusCode}::int, last_error = ${outcome.error},
+      set attempts = attempts + 1, attempting_until = null, last_status_code = ${outcome.statusCode}::int, last_error = ${outcome.error},
           status = ${outcome.status}, finished_at = case when ${outcome.status} = 'pending' then null else now() end, updated_at = now()
     where id = ${deliveryId}`);
 }
@@ -191,6 +237,6 @@ export async function recordAttempt(
 /** The delivery gave up (its retries are spent, or its target is refused or gone). */
 export async function markFailed(em: EntityManager, deliveryId: string, error: string): Promise<void> {
   await (await dbOf(em)).all(sql`update notification_deliveries
-      set status = 'failed', last_error = coalesce(last_error, ${error}), finished_at = now(), updated_at = now()
+      set status = 'failed', attempting_until = null, last_error = coalesce(last_error, ${error}), finished_at = now(), updated_at = now()
     where id = ${deliveryId} and status = 'pending'`);
 }

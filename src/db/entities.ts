@@ -560,6 +560,8 @@ export const NotificationDelivery = defineEntity({
     lastError: p.text().nullable(),
     /** When its current workflow was started; null: the dispatcher starts it. */
     startedAt: p.datetime().nullable(),
+    /** Its attempt in flight holds one of the account's permits until then (takePermit). */
+    attemptingUntil: p.datetime().nullable(),
     finishedAt: p.datetime().nullable(),
     createdAt: p.datetime().defaultRaw(NOW).onCreate(now),
     updatedAt: p.datetime().defaultRaw(NOW).onCreate(now).onUpdate(now),
@@ -572,6 +574,11 @@ export const NotificationDelivery = defineEntity({
     {
       name: 'notification_deliveries_unstarted_idx',
       expression: "create index notification_deliveries_unstarted_idx on notification_deliveries (created_at) where started_at is null and status = 'pending'",
+    },
+    {
+      // Counting an account's delivery attempts in flight (its permits: db/deliveries.ts).
+      name: 'notification_deliveries_attempting_idx',
+      expression: 'create index notification_deliveries_attempting_idx on notification_deliveries (user_id, attempting_until) where attempting_until is not null',
     },
   ],
   uniques: [{

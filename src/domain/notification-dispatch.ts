@@ -93,7 +93,7 @@ export async function dispatchOnce({ orm, temporal, taskQueue, retry, eagerStart
       await temporal.workflow.start<typeof notificationDeliveryWorkflow>(DELIVERY_WORKFLOW, {
         workflowId: deliveryWorkflowId(d),
         taskQueue,
-        args: [{ deliveryId: d.id, retry, local: true }],
+        args: [{ deliveryId: d.id, retry, local: true, permits: true }],
         workflowIdReusePolicy: 'REJECT_DUPLICATE',
         // Each account's deliveries take their turn with the others' (the queue's fairness).
         priority: { fairnessKey: d.userId },

@@ -516,3 +516,53 @@ describe('the outbox notice', () => {
     expect(got.map((r) => r.headers['webhook-id'])).toEqual([first.headers['webhook-id'], first.headers['webhook-id']]);
   }, 90_000);
 });
+
+describe('a hostile account', () => {
+  it('whose receivers hang holds at most its permits, and another account\'s delivery goes out meanwhile', async () => {
+    // A deliveries worker with 20 slots and 3 permits per account: without the permits, the
+    // hostile account's 30 hanging requests would hold all 20 slots for the request timeout (10 s)
+    // and the other account's delivery would wait for one.
+    const PERMITS = 3;
+    await sys.stop();
+    sys = await startSystem({ env: { ...systemEnv, DELIVERY_MAX_IN_FLIGHT_PER_ACCOUNT: String(PERMITS), DELIVERY_WORKER_SLOTS: '20' } });
+    // The receivers that never answer count the requests they hold open (the measure is theirs,
+    // not the engine's).
+    let open = 0;
+    let most = 0;
+    const hanging = createServer((req) => {
+      open += 1;
+      most = Math.max(most, open);
+      req.socket.once('close', () => { open -= 1; });
+    });
+    await new Promise<void>((r) => hanging.listen(0, '127.0.0.1', () => r()));
+    const hangUrl = `http://127.0.0.1:${(hanging.address() as AddressInfo).port}`;
+    try {
+      const hostile = await newUser();
+      for (let i = 0; i < 6; i++) {
+        const res = await sys.api.post('/webhooks', { url: `${hangUrl}/hang/${i}` }, hostile.token);
+        expect(res.status).toBe(201);
+      }
+      for (let i = 0; i < 5; i++) await runEnds(hostile, 'run.completed');
+      await eventually(async () => (open >= PERMITS ? true : null), 15_000, 'the hostile account\'s requests in flight');
+
+      const other = await newUser();
+      await addHook(other, '/meanwhile');
+      const before = Date.now();
+      await runEnds(other, 'run.completed');
+      const [got] = await eventually(async () => receiver.got.get('/meanwhile') ?? null, 15_000, 'the other account\'s delivery');
+      // Well inside the hanging requests' 10 s timeout: it did not wait for one of them to give up.
+      expect(got.at - before).toBeLessThan(4_000);
+      expect(got.verified).not.toBeNull();
+      // Hanging requests still held; never more than the permits at any moment.
+      expect(open).toBeLessThanOrEqual(PERMITS);
+      expect(most).toBe(PERMITS);
+      // A delivery that has not made its first attempt yet has waited for a permit.
+      const waited = await sys.orm.em.fork().findOne(NotificationDelivery, { userId: hostile.userId, attempts: 0, attemptingUntil: null, startedAt: { $ne: null } });
+      expect(waited).not.toBeNull();
+      await recordHistory(deliveryWorkflowId(waited!), 'notification-delivery-waited');
+    } finally {
+      hanging.closeAllConnections();
+      await new Promise<void>((r) => hanging.close(() => r()));
+    }
+  }, 120_000);
+});

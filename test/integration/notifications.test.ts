@@ -335,7 +335,7 @@ describe('webhook targets with the default settings (SSRF protection on)', () =>
         attempts: 0, redeliveries: 0, startedAt: new Date(),
       });
       await em.flush();
-      const activities = createDeliveryActivities({ orm: sys.orm, timeoutMs: 5000, allowPrivateTargets: false, vapid: null, fcm: null });
+      const activities = createDeliveryActivities({ orm: sys.orm, timeoutMs: 5000, allowPrivateTargets: false, vapid: null, fcm: null, perAccountInFlight: 8 });
       const err = await activities.deliverNotification({ deliveryId }).then(() => null, (e: unknown) => e as ApplicationFailure);
       expect(err).toBeInstanceOf(ApplicationFailure);
       expect([err!.type, err!.nonRetryable]).toEqual(['TargetRefused', true]);
