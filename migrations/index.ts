@@ -12,6 +12,7 @@ import { Migration20261206000010_device_status } from './Migration20261206000010
 import { Migration20261206000011_step_artifacts } from './Migration20261206000011_step_artifacts.ts';
 import { Migration20261206120000_notifications } from './Migration20261206120000_notifications.ts';
 import { Migration20261206180000_delivery_permits } from './Migration20261206180000_delivery_permits.ts';
+import { Migration20261206190000_target_limits } from './Migration20261206190000_target_limits.ts';
 
 export const MIGRATIONS = [
   { name: 'Migration20261123000001_initial', class: Migration20261123000001_initial },
@@ -27,4 +28,5 @@ export const MIGRATIONS = [
   { name: 'Migration20261206000011_step_artifacts', class: Migration20261206000011_step_artifacts },
   { name: 'Migration20261206120000_notifications', class: Migration20261206120000_notifications },
   { name: 'Migration20261206180000_delivery_permits', class: Migration20261206180000_delivery_permits },
+  { name: 'Migration20261206190000_target_limits', class: Migration20261206190000_target_limits },
 ];

@@ -44,6 +44,10 @@ const schema = z
     ACCOUNT_MAX_SCHEDULES: z.coerce.number().int().min(1).default(50),
     /** Unfinished (pending, running, paused) runs per user: each holds a workflow and a lane place. */
     ACCOUNT_MAX_UNFINISHED_RUNS: z.coerce.number().int().min(1).default(500),
+    /** Notification targets per user: each notification is one delivery workflow per target. */
+    ACCOUNT_MAX_WEBHOOKS: z.coerce.number().int().min(1).default(20),
+    ACCOUNT_MAX_PUSH_SUBSCRIPTIONS: z.coerce.number().int().min(1).default(20),
+    ACCOUNT_MAX_FCM_TOKENS: z.coerce.number().int().min(1).default(20),
     /** Open monitor sockets per user on one API node (more: the upgrade is refused with 429). */
     WS_MAX_MONITORS_PER_USER: z.coerce.number().int().min(1).default(20),
     /** Task subscriptions per monitor socket (more: `error` code 4029). */
@@ -179,6 +183,9 @@ export function accountLimitsOf(config: Config) {
     workflows: config.ACCOUNT_MAX_WORKFLOWS,
     schedules: config.ACCOUNT_MAX_SCHEDULES,
     unfinishedRuns: config.ACCOUNT_MAX_UNFINISHED_RUNS,
+    webhooks: config.ACCOUNT_MAX_WEBHOOKS,
+    pushSubscriptions: config.ACCOUNT_MAX_PUSH_SUBSCRIPTIONS,
+    fcmTokens: config.ACCOUNT_MAX_FCM_TOKENS,
   };
 }
 

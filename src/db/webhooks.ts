@@ -2,16 +2,16 @@
 import { errors } from '../errors.ts';
 import { WebhookEndpoint } from './entities.ts';
 import type { OwnedRepos } from './owned.ts';
+import { insertWithinLimit } from './quotas.ts';
 import { dbOf, sql } from './sql.ts';
 
 export async function getEndpoint(repos: OwnedRepos, id: string): Promise<WebhookEndpoint> {
   return repos.get(WebhookEndpoint, id, 'webhook');
 }
 
-export async function insertEndpoint(repos: OwnedRepos, data: Pick<WebhookEndpoint, 'url' | 'secret' | 'kinds' | 'description'>): Promise<WebhookEndpoint> {
-  const row = repos.create(WebhookEndpoint, { id: crypto.randomUUID(), enabled: true, ...data });
-  await repos.em.persist(row).flush();
-  return row;
+/** Inserts the user's webhook unless the user already holds `max` webhooks (throws; see quotas.ts). */
+export async function insertEndpoint(repos: OwnedRepos, data: Pick<WebhookEndpoint, 'url' | 'secret' | 'kinds' | 'description'>, max: number): Promise<WebhookEndpoint> {
+  return insertWithinLimit(repos, WebhookEndpoint, { id: crypto.randomUUID(), enabled: true, ...data }, 'webhooks', max);
 }
 
 export async function updateEndpoint(repos: OwnedRepos, id: string, patch: Partial<Pick<WebhookEndpoint, 'url' | 'kinds' | 'enabled' | 'description'>>) {

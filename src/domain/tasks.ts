@@ -36,6 +36,9 @@ export interface AccountLimits {
   workflows: number;
   schedules: number;
   unfinishedRuns: number;
+  webhooks: number;
+  pushSubscriptions: number;
+  fcmTokens: number;
 }
 
 export interface TaskEngine {

@@ -92,9 +92,10 @@ export function apiRoutes(deps: Pick<AppDeps, 'config' | 'temporal' | 'tokens' |
     ...fileRoutes({ dataDir: deps.config.DATA_DIR, maxBytes: deps.config.FILE_MAX_BYTES, quotaBytes: deps.config.USER_QUOTA_BYTES }),
     ...statsRoutes({ presenceStaleMs: deps.config.WS_HEARTBEAT_MS * 3 }),
     ...notificationRoutes(),
-    ...webhookRoutes({ allowPrivateTargets: deps.config.WEBHOOK_ALLOW_PRIVATE_TARGETS }),
+    ...webhookRoutes({ allowPrivateTargets: deps.config.WEBHOOK_ALLOW_PRIVATE_TARGETS, maxWebhooks: engine.limits.webhooks }),
     ...pushRoutes({
       vapid: () => vapidKeysOf(deps.config), allowPrivateTargets: deps.config.WEBHOOK_ALLOW_PRIVATE_TARGETS, fcm: Boolean(deps.config.FCM_CREDENTIALS_FILE),
+      limits: engine.limits,
     }),
   ];
 }

@@ -1,37 +1,76 @@
 // One account cannot hold more than its limits, however many requests it sends at once, and
 // what it schedules cannot outlive the device or workflow it runs on. Expectations come from the
 // configured limits and from Temporal itself (the schedules it still has), not from our tables.
-import { randomUUID } from 'node:crypto';
+import { createECDH, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { ScheduleNotFoundError } from '@temporalio/client';
+import webpush from 'web-push';
 import { sweepOrphanSchedules } from '../../src/domain/schedules.ts';
-import { addDevice, addWorkflow, linear, signup } from '../helpers/api.ts';
+import { addDevice, addWorkflow, linear, signup, type Reply } from '../helpers/api.ts';
 import { startSystem, type System } from '../helpers/system.ts';
 
 const MAX_DEVICES = 2;
 const MAX_WORKFLOWS = 3;
 const MAX_SCHEDULES = 2;
 const MAX_RUNS = 3;
+const MAX_WEBHOOKS = 2;
+const MAX_PUSH_SUBSCRIPTIONS = 3;
+const MAX_FCM_TOKENS = 2;
 
 let sys: System;
+let credentialsDir: string;
 
 beforeAll(async () => {
+  // FCM and Web Push are on, so their registration routes answer (nothing is sent to either here).
+  credentialsDir = mkdtempSync(join(tmpdir(), 'jarvis-fcm-'));
+  const credentials = join(credentialsDir, 'service-account.json');
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  writeFileSync(credentials, JSON.stringify({
+    type: 'service_account', project_id: 'limits-test', client_email: 'limits@example.com',
+    private_key: privateKey.export({ type: 'pkcs8', format: 'pem' }),
+  }));
+  const vapid = webpush.generateVAPIDKeys();
   sys = await startSystem({
     env: {
       ACCOUNT_MAX_DEVICES: String(MAX_DEVICES),
       ACCOUNT_MAX_WORKFLOWS: String(MAX_WORKFLOWS),
       ACCOUNT_MAX_SCHEDULES: String(MAX_SCHEDULES),
       ACCOUNT_MAX_UNFINISHED_RUNS: String(MAX_RUNS),
+      ACCOUNT_MAX_WEBHOOKS: String(MAX_WEBHOOKS),
+      ACCOUNT_MAX_PUSH_SUBSCRIPTIONS: String(MAX_PUSH_SUBSCRIPTIONS),
+      ACCOUNT_MAX_FCM_TOKENS: String(MAX_FCM_TOKENS),
+      VAPID_PUBLIC_KEY: vapid.publicKey, VAPID_PRIVATE_KEY: vapid.privateKey,
+      FCM_CREDENTIALS_FILE: credentials,
+      RATE_LIMIT_AUTH_PER_MIN: '1000',
     },
   });
 });
 
 afterAll(async () => {
   await sys?.stop();
+  if (credentialsDir) rmSync(credentialsDir, { recursive: true, force: true });
 });
 
 const device = (token: string) => sys.api.post('/users/devices', { device_id: `pc-${randomUUID().slice(0, 8)}`, device_name: 'PC' }, token);
 const workflow = (token: string) => sys.api.post('/workflows', { name: 'w', definition: linear([{ type: 'demo.echo' }]) }, token);
+
+/** A browser's PushSubscription JSON for a new endpoint (or for `endpoint`, with new keys). */
+function browser(endpoint = `https://push.example.com/${randomUUID()}`) {
+  const key = createECDH('prime256v1');
+  key.generateKeys();
+  return { endpoint, expirationTime: null, keys: { p256dh: key.getPublicKey().toString('base64url'), auth: randomBytes(16).toString('base64url') } };
+}
+const subscribe = (token: string, body = browser()) => sys.api.post('/push/subscriptions', body, token);
+const fcmToken = (token: string, t = `fcm-${randomUUID()}`) => sys.api.post('/push/fcm-tokens', { token: t, platform: 'android' }, token);
+
+/** How many rows of `table` the user holds, read from PostgreSQL. */
+async function held(table: 'webhook_endpoints' | 'push_subscriptions' | 'fcm_tokens', userId: string): Promise<number> {
+  const [row] = await sys.orm.em.fork().execute<{ n: string }[]>(`select count(*) as n from ${table} where user_id = ?`, [userId]);
+  return Number(row.n);
+}
 
 /** Temporal's own answer: does this schedule exist there? */
 async function inTemporal(scheduleId: string): Promise<boolean> {
@@ -100,6 +139,74 @@ describe('per-account limits', () => {
     }
     expect(next.status).toBe(201);
     expect((await submit()).status).toBe(429);
+  });
+});
+
+describe('notification targets: each one is a delivery per notification, so an account holds a bounded number', () => {
+  const refused = (what: string, limit: number) => [403, 1003, { limit, what }];
+  const answer = (r: Reply) => [r.status, r.body.code, r.body.data];
+
+  it('webhooks: the limit holds for requests sent all at once; deleting one frees a place', async () => {
+    const u = await signup(sys.api);
+    const create = () => sys.api.post('/webhooks', { url: `https://example.com/hooks/${randomUUID()}` }, u.token);
+    const answers = await Promise.all(Array.from({ length: MAX_WEBHOOKS * 3 }, create));
+    expect(answers.filter((r) => r.status === 201)).toHaveLength(MAX_WEBHOOKS);
+    for (const r of answers.filter((a) => a.status !== 201)) expect(answer(r)).toEqual(refused('webhooks', MAX_WEBHOOKS));
+    expect(await held('webhook_endpoints', u.userId)).toBe(MAX_WEBHOOKS);
+    expect((await sys.api.get('/webhooks', u.token)).body.data.total).toBe(MAX_WEBHOOKS);
+    // Disabled, a webhook still holds its place: it can be enabled again.
+    const [first] = answers.filter((r) => r.status === 201).map((r) => r.body.data.webhook.id as string);
+    expect((await sys.api.put(`/webhooks/${first}`, { enabled: false }, u.token)).status).toBe(200);
+    expect(answer(await create())).toEqual(refused('webhooks', MAX_WEBHOOKS));
+    expect((await sys.api.del(`/webhooks/${first}`, u.token)).status).toBe(200);
+    expect((await create()).status).toBe(201);
+    expect((await create()).status).toBe(403);
+    // Another account's limit is its own.
+    const other = await signup(sys.api);
+    expect((await sys.api.post('/webhooks', { url: 'https://example.com/hooks/other' }, other.token)).status).toBe(201);
+  });
+
+  it('Web Push: the limit holds at once; a browser saved again takes no second place, even at the limit', async () => {
+    const u = await signup(sys.api);
+    const bodies = Array.from({ length: MAX_PUSH_SUBSCRIPTIONS * 3 }, () => browser());
+    const answers = await Promise.all(bodies.map((b) => subscribe(u.token, b)));
+    const saved = bodies.filter((_, i) => answers[i].status === 201);
+    expect(saved).toHaveLength(MAX_PUSH_SUBSCRIPTIONS);
+    for (const r of answers.filter((a) => a.status !== 201)) expect(answer(r)).toEqual(refused('push_subscriptions', MAX_PUSH_SUBSCRIPTIONS));
+    // At the limit: each saved browser again, all at once, some with new keys: all updated in place.
+    const again = await Promise.all([...saved.map((b) => subscribe(u.token, b)), ...saved.map((b) => subscribe(u.token, browser(b.endpoint)))]);
+    expect(again.map((r) => r.status)).toEqual(Array(saved.length * 2).fill(200));
+    expect(await held('push_subscriptions', u.userId)).toBe(MAX_PUSH_SUBSCRIPTIONS);
+    // A browser another account holds, saved here, is a new one of ours: refused at the limit.
+    const other = await signup(sys.api);
+    const theirs = browser();
+    expect((await subscribe(other.token, theirs)).status).toBe(201);
+    expect(answer(await subscribe(u.token, theirs))).toEqual(refused('push_subscriptions', MAX_PUSH_SUBSCRIPTIONS));
+    expect(await held('push_subscriptions', other.userId)).toBe(1);
+    // Below the limit, one new browser saved several times at once takes one place, not several.
+    const id = again[0].body.data.subscription.id as string;
+    expect((await sys.api.del(`/push/subscriptions/${id}`, u.token)).status).toBe(200);
+    const fresh = browser();
+    const burst = await Promise.all(Array.from({ length: 4 }, () => subscribe(u.token, fresh)));
+    expect(burst.map((r) => r.status).sort()).toEqual([200, 200, 200, 201]);
+    expect(await held('push_subscriptions', u.userId)).toBe(MAX_PUSH_SUBSCRIPTIONS);
+  });
+
+  it('FCM: the limit holds at once; a token saved again takes no second place, even at the limit', async () => {
+    const u = await signup(sys.api);
+    const tokens = Array.from({ length: MAX_FCM_TOKENS * 3 }, () => `fcm-${randomUUID()}`);
+    const answers = await Promise.all(tokens.map((t) => fcmToken(u.token, t)));
+    const saved = tokens.filter((_, i) => answers[i].status === 201);
+    expect(saved).toHaveLength(MAX_FCM_TOKENS);
+    for (const r of answers.filter((a) => a.status !== 201)) expect(answer(r)).toEqual(refused('fcm_tokens', MAX_FCM_TOKENS));
+    const again = await Promise.all(saved.map((t) => fcmToken(u.token, t)));
+    expect(again.map((r) => r.status)).toEqual(Array(saved.length).fill(200));
+    expect(await held('fcm_tokens', u.userId)).toBe(MAX_FCM_TOKENS);
+    expect(answer(await fcmToken(u.token))).toEqual(refused('fcm_tokens', MAX_FCM_TOKENS));
+    // Signed out of one install: its place is free for another.
+    expect((await sys.api.del(`/push/fcm-tokens/${again[0].body.data.fcm_token.id}`, u.token)).status).toBe(200);
+    expect((await fcmToken(u.token)).status).toBe(201);
+    expect(await held('fcm_tokens', u.userId)).toBe(MAX_FCM_TOKENS);
   });
 });
 

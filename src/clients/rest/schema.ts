@@ -5617,6 +5617,12 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
+      /** @description Forbidden (code 1003): an account limit is reached (`data.what`, `data.limit`) */
+      403: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
       /** @description Request body over this route's 64 KiB limit (code 1001) */
       413: {
         content: {
@@ -5982,6 +5988,12 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
+      /** @description Forbidden (code 1003): an account limit is reached (`data.what`, `data.limit`) */
+      403: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
       /** @description Request body over this route's 64 KiB limit (code 1001) */
       413: {
         content: {
@@ -6182,6 +6194,12 @@ export interface operations {
       };
       /** @description Missing, invalid, expired or revoked access token (code 1002) */
       401: {
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Forbidden (code 1003): an account limit is reached (`data.what`, `data.limit`) */
+      403: {
         content: {
           "application/json": components["schemas"]["Error"];
         };

@@ -9,6 +9,8 @@ import { defineRoute, idParams } from '../route.ts';
 import { deleted } from '../schemas/common.ts';
 import { fcmTokenData, pushSubscriptionData, vapidKey, type PushSubscription as SubscriptionOut } from '../schemas/push.ts';
 import * as fcmTokensDb from '../../db/fcm-tokens.ts';
+import { refusedOverLimit } from '../../db/quotas.ts';
+import type { AccountLimits } from '../../domain/tasks.ts';
 
 export interface PushRouteOptions {
   /** The keys, read (or generated) when first needed; null: Web Push is off (production without VAPID keys). */
@@ -16,6 +18,8 @@ export interface PushRouteOptions {
   allowPrivateTargets: boolean;
   /** Whether FCM is configured (FCM_CREDENTIALS_FILE). */
   fcm: boolean;
+  /** ACCOUNT_MAX_PUSH_SUBSCRIPTIONS, ACCOUNT_MAX_FCM_TOKENS. */
+  limits: Pick<AccountLimits, 'pushSubscriptions' | 'fcmTokens'>;
 }
 
 const base64url = (what: string, bytes: number) =>
@@ -58,10 +62,12 @@ export function pushRoutes(opts: PushRouteOptions) {
       method: 'post', path: '/push/fcm-tokens', tag: 'push', auth: 'user',
       summary: 'Save this app install\'s FCM registration token; the same token again updates it',
       body: fcmBody, success: { status: 201, also: [200], description: 'The token (200: it was saved before)', data: fcmTokenData },
-      errors: [400, 401, 503],
+      errors: [400, 401, 403, 503],
       async handler(ctx, { body }) {
         fcmEnabled();
-        const { row, created } = await fcmTokensDb.upsert(ctx.state.repos, { token: body.token, platform: body.platform ?? null });
+        const max = opts.limits.fcmTokens;
+        const { row, created } = await fcmTokensDb.upsert(ctx.state.repos, { token: body.token, platform: body.platform ?? null }, max)
+          .catch(refusedOverLimit('fcm_tokens', max));
         envelope(ctx, { fcm_token: { id: row.id, platform: row.platform ?? null, created_at: row.createdAt.toISOString() } }, created ? 201 : 200);
       },
     }),
@@ -84,12 +90,13 @@ export function pushRoutes(opts: PushRouteOptions) {
       method: 'post', path: '/push/subscriptions', tag: 'push', auth: 'user',
       summary: 'Save this browser\'s push subscription (its PushSubscription JSON); the same endpoint again updates it',
       body: subscribeBody, success: { status: 201, also: [200], description: 'The subscription (200: it was saved before)', data: pushSubscriptionData },
-      errors: [400, 401, 503],
+      errors: [400, 401, 403, 503],
       async handler(ctx, { body }) {
         enabled();
+        const max = opts.limits.pushSubscriptions;
         const { row, created } = await subscriptionsDb.upsert(ctx.state.repos, {
           endpoint: body.endpoint, p256dh: body.keys.p256dh, auth: body.keys.auth, userAgent: body.user_agent ?? null,
-        });
+        }, max).catch(refusedOverLimit('push_subscriptions', max));
         envelope(ctx, { subscription: presentSubscription(row) }, created ? 201 : 200);
       },
     }),

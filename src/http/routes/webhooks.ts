@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { NOTIFICATION_KINDS, NotificationDelivery, WebhookEndpoint } from '../../db/entities.ts';
 import * as deliveriesDb from '../../db/deliveries.ts';
 import * as webhooksDb from '../../db/webhooks.ts';
+import { refusedOverLimit } from '../../db/quotas.ts';
 import { newWebhookSecret } from '../../domain/webhook-delivery.ts';
 import { targetProblem } from '../../domain/webhook-targets.ts';
 import { errors } from '../../errors.ts';
@@ -17,6 +18,8 @@ import {
 export interface WebhookRouteOptions {
   /** WEBHOOK_ALLOW_PRIVATE_TARGETS: loopback, private and link-local URLs are refused unless set. */
   allowPrivateTargets: boolean;
+  /** ACCOUNT_MAX_WEBHOOKS. */
+  maxWebhooks: number;
 }
 
 const kinds = z.array(z.enum(NOTIFICATION_KINDS)).max(NOTIFICATION_KINDS.length);
@@ -38,12 +41,12 @@ export function webhookRoutes(opts: WebhookRouteOptions) {
     defineRoute<z.infer<typeof createBody>>({
       method: 'post', path: '/webhooks', tag: 'webhooks', auth: 'user',
       summary: 'Add a webhook: notifications of the chosen kinds POSTed to a URL, signed per Standard Webhooks',
-      body: createBody, success: { status: 201, description: 'The webhook and its signing secret (shown only now)', data: webhookCreated }, errors: [400, 401],
+      body: createBody, success: { status: 201, description: 'The webhook and its signing secret (shown only now)', data: webhookCreated }, errors: [400, 401, 403],
       async handler(ctx, { body }) {
         const secret = newWebhookSecret();
         const row = await webhooksDb.insertEndpoint(ctx.state.repos, {
           url: body.url, secret, kinds: [...new Set(body.kinds ?? [])], description: body.description ?? null,
-        });
+        }, opts.maxWebhooks).catch(refusedOverLimit('webhooks', opts.maxWebhooks));
         envelope(ctx, { webhook: presentEndpoint(row), secret }, 201);
       },
     }),
