@@ -11,6 +11,7 @@ import { Migration20261206000009_step_progress } from './Migration20261206000009
 import { Migration20261206000010_device_status } from './Migration20261206000010_device_status.ts';
 import { Migration20261206000011_step_artifacts } from './Migration20261206000011_step_artifacts.ts';
 import { Migration20261206120000_notifications } from './Migration20261206120000_notifications.ts';
+import { Migration20261206130000_lane_free_grant } from './Migration20261206130000_lane_free_grant.ts';
 
 export const MIGRATIONS = [
   { name: 'Migration20261123000001_initial', class: Migration20261123000001_initial },
@@ -25,4 +26,5 @@ export const MIGRATIONS = [
   { name: 'Migration20261206000010_device_status', class: Migration20261206000010_device_status },
   { name: 'Migration20261206000011_step_artifacts', class: Migration20261206000011_step_artifacts },
   { name: 'Migration20261206120000_notifications', class: Migration20261206120000_notifications },
+  { name: 'Migration20261206130000_lane_free_grant', class: Migration20261206130000_lane_free_grant },
 ];
