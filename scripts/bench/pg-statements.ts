@@ -17,6 +17,8 @@ interface Snapshot {
   statements: Map<string, Statement>;
   commits: number;
   walLsn: string;
+  /** Rows written by table: inserted, updated (of which HOT: no index entry), deleted. */
+  tables: Map<string, { ins: number; upd: number; hot: number; del: number }>;
 }
 
 export const statementsFile = process.env.BENCH_PG_STATEMENTS;
@@ -28,9 +30,12 @@ async function snapshot(orm: Orm): Promise<Snapshot> {
     from pg_stat_statements where dbid = (select oid from pg_database where datname = current_database())`);
   const [db] = await conn.execute(`select xact_commit::float8 as commits, pg_current_wal_lsn()::text as lsn
     from pg_stat_database where datname = current_database()`);
+  const tables = new Map<string, { ins: number; upd: number; hot: number; del: number }>();
+  for (const r of await conn.execute(`select relname, n_tup_ins::float8 as ins, n_tup_upd::float8 as upd, n_tup_hot_upd::float8 as hot, n_tup_del::float8 as del
+    from pg_stat_user_tables`)) tables.set(String(r.relname), { ins: Number(r.ins), upd: Number(r.upd), hot: Number(r.hot), del: Number(r.del) });
   const statements = new Map<string, Statement>();
   for (const r of rows) statements.set(String(r.id), { query: String(r.query), calls: Number(r.calls), ms: Number(r.ms), rows: Number(r.rows), walBytes: Number(r.wal) });
-  return { statements, commits: Number(db.commits), walLsn: String(db.lsn) };
+  return { statements, commits: Number(db.commits), walLsn: String(db.lsn), tables };
 }
 
 /** The work's PostgreSQL statements per unit, written to BENCH_PG_STATEMENTS (a table) and logged. */
@@ -61,6 +66,12 @@ export async function withStatements<T>(orm: Orm, label: string, work: () => Pro
   const head = `${label}: ${n} runs; per run ${(calls / n).toFixed(1)} statements, ${commits.toFixed(2)} commits, ` +
     `${(ms / n).toFixed(2)} ms executing, WAL ${Math.round(walPerRun)} bytes (${Math.round(wal / n)} by statements)`;
   log(head);
-  appendFileSync(statementsFile, `\n### ${head}\n\n| calls/run | ms/run | rows/run | WAL bytes/run | statement |\n| --- | --- | --- | --- | --- |\n${lines.join('\n')}\n`);
+  const tableLines = [...after.tables].map(([name, t]) => {
+    const b = before.tables.get(name);
+    const d = { ins: t.ins - (b?.ins ?? 0), upd: t.upd - (b?.upd ?? 0), hot: t.hot - (b?.hot ?? 0), del: t.del - (b?.del ?? 0) };
+    return { name, ...d };
+  }).filter((t) => t.ins + t.upd + t.del > 0)
+    .map((t) => `| ${t.name} | ${(t.ins / n).toFixed(2)} | ${(t.upd / n).toFixed(2)} | ${(t.hot / n).toFixed(2)} | ${(t.del / n).toFixed(2)} |`);
+  appendFileSync(statementsFile, `\n### ${head}\n\n| table | inserted/run | updated/run | of which HOT | deleted/run |\n| --- | --- | --- | --- | --- |\n${tableLines.join('\n')}\n\n| calls/run | ms/run | rows/run | WAL bytes/run | statement |\n| --- | --- | --- | --- | --- |\n${lines.join('\n')}\n`);
   return result;
 }
