@@ -27,6 +27,17 @@ function processMs(pid: number): number {
   }
 }
 
+/** cutime + cstime of a process, ms: what its children that ended (and were waited for) spent. */
+function endedChildrenMs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[13]) + Number(f[14])) * TICK_MS; // cutime, cstime (fields 16 and 17)
+  } catch {
+    return 0;
+  }
+}
+
 /** A process's parent pid (0 when it is gone). */
 function parentPid(pid: number): number {
   try {
@@ -56,7 +67,9 @@ function postgresMs(postmaster: number): number {
       // gone between the listing and the read
     }
   }
-  return ms;
+  // A backend that ended (the pool closes idle connections) takes its time out of the sum above:
+  // the postmaster has it, as its ended children's.
+  return postmaster ? ms + endedChildrenMs(postmaster) : ms;
 }
 
 /** The postmaster of the server behind a backend (its parent), 0 when not on this machine. */
@@ -118,7 +131,7 @@ function fieldwise(xs: CpuSample[], f: (values: number[]) => number): CpuSample 
   return out;
 }
 
-/** CPU ms per unit (a run, 1,000 requests) between two samples, by group. Backends that exited in between are missed. */
+/** CPU ms per unit (a run, 1,000 requests) between two samples, by group. Without the postmaster's pid, backends that exited in between are missed. */
 export function cpuPer(a: CpuSample, b: CpuSample, units: number): CpuSample {
   const n = Math.max(1, units);
   return fieldwise([a, b], ([x, y]) => Math.max(0, y - x) / n);
