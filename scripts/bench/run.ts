@@ -14,6 +14,8 @@
 //                        parks our runs (compare them in Chrome DevTools' Memory tab)
 //   BENCH_SERVER_NODE_ARGS=<flags> extra Node flags for the server process: `--cpu-prof
 //                        --cpu-prof-dir=<dir>` profiles every thread (the workflow threads too)
+//   BENCH_PG_STATEMENTS=<file> F1's PostgreSQL statements, commits, WAL and rows written per run
+//                        (needs pg_stat_statements preloaded: point BENCH_PG_URL at such a server)
 //   --help               the other options
 //
 // Loopback only (127.0.0.1); every request loop is bounded in count and in time.
