@@ -11,6 +11,7 @@ import { Migration20261206000009_step_progress } from './Migration20261206000009
 import { Migration20261206000010_device_status } from './Migration20261206000010_device_status.ts';
 import { Migration20261206000011_step_artifacts } from './Migration20261206000011_step_artifacts.ts';
 import { Migration20261206120000_notifications } from './Migration20261206120000_notifications.ts';
+import { Migration20261206130000_lane_free_grant } from './Migration20261206130000_lane_free_grant.ts';
 import { Migration20261206180000_delivery_permits } from './Migration20261206180000_delivery_permits.ts';
 import { Migration20261206190000_target_limits } from './Migration20261206190000_target_limits.ts';
 
@@ -27,6 +28,7 @@ export const MIGRATIONS = [
   { name: 'Migration20261206000010_device_status', class: Migration20261206000010_device_status },
   { name: 'Migration20261206000011_step_artifacts', class: Migration20261206000011_step_artifacts },
   { name: 'Migration20261206120000_notifications', class: Migration20261206120000_notifications },
+  { name: 'Migration20261206130000_lane_free_grant', class: Migration20261206130000_lane_free_grant },
   { name: 'Migration20261206180000_delivery_permits', class: Migration20261206180000_delivery_permits },
   { name: 'Migration20261206190000_target_limits', class: Migration20261206190000_target_limits },
 ];

@@ -27,18 +27,59 @@ function processMs(pid: number): number {
   }
 }
 
-/** Every postgres process: the backends are forked per connection, so they are summed by name. */
-function postgresMs(): number {
+/** cutime + cstime of a process, ms: what its children that ended (and were waited for) spent. */
+function endedChildrenMs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[13]) + Number(f[14])) * TICK_MS; // cutime, cstime (fields 16 and 17)
+  } catch {
+    return 0;
+  }
+}
+
+/** A process's parent pid (0 when it is gone). */
+function parentPid(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * The postgres processes of the bench's PostgreSQL server: its postmaster and every process it
+ * forked (backends, one per connection, the WAL writer, the checkpointer), summed. Another
+ * PostgreSQL server on the machine (other work's) is not counted; without the postmaster's pid,
+ * every postgres process is.
+ */
+function postgresMs(postmaster: number): number {
   let ms = 0;
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
+    const pid = Number(name);
     try {
-      if (readFileSync(`/proc/${name}/comm`, 'utf8').trim() === 'postgres') ms += processMs(Number(name));
+      if (readFileSync(`/proc/${name}/comm`, 'utf8').trim() !== 'postgres') continue;
+      if (postmaster && pid !== postmaster && parentPid(pid) !== postmaster) continue;
+      ms += processMs(pid);
     } catch {
       // gone between the listing and the read
     }
   }
-  return ms;
+  // A backend that ended (the pool closes idle connections) takes its time out of the sum above:
+  // the postmaster has it, as its ended children's.
+  return postmaster ? ms + endedChildrenMs(postmaster) : ms;
+}
+
+/** The postmaster of the server behind a backend (its parent), 0 when not on this machine. */
+export function postmasterOf(backendPid: number): number {
+  const pid = parentPid(backendPid);
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'postgres' ? pid : 0;
+  } catch {
+    return 0;
+  }
 }
 
 /** Thread names (comm) as Node and the Temporal SDK set them. */
@@ -69,10 +110,10 @@ function threadsMs(pid: number): Record<ServerThreads, number> {
   return out;
 }
 
-export function cpuSample(pids: { temporal: number; server: number }): CpuSample {
+export function cpuSample(pids: { temporal: number; server: number; postgres?: number }): CpuSample {
   return {
     temporal: processMs(pids.temporal),
-    postgres: postgresMs(),
+    postgres: postgresMs(pids.postgres ?? 0),
     server: processMs(pids.server),
     driver: processMs(process.pid),
     threads: threadsMs(pids.server),
@@ -90,7 +131,7 @@ function fieldwise(xs: CpuSample[], f: (values: number[]) => number): CpuSample 
   return out;
 }
 
-/** CPU ms per unit (a run, 1,000 requests) between two samples, by group. Backends that exited in between are missed. */
+/** CPU ms per unit (a run, 1,000 requests) between two samples, by group. Without the postmaster's pid, backends that exited in between are missed. */
 export function cpuPer(a: CpuSample, b: CpuSample, units: number): CpuSample {
   const n = Math.max(1, units);
   return fieldwise([a, b], ([x, y]) => Math.max(0, y - x) / n);

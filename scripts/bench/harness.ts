@@ -23,7 +23,7 @@ export interface Bench {
   devices: BenchDevice[];
   wf: { three: string; fanout: string; hold: string; one: string; long: string };
   /** Processes whose CPU time F1 accounts for. */
-  pids: { temporal: number; server: number };
+  pids: { temporal: number; server: number; postgres: number };
   orm: Orm;
   /** Whether the PostgreSQL server vacuums by itself (`autovacuum`). */
   autovacuum: boolean;

@@ -146,7 +146,7 @@ export function renderReport(r: Results, previous = ''): string {
       p(`| ${l.concurrency} | ${f(l.ours.perS, 2)} | ${f(l.bare.perS, 2)} | ${x(l.ratio)} | ${f(l.ours.p50Ms, 0)} / ${f(l.ours.p99Ms, 0)} ms | ${f(l.bare.p50Ms, 0)} / ${f(l.bare.p99Ms, 0)} ms | ${l.ours.runs} / ${l.bare.runs} |`);
     }
     p('');
-    p('CPU time per run by process, ms (from /proc: the Temporal dev server, every PostgreSQL process, our',
+    p('CPU time per run by process, ms (from /proc: the Temporal dev server, the PostgreSQL server\'s processes and its ended backends, our',
       'server process with its API, gateway and task worker or the bare worker, split by thread, and the',
       'bench driver with its simulated devices and REST or Temporal client). Under load the cores are the',
       'bound, so the ratio follows the total. The server process hosts both sides: the other side idles.', '');

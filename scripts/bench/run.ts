@@ -14,6 +14,8 @@
 //                        parks our runs (compare them in Chrome DevTools' Memory tab)
 //   BENCH_SERVER_NODE_ARGS=<flags> extra Node flags for the server process: `--cpu-prof
 //                        --cpu-prof-dir=<dir>` profiles every thread (the workflow threads too)
+//   BENCH_PG_STATEMENTS=<file> F1's PostgreSQL statements, commits, WAL and rows written per run
+//                        (needs pg_stat_statements preloaded: point BENCH_PG_URL at such a server)
 //   --help               the other options
 //
 // Loopback only (127.0.0.1); every request loop is bounded in count and in time.
@@ -39,6 +41,7 @@ import { profiles } from './figures/profiles.ts';
 import { bareRun, oursRun, quiet, vacuumed, type Bench } from './harness.ts';
 import { ROOT, machineInfo, pool, sleep, type MachineInfo, type ServerSetup } from './lib.ts';
 import { renderReport, type Results } from './report.ts';
+import { postmasterOf } from './cpu.ts';
 import { SIZES } from './sizes.ts';
 import { prepare } from './system.ts';
 import { ServerProcess } from './server-process.ts';
@@ -140,7 +143,9 @@ async function main(): Promise<void> {
   const setting = async (name: string) => String((await orm.em.fork().getConnection().execute(`show ${name}`))[0]?.[name] ?? '?');
   const autovacuum = (await setting('autovacuum')) === 'on';
   const pgVersion = `${await setting('server_version')}${autovacuum ? '' : ', autovacuum off'}`;
-  log(`Temporal dev server at ${temporalAddress}; database ${databaseName} (PostgreSQL ${pgVersion})`);
+  // Only this server's processes count as PostgreSQL's CPU (other work may use another server).
+  const postmaster = postmasterOf(Number((await orm.em.fork().getConnection().execute('select pg_backend_pid() as pid'))[0]?.pid));
+  log(`Temporal dev server at ${temporalAddress}; database ${databaseName} (PostgreSQL ${pgVersion}${postmaster ? `, postmaster ${postmaster}` : ''})`);
   log('workflow bundles built');
 
   const settings = loadSettings();
@@ -177,7 +182,7 @@ async function main(): Promise<void> {
 
   const ctx: Bench = {
     srv, rest, temporal, wsUrl: `${ready.apiUrl.replace(/^http/, 'ws')}/ws`, bareUrl: ready.bareUrl,
-    bareQueue: setup.bareQueue, devices, wf, pids: { temporal: temporalPid, server: srv.child.pid ?? 0 }, orm, autovacuum,
+    bareQueue: setup.bareQueue, devices, wf, pids: { temporal: temporalPid, server: srv.child.pid ?? 0, postgres: postmaster }, orm, autovacuum,
     sizes: S, log, left, skipped, lastOursTask: '', f5Users: [],
   };
 

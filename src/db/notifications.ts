@@ -29,17 +29,25 @@ export function insertForRun(scope: UserScope, taskId: string, drafts: readonly 
     sql`(${crypto.randomUUID()}::uuid, ${n.seq}::int, ${n.kind}::varchar, ${n.title}::varchar, ${n.body}::text, ${n.expiresAt}::timestamptz)`));
   // created_at in milliseconds, as JavaScript dates (and so the list's keyset cursor) hold it: a
   // row a microsecond past its cursor would be skipped by the next page.
-  // Announced on the outbox channel when a row went in, so the dispatcher sends it now.
-  return sql`with ins as (insert into notifications (id, user_id, kind, title, body, task_id, seq, workflow_id, workflow_name, device_id, device_name, expires_at, created_at)
+  // A user with no channel to deliver to (no enabled webhook, no push subscription, no FCM
+  // token) gets no delivery whatever the settings say: the row goes in dispatched, so that no
+  // dispatcher pass claims it and no second write of the row (a new version and an entry in
+  // each of its indexes) marks it so. A target added as the run ends may miss the notification
+  // either way: before, it depended on whether the pass came before the target was saved.
+  // The rows left to dispatch are announced on the outbox channel, so the dispatcher sends them now.
+  return sql`with ins as (insert into notifications (id, user_id, kind, title, body, task_id, seq, workflow_id, workflow_name, device_id, device_name, expires_at, created_at, dispatched_at)
     select v.id, t.user_id, v.kind, left(coalesce(w.name || ': ', '') || v.title, 255), v.body, t.id, v.seq, t.workflow_id, w.name,
-           t.device_id, d.device_name, v.expires_at, date_trunc('milliseconds', now())
+           t.device_id, d.device_name, v.expires_at, date_trunc('milliseconds', now()),
+           case when exists (select 1 from webhook_endpoints e where e.user_id = t.user_id and e.enabled)
+                  or exists (select 1 from push_subscriptions p where p.user_id = t.user_id)
+                  or exists (select 1 from fcm_tokens f where f.user_id = t.user_id) then null else now() end
       from (values ${values}) as v (id, seq, kind, title, body, expires_at)
       join tasks t on t.id = ${taskId} and t.user_id = ${scope.userId}
       left join workflows w on w.id = t.workflow_id
       left join devices d on d.id = t.device_id
     on conflict (task_id, seq, kind) where task_id is not null do nothing
-    returning 1)
-    select pg_notify(${OUTBOX_CHANNEL}, '') from ins limit 1`;
+    returning dispatched_at)
+    select pg_notify(${OUTBOX_CHANNEL}, '') from ins where dispatched_at is null limit 1`;
 }
 
 /**

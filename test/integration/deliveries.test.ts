@@ -566,3 +566,22 @@ describe('a hostile account', () => {
     }
   }, 120_000);
 });
+
+describe('a user with no channel', () => {
+  it('gets notifications stored dispatched by the run mirror\'s own write, which no pass claims or rewrites', async () => {
+    const u = await newUser();
+    const taskId = await runEnds(u, 'run.completed');
+    // The notification's row as it is now was written by the transaction that logged its event
+    // (PostgreSQL's xmin): no later write marked it. Read after a sweep has had its chance.
+    await new Promise((r) => setTimeout(r, 500));
+    const rows = await sys.orm.em.fork().getConnection().execute<{ same: boolean; dispatched: boolean }[]>(
+      `select n.xmin::text = e.xmin::text as same, n.dispatched_at is not null as dispatched
+         from notifications n join task_events e on e.task_id = n.task_id and e.seq = n.seq where n.task_id = ?`, [taskId]);
+    expect(rows).toEqual([{ same: true, dispatched: true }]);
+    // A webhook saved later changes the notifications to come, not this one.
+    const hook = await addHook(u, '/later');
+    const next = await runEnds(u, 'run.completed');
+    await dispatched(next);
+    expect(await deliveries(u, hook)).toHaveLength(1);
+  }, 30_000);
+});

@@ -3,6 +3,8 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { MonitorClient } from '../../src/clients/monitor-client.ts';
 import { DeviceLanes } from '../../src/domain/device-lanes.ts';
+import { acquire, release } from '../../src/db/lanes.ts';
+import { dbOf, sql } from '../../src/db/sql.ts';
 import { addDevice, addWorkflow, eventually, linear, signup } from '../helpers/api.ts';
 import { connectTestDevice, type TestDevice } from '../helpers/devices.ts';
 import { recordHistory } from '../helpers/histories.ts';
@@ -138,6 +140,38 @@ describe('device lanes', () => {
     const rows = await sys.orm.em.fork().execute('select holder_task_id from device_lanes where device_id = ?', [id]);
     expect(rows).toEqual([{ holder_task_id: null }]);
     expect(await sys.orm.em.fork().execute('select 1 from lane_requests where device_id = ?', [id])).toHaveLength(0);
+  });
+
+  it('a free device with nobody waiting is granted in one write of its lane, without a queue entry', async () => {
+    const { id } = await newDevice(false);
+    const db = await dbOf(sys.orm);
+    const ticket = (i: number) => ({ deviceId: id, taskId: crypto.randomUUID(), workflowId: `task-never-started-${i}`, priorityRank: 2, submittedAt: 1_000 + i });
+    // PostgreSQL's own count of the rows written, table by table, before and after the ask
+    // (the backend's counts not yet reported may include its earlier transactions').
+    const written = sql`select relname, n_tup_ins::int as ins, n_tup_upd::int as upd, n_tup_del::int as del
+      from pg_stat_xact_user_tables where relname in ('device_lanes', 'lane_requests') order by relname`;
+    const ask = (t: ReturnType<typeof ticket>) => db.transaction(async (tx) => {
+      const [, before, [answer], after] = await tx.run(['begin', written, acquire(t), written, 'commit']);
+      const rows = after.map((r, i) => ({ relname: r.relname, ins: Number(r.ins) - Number(before[i].ins), upd: Number(r.upd) - Number(before[i].upd), del: Number(r.del) - Number(before[i].del) }));
+      return { answer: answer.answer, rows };
+    });
+    const first = ticket(1);
+    await ask(first); // the lane's row is created by the device's first ask
+    await new DeviceLanes(sys.orm.em, sys.temporal).release(id, first.taskId);
+    const free = ticket(2);
+    expect(await ask(free)).toEqual({
+      answer: 'granted',
+      rows: [{ relname: 'device_lanes', ins: 0, upd: 1, del: 0 }, { relname: 'lane_requests', ins: 0, upd: 0, del: 0 }],
+    });
+    expect(await db.all(sql`select holder_task_id, holder_workflow_id, holder_notified from device_lanes where device_id = ${id}`))
+      .toEqual([{ holder_task_id: free.taskId, holder_workflow_id: free.workflowId, holder_notified: true }]);
+    // Held: the next one queues, and gets the device at the release (not told yet: never started).
+    const next = ticket(3);
+    expect((await ask(next)).answer).toBe('queued');
+    await db.all(release(id, free.taskId));
+    expect(await db.all(sql`select holder_task_id, holder_notified from device_lanes where device_id = ${id}`))
+      .toEqual([{ holder_task_id: next.taskId, holder_notified: false }]);
+    expect(await db.all(sql`select 1 from lane_requests where device_id = ${id}`)).toHaveLength(0);
   });
 });
 

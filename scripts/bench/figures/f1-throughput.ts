@@ -3,6 +3,7 @@ import { type Bench, oursRun, bareRun, closedLoop, accounted, type LoopResult } 
 import { connectDevices, disconnectDevices } from '../clients.ts';
 import { ratio } from '../lib.ts';
 import { cpuText, type CpuSample } from '../cpu.ts';
+import { withStatements } from '../pg-statements.ts';
 
 export interface F1Level {
   concurrency: number;
@@ -34,10 +35,10 @@ export async function f1Throughput(ctx: Bench, slot: () => number): Promise<F1Le
     }
     const minRuns = i === 0 ? Math.min(n, 4) : 0;
     const perRun = (r: LoopResult) => r.runs;
-    const o = await accounted(ctx, () => closedLoop(c, n, ctx.sizes.f1MaxS, async (loop) => {
+    const o = await withStatements(ctx.orm, `F1 c=${c} ours`, () => accounted(ctx, () => closedLoop(c, n, ctx.sizes.f1MaxS, async (loop) => {
       const r = await oursRun(ctx, loop);
       return { ms: r.ms, id: r.taskId };
-    }, minRuns), perRun);
+    }, minRuns), perRun), (x) => x.result.runs, ctx.log);
     const b = await accounted(ctx, () => closedLoop(c, n, ctx.sizes.f1MaxS, async () => {
       const r = await bareRun(ctx);
       return { ms: r.ms, id: r.workflowId };
