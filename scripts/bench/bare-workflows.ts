@@ -7,6 +7,11 @@ import { ActivityCancellationType, CancellationScope, condition, defineSignal, i
 export interface BareActivities {
   /** A trivial step: returns its input. */
   echo(input: { step: number }): Promise<{ echo: { step: number } }>;
+  /**
+   * A step on a bare device: sends the step to the driver's socket number `device` (the bare
+   * server's /device?n=<device>) and resolves on its answer, matched by an id.
+   */
+  deviceStep(input: { device: number; step: number }): Promise<unknown>;
   /** Writes `n` to the ws socket the bench client listens on (F3, F6 and F8 baselines). */
   notify(n: number): Promise<void>;
   /**
@@ -21,7 +26,20 @@ const acts = proxyActivities<BareActivities>({
   retry: { maximumAttempts: 1 },
 });
 
-/** F1/F2 baseline: `steps` trivial activities one after the other. */
+/**
+ * F1/F2 baseline, the product at its most minimal: `steps` steps one after the other, each sent to
+ * a device (the driver's socket `device`) that answers at once. Our steps make that round trip too.
+ */
+export async function bareDeviceStepsWorkflow(device: number, steps: number): Promise<unknown[]> {
+  const out: unknown[] = [];
+  for (let i = 1; i <= steps; i++) out.push(await acts.deviceStep({ device, step: i }));
+  return out;
+}
+
+/**
+ * F1's "Temporal alone" baseline: `steps` trivial activities one after the other, no device. What
+ * Temporal's part of a run costs; shown beside the verdict, which is against the device baseline.
+ */
 export async function bareStepsWorkflow(steps: number): Promise<unknown[]> {
   const out: unknown[] = [];
   for (let i = 1; i <= steps; i++) out.push(await acts.echo({ step: i }));

@@ -131,6 +131,37 @@ export async function disconnectDevices(devices: BenchDevice[]): Promise<void> {
   }));
 }
 
+// ---- bare devices -----------------------------------------------------------------------------
+
+/**
+ * The bare baseline's devices (F1, F2): plain ws sockets to the bare server's /device?n=<i>, one
+ * per loop like ours' simulated devices, each answering a step at once with its echo.
+ */
+export async function openBareDevices(bareUrl: string, n: number, parallel = 25): Promise<WebSocket[]> {
+  const base = `${bareUrl.replace(/^http/, 'ws')}/device`;
+  return pool(Array.from({ length: n }, (_, i) => i), parallel, (i) => new Promise<WebSocket>((resolve, reject) => {
+    const ws = new WebSocket(`${base}?n=${i}`);
+    ws.on('error', reject);
+    ws.once('open', () => resolve(ws));
+    ws.on('message', (data) => {
+      const { id, step } = JSON.parse(String(data)) as { id: number; step: number };
+      ws.send(JSON.stringify({ id, output: { echo: step } }));
+    });
+  }));
+}
+
+export async function closeBareDevices(sockets: WebSocket[]): Promise<void> {
+  await Promise.all(sockets.map((ws) => new Promise<void>((r) => {
+    if (ws.readyState === WebSocket.CLOSED) return r();
+    ws.once('close', () => r());
+    ws.close(1000);
+    setTimeout(() => {
+      ws.terminate();
+      r();
+    }, 2000).unref();
+  })));
+}
+
 // ---- light monitors ---------------------------------------------------------------------------
 
 /**

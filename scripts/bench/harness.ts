@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import type { Client } from '@temporalio/client';
 import type { Orm } from '../../src/db/orm.ts';
 import { workflowIdForTask, type TaskRunResult } from '../../workflows/api.ts';
-import type { bareStepsWorkflow } from './bare-workflows.ts';
+import type { bareDeviceStepsWorkflow, bareStepsWorkflow } from './bare-workflows.ts';
 import type { BenchDevice, Rest } from './clients.ts';
 import type { F5User } from './figures/f5-rest.ts';
 import { cpuPer, cpuSample, type CpuSample } from './cpu.ts';
@@ -49,13 +49,23 @@ export async function oursRun(ctx: Bench, loop: number, workflowId = ctx.wf.thre
 }
 
 let bareSeq = 0;
-/** One bare workflow of `steps` trivial activities, from start to its result; ms. */
-export async function bareRun(ctx: Bench, steps = 3): Promise<{ ms: number; workflowId: string }> {
+/**
+ * One bare run of `steps` steps, from start to its result; ms. With a `device` (a socket of
+ * openBareDevices), each step goes to that device and back (bareDeviceStepsWorkflow, the
+ * baseline); without, each is a trivial activity (bareStepsWorkflow, Temporal alone).
+ */
+export async function bareRun(ctx: Bench, steps = 3, device?: number): Promise<{ ms: number; workflowId: string }> {
   const start = performance.now();
-  const workflowId = `bare-steps-${process.pid}-${++bareSeq}`;
-  await ctx.temporal.workflow.execute<typeof bareStepsWorkflow>('bareStepsWorkflow', {
-    taskQueue: ctx.bareQueue, workflowId, args: [steps],
-  });
+  const workflowId = `bare-${device === undefined ? 'steps' : 'device'}-${process.pid}-${++bareSeq}`;
+  if (device === undefined) {
+    await ctx.temporal.workflow.execute<typeof bareStepsWorkflow>('bareStepsWorkflow', {
+      taskQueue: ctx.bareQueue, workflowId, args: [steps],
+    });
+  } else {
+    await ctx.temporal.workflow.execute<typeof bareDeviceStepsWorkflow>('bareDeviceStepsWorkflow', {
+      taskQueue: ctx.bareQueue, workflowId, args: [device, steps],
+    });
+  }
   return { ms: performance.now() - start, workflowId };
 }
 

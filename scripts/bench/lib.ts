@@ -83,7 +83,7 @@ export interface ServerReady {
   type: 'ready';
   /** Our API node (REST + /ws). */
   apiUrl: string;
-  /** The bare koa app and bare ws server (paths /tasks/:id, /idle, /fanout, /notify). */
+  /** The bare koa app and bare ws server (paths /tasks/:id, /idle, /fanout, /notify, /device?n=). */
   bareUrl: string;
 }
 

@@ -1,7 +1,8 @@
 // The system under test of `npm run bench`, in a process of its own (forked by run.ts with
 // --expose-gc): our API node and task worker, and next to them the bare baselines on the same
 // Temporal dev server and PostgreSQL: a bare Temporal worker (bare-workflows.ts on its own task
-// queue, the task worker's settings), a bare koa app (one pg query by id) and a bare ws server.
+// queue, the task worker's settings), a bare koa app (one pg query by id) and a bare ws server
+// (idle sockets, fan-out, notices to the driver, and the bare devices the driver plays).
 // The driver talks to it over the IPC channel (lib.ts: ServerCommands).
 import { createServer, type IncomingMessage } from 'node:http';
 import { createRequire } from 'node:module';
@@ -109,10 +110,23 @@ const bareSockets = new Set<WebSocket>();
 const fanoutSockets = new Set<WebSocket>();
 let notifySocket: WebSocket | null = null;
 let fanoutFrames: string[] = [];
+/** F1/F2's bare devices by number, each with the steps it has not answered yet, by id. */
+type Waiting = Map<number, { resolve: (answer: unknown) => void; reject: (err: Error) => void }>;
+const bareDevices = new Map<number, { ws: WebSocket; waiting: Waiting }>();
+let stepId = 0;
 
 const bareActivities: BareActivities = {
   async echo(input) {
     return { echo: input };
+  },
+  async deviceStep({ device, step }) {
+    const d = bareDevices.get(device);
+    if (!d) throw new Error(`bare device ${device} is not connected`);
+    const id = ++stepId;
+    return new Promise((resolve, reject) => {
+      d.waiting.set(id, { resolve, reject });
+      d.ws.send(JSON.stringify({ id, step }));
+    });
   },
   async notify(n) {
     notifySocket?.send(String(n));
@@ -158,8 +172,9 @@ bareApp.use(bareRouter.routes());
 const bareServer = createServer(bareApp.callback());
 const wss = new WebSocketServer({ noServer: true });
 bareServer.on('upgrade', (req: IncomingMessage, socket, head) => {
-  const path = new URL(req.url ?? '/', 'http://localhost').pathname;
-  if (path !== '/idle' && path !== '/fanout' && path !== '/notify') {
+  const url = new URL(req.url ?? '/', 'http://localhost');
+  const path = url.pathname;
+  if (path !== '/idle' && path !== '/fanout' && path !== '/notify' && path !== '/device') {
     socket.destroy();
     return;
   }
@@ -168,6 +183,21 @@ bareServer.on('upgrade', (req: IncomingMessage, socket, head) => {
     ws.on('close', () => bareSockets.delete(ws));
     ws.on('error', () => undefined);
     if (path === '/notify') notifySocket = ws;
+    // F1/F2 baseline: device n answers each step as {id, output}.
+    if (path === '/device') {
+      const n = Number(url.searchParams.get('n'));
+      const waiting: Waiting = new Map();
+      bareDevices.set(n, { ws, waiting });
+      ws.on('message', (data) => {
+        const { id, output } = JSON.parse(String(data)) as { id: number; output: unknown };
+        waiting.get(id)?.resolve(output);
+        waiting.delete(id);
+      });
+      ws.on('close', () => {
+        if (bareDevices.get(n)?.ws === ws) bareDevices.delete(n);
+        for (const w of waiting.values()) w.reject(new Error(`bare device ${n} went away`));
+      });
+    }
     // F4 baseline: every message is a "subscribe": answer it with the run's frames.
     if (path === '/fanout') {
       fanoutSockets.add(ws);
