@@ -28,7 +28,7 @@ import { TEMPORAL_BIN } from '../../src/temporal/dev-server.ts';
 import { connectClient } from '../../src/temporal/client.ts';
 import { z } from 'zod';
 import { arg, readCommandLine } from '../lib/cli.ts';
-import { BenchDevice, Rest, connectDevices, disconnectDevices, linear } from './clients.ts';
+import { BenchDevice, Rest, closeBareDevices, connectDevices, disconnectDevices, linear, openBareDevices } from './clients.ts';
 import { f1Throughput } from './figures/f1-throughput.ts';
 import { f2PerStep } from './figures/f2-per-step.ts';
 import { f3Control } from './figures/f3-control.ts';
@@ -188,10 +188,13 @@ async function main(): Promise<void> {
 
   // Warm-up: JIT, the workflow bundles in the workers' isolates, connection pools.
   await connectDevices(devices.slice(0, 1), ctx.wsUrl);
+  const bareDevices = await openBareDevices(ctx.bareUrl, 1);
   for (let i = 0; i < S.warmupRuns; i++) {
     await oursRun(ctx, 0);
+    await bareRun(ctx, 3, 0);
     await bareRun(ctx);
   }
+  await closeBareDevices(bareDevices);
   await disconnectDevices(devices.slice(0, 1));
   log('warmed up');
 

@@ -29,6 +29,10 @@ describe('bench', () => {
       if (ratio === undefined) throw new Error(`no numeric ratio for ${figure}: ${row}`);
       expect(Number.isFinite(Number(ratio))).toBe(true);
     }
+    // F1's verdict is against the bare device baseline; Temporal alone is shown beside it.
+    const f1 = report.split('\n').find((l) => l.startsWith('| F1 |'))!;
+    expect(f1).toMatch(/\(vs Temporal alone: \d+\.\d+x\)/);
+    expect(report).toMatch(/\| 1 \| Temporal alone \| \d/);
     // The run says what it ran on.
     expect(report).toMatch(/\| mode \| smoke \|/);
     expect(report).toMatch(/\| node \| v\d+/);

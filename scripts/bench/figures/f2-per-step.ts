@@ -1,7 +1,8 @@
-// F2: what one more step of a run costs, ours against bare Temporal.
+// F2: what one more step of a run costs, ours against the bare product (a step: a round trip to a
+// bare device, as each of ours is to the simulated PC).
 import { workflowIdForTask } from '../../../workflows/api.ts';
 import { type Bench, oursRun, bareRun } from '../harness.ts';
-import { connectDevices, disconnectDevices } from '../clients.ts';
+import { closeBareDevices, connectDevices, disconnectDevices, openBareDevices } from '../clients.ts';
 import { median, ratio } from '../lib.ts';
 import { historyBreakdown, type HistoryBreakdown } from '../history.ts';
 
@@ -38,18 +39,20 @@ export interface F2Result {
  */
 export async function f2PerStep(ctx: Bench, slot: () => number): Promise<F2Result> {
   await connectDevices(ctx.devices.slice(0, 1), ctx.wsUrl);
+  const bareDevices = await openBareDevices(ctx.bareUrl, 1);
   const o = { one: [] as number[], long: [] as number[], longIds: [] as string[] };
   const b = { one: [] as number[], long: [] as number[], longIds: [] as string[] };
   for (let i = 0; i < ctx.sizes.f2Runs && (i < 2 || slot() > 0); i++) {
     o.one.push((await oursRun(ctx, 0, ctx.wf.one)).ms);
-    b.one.push((await bareRun(ctx, 1)).ms);
+    b.one.push((await bareRun(ctx, 1, 0)).ms);
     const ol = await oursRun(ctx, 0, ctx.wf.long);
     o.long.push(ol.ms);
     o.longIds.push(ol.taskId);
-    const bl = await bareRun(ctx, ctx.sizes.f2Steps);
+    const bl = await bareRun(ctx, ctx.sizes.f2Steps, 0);
     b.long.push(bl.ms);
     b.longIds.push(bl.workflowId);
   }
+  await closeBareDevices(bareDevices);
   await disconnectDevices(ctx.devices.slice(0, 1));
   const runs = o.one.length;
   if (runs < ctx.sizes.f2Runs) ctx.skipped.push(`F2 rounds ${runs + 1} to ${ctx.sizes.f2Runs}`);
@@ -70,7 +73,7 @@ export async function f2PerStep(ctx: Bench, slot: () => number): Promise<F2Resul
   };
   const medianId = (ms: number[], ids: string[]) => ids[ms.indexOf(median(ms))] ?? ids[0];
   const oursHistory = await read(workflowIdForTask(medianId(o.long, o.longIds)), 'dispatchStep');
-  const bareHistory = await read(medianId(b.long, b.longIds), 'echo');
+  const bareHistory = await read(medianId(b.long, b.longIds), 'deviceStep');
   const res: F2Result = {
     steps: ctx.sizes.f2Steps, runs, ours, bare,
     addedPerStepMs: ours.perStepMs - bare.perStepMs,
