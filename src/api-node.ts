@@ -61,8 +61,10 @@ export async function startApiNode(deps: ApiNodeDeps): Promise<ApiNode> {
   // Open login sessions, trusted for a moment; revocations reach every node through the bus.
   const sessionCache = new SessionCache(live, config.SESSION_CACHE_TTL_MS);
   const gateway = new Gateway({ config, logger: logger.child({ component: 'ws' }), orm, temporal, tokens, deviceConnections, live, streams, feeds, sessionCache });
+  // Over the workers' connection: eager starts of runs and deliveries (src/temporal/client.ts).
+  const eagerStarts = clientOverWorkerConnection(deps.workerConnection, config.TEMPORAL_NAMESPACE, tracing);
   const app = createApp({
-    config, logger, orm, temporal, tokens, sockets: gateway, counts: () => gateway.counts, sessionCache,
+    config, logger, orm, temporal, eagerStarts, tokens, sockets: gateway, counts: () => gateway.counts, sessionCache,
     tracer: tracing.tracer,
     ...(config.TEMPORAL_METRICS_ADDRESS
       ? { sdkMetrics: sdkMetricsReader(sdkMetricsUrl(config.TEMPORAL_METRICS_ADDRESS), logger.child({ component: 'metrics' })) }
@@ -84,7 +86,7 @@ export async function startApiNode(deps: ApiNodeDeps): Promise<ApiNode> {
   const workerRun = worker.run();
   const reconciler = startReconciler({ temporal, orm, logger: logger.child({ component: 'reconciler' }) });
   const dispatcher = config.NOTIFY_DISPATCH_MS === 0 ? null : startDispatcher({
-    orm, temporal: clientOverWorkerConnection(deps.workerConnection, config.TEMPORAL_NAMESPACE, tracing), eagerStart: true, taskQueue: deliveryQueue(config.TASK_QUEUE), logger: logger.child({ component: 'notification-dispatch' }), intervalMs: config.NOTIFY_DISPATCH_MS,
+    orm, temporal: eagerStarts, eagerStart: true, taskQueue: deliveryQueue(config.TASK_QUEUE), logger: logger.child({ component: 'notification-dispatch' }), intervalMs: config.NOTIFY_DISPATCH_MS,
     retry: { maximumAttempts: config.DELIVERY_MAX_ATTEMPTS, initialIntervalMs: config.DELIVERY_RETRY_INITIAL_MS, maximumIntervalMs: config.DELIVERY_RETRY_MAX_MS },
   });
   // A stored notification is sent at once, not at the next sweep.

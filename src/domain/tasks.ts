@@ -43,6 +43,13 @@ export interface AccountLimits {
 
 export interface TaskEngine {
   temporal: Client;
+  /**
+   * Starts runs with `requestEagerStart` (Temporal's eager workflow start): a client over the
+   * NativeConnection of this process's workers (clientOverWorkerConnection), so that where a task
+   * worker runs in the same process, the run's first workflow task comes back in the start's
+   * answer instead of going through matching; elsewhere the start is an ordinary one.
+   */
+  eagerStarts?: Client;
   taskQueue: string;
   offlineTimeoutMs: number;
   limits: AccountLimits;
@@ -163,8 +170,9 @@ export async function submitTask(
     runInput.statusAtStart = 'running';
   }
   try {
-    const handle = await engine.temporal.workflow.start<typeof taskRunWorkflow>(TASK_RUN_WORKFLOW, {
+    const handle = await (engine.eagerStarts ?? engine.temporal).workflow.start<typeof taskRunWorkflow>(TASK_RUN_WORKFLOW, {
       taskQueue: engine.taskQueue,
+      requestEagerStart: engine.eagerStarts !== undefined,
       workflowId: task.temporalWorkflowId,
       args: [runInput],
       workflowIdConflictPolicy: 'USE_EXISTING',

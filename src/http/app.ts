@@ -54,6 +54,8 @@ export interface AppDeps {
   logger: Logger;
   orm: Orm;
   temporal: Client;
+  /** Starts runs eagerly where a task worker shares this process (TaskEngine.eagerStarts). */
+  eagerStarts?: Client;
   tokens: AccessTokens;
   sockets: DeviceSockets;
   /** This node's WebSocket connections, for /metrics (the gateway's `counts`). */
@@ -67,9 +69,10 @@ export interface AppDeps {
 }
 
 /** Every /api/v1 route, as data (the OpenAPI document is generated from this list). */
-export function apiRoutes(deps: Pick<AppDeps, 'config' | 'temporal' | 'tokens' | 'sockets' | 'sessionCache'>): RouteSpec[] {
+export function apiRoutes(deps: Pick<AppDeps, 'config' | 'temporal' | 'eagerStarts' | 'tokens' | 'sockets' | 'sessionCache'>): RouteSpec[] {
   const engine: TaskEngine = {
     temporal: deps.temporal,
+    ...(deps.eagerStarts ? { eagerStarts: deps.eagerStarts } : {}),
     taskQueue: deps.config.TASK_QUEUE,
     offlineTimeoutMs: deps.config.DEVICE_OFFLINE_TIMEOUT_MS,
     presenceStaleMs: deps.config.WS_HEARTBEAT_MS * 3,
