@@ -23,7 +23,7 @@ async function stdoutOf(body: string): Promise<{ text: string; code: number | nu
     });
     closeSync(fd);
     let stderr = '';
-    child.stderr.on('data', (d) => (stderr += String(d)));
+    child.stderr?.on('data', (d) => (stderr += String(d)));
     const code = await new Promise<number | null>((r) => child.once('exit', r));
     const writes = Number(/writes=(\d+)/.exec(stderr)?.[1] ?? -1);
     return { text: readFileSync(file, 'utf8'), code, writes };
