@@ -43,7 +43,7 @@ let exitHooked = false;
  * logged, and no write is ever in flight. At exit (process.exit, an uncaught exception) what the
  * turn holds is written before the process ends. pino's own default, an asynchronous sonic-boom,
  * writes from a thread-pool thread, and a crash during such a write writes the lines queued
- * after it first (test/unit/logger.test.ts shows both). Like any synchronous log, a reader that
+ * after it first (test/unit/logger.test.ts fails on it). Like any synchronous log, a reader that
  * stops reading (a full pipe) holds the process until it reads again.
  */
 export class TurnBatchedDestination implements DestinationStream {
@@ -55,6 +55,7 @@ export class TurnBatchedDestination implements DestinationStream {
   constructor(fd: number) {
     // Synchronous: sonic-boom retries a full non-blocking pipe (EAGAIN) and finishes partial writes.
     this.out = pino.destination({ dest: fd, sync: true });
+    for (const ref of live) if (!ref.deref()) live.delete(ref);
     live.add(new WeakRef(this));
     if (!exitHooked) {
       exitHooked = true;
