@@ -68,6 +68,29 @@ export interface AppDeps {
   sdkMetrics?: () => Promise<string>;
 }
 
+/**
+ * A request's `ctx.state`: the same fields, in the same order, on every request, so the code that
+ * reads them sees one object shape. One EntityManager (identity map, unit of work) per request,
+ * forked when first used: the hottest reads go to the pool directly and never need one. (A
+ * getter defined on each request's plain object made a new shape per request.)
+ */
+class RequestState {
+  requestId!: string;
+  userId!: string;
+  sessionId!: string;
+  repos!: OwnedRepos;
+  readonly #orm: Orm;
+  #em: EntityManager | undefined;
+
+  constructor(orm: Orm) {
+    this.#orm = orm;
+  }
+
+  get em(): EntityManager {
+    return (this.#em ??= this.#orm.em.fork() as EntityManager);
+  }
+}
+
 /** Every /api/v1 route, as data (the OpenAPI document is generated from this list). */
 export function apiRoutes(deps: Pick<AppDeps, 'config' | 'temporal' | 'eagerStarts' | 'tokens' | 'sockets' | 'sessionCache'>): RouteSpec[] {
   const engine: TaskEngine = {
@@ -121,23 +144,23 @@ export function createApp(deps: AppDeps): Koa {
   });
   const limits = new RateLimits(deps.config, API_PREFIX);
 
+  // First: every request's state has one shape (see RequestState), before anything sets a field.
+  app.use((ctx, next) => {
+    ctx.state = new RequestState(orm);
+    return next();
+  });
   app.use(requestId());
   if (deps.tracer) app.use(httpSpans(deps.tracer, () => routers));
   app.use(metrics.middleware());
   app.use(errorHandler(logger));
   app.use(securityHeaders());
-  app.use(accessLog(logger.child({ component: 'http' })));
+  // The access line's fields are fixed (request id, method, path without the query, status, time):
+  // nothing to redact, so its logger skips the redaction pass every other line gets.
+  app.use(accessLog(logger.child({ component: 'http' }, { redact: [] })));
   // Before the rate limits: a preflight is answered here and spends nothing, and a 429 still
   // carries the CORS headers its page needs to read it.
   app.use(corsFor(deps.config.CORS_ORIGINS));
   app.use(limits.middleware());
-  app.use(async (ctx, next) => {
-    // One EntityManager (identity map, unit of work) per request, forked when first used: the
-    // hottest reads go to the pool directly and never need one.
-    let em: EntityManager | undefined;
-    Object.defineProperty(ctx.state, 'em', { get: () => (em ??= orm.em.fork() as EntityManager), configurable: true });
-    await next();
-  });
 
   const authenticate = async (ctx: Context) => {
     const header = ctx.get('Authorization');
