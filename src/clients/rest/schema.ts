@@ -996,12 +996,13 @@ export interface components {
       /** @description The app install's FCM token (channel fcm); its deliveries go with it when it is deleted */
       fcm_token_id: string | null;
       /**
-       * @description pending: being delivered, retried or held for quiet hours; failed: retries spent, or the target refused or gone; digested: sent in another delivery's digest
+       * @description pending: being delivered, retried, waiting for a permit of its account or held for quiet hours; failed: retries spent, or the target refused or gone; digested: sent in another delivery's digest
        * @enum {string}
        */
       status: "pending" | "succeeded" | "failed" | "digested";
       /** @description Held for quiet hours until then */
       not_before: string | null;
+      /** @description Requests made (every round, redeliveries included); a delivery waiting for one of its account's permits (DELIVERY_MAX_IN_FLIGHT_PER_ACCOUNT) makes none */
       attempts: number;
       redeliveries: number;
       last_status_code: number | null;
