@@ -5,14 +5,13 @@ import {
   ActivityCancellationType,
   ActivityFailure,
   ApplicationFailure,
-  CancellationScope,
   TimeoutFailure,
   condition,
   isCancellation,
   patched,
   proxyActivities,
 } from '@temporalio/workflow';
-import type { DeviceStepActivities } from '../activities/types.ts';
+import type { DeviceStepActivities, DispatchResult } from '../activities/types.ts';
 import { deviceStepQueue, stepKey, type RunError, type RunEvent, type StepArtifactRef, type StepState } from './api.ts';
 import { DEFAULT_APPROVAL_TIMEOUT_MS, awaitDecision, decidedBy } from './approval.ts';
 import { boundary, heldAtBoundary } from './control.ts';
@@ -20,6 +19,7 @@ import { STEP_INTERRUPTED, render, type DefinitionNode, type RetrySpec } from '.
 import { awaitDevice, knownNode } from './lane-and-presence.ts';
 import { DeviceLost, RunCancelled, RunFailed, StepFailed } from './run-errors.ts';
 import type { Run } from './run.ts';
+import { DirectScope } from './scope.ts';
 import { FailureType, type StepErrorDetails } from './step-failures.ts';
 
 const DEFAULT_STEP_TIMEOUT_MS = 10 * 60 * 1000;
@@ -109,27 +109,31 @@ async function dispatchUntilAnswered(run: Run, node: DefinitionNode, attempt: nu
     beginStep(run, node, attempt, key, delivery);
     // The events so far ride with the dispatch (the monitor bridge reads them there).
     const carried = events.take();
+    let answer: DispatchResult;
     try {
-      const { output, artifacts } = await dispatch(run, node, deviceNode, attempt, key, params, carried);
-      run.lastNode = deviceNode;
-      run.inflight = null;
-      run.completedSteps++;
-      state.progress = run.totalSteps ? Math.round((run.completedSteps / run.totalSteps) * 100) : 100;
-      run.markStep(key, 'completed', { output });
-      recordArtifacts(run, node, attempt, key, artifacts);
-      events.emit('step.completed', { step_id: node.id, attempt, key, output, progress: state.progress });
-      return output;
+      answer = await dispatch(run, node, deviceNode, attempt, key, params, carried);
     } catch (err) {
+      const failure = dispatchFailure(run, node, err);
       run.inflight = null;
       run.lastNode = null;
       // Whether the dispatch activity wrote them is unknown: write them again (idempotent by seq).
       events.record(carried);
-      if (err instanceof DeviceLost) {
+      if (failure instanceof DeviceLost) {
         run.deviceSignalled = false;
         continue;
       }
-      throw err;
+      throw failure;
     }
+    const { output, mirrored, artifacts } = answer;
+    if (!mirrored) events.record(carried);
+    run.lastNode = deviceNode;
+    run.inflight = null;
+    run.completedSteps++;
+    state.progress = run.totalSteps ? Math.round((run.completedSteps / run.totalSteps) * 100) : 100;
+    run.markStep(key, 'completed', { output });
+    recordArtifacts(run, node, attempt, key, artifacts);
+    events.emit('step.completed', { step_id: node.id, attempt, key, output, progress: state.progress });
+    return output;
   }
 }
 
@@ -156,7 +160,11 @@ function beginStep(run: Run, node: DefinitionNode, attempt: number, key: string,
   run.details();
 }
 
-async function dispatch(
+/**
+ * Schedules the dispatch activity in the run's step scope and returns its promise: not async, so
+ * the step costs no promises of its own here (its caller awaits the activity's).
+ */
+function dispatch(
   run: Run,
   node: DefinitionNode,
   deviceNode: string,
@@ -164,67 +172,66 @@ async function dispatch(
   key: string,
   params: unknown,
   events: RunEvent[],
-): Promise<{ output: unknown; artifacts?: StepArtifactRef[] }> {
-  const timeoutMs = node.timeoutMs ?? DEFAULT_STEP_TIMEOUT_MS;
+): Promise<DispatchResult> {
   const steps = proxyActivities<DeviceStepActivities>({
     taskQueue: deviceStepQueue(deviceNode),
     // The node holding the socket is gone if nobody picks the task up: locate the device again.
     scheduleToStartTimeout: '15s',
     // The dispatch activity enforces the step timeout itself (and aborts the step); this is a backstop.
-    startToCloseTimeout: timeoutMs + 30_000,
+    startToCloseTimeout: stepTimeoutMs(node) + 30_000,
     heartbeatTimeout: '20s',
     retry: { maximumAttempts: 1 },
     cancellationType: ActivityCancellationType.TRY_CANCEL,
     summary: `${node.name ?? node.id} · ${node.type} · attempt ${attempt}`,
   });
   // One scope for every dispatch of the run: it is cancelled once, when the run is.
-  const scope = (run.stepScope ??= new CancellationScope());
+  const scope = (run.stepScope ??= new DirectScope());
   run.inflight = { key, deviceNode, scope };
-  try {
-    const { output, mirrored, artifacts } = await scope.run(() =>
-      steps.dispatchStep({
-        taskId: run.input.taskId,
-        deviceId: run.input.deviceId,
-        stepId: node.id,
-        name: node.name,
-        type: node.type,
-        attempt,
-        key,
-        params,
-        timeoutMs,
-        ...(node.heartbeatTimeoutMs ? { heartbeatTimeoutMs: node.heartbeatTimeoutMs } : {}),
-        events,
-      }),
-    );
-    if (!mirrored) run.events.record(events);
-    return { output, artifacts };
-  } catch (err) {
-    if (isCancellation(err)) {
-      if (run.state.cancelRequested) throw new RunCancelled();
-      throw err;
+  return scope.run(() =>
+    steps.dispatchStep({
+      taskId: run.input.taskId,
+      deviceId: run.input.deviceId,
+      stepId: node.id,
+      name: node.name,
+      type: node.type,
+      attempt,
+      key,
+      params,
+      timeoutMs: stepTimeoutMs(node),
+      ...(node.heartbeatTimeoutMs ? { heartbeatTimeoutMs: node.heartbeatTimeoutMs } : {}),
+      events,
+    }),
+  );
+}
+
+function stepTimeoutMs(node: DefinitionNode): number {
+  return node.timeoutMs ?? DEFAULT_STEP_TIMEOUT_MS;
+}
+
+/**
+ * What a failed dispatch means for the run: the device lost (DeviceLost: send again), the step
+ * failed (StepFailed: the retry policy decides), the run cancelled (RunCancelled), or, for
+ * anything else, the error itself.
+ */
+function dispatchFailure(run: Run, node: DefinitionNode, err: unknown): unknown {
+  if (isCancellation(err)) return run.state.cancelRequested ? new RunCancelled() : err;
+  if (!(err instanceof ActivityFailure)) return err;
+  const cause = err.cause;
+  if (cause instanceof ApplicationFailure && cause.type === FailureType.DeviceDisconnected) return new DeviceLost();
+  if (cause instanceof TimeoutFailure) {
+    if (cause.timeoutType === 'START_TO_CLOSE') {
+      return new StepFailed({ code: 'STEP_TIMEOUT', message: `step timed out after ${stepTimeoutMs(node)} ms` });
     }
-    if (err instanceof ActivityFailure) {
-      const cause = err.cause;
-      if (cause instanceof ApplicationFailure && cause.type === FailureType.DeviceDisconnected) {
-        throw new DeviceLost();
-      }
-      if (cause instanceof TimeoutFailure) {
-        if (cause.timeoutType === 'START_TO_CLOSE') {
-          throw new StepFailed({ code: 'STEP_TIMEOUT', message: `step timed out after ${timeoutMs} ms` });
-        }
-        throw new DeviceLost(); // heartbeat or schedule-to-start: the API node is gone
-      }
-      if (cause instanceof ApplicationFailure && cause.type === FailureType.StepError) {
-        const d = (cause.details?.[0] ?? {}) as Partial<StepErrorDetails>;
-        throw new StepFailed({
-          code: typeof d.code === 'string' ? d.code : 'STEP_ERROR',
-          message: typeof d.message === 'string' ? d.message : cause.message,
-          retryable: d.retryable === true,
-          ...(Array.isArray(d.artifacts) && d.artifacts.length ? { artifacts: d.artifacts } : {}),
-        });
-      }
-      throw new StepFailed({ code: 'DISPATCH_FAILED', message: cause?.message ?? err.message });
-    }
-    throw err;
+    return new DeviceLost(); // heartbeat or schedule-to-start: the API node is gone
   }
+  if (cause instanceof ApplicationFailure && cause.type === FailureType.StepError) {
+    const d = (cause.details?.[0] ?? {}) as Partial<StepErrorDetails>;
+    return new StepFailed({
+      code: typeof d.code === 'string' ? d.code : 'STEP_ERROR',
+      message: typeof d.message === 'string' ? d.message : cause.message,
+      retryable: d.retryable === true,
+      ...(Array.isArray(d.artifacts) && d.artifacts.length ? { artifacts: d.artifacts } : {}),
+    });
+  }
+  return new StepFailed({ code: 'DISPATCH_FAILED', message: cause?.message ?? err.message });
 }

@@ -35,7 +35,10 @@ export async function walk(run: Run): Promise<void> {
     let branch: string | undefined;
     // A device step goes straight to its runner: no generic node wrapper (and its promise).
     if (isDeviceStep(node)) run.outputs[node.id] = await runDeviceStep(run, node, visit(run, node));
-    else branch = await runControlNode(run, node);
+    else {
+      const taken = runControlNode(run, node);
+      branch = typeof taken === 'object' ? await taken : taken;
+    }
     const next = nextNodeId(input.definition, node.id, branch);
     node = next === undefined ? undefined : nodes.get(next);
   }
@@ -85,8 +88,12 @@ function invalidParam(node: DefinitionNode, name: string, value: unknown, allowe
   });
 }
 
-/** Runs a control node; returns the branch label to follow, if the node branches. */
-async function runControlNode(run: Run, node: DefinitionNode): Promise<string | undefined> {
+/**
+ * Runs a control node; returns the branch label to follow, if the node branches. Not async: a
+ * node that waits (wait, approval) returns the promise of its branch, the others (start,
+ * condition, loop) their branch itself, with no promise to await.
+ */
+function runControlNode(run: Run, node: DefinitionNode): string | undefined | Promise<string | undefined> {
   visit(run, node);
   const params = (node.params ?? {}) as Record<string, unknown>;
   switch (node.type) {
@@ -98,8 +105,7 @@ async function runControlNode(run: Run, node: DefinitionNode): Promise<string | 
       return String(result);
     }
     case 'wait':
-      await runWait(run, node, params);
-      return undefined;
+      return runWait(run, node, params);
     case 'approval':
       return runApproval(run, node, params);
     case 'loop':
@@ -121,7 +127,7 @@ function visit(run: Run, node: DefinitionNode): number {
 }
 
 /** A durable timer that cancel interrupts. */
-async function runWait(run: Run, node: DefinitionNode, params: Record<string, unknown>): Promise<void> {
+async function runWait(run: Run, node: DefinitionNode, params: Record<string, unknown>): Promise<undefined> {
   const { state } = run;
   const rendered = render(params.durationMs, run.scope()) ?? 0;
   const ms = Number(rendered);
@@ -133,6 +139,7 @@ async function runWait(run: Run, node: DefinitionNode, params: Record<string, un
   await condition(() => state.cancelRequested, Math.max(0, ms));
   if (state.cancelRequested) throw new RunCancelled();
   run.outputs[node.id] = { waited_ms: ms };
+  return undefined;
 }
 
 /** A bounded repeat (`count`) or for-each (`items`); `{{loop.index}}`, `{{loop.item}}` inside. */

@@ -14,14 +14,17 @@ const LANE_GRACE_MS = 1000;
 const LANE_RECHECK_MS = 5 * 60_000;
 
 /**
- * Waits for the lane the submitter asked: held from the start (`granted`), or queued until
- * `laneGranted`. If no grant comes in a second (the submitter's release raced the start of this
- * workflow), and every few minutes after, the run asks again: idempotent, and the answer says
- * whether it holds the device.
+ * Waits for the lane the submitter asked: held from the start (`granted`: returns undefined, no
+ * promise to await), or queued until `laneGranted`. If no grant comes in a second (the
+ * submitter's release raced the start of this workflow), and every few minutes after, the run
+ * asks again: idempotent, and the answer says whether it holds the device.
  */
-export async function awaitLane(run: Run): Promise<void> {
+export function awaitLane(run: Run): Promise<void> | undefined {
+  return run.input.lane === 'granted' ? undefined : queueForLane(run);
+}
+
+async function queueForLane(run: Run): Promise<void> {
   const { input, state } = run;
-  if (input.lane === 'granted') return;
   const ask = async () => {
     const { granted } = await run.persist.acquireDeviceLane({
       deviceId: input.deviceId,

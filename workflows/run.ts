@@ -14,6 +14,7 @@ import { SA } from './search-attributes.ts';
 import type { ApprovalDecision, ControlRequest, RunState, RunStatus, StepState, TaskRunInput } from './api.ts';
 import { isDeviceStep, type DefinitionNode } from './definition.ts';
 import { EventLog } from './event-log.ts';
+import type { DirectScope } from './scope.ts';
 
 /** The device step being dispatched: what a control action or a cancel reaches. */
 export interface InFlight {
@@ -57,7 +58,7 @@ export class Run {
   // ---- the device step
   inflight: InFlight | null = null;
   /** The scope every dispatch runs in (cancelled once, when the run is). */
-  stepScope: CancellationScope | null = null;
+  stepScope: DirectScope | null = null;
   readonly totalSteps: number;
   completedSteps = 0;
 

@@ -22,7 +22,8 @@ export async function taskRunWorkflow(input: TaskRunInput): Promise<TaskRunResul
   registerHandlers(run);
   events.emit('run.pending', { reason: 'queued' });
   try {
-    await awaitLane(run);
+    const queued = awaitLane(run);
+    if (queued) await queued;
     await walk(run);
     run.setStatus('completed', null);
     events.emit('run.completed', { outputs });
