@@ -11,6 +11,8 @@ declare module 'autocannon' {
     /** Seconds before a request counts as timed out. */
     timeout?: number;
     pipelining?: number;
+    /** Requests per second over all connections (a fixed rate instead of as fast as it goes). */
+    overallRate?: number;
     /** A sequence each connection goes through, again and again. */
     requests?: {
       method?: string;

@@ -16,6 +16,8 @@
 //                        --cpu-prof-dir=<dir>` profiles every thread (the workflow threads too)
 //   BENCH_PG_STATEMENTS=<file> F1's PostgreSQL statements, commits, WAL and rows written per run
 //                        (needs pg_stat_statements preloaded: point BENCH_PG_URL at such a server)
+//   BENCH_F5_RATE=<n>    F5 at a fixed n requests/s a side instead of as fast as it goes: CPU per
+//                        request without the contention of a saturated machine (compare changes)
 //   --help               the other options
 //
 // Loopback only (127.0.0.1); every request loop is bounded in count and in time.

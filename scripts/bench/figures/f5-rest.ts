@@ -52,8 +52,9 @@ export interface F5Result {
  */
 export async function cannon(base: string, path: (u: F5User) => string, users: F5User[], seconds: number, connections: number, auth: boolean): Promise<Cannon> {
   let i = 0;
+  const rate = Number(process.env.BENCH_F5_RATE) || 0;
   const r = await autocannon({
-    url: base, connections, duration: seconds, timeout: 10,
+    url: base, connections, duration: seconds, timeout: 10, ...(rate > 0 ? { overallRate: rate } : {}),
     requests: [{
       method: 'GET',
       setupRequest: (req) => {
