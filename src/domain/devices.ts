@@ -3,10 +3,10 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Device, DeviceReadings } from '../db/entities.ts';
 import * as devicesDb from '../db/devices.ts';
 import type { OwnedRepos } from '../db/owned.ts';
-import { AppError, ErrorCode, errors } from '../errors.ts';
+import { AppError, ErrorCode } from '../errors.ts';
 import { hashToken, newOpaqueToken } from './tokens.ts';
 import type { Client } from '@temporalio/client';
-import { isLimitReached } from '../db/quotas.ts';
+import { refusedOverLimit } from '../db/quotas.ts';
 import { deleteSchedulesOf } from './schedules.ts';
 
 export interface DeviceInput {
@@ -35,9 +35,7 @@ export async function registerDevice(repos: OwnedRepos, input: DeviceInput, maxD
     capabilities: input.capabilities ?? [],
     tokenHash: hash,
     isOnline: false,
-  }, maxDevices).catch((err: unknown) => {
-    throw isLimitReached(err) ? errors.limitReached('devices', maxDevices) : err;
-  });
+  }, maxDevices).catch(refusedOverLimit('devices', maxDevices));
   return { device, token };
 }
 

@@ -9,7 +9,7 @@ import { errors } from '../errors.ts';
 import type { scheduledRunWorkflow } from '../../workflows/scheduled-run.ts';
 import { checkWorkflowParameters } from './parameter-schema.ts';
 import { submitTask, type TaskEngine } from './tasks.ts';
-import { isLimitReached } from '../db/quotas.ts';
+import { refusedOverLimit } from '../db/quotas.ts';
 
 export const SCHEDULED_RUN_WORKFLOW = 'scheduledRunWorkflow';
 
@@ -41,9 +41,7 @@ export async function createSchedule(repos: OwnedRepos, engine: TaskEngine, inpu
     timezone: input.timezone ?? null,
     paused: input.paused ?? false,
     temporalScheduleId: `schedule-${id}`,
-  }, engine.limits.schedules).catch((err: unknown) => {
-    throw isLimitReached(err) ? errors.limitReached('schedules', engine.limits.schedules) : err;
-  });
+  }, engine.limits.schedules).catch(refusedOverLimit('schedules', engine.limits.schedules));
   try {
     await engine.temporal.schedule.create<typeof scheduledRunWorkflow>({
       scheduleId: schedule.temporalScheduleId,

@@ -6,7 +6,7 @@ import * as workflowsDb from '../db/workflows.ts';
 import { errors } from '../errors.ts';
 import { validateDefinition } from './definition-schema.ts';
 import type { Client } from '@temporalio/client';
-import { isLimitReached } from '../db/quotas.ts';
+import { refusedOverLimit } from '../db/quotas.ts';
 import { deleteSchedulesOf } from './schedules.ts';
 import { checkParameterSchema } from './parameter-schema.ts';
 
@@ -42,9 +42,7 @@ export async function createWorkflow(repos: OwnedRepos, input: WorkflowInput, ma
     version: 1,
     definition: definition as unknown as Record<string, unknown>,
     parameters: input.parameters ?? null,
-  }, maxWorkflows).catch((err: unknown) => {
-    throw isLimitReached(err) ? errors.limitReached('workflows', maxWorkflows) : err;
-  });
+  }, maxWorkflows).catch(refusedOverLimit('workflows', maxWorkflows));
 }
 
 /** The user's workflow and the version it runs now. */
